@@ -1,0 +1,15 @@
+//! idvault-api: the HTTP layer. Speaks the Descope Management API (JSON, camelCase, Descope error
+//! bodies) on top of the domain services in idvault-core.
+//!
+//! Handlers are thin: authorise, parse the wire DTO into domain types, call one service method,
+//! map the result back to a DTO. Wire types live in `dto` modules, separate from the domain.
+//! Must not import a database driver.
+
+pub mod error;
+pub mod extract;
+pub mod router;
+pub mod routes;
+pub mod state;
+
+pub use router::router;
+pub use state::AppState;

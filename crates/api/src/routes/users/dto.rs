@@ -1,0 +1,313 @@
+//! Wire types of the user endpoints: camelCase, as the SDKs send and expect them. Every field a
+//! SDK may send as `null` is an `Option`, where null means "not given".
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use idvault_core::error::{Error, Result};
+use idvault_core::user::search::RawPaging;
+use idvault_core::user::{NewUser, User, UserQuery, UserStatus, UserTenant};
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantDto {
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    #[serde(default)]
+    pub role_names: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateUserRequest {
+    pub login_id: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub display_name: Option<String>,
+    pub given_name: Option<String>,
+    pub middle_name: Option<String>,
+    pub family_name: Option<String>,
+    pub role_names: Option<Vec<String>>,
+    pub user_tenants: Option<Vec<TenantDto>>,
+    pub test: Option<bool>,
+    pub picture: Option<String>,
+    pub custom_attributes: Option<Map<String, Value>>,
+    pub additional_login_ids: Option<Vec<String>>,
+    /// Python sends `ssoAppIDs`, Node `ssoAppIds`.
+    #[serde(rename = "ssoAppIDs", alias = "ssoAppIds")]
+    pub sso_app_ids: Option<Vec<String>>,
+    pub verified_email: Option<bool>,
+    pub verified_phone: Option<bool>,
+    pub status: Option<String>,
+    // Invitation options (invite, inviteUrl, sendMail, sendSMS, templateId, locale) are accepted
+    // and ignored: idvault sends no messages.
+}
+
+impl CreateUserRequest {
+    pub fn into_new_user(self, force_test: bool) -> Result<NewUser> {
+        let tenants = self
+            .user_tenants
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| UserTenant {
+                tenant_id: t.tenant_id.unwrap_or_default(),
+                role_names: t.role_names.unwrap_or_default(),
+            })
+            .collect();
+        Ok(NewUser {
+            login_id: self.login_id.unwrap_or_default(),
+            additional_login_ids: self.additional_login_ids.unwrap_or_default(),
+            email: self.email,
+            phone: self.phone,
+            name: self.display_name,
+            given_name: self.given_name,
+            middle_name: self.middle_name,
+            family_name: self.family_name,
+            verified_email: self.verified_email,
+            verified_phone: self.verified_phone,
+            role_names: self.role_names.unwrap_or_default(),
+            tenants,
+            status: self
+                .status
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(UserStatus::parse)
+                .transpose()?,
+            picture: self.picture,
+            test: force_test || self.test.unwrap_or(false),
+            custom_attributes: self.custom_attributes.unwrap_or_default(),
+            sso_app_ids: self.sso_app_ids.unwrap_or_default(),
+        })
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchCreateRequest {
+    pub users: Option<Vec<CreateUserRequest>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRefBody {
+    pub login_id: Option<String>,
+    pub user_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRefQuery {
+    pub login_id: Option<String>,
+    pub user_id: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadUsersRequest {
+    pub user_ids: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchRequest {
+    pub tenant_ids: Option<Vec<String>>,
+    pub role_names: Option<Vec<String>>,
+    pub limit: Option<i64>,
+    pub page: Option<i64>,
+    pub test_users_only: Option<bool>,
+    pub with_test_user: Option<bool>,
+    pub statuses: Option<Vec<String>>,
+    pub emails: Option<Vec<String>>,
+    pub phones: Option<Vec<String>>,
+    pub login_ids: Option<Vec<String>>,
+    pub user_ids: Option<Vec<String>>,
+    pub text: Option<String>,
+    // Filters not implemented yet are named so that a request using them is refused instead of
+    // silently answered as if they were absent.
+    pub custom_attributes: Option<Map<String, Value>>,
+    #[serde(alias = "ssoAppIDs")]
+    pub sso_app_ids: Option<Vec<String>>,
+    pub sort: Option<Vec<Value>>,
+    pub from_created_time: Option<i64>,
+    pub to_created_time: Option<i64>,
+    pub from_modified_time: Option<i64>,
+    pub to_modified_time: Option<i64>,
+    pub tenant_role_ids: Option<Map<String, Value>>,
+    pub tenant_role_names: Option<Map<String, Value>>,
+}
+
+impl SearchRequest {
+    pub fn into_query(self, test_only: bool) -> Result<UserQuery> {
+        let unsupported = [
+            (
+                "customAttributes",
+                self.custom_attributes.as_ref().is_some_and(|m| !m.is_empty()),
+            ),
+            (
+                "ssoAppIds",
+                self.sso_app_ids.as_ref().is_some_and(|v| !v.is_empty()),
+            ),
+            ("sort", self.sort.as_ref().is_some_and(|v| !v.is_empty())),
+            ("fromCreatedTime", self.from_created_time.is_some_and(|t| t != 0)),
+            ("toCreatedTime", self.to_created_time.is_some_and(|t| t != 0)),
+            (
+                "fromModifiedTime",
+                self.from_modified_time.is_some_and(|t| t != 0),
+            ),
+            ("toModifiedTime", self.to_modified_time.is_some_and(|t| t != 0)),
+            (
+                "tenantRoleIds",
+                self.tenant_role_ids.as_ref().is_some_and(|m| !m.is_empty()),
+            ),
+            (
+                "tenantRoleNames",
+                self.tenant_role_names.as_ref().is_some_and(|m| !m.is_empty()),
+            ),
+        ];
+        if let Some((field, _)) = unsupported.iter().find(|(_, used)| *used) {
+            return Err(Error::invalid(
+                field,
+                "this search filter is not supported by this idvault version",
+            ));
+        }
+        let statuses = self
+            .statuses
+            .unwrap_or_default()
+            .iter()
+            .map(|s| UserStatus::parse(s))
+            .collect::<Result<Vec<_>>>()?;
+        let query = UserQuery {
+            login_ids: self.login_ids.unwrap_or_default(),
+            user_ids: self.user_ids.unwrap_or_default(),
+            emails: self.emails.unwrap_or_default(),
+            phones: self.phones.unwrap_or_default(),
+            tenant_ids: self.tenant_ids.unwrap_or_default(),
+            role_names: self.role_names.unwrap_or_default(),
+            statuses,
+            text: self.text.filter(|t| !t.is_empty()),
+            ..Default::default()
+        };
+        query.paging(RawPaging {
+            limit: self.limit,
+            page: self.page,
+            test_users_only: test_only || self.test_users_only.unwrap_or(false),
+            with_test_user: test_only || self.with_test_user.unwrap_or(false),
+        })
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserTenantResponse {
+    pub tenant_id: String,
+    pub tenant_name: String,
+    pub role_names: Vec<String>,
+    pub permissions: Vec<String>,
+}
+
+/// The Descope user object.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserResponse {
+    pub user_id: String,
+    pub login_ids: Vec<String>,
+    pub name: String,
+    pub given_name: String,
+    pub middle_name: String,
+    pub family_name: String,
+    pub email: String,
+    pub phone: String,
+    pub verified_email: bool,
+    pub verified_phone: bool,
+    pub role_names: Vec<String>,
+    pub user_tenants: Vec<UserTenantResponse>,
+    pub status: &'static str,
+    pub picture: String,
+    pub test: bool,
+    pub custom_attributes: Map<String, Value>,
+    /// Unix seconds.
+    pub created_time: i64,
+    /// Unix seconds.
+    pub modified_time: i64,
+    pub totp: bool,
+    pub webauthn: bool,
+    pub password: bool,
+    pub saml: bool,
+    pub scim: bool,
+    pub oauth: Map<String, Value>,
+    pub sso_app_ids: Vec<String>,
+}
+
+impl From<User> for UserResponse {
+    fn from(u: User) -> Self {
+        UserResponse {
+            user_id: u.user_id.into_string(),
+            login_ids: u.login_ids,
+            name: u.name.unwrap_or_default(),
+            given_name: u.given_name.unwrap_or_default(),
+            middle_name: u.middle_name.unwrap_or_default(),
+            family_name: u.family_name.unwrap_or_default(),
+            email: u.email.unwrap_or_default(),
+            phone: u.phone.unwrap_or_default(),
+            verified_email: u.verified_email,
+            verified_phone: u.verified_phone,
+            role_names: u.role_names,
+            user_tenants: u
+                .tenants
+                .into_iter()
+                .map(|t| UserTenantResponse {
+                    tenant_id: t.tenant_id,
+                    tenant_name: String::new(),
+                    role_names: t.role_names,
+                    permissions: Vec::new(),
+                })
+                .collect(),
+            status: u.status.as_str(),
+            picture: u.picture.unwrap_or_default(),
+            test: u.test,
+            custom_attributes: u.custom_attributes,
+            created_time: u.created_ms.div_euclid(1000),
+            modified_time: u.modified_ms.div_euclid(1000),
+            totp: false,
+            webauthn: false,
+            password: false,
+            saml: false,
+            scim: false,
+            oauth: u
+                .oauth_providers
+                .into_iter()
+                .map(|p| (p, Value::Bool(true)))
+                .collect(),
+            sso_app_ids: u.sso_app_ids,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct UserEnvelope {
+    pub user: UserResponse,
+}
+
+#[derive(Serialize)]
+pub struct UsersEnvelope {
+    pub users: Vec<UserResponse>,
+}
+
+#[derive(Serialize)]
+pub struct SearchResponse {
+    pub users: Vec<UserResponse>,
+    pub total: u64,
+}
+
+#[derive(Serialize)]
+pub struct FailedUser {
+    pub failure: String,
+    pub user: Value,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchCreateResponse {
+    pub created_users: Vec<UserResponse>,
+    pub failed_users: Vec<FailedUser>,
+}

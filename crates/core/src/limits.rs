@@ -1,0 +1,29 @@
+//! Size and count limits, in one place so that docs/limits.md and the code cannot drift apart.
+//! Each limit is enforced with a Descope-style 4xx error, never by truncation.
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default page size of a user search when `limit` is absent or 0.
+pub const SEARCH_DEFAULT_LIMIT: u32 = 100;
+/// Largest page size of a user search.
+pub const SEARCH_MAX_LIMIT: u32 = 1000;
+/// Most users in one batch create.
+pub const MAX_BATCH_USERS: usize = 1000;
+/// Most ids in one `POST /v1/mgmt/users/load`.
+pub const MAX_LOAD_USERS: usize = 1000;
+/// Most values in one search filter list (loginIds, emails, ...).
+pub const MAX_FILTER_VALUES: usize = 1000;
+/// Longest login id, email, name, phone, picture URL or similar string field.
+pub const MAX_FIELD_LEN: usize = 1024;
+/// Most login ids per user (the primary plus additional ones).
+pub const MAX_LOGIN_IDS: usize = 10;
+/// Most roles, tenants or SSO app ids on one user.
+pub const MAX_LIST_ITEMS: usize = 200;
+/// Largest serialized custom attributes object of one user, in bytes.
+pub const MAX_CUSTOM_ATTRIBUTES_BYTES: usize = 16 * 1024;
+/// Longest provider access or refresh token accepted, in bytes.
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+/// Most scopes stored with one provider token.
+pub const MAX_SCOPES: usize = 100;
+/// Longest free-text search string.
+pub const MAX_SEARCH_TEXT_LEN: usize = 256;

@@ -1,0 +1,295 @@
+//! Projects and their management keys.
+//!
+//! A management key is shown to its owner once, as `idv_<keyId>.<secret>`, and stored only as
+//! the SHA-256 of that whole string. SHA-256 (not a password hash) is right here: the secret is
+//! 256 random bits, so there is nothing to brute-force, and the check runs on every request.
+//! The key id lets the store find the record without comparing secrets; the digest comparison is
+//! constant-time.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::distributions::Alphanumeric;
+use rand::{Rng, RngCore};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::clock::SharedClock;
+use crate::error::{Error, Result};
+use crate::ids::ProjectId;
+use crate::store::SharedStore;
+
+const KEY_PREFIX: &str = "idv_";
+const KEY_ID_LEN: usize = 16;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub id: ProjectId,
+    pub name: String,
+    pub created_ms: i64,
+}
+
+/// A stored management key: everything but the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ManagementKey {
+    pub key_id: String,
+    pub project_id: ProjectId,
+    pub name: String,
+    /// SHA-256 of the full key string.
+    pub key_hash: [u8; 32],
+    pub created_ms: i64,
+    pub expires_ms: Option<i64>,
+    pub revoked_ms: Option<i64>,
+}
+
+impl std::fmt::Debug for ManagementKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The hash is not the secret, but there is no reason to print it either.
+        f.debug_struct("ManagementKey")
+            .field("key_id", &self.key_id)
+            .field("project_id", &self.project_id)
+            .field("name", &self.name)
+            .field("created_ms", &self.created_ms)
+            .field("expires_ms", &self.expires_ms)
+            .field("revoked_ms", &self.revoked_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a key can be used now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl ManagementKey {
+    pub fn state(&self, now_ms: i64) -> KeyState {
+        if self.revoked_ms.is_some() {
+            KeyState::Revoked
+        } else if self.expires_ms.is_some_and(|e| e <= now_ms) {
+            KeyState::Expired
+        } else {
+            KeyState::Active
+        }
+    }
+}
+
+/// A freshly made key: the record to store and the secret to show once.
+pub struct IssuedKey {
+    pub record: ManagementKey,
+    pub secret: SecretString,
+}
+
+pub fn hash_key(full_key: &str) -> [u8; 32] {
+    Sha256::digest(full_key.as_bytes()).into()
+}
+
+/// Makes a new random management key for `project_id`.
+pub fn issue_key(project_id: &ProjectId, name: &str, now_ms: i64, expires_ms: Option<i64>) -> IssuedKey {
+    let key_id: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(KEY_ID_LEN)
+        .map(char::from)
+        .collect();
+    let mut secret_bytes = zeroize::Zeroizing::new([0u8; 32]);
+    rand::thread_rng().fill_bytes(secret_bytes.as_mut());
+    let full = SecretString::from(format!(
+        "{KEY_PREFIX}{key_id}.{}",
+        URL_SAFE_NO_PAD.encode(secret_bytes.as_ref())
+    ));
+    let record = ManagementKey {
+        key_id,
+        project_id: project_id.clone(),
+        name: name.to_owned(),
+        key_hash: hash_key(full.expose_secret()),
+        created_ms: now_ms,
+        expires_ms,
+        revoked_ms: None,
+    };
+    IssuedKey { record, secret: full }
+}
+
+/// Extracts the key id from a presented key without judging the secret part.
+pub fn key_id_of(full_key: &str) -> Option<&str> {
+    let rest = full_key.strip_prefix(KEY_PREFIX)?;
+    let (id, secret) = rest.split_once('.')?;
+    let well_formed =
+        id.len() == KEY_ID_LEN && id.bytes().all(|b| b.is_ascii_alphanumeric()) && !secret.is_empty();
+    well_formed.then_some(id)
+}
+
+/// Constant-time check of a presented key against its stored record.
+pub fn key_matches(record: &ManagementKey, presented: &str) -> bool {
+    bool::from(hash_key(presented).ct_eq(&record.key_hash))
+}
+
+/// Splits `Bearer <projectId>:<managementKey>` (Descope's management authorization) into its
+/// parts. Anything else is refused without echoing what was sent.
+pub fn parse_bearer(header: &str) -> Result<(ProjectId, &str)> {
+    const REFUSED: Error =
+        Error::Unauthorized("management authorization must be 'Bearer <projectId>:<managementKey>'");
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or(REFUSED)?
+        .trim();
+    // A session-token form (projectId:jwt:key) ends with the key, so take the last segment.
+    let (project, rest) = token.split_once(':').ok_or(REFUSED)?;
+    let key = rest.rsplit(':').next().unwrap_or(rest);
+    let project = ProjectId::parse(project).map_err(|_| REFUSED)?;
+    if key.is_empty() {
+        return Err(REFUSED);
+    }
+    Ok((project, key))
+}
+
+/// Validates a human-given project or key name.
+pub fn validate_name(field: &'static str, name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must be 1 to 100 printable characters"));
+    }
+    Ok(name.to_owned())
+}
+
+/// Projects, keys, and the management-key check every request goes through.
+#[derive(Clone)]
+pub struct ProjectService {
+    store: SharedStore,
+    clock: SharedClock,
+}
+
+impl ProjectService {
+    pub fn new(store: SharedStore, clock: SharedClock) -> Self {
+        Self { store, clock }
+    }
+
+    pub async fn create_project(&self, name: &str) -> Result<Project> {
+        let project = Project {
+            id: ProjectId::generate(),
+            name: validate_name("name", name)?,
+            created_ms: self.clock.now_ms(),
+        };
+        self.store.create_project(&project).await?;
+        Ok(project)
+    }
+
+    pub async fn list_projects(&self) -> Result<Vec<Project>> {
+        self.store.list_projects().await
+    }
+
+    /// Makes a key for an existing project; `expires_in_ms` counts from now.
+    pub async fn create_key(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        expires_in_ms: Option<i64>,
+    ) -> Result<IssuedKey> {
+        if self.store.get_project(project).await?.is_none() {
+            return Err(Error::ProjectNotFound(project.to_string()));
+        }
+        let now = self.clock.now_ms();
+        let issued = issue_key(
+            project,
+            &validate_name("name", name)?,
+            now,
+            expires_in_ms.map(|d| now.saturating_add(d)),
+        );
+        self.store.insert_key(&issued.record).await?;
+        Ok(issued)
+    }
+
+    pub async fn list_keys(&self, project: &ProjectId) -> Result<Vec<ManagementKey>> {
+        if self.store.get_project(project).await?.is_none() {
+            return Err(Error::ProjectNotFound(project.to_string()));
+        }
+        self.store.list_keys(project).await
+    }
+
+    pub async fn revoke_key(&self, project: &ProjectId, key_id: &str) -> Result<()> {
+        if self
+            .store
+            .revoke_key(project, key_id, self.clock.now_ms())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::KeyNotFound(key_id.to_owned()))
+        }
+    }
+
+    /// Checks an `Authorization` header and answers the project it grants. Every refusal is the
+    /// same kind of error and never repeats what was presented.
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<ProjectId> {
+        let header = authorization.ok_or(Error::Unauthorized("missing management authorization"))?;
+        let (project, presented) = parse_bearer(header)?;
+        let key_id = key_id_of(presented).ok_or(Error::Unauthorized("invalid management key"))?;
+        let record = self
+            .store
+            .get_key(key_id)
+            .await?
+            .ok_or(Error::Unauthorized("invalid management key"))?;
+        // Compare the digest first, in constant time, so that timing says nothing about which
+        // check failed.
+        let matches = key_matches(&record, presented);
+        if !matches || record.project_id != project {
+            return Err(Error::Unauthorized("invalid management key"));
+        }
+        match record.state(self.clock.now_ms()) {
+            KeyState::Active => Ok(project),
+            KeyState::Expired => Err(Error::Unauthorized("management key has expired")),
+            KeyState::Revoked => Err(Error::Unauthorized("management key has been revoked")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_key_verifies_and_a_changed_one_does_not() {
+        let pid = ProjectId::generate();
+        let issued = issue_key(&pid, "ci", 0, None);
+        let full = issued.secret.expose_secret().to_owned();
+        assert_eq!(key_id_of(&full), Some(issued.record.key_id.as_str()));
+        assert!(key_matches(&issued.record, &full));
+        let mut tampered = full.clone();
+        tampered.pop();
+        tampered.push(if full.ends_with('A') { 'B' } else { 'A' });
+        assert!(!key_matches(&issued.record, &tampered));
+        // 32 random bytes => 43 base64url characters after the dot.
+        assert_eq!(full.split_once('.').map(|(_, s)| s.len()), Some(43));
+    }
+
+    #[test]
+    fn key_state_follows_expiry_and_revocation() {
+        let pid = ProjectId::generate();
+        let mut k = issue_key(&pid, "k", 0, Some(1000)).record;
+        assert_eq!(k.state(999), KeyState::Active);
+        assert_eq!(k.state(1000), KeyState::Expired);
+        k.revoked_ms = Some(5);
+        assert_eq!(k.state(0), KeyState::Revoked);
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        let (p, k) = parse_bearer("Bearer P123:idv_abc.def").unwrap();
+        assert_eq!(p.as_str(), "P123");
+        assert_eq!(k, "idv_abc.def");
+        assert!(parse_bearer("Basic xyz").is_err());
+        assert!(parse_bearer("Bearer P123").is_err());
+        assert!(parse_bearer("Bearer P123:").is_err());
+        assert!(key_id_of("nope").is_none());
+        assert!(key_id_of("idv_short.x").is_none());
+    }
+
+    #[test]
+    fn debug_output_hides_the_hash() {
+        let k = issue_key(&ProjectId::generate(), "k", 0, None);
+        let dbg = format!("{:?}", k.record);
+        assert!(!dbg.contains("key_hash"));
+    }
+}

@@ -1,0 +1,10 @@
+//! Users: the model, the rules for creating them, search, and the service that ties them to the
+//! store.
+
+pub mod model;
+pub mod search;
+pub mod service;
+
+pub use model::{NewUser, User, UserRef, UserStatus, UserTenant};
+pub use search::{TestUserFilter, UserQuery};
+pub use service::UserService;

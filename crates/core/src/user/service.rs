@@ -1,0 +1,105 @@
+//! User operations as the management API exposes them.
+
+use crate::clock::SharedClock;
+use crate::error::{Error, Result};
+use crate::ids::{ProjectId, UserId};
+use crate::limits::{MAX_BATCH_USERS, MAX_LOAD_USERS};
+use crate::store::SharedStore;
+use crate::user::model::{NewUser, User, UserRef};
+use crate::user::search::UserQuery;
+
+#[derive(Clone)]
+pub struct UserService {
+    store: SharedStore,
+    clock: SharedClock,
+}
+
+impl UserService {
+    pub fn new(store: SharedStore, clock: SharedClock) -> Self {
+        Self { store, clock }
+    }
+
+    pub async fn create(&self, project: &ProjectId, new: NewUser) -> Result<User> {
+        let user = new.into_user(UserId::generate(), self.clock.now_ms())?;
+        self.store
+            .create_users(project, std::slice::from_ref(&user))
+            .await?;
+        Ok(user)
+    }
+
+    /// All-or-nothing batch create: one invalid or duplicate user fails the whole batch, and
+    /// nothing is written.
+    pub async fn create_batch(&self, project: &ProjectId, news: Vec<NewUser>) -> Result<Vec<User>> {
+        if news.is_empty() {
+            return Err(Error::MissingArgument("users"));
+        }
+        if news.len() > MAX_BATCH_USERS {
+            return Err(Error::invalid(
+                "users",
+                format!("at most {MAX_BATCH_USERS} users per batch"),
+            ));
+        }
+        let now = self.clock.now_ms();
+        let users = news
+            .into_iter()
+            .map(|n| n.into_user(UserId::generate(), now))
+            .collect::<Result<Vec<_>>>()?;
+        let mut seen = std::collections::HashSet::new();
+        for u in &users {
+            for l in &u.login_ids {
+                if !seen.insert(l.as_str()) {
+                    return Err(Error::UserAlreadyExists(l.clone()));
+                }
+            }
+        }
+        self.store.create_users(project, &users).await?;
+        Ok(users)
+    }
+
+    /// Loads by login id or user id. A `loginId` that matches no login id is also tried as a user
+    /// id, as the Node SDK's `loginIdOrUserId` parameters expect.
+    pub async fn load(&self, project: &ProjectId, user: &UserRef) -> Result<User> {
+        if let Some(found) = self.store.get_user(project, user).await? {
+            return Ok(found);
+        }
+        match user {
+            UserRef::LoginId(login_id) => match UserId::parse(login_id.as_str()) {
+                Ok(id) => self
+                    .store
+                    .get_user(project, &UserRef::UserId(id))
+                    .await?
+                    .ok_or(Error::UserNotFound),
+                Err(_) => Err(Error::UserNotFound),
+            },
+            UserRef::UserId(_) => Err(Error::UserNotFound),
+        }
+    }
+
+    pub async fn load_many(&self, project: &ProjectId, user_ids: &[String]) -> Result<Vec<User>> {
+        if user_ids.is_empty() {
+            return Err(Error::MissingArgument("userIds"));
+        }
+        if user_ids.len() > MAX_LOAD_USERS {
+            return Err(Error::invalid("userIds", format!("at most {MAX_LOAD_USERS} ids")));
+        }
+        self.store.load_users(project, user_ids).await
+    }
+
+    pub async fn search(&self, project: &ProjectId, query: &UserQuery) -> Result<(Vec<User>, u64)> {
+        query.validate()?;
+        self.store.search_users(project, query).await
+    }
+
+    pub async fn delete(&self, project: &ProjectId, user: &UserRef) -> Result<()> {
+        // Deleting is idempotent, as in Descope: an unknown user is not an error.
+        match self.load(project, user).await {
+            Ok(found) => self.store.delete_user(project, &found.user_id).await.map(|_| ()),
+            Err(Error::UserNotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn delete_all_test_users(&self, project: &ProjectId) -> Result<u64> {
+        self.store.delete_test_users(project).await
+    }
+}

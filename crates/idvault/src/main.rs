@@ -1,0 +1,41 @@
+//! The `idvault` binary: command-line entry point. Parses the command and hands over to
+//! `startup` (the server) or `admin` (project and key management on the same data directory).
+
+mod admin;
+mod cli;
+mod startup;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.command.is_server());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => startup::serve(&cli.data_dir, args).await,
+            Command::Migrate => admin::migrate(&cli.data_dir),
+            Command::Project(cmd) => admin::project(&cli.data_dir, cmd).await,
+            Command::Key(cmd) => admin::key(&cli.data_dir, cmd).await,
+            Command::Healthcheck(args) => admin::healthcheck(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Spawning the server and talking to it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_idvault");
+
+/// A running idvault process. Killed (SIGKILL) on drop unless stopped gracefully first.
+pub struct TestServer {
+    pub child: Child,
+    pub base_url: String,
+    pub data_dir: PathBuf,
+    /// From the first-start banner; None on a restart.
+    pub project_id: Option<String>,
+    pub management_key: Option<String>,
+    pub stderr_path: PathBuf,
+    pub stdout_lines: Vec<String>,
+}
+
+impl TestServer {
+    /// Starts the server on `data_dir` and waits until it prints its listening line.
+    pub fn start(data_dir: &Path) -> TestServer {
+        Self::start_with_env(data_dir, &[])
+    }
+
+    pub fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> TestServer {
+        std::fs::create_dir_all(data_dir).unwrap();
+        let stderr_path = data_dir.with_extension(format!("stderr-{}.log", rand_suffix()));
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["--data-dir"])
+            .arg(data_dir)
+            .args(["serve", "--listen", "127.0.0.1:0"]);
+        cmd.env_remove("IDVAULT_MASTER_KEY").env("IDVAULT_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut lines = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let base_url = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(url) = line.strip_prefix("idvault listening on ") {
+                        break url.trim().to_owned();
+                    }
+                    lines.push(line);
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "server did not start; stdout: {lines:?}; stderr: {}",
+                        std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                    );
+                }
+            }
+        };
+        let field = |label: &str| {
+            lines
+                .iter()
+                .find_map(|l| l.trim().strip_prefix(label).map(|v| v.trim().to_owned()))
+        };
+        TestServer {
+            project_id: field("Project ID:"),
+            management_key: field("Management key:"),
+            child,
+            base_url,
+            data_dir: data_dir.to_owned(),
+            stderr_path,
+            stdout_lines: lines,
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = wait_with_timeout(&mut self.child, Duration::from_secs(20));
+        status.unwrap_or_else(|| {
+            let _ = self.child.kill();
+            panic!("server did not stop within 20 s of SIGTERM")
+        })
+    }
+
+    /// SIGKILL: no chance to flush or checkpoint.
+    pub fn kill_hard(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id() as u64);
+    h.finish()
+}
+
+/// A management API client for one project.
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base_url: String,
+    pub auth: String,
+}
+
+/// A started server plus a client with its bootstrap key, and the temp dir that holds its data.
+pub struct TestApp {
+    pub server: TestServer,
+    pub api: Api,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub fn spawn() -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let server = TestServer::start(&dir.path().join("data"));
+        let api = Api::new(
+            &server.base_url,
+            server.project_id.as_deref().unwrap(),
+            server.management_key.as_deref().unwrap(),
+        );
+        TestApp { server, api, dir }
+    }
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Resp {
+    /// Asserts a Descope error body with this HTTP status and errorCode.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(self.body["errorCode"], code, "body: {}", self.body);
+        assert!(
+            self.body["errorDescription"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty()),
+            "body: {}",
+            self.body
+        );
+        assert!(self.body["errorMessage"].is_string(), "body: {}", self.body);
+    }
+}
+
+impl Api {
+    pub fn new(base_url: &str, project_id: &str, key: &str) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            base_url: base_url.to_owned(),
+            auth: format!("Bearer {project_id}:{key}"),
+        }
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Resp {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base_url, path))
+            .header("Authorization", &self.auth);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let body =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body ({status}): {text:?}"));
+        Resp { status, body }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn create_user(&self, body: Value) -> Value {
+        let r = self.post("/v1/mgmt/user/create", body).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["user"].clone()
+    }
+
+    pub async fn put_token(&self, body: Value) -> Resp {
+        self.send(reqwest::Method::PUT, "/v1/mgmt/user/provider/token", Some(body))
+            .await
+    }
+
+    pub async fn get_token(&self, login_id: &str, provider: &str, with_refresh: bool) -> Resp {
+        let q = format!(
+            "/v1/mgmt/user/provider/token?loginId={}&provider={provider}&withRefreshToken={with_refresh}&forceRefresh=false",
+            urlencode(login_id)
+        );
+        self.get(&q).await
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub fn google_token(login_id: &str, access: &str, refresh: &str) -> Value {
+    json!({
+        "loginId": login_id,
+        "provider": "google",
+        "providerUserId": "g-1234",
+        "accessToken": access,
+        "refreshToken": refresh,
+        "expiration": 4102444800i64,
+        "scopes": ["openid", "email"],
+    })
+}

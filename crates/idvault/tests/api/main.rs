@@ -1,0 +1,13 @@
+//! Integration tests: the real `idvault` binary on a random port against a temporary data
+//! directory, driven over HTTP. One test binary for all areas.
+
+// Test code may unwrap and panic: a failure is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod auth;
+mod cli;
+mod errors;
+mod helpers;
+mod persistence;
+mod provider_tokens;
+mod users;

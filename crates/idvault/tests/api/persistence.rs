@@ -1,0 +1,204 @@
+//! Restarts, crashes, and what is on disk.
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+fn files_contain(dir: &std::path::Path, needle: &str) -> bool {
+    std::fs::read_dir(dir).unwrap().flatten().any(|e| {
+        std::fs::read(e.path())
+            .map(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            .unwrap_or(false)
+    })
+}
+
+#[tokio::test]
+async fn restart_keeps_users_and_tokens_and_never_reprints_secrets() {
+    let app = TestApp::spawn();
+    let access = "ya29.PLAINTEXT-ACCESS-TOKEN-should-never-hit-disk";
+    let refresh = "1//PLAINTEXT-REFRESH-TOKEN-should-never-hit-disk";
+    for i in 0..20 {
+        let login = format!("p{i}@example.com");
+        app.api.create_user(json!({"loginId": login})).await;
+        assert_eq!(
+            app.api
+                .put_token(google_token(
+                    &login,
+                    &format!("{access}-{i}"),
+                    &format!("{refresh}-{i}")
+                ))
+                .await
+                .status,
+            200
+        );
+    }
+    // While running, the database and its WAL hold no token in clear.
+    let data = app.server.data_dir.clone();
+    assert!(
+        !files_contain(&data, "PLAINTEXT"),
+        "a token was written in clear text"
+    );
+
+    let TestApp { server, api, dir } = app;
+    let status = server.stop();
+    assert!(status.success(), "graceful stop exits 0");
+    assert!(
+        !files_contain(&data, "PLAINTEXT"),
+        "a token was written in clear text"
+    );
+
+    let server = TestServer::start(&data);
+    assert!(
+        server.project_id.is_none() && server.management_key.is_none(),
+        "restart printed secrets"
+    );
+    assert!(
+        !server.stdout_lines.iter().any(|l| l.contains("idv_")),
+        "{:?}",
+        server.stdout_lines
+    );
+    let api = Api {
+        base_url: server.base_url.clone(),
+        ..api
+    };
+    let all = api.post("/v2/mgmt/user/search", json!({"limit": 100})).await;
+    assert_eq!(all.body["total"], 20);
+    for i in 0..20 {
+        let r = api.get_token(&format!("p{i}@example.com"), "google", true).await;
+        assert_eq!(r.body["accessToken"], format!("{access}-{i}"));
+        assert_eq!(r.body["refreshToken"], format!("{refresh}-{i}"));
+    }
+    drop(server);
+    drop(dir);
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_kill_9() {
+    let app = TestApp::spawn();
+    for i in 0..25 {
+        app.api.create_user(json!({"loginId": format!("k{i}")})).await;
+    }
+    assert_eq!(
+        app.api.put_token(google_token("k3", "acc", "ref")).await.status,
+        200
+    );
+    let TestApp { server, api, dir } = app;
+    let data = server.data_dir.clone();
+    server.kill_hard();
+    let server = TestServer::start(&data);
+    let api = Api {
+        base_url: server.base_url.clone(),
+        ..api
+    };
+    assert_eq!(
+        api.post("/v2/mgmt/user/search", json!({})).await.body["total"],
+        25
+    );
+    assert_eq!(
+        api.get_token("k3", "google", false).await.body["accessToken"],
+        "acc"
+    );
+    drop(dir);
+}
+
+#[tokio::test]
+async fn a_ciphertext_moved_to_another_row_fails_to_decrypt_cleanly() {
+    let app = TestApp::spawn();
+    app.api.create_user(json!({"loginId": "alice"})).await;
+    app.api.create_user(json!({"loginId": "mallory"})).await;
+    assert_eq!(
+        app.api
+            .put_token(google_token("alice", "alice-secret", "r1"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        app.api
+            .put_token(google_token("mallory", "mallory-token", "r2"))
+            .await
+            .status,
+        200
+    );
+    let TestApp { server, api, dir } = app;
+    let data = server.data_dir.clone();
+    assert!(server.stop().success());
+
+    let conn = rusqlite::Connection::open(data.join("idvault.db")).unwrap();
+    let pk = |login: &str| -> i64 {
+        conn.query_row(
+            "SELECT user_pk FROM user_login_ids WHERE login_id = ?1",
+            [login],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let (alice, mallory) = (pk("alice"), pk("mallory"));
+    conn.execute(
+        "UPDATE provider_tokens SET access_token = (SELECT access_token FROM provider_tokens WHERE user_pk = ?1) WHERE user_pk = ?2",
+        [alice, mallory],
+    )
+    .unwrap();
+    drop(conn);
+
+    let server = TestServer::start(&data);
+    let api = Api {
+        base_url: server.base_url.clone(),
+        ..api
+    };
+    let r = api.get_token("mallory", "google", false).await;
+    r.assert_error(500, "E112104");
+    assert!(!r.body.to_string().contains("alice-secret"));
+    assert_eq!(
+        api.get_token("alice", "google", false).await.body["accessToken"],
+        "alice-secret"
+    );
+    drop(dir);
+}
+
+#[tokio::test]
+async fn wrong_master_key_cannot_read_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    use base64::Engine;
+    let key_a = base64::engine::general_purpose::STANDARD.encode([1u8; 32]);
+    let key_b = base64::engine::general_purpose::STANDARD.encode([2u8; 32]);
+    let server = TestServer::start_with_env(&data, &[("IDVAULT_MASTER_KEY", &key_a)]);
+    assert!(
+        !data.join("master.key").exists(),
+        "an env master key must not create a key file"
+    );
+    let api = Api::new(
+        &server.base_url,
+        server.project_id.as_deref().unwrap(),
+        server.management_key.as_deref().unwrap(),
+    );
+    api.create_user(json!({"loginId": "u"})).await;
+    assert_eq!(api.put_token(google_token("u", "tok", "ref")).await.status, 200);
+    assert!(server.stop().success());
+
+    let server = TestServer::start_with_env(&data, &[("IDVAULT_MASTER_KEY", &key_b)]);
+    let api = Api {
+        base_url: server.base_url.clone(),
+        ..api
+    };
+    api.get_token("u", "google", false)
+        .await
+        .assert_error(500, "E112104");
+    assert!(!server.stderr().contains("tok\""));
+    drop(server);
+
+    let out = std::process::Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("IDVAULT_MASTER_KEY", "too-short")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("IDVAULT_MASTER_KEY"));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("too-short"),
+        "the bad key is not echoed"
+    );
+}

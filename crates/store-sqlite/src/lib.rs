@@ -1,0 +1,220 @@
+//! idvault-store-sqlite: the embedded default backend, on rusqlite.
+//!
+//! Performance shape (see docs/architecture.md): the hot reads (management-key check, load user,
+//! token read) are short indexed point reads, run in place on the async worker thread on a
+//! pooled read connection, because a thread hand-off costs more than the query. Writes and
+//! potentially long reads (search, bulk load) run on the blocking pool; writes go through the
+//! single writer connection SQLite allows.
+//!
+//! Durability: WAL with `synchronous=NORMAL`. A committed write survives a crash or `kill -9` of
+//! the process; only a power loss or OS crash can drop the last few commits. Set
+//! `synchronous=FULL` through [`SqliteOptions::synchronous_full`] to survive those as well.
+//!
+//! Must not import axum or anything above the storage seam.
+
+mod pool;
+mod projects;
+mod rows;
+mod tokens;
+mod users;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::Connection;
+
+use idvault_core::error::{Error, Result};
+use idvault_core::store::HealthCheck;
+
+use pool::ReaderPool;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// How to open the database.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Apply pending migrations on open (the default); otherwise refuse a schema that is behind.
+    pub migrate: bool,
+    /// Number of pooled read connections.
+    pub readers: usize,
+    /// `synchronous=FULL` instead of `NORMAL`.
+    pub synchronous_full: bool,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        SqliteOptions {
+            migrate: true,
+            readers: (cores * 2).max(4),
+            synchronous_full: false,
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) readers: ReaderPool,
+    pub(crate) writer: Mutex<Connection>,
+}
+
+/// The SQLite store. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+    path: PathBuf,
+}
+
+pub(crate) fn storage_err(e: rusqlite::Error) -> Error {
+    Error::Storage(e.to_string())
+}
+
+fn configure(conn: &Connection, opts: &SqliteOptions) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        if opts.synchronous_full { "FULL" } else { "NORMAL" },
+    )?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// The schema version this build knows (the highest migration embedded).
+pub fn known_schema_version() -> i32 {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| m.version())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Applies pending migrations to the database at `path` and answers the versions applied.
+pub fn migrate(path: &Path) -> Result<Vec<i32>> {
+    let mut conn = Connection::open(path).map_err(storage_err)?;
+    configure(&conn, &SqliteOptions::default()).map_err(storage_err)?;
+    run_migrations(&mut conn)
+}
+
+fn run_migrations(conn: &mut Connection) -> Result<Vec<i32>> {
+    let report = embedded::migrations::runner()
+        .run(conn)
+        .map_err(|e| Error::Storage(format!("migration failed: {e}")))?;
+    Ok(report.applied_migrations().iter().map(|m| m.version()).collect())
+}
+
+fn current_schema_version(conn: &Connection) -> Result<i32> {
+    let exists: bool = conn
+        .query_row(
+            "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type='table' AND name='refinery_schema_history')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(storage_err)?;
+    if !exists {
+        return Ok(0);
+    }
+    conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM refinery_schema_history",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(storage_err)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`.
+    pub fn open(path: &Path, opts: &SqliteOptions) -> Result<Self> {
+        let mut writer = Connection::open(path).map_err(storage_err)?;
+        configure(&writer, opts).map_err(storage_err)?;
+        let known = known_schema_version();
+        let current = current_schema_version(&writer)?;
+        if current > known {
+            return Err(Error::Storage(format!(
+                "database schema version {current} is newer than this idvault knows ({known}); upgrade idvault"
+            )));
+        }
+        if opts.migrate {
+            let applied = run_migrations(&mut writer)?;
+            if !applied.is_empty() {
+                tracing::info!(?applied, "applied database migrations");
+            }
+        } else if current < known {
+            return Err(Error::Storage(format!(
+                "database schema version {current} is behind ({known}); run `idvault migrate`"
+            )));
+        }
+        let readers = ReaderPool::open(path, opts.readers.max(1))?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                readers,
+                writer: Mutex::new(writer),
+            }),
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on a pooled read connection, in place. Only for short indexed reads.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.inner.readers.with(f)
+    }
+
+    /// Runs `f` on a pooled read connection on the blocking pool, for reads that may be long.
+    pub(crate) async fn read_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.readers.with(f))
+            .await
+            .map_err(|e| Error::Internal(format!("read task failed: {e}")))?
+    }
+
+    /// Runs `f` on the single writer connection, on the blocking pool.
+    pub(crate) async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock leaves no open transaction behind (rusqlite rolls
+            // back on drop), so a poisoned lock is safe to take over.
+            let mut conn = inner
+                .writer
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("write task failed: {e}")))?
+    }
+
+    /// Checkpoints the WAL into the main file; called on graceful shutdown so the data directory
+    /// is a single self-contained file afterwards.
+    pub async fn close(&self) -> Result<()> {
+        self.write(|conn| {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .map_err(storage_err)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl HealthCheck for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(storage_err))
+    }
+}
+
+#[cfg(test)]
+mod tests;

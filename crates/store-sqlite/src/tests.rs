@@ -1,0 +1,350 @@
+//! Store tests on a real SQLite file.
+
+use idvault_core::error::Error;
+use idvault_core::ids::{LoginId, ProjectId, ProviderName, UserId};
+use idvault_core::project::{issue_key, Project};
+use idvault_core::store::{ProjectStore, TokenLookup, TokenStore, UserStore};
+use idvault_core::user::{NewUser, TestUserFilter, User, UserQuery, UserRef, UserStatus, UserTenant};
+use idvault_core::vault::SealedToken;
+
+use super::*;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: SqliteStore,
+    project: ProjectId,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("t.db"), &SqliteOptions::default()).unwrap();
+    let project = ProjectId::generate();
+    store
+        .create_project(&Project {
+            id: project.clone(),
+            name: "t".into(),
+            created_ms: 1,
+        })
+        .await
+        .unwrap();
+    Fixture {
+        _dir: dir,
+        store,
+        project,
+    }
+}
+
+fn user(login: &str) -> User {
+    NewUser {
+        login_id: login.into(),
+        ..Default::default()
+    }
+    .into_user(UserId::generate(), 1_000)
+    .unwrap()
+}
+
+fn login(s: &str) -> UserRef {
+    UserRef::LoginId(LoginId::parse(s).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_load_by_login_and_id_round_trips_every_field() {
+    let f = fixture().await;
+    let mut u = user("dana@example.com");
+    u.name = Some("Dana".into());
+    u.phone = Some("+14155550123".into());
+    u.role_names = vec!["admin".into()];
+    u.tenants = vec![UserTenant {
+        tenant_id: "t1".into(),
+        role_names: vec!["viewer".into()],
+    }];
+    u.custom_attributes
+        .insert("plan".into(), serde_json::json!("pro"));
+    u.login_ids.push("dana-alt".into());
+    f.store
+        .create_users(&f.project, std::slice::from_ref(&u))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        f.store
+            .get_user(&f.project, &login("dana@example.com"))
+            .await
+            .unwrap(),
+        Some(u.clone())
+    );
+    assert_eq!(
+        f.store.get_user(&f.project, &login("dana-alt")).await.unwrap(),
+        Some(u.clone())
+    );
+    assert_eq!(
+        f.store
+            .get_user(&f.project, &UserRef::UserId(u.user_id.clone()))
+            .await
+            .unwrap(),
+        Some(u.clone())
+    );
+    // Another project sees nothing.
+    assert_eq!(
+        f.store
+            .get_user(&ProjectId::generate(), &login("dana@example.com"))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicate_login_id_fails_the_whole_batch() {
+    let f = fixture().await;
+    f.store.create_users(&f.project, &[user("a")]).await.unwrap();
+    let err = f
+        .store
+        .create_users(&f.project, &[user("b"), user("a")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::UserAlreadyExists(ref l) if l == "a"),
+        "{err:?}"
+    );
+    // "b" was not written: the batch is atomic.
+    assert_eq!(f.store.get_user(&f.project, &login("b")).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn search_filters_paging_and_total() {
+    let f = fixture().await;
+    let mut users = Vec::new();
+    for i in 0..10 {
+        let mut u = user(&format!("user{i}@example.com"));
+        u.status = if i % 2 == 0 {
+            UserStatus::Enabled
+        } else {
+            UserStatus::Disabled
+        };
+        if i < 3 {
+            u.tenants = vec![UserTenant {
+                tenant_id: "acme".into(),
+                role_names: vec!["editor".into()],
+            }];
+        }
+        u.test = i == 9;
+        users.push(u);
+    }
+    f.store.create_users(&f.project, &users).await.unwrap();
+
+    let f = &f;
+    let q = |q: UserQuery| async move { f.store.search_users(&f.project, &q).await.unwrap() };
+    let base = UserQuery {
+        limit: 100,
+        ..Default::default()
+    };
+
+    let (all, total) = q(base.clone()).await;
+    assert_eq!((all.len(), total), (9, 9), "test user excluded by default");
+    let (_, total) = q(UserQuery {
+        test: TestUserFilter::Include,
+        ..base.clone()
+    })
+    .await;
+    assert_eq!(total, 10);
+    let (only, _) = q(UserQuery {
+        test: TestUserFilter::Only,
+        ..base.clone()
+    })
+    .await;
+    assert_eq!(only.len(), 1);
+    assert!(only[0].test);
+
+    let (acme, _) = q(UserQuery {
+        tenant_ids: vec!["acme".into()],
+        ..base.clone()
+    })
+    .await;
+    assert_eq!(acme.len(), 3);
+    let (editors, _) = q(UserQuery {
+        role_names: vec!["editor".into()],
+        ..base.clone()
+    })
+    .await;
+    assert_eq!(editors.len(), 3);
+    let (enabled_acme, _) = q(UserQuery {
+        tenant_ids: vec!["acme".into()],
+        statuses: vec![UserStatus::Enabled],
+        ..base.clone()
+    })
+    .await;
+    assert_eq!(enabled_acme.len(), 2, "filters combine with AND");
+    let (by_email, _) = q(UserQuery {
+        emails: vec!["USER4@example.com".into()],
+        ..base.clone()
+    })
+    .await;
+    assert_eq!(by_email.len(), 1, "emails match case-insensitively");
+    let (by_text, _) = q(UserQuery {
+        text: Some("user7".into()),
+        ..base.clone()
+    })
+    .await;
+    assert_eq!(by_text.len(), 1);
+    let (none, _) = q(UserQuery {
+        text: Some("%".into()),
+        ..base.clone()
+    })
+    .await;
+    assert!(none.is_empty(), "LIKE wildcards in text are literal");
+
+    let mut seen = std::collections::HashSet::new();
+    for page in 0..4 {
+        let (rows, total) = q(UserQuery {
+            limit: 4,
+            page,
+            ..base.clone()
+        })
+        .await;
+        assert_eq!(total, 9);
+        assert_eq!(rows.len(), [4, 4, 1, 0][page as usize]);
+        for r in rows {
+            assert!(seen.insert(r.user_id));
+        }
+    }
+    assert_eq!(seen.len(), 9);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_cascades_to_login_ids_and_tokens() {
+    let f = fixture().await;
+    let u = user("gone");
+    f.store
+        .create_users(&f.project, std::slice::from_ref(&u))
+        .await
+        .unwrap();
+    let google = ProviderName::parse("google").unwrap();
+    let token = SealedToken {
+        provider: google.clone(),
+        provider_user_id: "g1".into(),
+        access_token: vec![1, 2, 3],
+        refresh_token: None,
+        expiration: 0,
+        scopes: vec![],
+        updated_ms: 5,
+    };
+    assert!(f.store.put_token(&f.project, &u.user_id, &token).await.unwrap());
+    assert!(f.store.delete_user(&f.project, &u.user_id).await.unwrap());
+    assert!(matches!(
+        f.store
+            .get_token(&f.project, &login("gone"), &google)
+            .await
+            .unwrap(),
+        TokenLookup::NoUser
+    ));
+    // The login id is free again.
+    f.store.create_users(&f.project, &[user("gone")]).await.unwrap();
+    assert!(matches!(
+        f.store
+            .get_token(&f.project, &login("gone"), &google)
+            .await
+            .unwrap(),
+        TokenLookup::NoToken
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_upsert_and_provider_flag() {
+    let f = fixture().await;
+    let u = user("t");
+    f.store
+        .create_users(&f.project, std::slice::from_ref(&u))
+        .await
+        .unwrap();
+    let github = ProviderName::parse("github").unwrap();
+    let mut token = SealedToken {
+        provider: github.clone(),
+        provider_user_id: "gh".into(),
+        access_token: vec![9; 40],
+        refresh_token: Some(vec![8; 40]),
+        expiration: 123,
+        scopes: vec!["repo".into()],
+        updated_ms: 5,
+    };
+    assert!(f.store.put_token(&f.project, &u.user_id, &token).await.unwrap());
+    token.access_token = vec![7; 40];
+    assert!(f.store.put_token(&f.project, &u.user_id, &token).await.unwrap());
+    match f.store.get_token(&f.project, &login("t"), &github).await.unwrap() {
+        TokenLookup::Found { user_id, token: got } => {
+            assert_eq!(user_id, u.user_id);
+            assert_eq!(got, token);
+        }
+        other => panic!("{other:?}"),
+    }
+    let loaded = f.store.get_user(&f.project, &login("t")).await.unwrap().unwrap();
+    assert_eq!(loaded.oauth_providers, vec!["github"]);
+    assert!(f
+        .store
+        .delete_token(&f.project, &u.user_id, &github)
+        .await
+        .unwrap());
+    let loaded = f.store.get_user(&f.project, &login("t")).await.unwrap().unwrap();
+    assert!(loaded.oauth_providers.is_empty());
+    assert!(!f
+        .store
+        .put_token(&f.project, &UserId::generate(), &token)
+        .await
+        .unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_and_projects() {
+    let f = fixture().await;
+    let issued = issue_key(&f.project, "k", 10, None);
+    f.store.insert_key(&issued.record).await.unwrap();
+    assert_eq!(
+        f.store.get_key(&issued.record.key_id).await.unwrap(),
+        Some(issued.record.clone())
+    );
+    assert_eq!(f.store.list_keys(&f.project).await.unwrap().len(), 1);
+    assert!(f
+        .store
+        .revoke_key(&f.project, &issued.record.key_id, 20)
+        .await
+        .unwrap());
+    assert_eq!(
+        f.store
+            .get_key(&issued.record.key_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_ms,
+        Some(20)
+    );
+    assert!(!f
+        .store
+        .revoke_key(&ProjectId::generate(), &issued.record.key_id, 30)
+        .await
+        .unwrap());
+    assert_eq!(f.store.list_projects().await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refuses_a_schema_newer_than_it_knows_and_an_unmigrated_one_without_migrate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let no_migrate = SqliteOptions {
+        migrate: false,
+        ..SqliteOptions::default()
+    };
+    assert!(
+        SqliteStore::open(&path, &no_migrate).is_err(),
+        "schema behind and migrate off"
+    );
+    drop(SqliteStore::open(&path, &SqliteOptions::default()).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) VALUES (999, 'future', '', '0')",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let err = SqliteStore::open(&path, &SqliteOptions::default()).err().unwrap();
+    assert!(err.to_string().contains("newer"), "{err}");
+}
