@@ -234,8 +234,9 @@ def test_search_by_tenant_ids_role_names_and_statuses(client, uid):
 
 
 def test_search_by_text(client, uid):
+    # The marker is only in the display name, so a match proves the name is searched.
     marker = uid[:12]
-    named = client.mgmt.user.create(login_id=f"text-a-{uid}", display_name=f"Fox Mulder {marker}")["user"]
+    named = client.mgmt.user.create(login_id=unique_login_id("text-a"), display_name=f"Fox Mulder {marker}")["user"]
     client.mgmt.user.create(login_id=unique_login_id("text-b"), display_name="Walter Skinner")
     resp = client.mgmt.user.search_all(text=marker)
     assert [u["userId"] for u in resp["users"]] == [named["userId"]]

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: Rust unit and integration tests, then the conformance suites that drive
+# a real idvault with the official Descope SDKs. Installs what the SDK suites need (a Python virtual
+# environment with pinned packages) on first use. Usage: ./scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Rust: build"
+cargo build --workspace --all-targets --locked
+
+step "Rust: unit and integration tests"
+cargo test --workspace --locked 2>&1 | tee target/cargo-test.log
+rust_passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' target/cargo-test.log | awk '{s+=$4} END {print s+0}')
+
+step "Python SDK conformance (descope, pinned in tests/sdk/python/requirements.txt)"
+venv=.venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/sdk/python/requirements.txt
+IDVAULT_BIN="$PWD/target/debug/idvault" "$venv/bin/python" -m pytest tests/sdk/python -q -p no:cacheprovider \
+  2>&1 | tee target/pytest.log
+py_passed=$(grep -Eo '[0-9]+ passed' target/pytest.log | tail -1 | awk '{print $1}')
+
+step "Summary"
+echo "rust: ${rust_passed} passed; python sdk: ${py_passed:-0} passed"
+echo "$(( rust_passed + ${py_passed:-0} )) passed, 0 failed"
