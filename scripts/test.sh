@@ -10,6 +10,11 @@ step() { printf '\n==> %s\n' "$*"; }
 step "Rust: build"
 cargo build --workspace --all-targets --locked
 
+step "Node: the test OAuth server (oidc-provider, pinned in tests/oauth-server/package-lock.json)"
+(cd tests/oauth-server && npm ci --no-audit --no-fund --loglevel=error)
+node tests/oauth-server/selftest.js > target/oauth-selftest.log 2>&1 || { cat target/oauth-selftest.log; exit 1; }
+tail -1 target/oauth-selftest.log
+
 step "Rust: unit and integration tests"
 cargo test --workspace --locked 2>&1 | tee target/cargo-test.log
 rust_passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' target/cargo-test.log | awk '{s+=$4} END {print s+0}')

@@ -29,6 +29,43 @@ pub fn describe(code: Code) -> (StatusCode, &'static str, &'static str) {
             "E112104",
             "Stored provider token could not be decrypted",
         ),
+        Code::ProviderReauthRequired => (
+            StatusCode::CONFLICT,
+            "E112105",
+            "Provider grant revoked: user must sign in again",
+        ),
+        // Provider failures are 502: the SDKs retry 503 and 52x, which must not repeat a refresh.
+        Code::ProviderRejected => (
+            StatusCode::BAD_GATEWAY,
+            "E112106",
+            "Provider rejected the token request",
+        ),
+        Code::ProviderTimeout => (
+            StatusCode::BAD_GATEWAY,
+            "E112107",
+            "Provider did not answer in time",
+        ),
+        Code::ProviderUnavailable => (StatusCode::BAD_GATEWAY, "E112108", "Provider unavailable"),
+        Code::ProviderBadResponse => (StatusCode::BAD_GATEWAY, "E112109", "Provider answer unusable"),
+        Code::ProviderNetwork => (StatusCode::BAD_GATEWAY, "E112110", "Provider unreachable"),
+        Code::NoRefreshToken => (StatusCode::BAD_REQUEST, "E112111", "No refresh token stored"),
+        Code::ProviderNotConfigured => (StatusCode::NOT_FOUND, "E112112", "Provider not configured"),
+        Code::InvalidOAuthState => (StatusCode::BAD_REQUEST, "E113001", "Invalid OAuth state"),
+        Code::RedirectNotAllowed => (StatusCode::BAD_REQUEST, "E113002", "Redirect URL not allowed"),
+        Code::ProviderCallbackError => (
+            StatusCode::BAD_REQUEST,
+            "E113003",
+            "The provider returned an error",
+        ),
+        Code::InvalidIdToken => (
+            StatusCode::BAD_REQUEST,
+            "E113004",
+            "The provider's id_token was rejected",
+        ),
+        Code::InvalidAuthCode => (StatusCode::BAD_REQUEST, "E113005", "Invalid or used code"),
+        Code::InvalidSession => (StatusCode::UNAUTHORIZED, "E061001", "Invalid session token"),
+        // Go SDK's ErrTokenExpiredByLoggedOut.
+        Code::SessionRevoked => (StatusCode::UNAUTHORIZED, "E064001", "Session logged out"),
         Code::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "E011413", "Request body too large"),
         Code::RouteNotFound => (StatusCode::NOT_FOUND, "E011404", "Route not found"),
         Code::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "E011405", "Method not allowed"),

@@ -19,9 +19,11 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::health::router())
+        .merge(routes::auth::router())
         .merge(routes::license::router())
         .merge(routes::users::router())
         .merge(routes::provider_tokens::router())
+        .merge(routes::providers::router())
         .fallback(|| async { ApiError::new(Code::RouteNotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(Code::MethodNotAllowed, "method not allowed on this route")

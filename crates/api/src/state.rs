@@ -2,26 +2,59 @@
 
 use std::sync::Arc;
 
+use idvault_core::auth::{AuthService, AuthSettings, SessionSigner};
 use idvault_core::clock::SharedClock;
 use idvault_core::project::ProjectService;
+use idvault_core::provider::{OAuthClient, ProviderService};
+use idvault_core::secrets::Cipher;
 use idvault_core::store::SharedStore;
 use idvault_core::user::UserService;
-use idvault_core::vault::{TokenCipher, VaultService};
+use idvault_core::vault::{VaultService, VaultSettings};
 
 #[derive(Clone)]
 pub struct AppState {
+    pub auth: AuthService,
     pub projects: ProjectService,
     pub users: UserService,
+    pub providers: ProviderService,
     pub vault: VaultService,
     pub store: SharedStore,
 }
 
 impl AppState {
-    pub fn new(store: SharedStore, cipher: Arc<dyn TokenCipher>, clock: SharedClock) -> Self {
+    pub fn new(
+        store: SharedStore,
+        cipher: Arc<dyn Cipher>,
+        signer: Arc<dyn SessionSigner>,
+        oauth: Arc<dyn OAuthClient>,
+        clock: SharedClock,
+        vault_settings: VaultSettings,
+        auth_settings: AuthSettings,
+    ) -> Self {
         let users = UserService::new(store.clone(), clock.clone());
+        let providers = ProviderService::new(store.clone(), cipher.clone(), oauth.clone(), clock.clone());
         AppState {
+            auth: AuthService::new(
+                store.clone(),
+                cipher.clone(),
+                signer,
+                oauth.clone(),
+                providers.clone(),
+                users.clone(),
+                clock.clone(),
+                auth_settings,
+            ),
             projects: ProjectService::new(store.clone(), clock.clone()),
-            vault: VaultService::new(store.clone(), cipher, users.clone(), clock),
+            vault: VaultService::new(
+                store.clone(),
+                cipher,
+                users.clone(),
+                providers.clone(),
+                oauth,
+                clock,
+                vault_settings,
+            ),
+            providers,
             users,
             store,
         }

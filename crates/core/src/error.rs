@@ -1,10 +1,10 @@
 //! The one domain error type. Each variant is a meaning, not a transport detail; the HTTP layer
-//! owns the single table that maps [`Code`] to an HTTP status and a Descope `errorCode`.
+//! owns the single table that maps [`Code`] to an HTTP status and a Descope `errorCode`
+//! (crates/api/src/error.rs, documented in docs/api.md).
 
 use std::fmt;
 
-/// Stable, documented error categories (see docs/errors.md). The HTTP layer maps each to a status
-/// code and a Descope-style `errorCode`.
+/// Stable, documented error categories.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     BadRequest,
@@ -16,10 +16,46 @@ pub enum Code {
     UserAlreadyExists,
     ProviderTokenNotFound,
     TokenUndecryptable,
+    ProviderReauthRequired,
+    ProviderRejected,
+    ProviderTimeout,
+    ProviderUnavailable,
+    ProviderBadResponse,
+    ProviderNetwork,
+    NoRefreshToken,
+    ProviderNotConfigured,
+    InvalidOAuthState,
+    RedirectNotAllowed,
+    ProviderCallbackError,
+    InvalidIdToken,
+    InvalidAuthCode,
+    InvalidSession,
+    SessionRevoked,
     PayloadTooLarge,
     RouteNotFound,
     MethodNotAllowed,
     Internal,
+}
+
+/// Why a call to an OAuth provider failed. The stored tokens are untouched in every case but
+/// `InvalidGrant`, where they are kept and flagged as needing a new sign-in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderFailure {
+    /// `invalid_grant` (or GitHub's `bad_refresh_token`): the user revoked access or the refresh
+    /// token expired.
+    #[error("the provider refused the refresh token (invalid_grant): the user must sign in again")]
+    InvalidGrant,
+    /// Another OAuth error code from the provider (`invalid_client`, `unauthorized_client`...).
+    #[error("the provider answered OAuth error '{error}'")]
+    OAuth { error: String },
+    #[error("the provider did not answer within {0} ms")]
+    Timeout(u64),
+    #[error("the provider answered HTTP {0}")]
+    Unavailable(u16),
+    #[error("the provider's answer could not be used: {0}")]
+    BadResponse(String),
+    #[error("the provider could not be reached: {0}")]
+    Network(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +83,36 @@ pub enum Error {
     ProjectNotFound(String),
     #[error("management key not found: {0}")]
     KeyNotFound(String),
+    #[error("no provider named '{0}' is configured in this project")]
+    ProviderNotConfigured(String),
+    /// The stored grant was refused by the provider earlier; no provider call is made until the
+    /// user signs in again (or new tokens are stored).
+    #[error("the {0} grant was revoked or expired at the provider: the user must sign in again")]
+    ProviderReauthRequired(String),
+    #[error("a refresh was requested but no {0} refresh token is stored for this user")]
+    NoRefreshToken(String),
+    #[error("refreshing the {provider} token failed: {failure}")]
+    Provider {
+        provider: String,
+        failure: ProviderFailure,
+    },
+    /// Unknown, tampered, expired or already used OAuth `state`.
+    #[error("invalid OAuth state: {0}")]
+    InvalidOAuthState(&'static str),
+    #[error("redirect URL not allowed for this project: {0}")]
+    RedirectNotAllowed(String),
+    /// The provider answered the authorization request with an error.
+    #[error("the provider returned an error: {0}")]
+    ProviderCallbackError(String),
+    #[error("the provider's id_token was rejected: {0}")]
+    InvalidIdToken(String),
+    #[error("invalid, expired or already used code")]
+    InvalidAuthCode,
+    /// A session or refresh JWT that is malformed, wrongly signed, expired or of the wrong kind.
+    #[error("invalid session token: {0}")]
+    InvalidSession(&'static str),
+    #[error("the session was logged out")]
+    SessionRevoked,
     /// Stored data could not be decrypted or decoded: a wrong master key, or a ciphertext that was
     /// moved to another row. Reported without any of the data itself.
     #[error("stored secret could not be decrypted ({0})")]
@@ -78,6 +144,24 @@ impl Error {
             Error::UserAlreadyExists(_) => Code::UserAlreadyExists,
             Error::ProviderTokenNotFound(_) => Code::ProviderTokenNotFound,
             Error::ProjectNotFound(_) | Error::KeyNotFound(_) => Code::InvalidArguments,
+            Error::ProviderNotConfigured(_) => Code::ProviderNotConfigured,
+            Error::ProviderReauthRequired(_) => Code::ProviderReauthRequired,
+            Error::NoRefreshToken(_) => Code::NoRefreshToken,
+            Error::Provider { failure, .. } => match failure {
+                ProviderFailure::InvalidGrant => Code::ProviderReauthRequired,
+                ProviderFailure::OAuth { .. } => Code::ProviderRejected,
+                ProviderFailure::Timeout(_) => Code::ProviderTimeout,
+                ProviderFailure::Unavailable(_) => Code::ProviderUnavailable,
+                ProviderFailure::BadResponse(_) => Code::ProviderBadResponse,
+                ProviderFailure::Network(_) => Code::ProviderNetwork,
+            },
+            Error::InvalidOAuthState(_) => Code::InvalidOAuthState,
+            Error::RedirectNotAllowed(_) => Code::RedirectNotAllowed,
+            Error::ProviderCallbackError(_) => Code::ProviderCallbackError,
+            Error::InvalidIdToken(_) => Code::InvalidIdToken,
+            Error::InvalidAuthCode => Code::InvalidAuthCode,
+            Error::InvalidSession(_) => Code::InvalidSession,
+            Error::SessionRevoked => Code::SessionRevoked,
             Error::Decrypt(_) => Code::TokenUndecryptable,
             Error::Storage(_) | Error::Internal(_) => Code::Internal,
         }

@@ -3,13 +3,17 @@
 //! Users, projects, management keys and the provider-token vault, with the rules that make them
 //! behave like Descope's hosted service. This crate must not import axum, rusqlite, sqlx, reqwest
 //! or any other transport or driver: storage is reached only through the traits in [`store`], and
-//! encryption only through [`vault::TokenCipher`].
+//! encryption only through [`secrets::Cipher`], and OAuth providers only through
+//! [`provider::OAuthClient`].
 
+pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod ids;
 pub mod limits;
 pub mod project;
+pub mod provider;
+pub mod secrets;
 pub mod store;
 pub mod user;
 pub mod vault;

@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::auth::{AuthCode, OAuthState, ProjectAuthSettings, SessionRecord, SigningKeyRecord};
 use crate::error::Result;
 use crate::ids::{ProjectId, ProviderName, UserId};
 use crate::project::{ManagementKey, Project};
+use crate::provider::ProviderConfig;
 use crate::user::{User, UserQuery, UserRef};
 use crate::vault::SealedToken;
 
@@ -58,9 +60,27 @@ pub trait TokenStore: Send + Sync {
         user: &UserRef,
         provider: &ProviderName,
     ) -> Result<TokenLookup>;
-    /// Inserts or replaces the token row and marks the provider on the user. Answers false if the
-    /// user does not exist.
+    /// Inserts or replaces the token row (a new sign-in or import: clears any re-authentication
+    /// flag, bumps the version) and marks the provider on the user. Answers false if the user
+    /// does not exist.
     async fn put_token(&self, project: &ProjectId, user_id: &UserId, token: &SealedToken) -> Result<bool>;
+    /// Replaces the row with refreshed tokens only if its version is still `expected_version`
+    /// (compare-and-swap), bumping the version. Answers whether it did.
+    async fn replace_refreshed_token(
+        &self,
+        project: &ProjectId,
+        user_id: &UserId,
+        token: &SealedToken,
+        expected_version: i64,
+    ) -> Result<bool>;
+    /// Flags the row as needing a new sign-in, if its version is still `expected_version`.
+    async fn flag_reauth_required(
+        &self,
+        project: &ProjectId,
+        user_id: &UserId,
+        provider: &ProviderName,
+        expected_version: i64,
+    ) -> Result<bool>;
     /// Answers whether a row was deleted.
     async fn delete_token(
         &self,
@@ -71,13 +91,116 @@ pub trait TokenStore: Send + Sync {
 }
 
 #[async_trait]
+pub trait ProviderStore: Send + Sync {
+    /// Inserts or replaces a provider configuration.
+    async fn put_provider(&self, project: &ProjectId, config: &ProviderConfig) -> Result<()>;
+    async fn get_provider(&self, project: &ProjectId, name: &ProviderName) -> Result<Option<ProviderConfig>>;
+    async fn list_providers(&self, project: &ProjectId) -> Result<Vec<ProviderConfig>>;
+    async fn delete_provider(&self, project: &ProjectId, name: &ProviderName) -> Result<bool>;
+}
+
+/// A project's data key, wrapped (encrypted) by a master key version.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WrappedDataKey {
+    pub project_id: ProjectId,
+    pub version: u32,
+    pub wrapped: Vec<u8>,
+    pub master_key_version: u32,
+    pub created_ms: i64,
+}
+
+impl std::fmt::Debug for WrappedDataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WrappedDataKey")
+            .field("project_id", &self.project_id)
+            .field("version", &self.version)
+            .field("master_key_version", &self.master_key_version)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+pub trait DataKeyStore: Send + Sync {
+    async fn get_data_key(&self, project: &ProjectId, version: u32) -> Result<Option<WrappedDataKey>>;
+    /// Inserts unless a key with that project and version exists; answers whether it inserted.
+    async fn insert_data_key(&self, key: &WrappedDataKey) -> Result<bool>;
+    async fn list_data_keys(&self) -> Result<Vec<WrappedDataKey>>;
+    /// Replaces the wrapping if it is still under `expected_master_version`; answers whether it
+    /// did.
+    async fn rewrap_data_key(&self, key: &WrappedDataKey, expected_master_version: u32) -> Result<bool>;
+}
+
+/// Who a completed sign-in belongs to.
+#[derive(Debug, Clone)]
+pub enum SignInUser {
+    Existing(UserId),
+    New(Box<User>),
+}
+
+/// Everything a provider callback writes, in one transaction: the user (when new), the link from
+/// the provider identity to the user, and the provider tokens.
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    pub user: SignInUser,
+    pub provider_user_id: String,
+    pub token: SealedToken,
+}
+
+#[async_trait]
+pub trait AuthStore: Send + Sync {
+    async fn list_signing_keys(&self, project: &ProjectId) -> Result<Vec<SigningKeyRecord>>;
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<()>;
+    /// Marks every other unretired key of the project retired at `at_ms`.
+    async fn retire_signing_keys_except(&self, project: &ProjectId, kid: &str, at_ms: i64) -> Result<()>;
+
+    async fn insert_oauth_state(&self, state: &OAuthState) -> Result<()>;
+    /// Removes and answers the state: a state is usable once.
+    async fn take_oauth_state(&self, state_hash: &[u8; 32]) -> Result<Option<OAuthState>>;
+    async fn insert_auth_code(&self, code: &AuthCode) -> Result<()>;
+    /// Removes and answers the code: a code is usable once.
+    async fn take_auth_code(&self, code_hash: &[u8; 32]) -> Result<Option<AuthCode>>;
+
+    async fn insert_session(&self, session: &SessionRecord) -> Result<()>;
+    async fn get_session(&self, project: &ProjectId, id: &str) -> Result<Option<SessionRecord>>;
+    async fn revoke_session(&self, project: &ProjectId, id: &str, at_ms: i64) -> Result<bool>;
+    async fn revoke_user_sessions(&self, project: &ProjectId, user_id: &UserId, at_ms: i64) -> Result<u64>;
+
+    /// The user a provider identity is linked to.
+    async fn find_identity(
+        &self,
+        project: &ProjectId,
+        provider: &ProviderName,
+        provider_user_id: &str,
+    ) -> Result<Option<UserId>>;
+    /// A user whose email matches (case-insensitively) and is verified.
+    async fn find_user_by_verified_email(&self, project: &ProjectId, email: &str) -> Result<Option<UserId>>;
+    /// Writes a completed sign-in atomically. A new user whose login id is taken fails with
+    /// `Error::UserAlreadyExists` and nothing is written.
+    async fn complete_sign_in(
+        &self,
+        project: &ProjectId,
+        provider: &ProviderName,
+        sign_in: &SignIn,
+    ) -> Result<UserId>;
+
+    async fn get_auth_settings(&self, project: &ProjectId) -> Result<ProjectAuthSettings>;
+    async fn set_auth_settings(&self, project: &ProjectId, settings: &ProjectAuthSettings) -> Result<()>;
+}
+
+#[async_trait]
 pub trait HealthCheck: Send + Sync {
     /// Answers Ok when the database answers a trivial query.
     async fn ping(&self) -> Result<()>;
 }
 
 /// Everything a backend provides.
-pub trait Store: ProjectStore + UserStore + TokenStore + HealthCheck {}
-impl<T: ProjectStore + UserStore + TokenStore + HealthCheck> Store for T {}
+pub trait Store:
+    ProjectStore + UserStore + TokenStore + ProviderStore + DataKeyStore + AuthStore + HealthCheck
+{
+}
+impl<T: ProjectStore + UserStore + TokenStore + ProviderStore + DataKeyStore + AuthStore + HealthCheck> Store
+    for T
+{
+}
 
 pub type SharedStore = Arc<dyn Store>;

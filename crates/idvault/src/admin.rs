@@ -7,13 +7,25 @@ use std::sync::Arc;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 
-use idvault_core::clock::{Clock, SystemClock};
+use indicatif::{ProgressBar, ProgressStyle};
+use secrecy::SecretString;
+
+use idvault_core::auth::{ProjectAuthSettings, SessionSigner};
+use idvault_core::clock::{Clock, SharedClock, SystemClock};
 use idvault_core::ids::ProjectId;
 use idvault_core::project::{KeyState, ProjectService};
+use idvault_core::provider::service::SetProvider;
+use idvault_core::provider::{ClientAuthMethod, ProviderConfig, ProviderService};
+use idvault_core::store::AuthStore;
+use idvault_core::store::{DataKeyStore, WrappedDataKey};
+use idvault_crypto::{rewrap_data_keys, Envelope, JwtSigner, Keyring};
+use idvault_oauth::{HttpOAuthClient, OAuthSettings};
 use idvault_store_sqlite::{SqliteOptions, SqliteStore};
 
-use crate::cli::{HealthcheckArgs, KeyCommand, ProjectCommand};
-use crate::startup::{db_path, ensure_data_dir};
+use crate::cli::{
+    HealthcheckArgs, KeyCommand, KeysCommand, ProjectCommand, ProviderCommand, ProviderSetArgs,
+};
+use crate::startup::{db_path, ensure_data_dir, load_keyring};
 
 fn open_store(data_dir: &Path) -> anyhow::Result<SqliteStore> {
     ensure_data_dir(data_dir)?;
@@ -33,6 +45,187 @@ fn format_ms(ms: i64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+fn provider_service(store: SqliteStore, keyring: Keyring) -> anyhow::Result<ProviderService> {
+    let clock: SharedClock = Arc::new(SystemClock);
+    let cipher = Arc::new(Envelope::new(keyring, Arc::new(store.clone()), clock.clone()));
+    let oauth = HttpOAuthClient::new(OAuthSettings::default()).map_err(anyhow::Error::msg)?;
+    Ok(ProviderService::new(
+        Arc::new(store),
+        cipher,
+        Arc::new(oauth),
+        clock,
+    ))
+}
+
+fn print_provider(p: &ProviderConfig) {
+    println!("name:                   {}", p.name);
+    println!("client id:              {}", p.client_id);
+    println!(
+        "client secret:          {}",
+        if p.client_secret.is_some() {
+            "(set)"
+        } else {
+            "(none)"
+        }
+    );
+    println!("issuer:                 {}", p.issuer.as_deref().unwrap_or("-"));
+    println!(
+        "authorization endpoint: {}",
+        p.authorization_endpoint.as_deref().unwrap_or("-")
+    );
+    println!("token endpoint:         {}", p.token_endpoint);
+    println!(
+        "userinfo endpoint:      {}",
+        p.userinfo_endpoint.as_deref().unwrap_or("-")
+    );
+    println!("scopes:                 {}", p.scopes.join(" "));
+    println!("client auth method:     {}", p.auth_method.as_str());
+}
+
+fn read_client_secret(args: &ProviderSetArgs) -> anyhow::Result<Option<SecretString>> {
+    if let Some(path) = &args.client_secret_file {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        return Ok(Some(SecretString::from(
+            text.trim_end_matches(['\r', '\n']).to_owned(),
+        )));
+    }
+    Ok(std::env::var("IDVAULT_CLIENT_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(SecretString::from))
+}
+
+pub async fn provider(data_dir: &Path, master_key: Option<&str>, cmd: ProviderCommand) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    let keyring = load_keyring(master_key, data_dir)?;
+    let svc = provider_service(store, keyring)?;
+    match cmd {
+        ProviderCommand::Set(args) => {
+            let project = ProjectId::parse(&args.project)?;
+            let req = SetProvider {
+                name: args.name.clone(),
+                preset: args.preset.clone(),
+                client_id: args.client_id.clone(),
+                client_secret: read_client_secret(&args)?,
+                issuer: args.issuer.clone(),
+                authorization_endpoint: args.authorization_endpoint.clone(),
+                token_endpoint: args.token_endpoint.clone(),
+                userinfo_endpoint: args.userinfo_endpoint.clone(),
+                jwks_uri: None,
+                scopes: args.scopes.clone(),
+                auth_method: args
+                    .auth_method
+                    .as_deref()
+                    .map(ClientAuthMethod::parse)
+                    .transpose()?,
+            };
+            print_provider(&svc.set(&project, req).await?);
+        }
+        ProviderCommand::List { project } => {
+            println!("{:<16} {:<28} TOKEN ENDPOINT", "NAME", "CLIENT ID");
+            for p in svc.list(&ProjectId::parse(&project)?).await? {
+                println!("{:<16} {:<28} {}", p.name, p.client_id, p.token_endpoint);
+            }
+        }
+        ProviderCommand::Show { project, name } => {
+            print_provider(&svc.get(&ProjectId::parse(&project)?, &name).await?)
+        }
+        ProviderCommand::Remove { project, name } => {
+            svc.remove(&ProjectId::parse(&project)?, &name).await?;
+            println!("removed {name}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn keys(data_dir: &Path, master_key: Option<&str>, cmd: KeysCommand) -> anyhow::Result<()> {
+    if let KeysCommand::Generate { version } = cmd {
+        println!("{}", idvault_crypto::generate_entry(version).as_str());
+        return Ok(());
+    }
+    let store = open_store(data_dir)?;
+    let mut keyring = load_keyring(master_key, data_dir)?;
+    let usage = |keys: &[WrappedDataKey], v: u32| keys.iter().filter(|k| k.master_key_version == v).count();
+    match cmd {
+        KeysCommand::List => {
+            let keys = store.list_data_keys().await?;
+            let current = keyring.current_version();
+            println!("{:<8} {:<8} DATA KEYS WRAPPED", "VERSION", "CURRENT");
+            for v in keyring.versions() {
+                println!(
+                    "{:<8} {:<8} {}",
+                    v,
+                    if v == current { "yes" } else { "" },
+                    usage(&keys, v)
+                );
+            }
+            let unknown: Vec<u32> = keys
+                .iter()
+                .map(|k| k.master_key_version)
+                .filter(|v| keyring.key(*v).is_none())
+                .collect();
+            if !unknown.is_empty() {
+                println!("warning: data keys wrapped under versions missing from the keyring: {unknown:?}");
+            }
+        }
+        KeysCommand::Rotate => {
+            let version = keyring.rotate()?;
+            println!(
+                "master key version {version} added; run `idvault keys rewrap` to re-wrap existing data keys"
+            );
+        }
+        KeysCommand::Rewrap => {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} re-wrapping data keys [{bar:40}] {pos}/{len}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            let report = rewrap_data_keys(&keyring, &store, |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })
+            .await?;
+            bar.finish_and_clear();
+            println!(
+                "{} data keys: {} re-wrapped under master key version {}, {} already current",
+                report.total,
+                report.rewrapped,
+                keyring.current_version(),
+                report.already_current
+            );
+        }
+        KeysCommand::Retire { version } => {
+            if version == keyring.current_version() {
+                anyhow::bail!("master key version {version} is the current one; rotate first");
+            }
+            let in_use = usage(&store.list_data_keys().await?, version);
+            if in_use > 0 {
+                anyhow::bail!("master key version {version} still wraps {in_use} data keys; run `idvault keys rewrap` first");
+            }
+            keyring.retire(version)?;
+            println!("master key version {version} retired");
+        }
+        KeysCommand::RotateSigning { project } => {
+            let project = ProjectId::parse(&project)?;
+            let clock: SharedClock = Arc::new(SystemClock);
+            let cipher = Arc::new(Envelope::new(keyring, Arc::new(store.clone()), clock.clone()));
+            // Retired keys stay published for the longest refresh-token lifetime (30 days by default).
+            let signer = JwtSigner::new(
+                Arc::new(store.clone()),
+                cipher,
+                clock,
+                std::time::Duration::from_secs(30 * 24 * 3600),
+            );
+            let kid = signer.rotate(&project).await?;
+            println!(
+                "new signing key {kid} is active; the previous keys stay published until their tokens expire"
+            );
+        }
+        KeysCommand::Generate { .. } => {}
+    }
+    Ok(())
+}
+
 pub fn migrate(data_dir: &Path) -> anyhow::Result<()> {
     ensure_data_dir(data_dir)?;
     let applied = idvault_store_sqlite::migrate(&db_path(data_dir)).context("migrating the database")?;
@@ -48,11 +241,32 @@ pub fn migrate(data_dir: &Path) -> anyhow::Result<()> {
 }
 
 pub async fn project(data_dir: &Path, cmd: ProjectCommand) -> anyhow::Result<()> {
-    let svc = projects(open_store(data_dir)?);
+    let store = open_store(data_dir)?;
+    let svc = projects(store.clone());
     match cmd {
         ProjectCommand::Create { name } => {
             let p = svc.create_project(&name).await?;
             println!("{}", p.id);
+        }
+        ProjectCommand::Settings {
+            project,
+            redirect_urls,
+            link_by_verified_email,
+        } => {
+            let project = ProjectId::parse(&project)?;
+            let settings = ProjectAuthSettings {
+                redirect_urls,
+                link_by_verified_email,
+            };
+            for u in &settings.redirect_urls {
+                idvault_core::provider::validate_url("redirect-url", u)?;
+            }
+            store.set_auth_settings(&project, &settings).await?;
+            println!(
+                "redirect URLs: {:?}; link by verified email: {}",
+                settings.redirect_urls, settings.link_by_verified_email
+            );
+            return Ok(());
         }
         ProjectCommand::List => {
             println!("{:<30} {:<22} NAME", "PROJECT ID", "CREATED");

@@ -22,6 +22,17 @@ pub struct Cli {
     )]
     pub data_dir: PathBuf,
 
+    /// Master keyring: one base64 key, or `version:base64` entries separated by commas. When
+    /// unset, `master.key` in the data directory is used (created on first start).
+    #[arg(
+        long = "master-key",
+        global = true,
+        env = "IDVAULT_MASTER_KEY",
+        hide_env_values = true,
+        hide = true
+    )]
+    pub master_key: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -38,6 +49,12 @@ pub enum Command {
     /// Manage management keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Configure a project's OAuth providers (the project's own OAuth apps).
+    #[command(subcommand)]
+    Provider(ProviderCommand),
+    /// Manage the master keyring (envelope encryption of stored secrets).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Exit 0 if a running server answers its readiness probe (for container health checks).
     Healthcheck(HealthcheckArgs),
 }
@@ -58,15 +75,34 @@ pub struct ServeArgs {
     #[arg(long)]
     pub no_migrate: bool,
 
-    /// Master key (base64 of 32 bytes). When unset, `master.key` in the data directory is used,
-    /// and created on first start.
-    #[arg(
-        long = "master-key",
-        env = "IDVAULT_MASTER_KEY",
-        hide_env_values = true,
-        hide = true
-    )]
-    pub master_key: Option<String>,
+    /// Refresh a stored access token on read when it expires within this margin.
+    #[arg(long, env = "IDVAULT_REFRESH_SKEW", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub refresh_skew: std::time::Duration,
+
+    /// Timeout of one call to an OAuth provider (waiting for a slot included).
+    #[arg(long, env = "IDVAULT_PROVIDER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub provider_timeout: std::time::Duration,
+
+    /// Concurrent calls per provider host.
+    #[arg(long, env = "IDVAULT_PROVIDER_CONCURRENCY", default_value_t = 32)]
+    pub provider_concurrency: usize,
+
+    /// The URL browsers and providers reach idvault at; the OAuth callback is
+    /// `<public-url>/v1/auth/oauth/callback`. Defaults to `http://<listen address>`.
+    #[arg(long, env = "IDVAULT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Lifetime of session JWTs.
+    #[arg(long, env = "IDVAULT_SESSION_TTL", default_value = "10min", value_parser = humantime::parse_duration)]
+    pub session_ttl: std::time::Duration,
+
+    /// How long a started sign-in may take before its state expires.
+    #[arg(long, env = "IDVAULT_OAUTH_STATE_TTL", default_value = "10min", value_parser = humantime::parse_duration)]
+    pub oauth_state_ttl: std::time::Duration,
+
+    /// Lifetime of refresh JWTs (sessions).
+    #[arg(long, env = "IDVAULT_REFRESH_TTL", default_value = "30days", value_parser = humantime::parse_duration)]
+    pub refresh_ttl: std::time::Duration,
 }
 
 #[derive(Subcommand, Debug)]
@@ -78,6 +114,17 @@ pub enum ProjectCommand {
     },
     /// List projects.
     List,
+    /// Set a project's sign-in settings.
+    Settings {
+        #[arg(long)]
+        project: String,
+        /// An allowed redirect URL after sign-in (repeat for several); replaces the list.
+        #[arg(long = "redirect-url")]
+        redirect_urls: Vec<String>,
+        /// Link a sign-in to an existing user with the same verified email.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        link_by_verified_email: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -110,4 +157,83 @@ pub struct HealthcheckArgs {
     /// Base URL of the server.
     #[arg(long, env = "IDVAULT_URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProviderCommand {
+    /// Create or replace a provider. The client secret is read from `--client-secret-file` or
+    /// the IDVAULT_CLIENT_SECRET environment variable, never from the command line.
+    Set(Box<ProviderSetArgs>),
+    /// List a project's providers (never their secrets).
+    List {
+        #[arg(long)]
+        project: String,
+    },
+    /// Show one provider (never its secret).
+    Show {
+        #[arg(long)]
+        project: String,
+        name: String,
+    },
+    /// Remove a provider.
+    Remove {
+        #[arg(long)]
+        project: String,
+        name: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ProviderSetArgs {
+    #[arg(long)]
+    pub project: String,
+    /// Provider name: a preset (google, github, microsoft, gitlab, slack, discord) or your own.
+    #[arg(long)]
+    pub name: String,
+    /// Start from this preset's endpoints (defaults to the preset named like the provider).
+    #[arg(long)]
+    pub preset: Option<String>,
+    #[arg(long)]
+    pub client_id: String,
+    /// File holding the client secret (trailing newline ignored).
+    #[arg(long)]
+    pub client_secret_file: Option<PathBuf>,
+    /// OIDC issuer; its discovery document fills the endpoints of a custom provider.
+    #[arg(long)]
+    pub issuer: Option<String>,
+    #[arg(long)]
+    pub authorization_endpoint: Option<String>,
+    #[arg(long)]
+    pub token_endpoint: Option<String>,
+    #[arg(long)]
+    pub userinfo_endpoint: Option<String>,
+    /// Scopes, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub scopes: Option<Vec<String>>,
+    /// client_secret_basic or client_secret_post.
+    #[arg(long)]
+    pub auth_method: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Show master key versions and how many data keys each wraps.
+    List,
+    /// Add a new master key version; new data keys are wrapped under it.
+    Rotate,
+    /// Re-wrap every data key under the newest master key version (online).
+    Rewrap,
+    /// Remove a master key version; refused while any data key uses it.
+    Retire { version: u32 },
+    /// Make a new session-JWT signing key for a project; the old one stays published until the
+    /// tokens it signed have expired.
+    RotateSigning {
+        #[arg(long)]
+        project: String,
+    },
+    /// Print a new random keyring entry `VERSION:base64` for an IDVAULT_MASTER_KEY keyring.
+    Generate {
+        #[arg(long, default_value_t = 1)]
+        version: u32,
+    },
 }

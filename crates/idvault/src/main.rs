@@ -24,10 +24,12 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => startup::serve(&cli.data_dir, args).await,
+            Command::Serve(args) => startup::serve(&cli.data_dir, cli.master_key.as_deref(), args).await,
             Command::Migrate => admin::migrate(&cli.data_dir),
             Command::Project(cmd) => admin::project(&cli.data_dir, cmd).await,
             Command::Key(cmd) => admin::key(&cli.data_dir, cmd).await,
+            Command::Provider(cmd) => admin::provider(&cli.data_dir, cli.master_key.as_deref(), cmd).await,
+            Command::Keys(cmd) => admin::keys(&cli.data_dir, cli.master_key.as_deref(), cmd).await,
             Command::Healthcheck(args) => admin::healthcheck(args).await,
         }
     });

@@ -8,10 +8,13 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 
 use idvault_api::AppState;
+use idvault_core::auth::AuthSettings;
 use idvault_core::clock::SystemClock;
 use idvault_core::project::ProjectService;
 use idvault_core::store::{ProjectStore, SharedStore};
-use idvault_crypto::{load_or_create_master_key, MasterKeySource, Sealer};
+use idvault_core::vault::VaultSettings;
+use idvault_crypto::{Envelope, JwtSigner, KeySource, Keyring};
+use idvault_oauth::{HttpOAuthClient, OAuthSettings};
 use idvault_store_sqlite::{SqliteOptions, SqliteStore};
 
 use crate::cli::ServeArgs;
@@ -39,20 +42,27 @@ pub fn ensure_data_dir(data_dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating data directory {}", data_dir.display()))
 }
 
-pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
-    ensure_data_dir(data_dir)?;
-    let (master_key, source) =
-        load_or_create_master_key(args.master_key.as_deref(), data_dir).context("loading the master key")?;
-    match source {
-        MasterKeySource::CreatedFile => tracing::warn!(
-            "created a new master key in {}; back it up: without it stored provider tokens cannot be read",
-            data_dir.join("master.key").display()
+/// Loads the master keyring, saying where it came from (never what it is).
+pub fn load_keyring(master_key: Option<&str>, data_dir: &Path) -> anyhow::Result<Keyring> {
+    let keyring = Keyring::load_or_create(master_key, data_dir).context("loading the master key")?;
+    match keyring.source() {
+        KeySource::File { path, created: true } => tracing::warn!(
+            "created a new master key in {}; back it up: without it stored secrets cannot be read",
+            path.display()
         ),
-        MasterKeySource::ExistingFile => tracing::info!("master key loaded from the data directory"),
-        MasterKeySource::Environment => tracing::info!("master key loaded from IDVAULT_MASTER_KEY"),
+        KeySource::File { created: false, .. } => {
+            tracing::info!(versions = ?keyring.versions(), "master keyring loaded from the data directory")
+        }
+        KeySource::Environment => {
+            tracing::info!(versions = ?keyring.versions(), "master keyring loaded from IDVAULT_MASTER_KEY")
+        }
     }
-    let cipher = Arc::new(Sealer::new(1, &master_key));
-    drop(master_key);
+    Ok(keyring)
+}
+
+pub async fn serve(data_dir: &Path, master_key: Option<&str>, args: ServeArgs) -> anyhow::Result<()> {
+    ensure_data_dir(data_dir)?;
+    let keyring = load_keyring(master_key, data_dir)?;
 
     let opts = SqliteOptions {
         migrate: !args.no_migrate,
@@ -61,12 +71,46 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let sqlite = SqliteStore::open(&db_path(data_dir), &opts).context("opening the database")?;
     let store: SharedStore = Arc::new(sqlite.clone());
     let clock = Arc::new(SystemClock);
+    let cipher = Arc::new(Envelope::new(keyring, Arc::new(sqlite.clone()), clock.clone()));
+    let oauth = HttpOAuthClient::new(OAuthSettings {
+        timeout: args.provider_timeout,
+        max_concurrent_per_provider: args.provider_concurrency.max(1),
+        ..OAuthSettings::default()
+    })
+    .map_err(anyhow::Error::msg)?;
+    let settings = VaultSettings {
+        refresh_skew: args.refresh_skew,
+    };
 
-    let state = AppState::new(store.clone(), cipher, clock.clone());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let auth_settings = AuthSettings {
+        session_ttl: args.session_ttl,
+        refresh_ttl: args.refresh_ttl,
+        state_ttl: args.oauth_state_ttl,
+        ..AuthSettings::with_public_url(public_url)
+    };
+    let signer = Arc::new(JwtSigner::new(
+        Arc::new(sqlite.clone()),
+        cipher.clone(),
+        clock.clone(),
+        args.refresh_ttl,
+    ));
+    let state = AppState::new(
+        store.clone(),
+        cipher,
+        signer,
+        Arc::new(oauth),
+        clock.clone(),
+        settings,
+        auth_settings,
+    );
 
     bootstrap_first_project(&state.projects, store.as_ref(), &addr).await?;
 

@@ -12,6 +12,8 @@
 //!
 //! Must not import axum or anything above the storage seam.
 
+mod auth;
+mod keys;
 mod pool;
 mod projects;
 mod rows;

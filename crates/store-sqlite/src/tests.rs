@@ -228,6 +228,8 @@ async fn delete_cascades_to_login_ids_and_tokens() {
         expiration: 0,
         scopes: vec![],
         updated_ms: 5,
+        version: 0,
+        reauth_required: false,
     };
     assert!(f.store.put_token(&f.project, &u.user_id, &token).await.unwrap());
     assert!(f.store.delete_user(&f.project, &u.user_id).await.unwrap());
@@ -266,6 +268,8 @@ async fn token_upsert_and_provider_flag() {
         expiration: 123,
         scopes: vec!["repo".into()],
         updated_ms: 5,
+        version: 0,
+        reauth_required: false,
     };
     assert!(f.store.put_token(&f.project, &u.user_id, &token).await.unwrap());
     token.access_token = vec![7; 40];
@@ -273,7 +277,14 @@ async fn token_upsert_and_provider_flag() {
     match f.store.get_token(&f.project, &login("t"), &github).await.unwrap() {
         TokenLookup::Found { user_id, token: got } => {
             assert_eq!(user_id, u.user_id);
-            assert_eq!(got, token);
+            assert_eq!(
+                got,
+                SealedToken {
+                    version: 2,
+                    ..token.clone()
+                },
+                "second write bumps the version"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -347,4 +358,147 @@ async fn refuses_a_schema_newer_than_it_knows_and_an_unmigrated_one_without_migr
     drop(conn);
     let err = SqliteStore::open(&path, &SqliteOptions::default()).err().unwrap();
     assert!(err.to_string().contains("newer"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refreshed_token_replacement_is_compare_and_swap() {
+    let f = fixture().await;
+    let u = user("cas");
+    f.store
+        .create_users(&f.project, std::slice::from_ref(&u))
+        .await
+        .unwrap();
+    let google = ProviderName::parse("google").unwrap();
+    let token = SealedToken {
+        provider: google.clone(),
+        provider_user_id: "g".into(),
+        access_token: vec![1; 40],
+        refresh_token: Some(vec![2; 40]),
+        expiration: 10,
+        scopes: vec!["a".into()],
+        updated_ms: 1,
+        version: 0,
+        reauth_required: false,
+    };
+    f.store.put_token(&f.project, &u.user_id, &token).await.unwrap();
+    let refreshed = SealedToken {
+        access_token: vec![3; 40],
+        expiration: 99,
+        ..token.clone()
+    };
+    assert!(
+        !f.store
+            .replace_refreshed_token(&f.project, &u.user_id, &refreshed, 7)
+            .await
+            .unwrap(),
+        "stale version"
+    );
+    assert!(f
+        .store
+        .replace_refreshed_token(&f.project, &u.user_id, &refreshed, 1)
+        .await
+        .unwrap());
+    assert!(
+        !f.store
+            .replace_refreshed_token(&f.project, &u.user_id, &refreshed, 1)
+            .await
+            .unwrap(),
+        "already swapped"
+    );
+    assert!(!f
+        .store
+        .flag_reauth_required(&f.project, &u.user_id, &google, 1)
+        .await
+        .unwrap());
+    assert!(f
+        .store
+        .flag_reauth_required(&f.project, &u.user_id, &google, 2)
+        .await
+        .unwrap());
+    match f
+        .store
+        .get_token(&f.project, &login("cas"), &google)
+        .await
+        .unwrap()
+    {
+        TokenLookup::Found { token: got, .. } => {
+            assert_eq!(got.access_token, vec![3; 40]);
+            assert_eq!(got.version, 3);
+            assert!(got.reauth_required);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A new import clears the flag.
+    f.store.put_token(&f.project, &u.user_id, &token).await.unwrap();
+    match f
+        .store
+        .get_token(&f.project, &login("cas"), &google)
+        .await
+        .unwrap()
+    {
+        TokenLookup::Found { token: got, .. } => assert!(!got.reauth_required),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn providers_and_data_keys() {
+    use idvault_core::provider::{ClientAuthMethod, ProviderConfig};
+    use idvault_core::store::{DataKeyStore, ProviderStore, WrappedDataKey};
+    let f = fixture().await;
+    let cfg = ProviderConfig {
+        name: ProviderName::parse("acme").unwrap(),
+        client_id: "cid".into(),
+        client_secret: Some(vec![1, 2, 3]),
+        issuer: Some("http://127.0.0.1:1".into()),
+        authorization_endpoint: None,
+        token_endpoint: "http://127.0.0.1:1/token".into(),
+        userinfo_endpoint: None,
+        jwks_uri: None,
+        scopes: vec!["openid".into()],
+        auth_method: ClientAuthMethod::ClientSecretPost,
+        created_ms: 1,
+        updated_ms: 2,
+    };
+    f.store.put_provider(&f.project, &cfg).await.unwrap();
+    assert_eq!(
+        f.store.get_provider(&f.project, &cfg.name).await.unwrap(),
+        Some(cfg.clone())
+    );
+    let updated = ProviderConfig {
+        client_id: "cid2".into(),
+        updated_ms: 3,
+        ..cfg.clone()
+    };
+    f.store.put_provider(&f.project, &updated).await.unwrap();
+    assert_eq!(f.store.list_providers(&f.project).await.unwrap(), vec![updated]);
+    assert!(f.store.delete_provider(&f.project, &cfg.name).await.unwrap());
+    assert!(f
+        .store
+        .get_provider(&f.project, &cfg.name)
+        .await
+        .unwrap()
+        .is_none());
+
+    let key = WrappedDataKey {
+        project_id: f.project.clone(),
+        version: 1,
+        wrapped: vec![9; 60],
+        master_key_version: 1,
+        created_ms: 5,
+    };
+    assert!(f.store.insert_data_key(&key).await.unwrap());
+    assert!(!f.store.insert_data_key(&key).await.unwrap(), "first writer wins");
+    let rewrapped = WrappedDataKey {
+        wrapped: vec![8; 60],
+        master_key_version: 2,
+        ..key.clone()
+    };
+    assert!(!f.store.rewrap_data_key(&rewrapped, 5).await.unwrap());
+    assert!(f.store.rewrap_data_key(&rewrapped, 1).await.unwrap());
+    assert_eq!(
+        f.store.get_data_key(&f.project, 1).await.unwrap(),
+        Some(rewrapped.clone())
+    );
+    assert_eq!(f.store.list_data_keys().await.unwrap(), vec![rewrapped]);
 }

@@ -1,7 +1,7 @@
 //! Provider tokens (sealed by the domain before they get here).
 
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, OptionalExtension, Row, Transaction};
 
 use idvault_core::error::{Error, Result};
 use idvault_core::ids::{ProjectId, ProviderName, UserId};
@@ -12,51 +12,149 @@ use idvault_core::vault::SealedToken;
 use crate::rows::to_json;
 use crate::{storage_err, SqliteStore};
 
-type TokenRow = (
-    String,
-    Option<String>,
-    Option<Vec<u8>>,
-    Option<Vec<u8>>,
-    Option<i64>,
-    Option<String>,
-    Option<i64>,
+/// The token columns, all NULL when the user exists but has no token for the provider.
+macro_rules! token_columns {
+    () => {
+        "u.user_id, t.provider_user_id, t.access_token, t.refresh_token, t.expiration, t.scopes, \
+         t.updated_ms, t.version, t.reauth_required"
+    };
+}
+
+const TOKEN_BY_LOGIN: &str = concat!(
+    "SELECT ",
+    token_columns!(),
+    " FROM user_login_ids l JOIN users u ON u.pk = l.user_pk \
+     LEFT JOIN provider_tokens t ON t.user_pk = u.pk AND t.provider = ?3 \
+     WHERE l.project_id = ?1 AND l.login_id = ?2"
 );
 
-const TOKEN_BY_LOGIN: &str =
-    "SELECT u.user_id, t.provider_user_id, t.access_token, t.refresh_token, t.expiration, \
-     t.scopes, t.updated_ms FROM user_login_ids l JOIN users u ON u.pk = l.user_pk \
-     LEFT JOIN provider_tokens t ON t.user_pk = u.pk AND t.provider = ?3 \
-     WHERE l.project_id = ?1 AND l.login_id = ?2";
+const TOKEN_BY_ID: &str = concat!(
+    "SELECT ",
+    token_columns!(),
+    " FROM users u LEFT JOIN provider_tokens t ON t.user_pk = u.pk AND t.provider = ?3 \
+     WHERE u.project_id = ?1 AND u.user_id = ?2"
+);
 
-const TOKEN_BY_ID: &str =
-    "SELECT u.user_id, t.provider_user_id, t.access_token, t.refresh_token, t.expiration, \
-     t.scopes, t.updated_ms FROM users u \
-     LEFT JOIN provider_tokens t ON t.user_pk = u.pk AND t.provider = ?3 \
-     WHERE u.project_id = ?1 AND u.user_id = ?2";
+/// A joined user/token row as read.
+struct TokenRow {
+    user_id: String,
+    provider_user_id: Option<String>,
+    access_token: Option<Vec<u8>>,
+    refresh_token: Option<Vec<u8>>,
+    expiration: Option<i64>,
+    scopes: Option<String>,
+    updated_ms: Option<i64>,
+    version: Option<i64>,
+    reauth_required: Option<bool>,
+}
+
+fn token_row(r: &Row<'_>) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        user_id: r.get(0)?,
+        provider_user_id: r.get(1)?,
+        access_token: r.get(2)?,
+        refresh_token: r.get(3)?,
+        expiration: r.get(4)?,
+        scopes: r.get(5)?,
+        updated_ms: r.get(6)?,
+        version: r.get(7)?,
+        reauth_required: r.get(8)?,
+    })
+}
 
 fn lookup_from_row(provider: &ProviderName, row: Option<TokenRow>) -> Result<TokenLookup> {
-    let Some((user_id, provider_user_id, access, refresh, expiration, scopes, updated_ms)) = row else {
+    let Some(row) = row else {
         return Ok(TokenLookup::NoUser);
     };
-    let (Some(provider_user_id), Some(access_token), Some(expiration), Some(scopes), Some(updated_ms)) =
-        (provider_user_id, access, expiration, scopes, updated_ms)
+    let (
+        Some(provider_user_id),
+        Some(access_token),
+        Some(expiration),
+        Some(scopes),
+        Some(updated_ms),
+        Some(version),
+    ) = (
+        row.provider_user_id,
+        row.access_token,
+        row.expiration,
+        row.scopes,
+        row.updated_ms,
+        row.version,
+    )
     else {
         return Ok(TokenLookup::NoToken);
     };
     let scopes: Vec<String> = serde_json::from_str(&scopes)
         .map_err(|_| Error::Storage("token scopes column is not a JSON array".into()))?;
     Ok(TokenLookup::Found {
-        user_id: UserId::parse(&user_id)?,
+        user_id: UserId::parse(&row.user_id)?,
         token: SealedToken {
             provider: provider.clone(),
             provider_user_id,
             access_token,
-            refresh_token: refresh,
+            refresh_token: row.refresh_token,
             expiration,
             scopes,
             updated_ms,
+            version,
+            reauth_required: row.reauth_required.unwrap_or(false),
         },
     })
+}
+
+/// The user's row key and provider list, if the user exists.
+pub(crate) fn user_pk(
+    tx: &Transaction<'_>,
+    project: &ProjectId,
+    user_id: &UserId,
+) -> Result<Option<(i64, String)>> {
+    tx.query_row(
+        "SELECT pk, oauth_providers FROM users WHERE project_id = ?1 AND user_id = ?2",
+        params![project.as_str(), user_id.as_str()],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .map_err(storage_err)
+}
+
+/// Inserts or replaces a token row (clearing the re-authentication flag, bumping the version)
+/// and adds the provider to the user's list.
+pub(crate) fn upsert_token(
+    tx: &Transaction<'_>,
+    pk: i64,
+    providers_json: &str,
+    token: &SealedToken,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO provider_tokens (user_pk, provider, provider_user_id, access_token, refresh_token, \
+         expiration, scopes, updated_ms, version, reauth_required) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, 0) \
+         ON CONFLICT (user_pk, provider) DO UPDATE SET provider_user_id = excluded.provider_user_id, \
+         access_token = excluded.access_token, refresh_token = excluded.refresh_token, \
+         expiration = excluded.expiration, scopes = excluded.scopes, updated_ms = excluded.updated_ms, \
+         version = provider_tokens.version + 1, reauth_required = 0",
+        params![
+            pk,
+            token.provider.as_str(),
+            token.provider_user_id,
+            token.access_token,
+            token.refresh_token,
+            token.expiration,
+            to_json(&token.scopes)?,
+            token.updated_ms
+        ],
+    )
+    .map_err(storage_err)?;
+    let mut list: Vec<String> = serde_json::from_str(providers_json).unwrap_or_default();
+    if !list.iter().any(|p| p == token.provider.as_str()) {
+        list.push(token.provider.to_string());
+        tx.execute(
+            "UPDATE users SET oauth_providers = ?2, modified_ms = ?3 WHERE pk = ?1",
+            params![pk, to_json(&list)?, token.updated_ms],
+        )
+        .map_err(storage_err)?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -74,18 +172,8 @@ impl TokenStore for SqliteStore {
         let row = self.read(|c| {
             c.prepare_cached(sql)
                 .and_then(|mut s| {
-                    s.query_row(params![project.as_str(), key, provider.as_str()], |r| {
-                        Ok((
-                            r.get(0)?,
-                            r.get(1)?,
-                            r.get(2)?,
-                            r.get(3)?,
-                            r.get(4)?,
-                            r.get(5)?,
-                            r.get(6)?,
-                        ))
-                    })
-                    .optional()
+                    s.query_row(params![project.as_str(), key, provider.as_str()], token_row)
+                        .optional()
                 })
                 .map_err(storage_err)
         })?;
@@ -96,44 +184,70 @@ impl TokenStore for SqliteStore {
         let (project, user_id, token) = (project.clone(), user_id.clone(), token.clone());
         self.write(move |c| {
             let tx = c.transaction().map_err(storage_err)?;
-            let found: Option<(i64, String)> = tx
-                .query_row(
-                    "SELECT pk, oauth_providers FROM users WHERE project_id = ?1 AND user_id = ?2",
-                    params![project.as_str(), user_id.as_str()],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-                .map_err(storage_err)?;
-            let Some((pk, providers)) = found else { return Ok(false) };
-            tx.execute(
-                "INSERT INTO provider_tokens (user_pk, provider, provider_user_id, access_token, refresh_token, \
-                 expiration, scopes, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-                 ON CONFLICT (user_pk, provider) DO UPDATE SET provider_user_id = excluded.provider_user_id, \
-                 access_token = excluded.access_token, refresh_token = excluded.refresh_token, \
-                 expiration = excluded.expiration, scopes = excluded.scopes, updated_ms = excluded.updated_ms",
+            let Some((pk, providers)) = user_pk(&tx, &project, &user_id)? else {
+                return Ok(false);
+            };
+            upsert_token(&tx, pk, &providers, &token)?;
+            tx.commit().map_err(storage_err)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn replace_refreshed_token(
+        &self,
+        project: &ProjectId,
+        user_id: &UserId,
+        token: &SealedToken,
+        expected_version: i64,
+    ) -> Result<bool> {
+        let (project, user_id, token) = (project.clone(), user_id.clone(), token.clone());
+        self.write(move |c| {
+            c.execute(
+                "UPDATE provider_tokens SET access_token = ?4, refresh_token = ?5, expiration = ?6, scopes = ?7, \
+                 updated_ms = ?8, version = version + 1, reauth_required = 0 \
+                 WHERE user_pk = (SELECT pk FROM users WHERE project_id = ?1 AND user_id = ?2) \
+                 AND provider = ?3 AND version = ?9",
                 params![
-                    pk,
+                    project.as_str(),
+                    user_id.as_str(),
                     token.provider.as_str(),
-                    token.provider_user_id,
                     token.access_token,
                     token.refresh_token,
                     token.expiration,
                     to_json(&token.scopes)?,
-                    token.updated_ms
+                    token.updated_ms,
+                    expected_version
                 ],
             )
-            .map_err(storage_err)?;
-            let mut list: Vec<String> = serde_json::from_str(&providers).unwrap_or_default();
-            if !list.iter().any(|p| p == token.provider.as_str()) {
-                list.push(token.provider.to_string());
-                tx.execute(
-                    "UPDATE users SET oauth_providers = ?2, modified_ms = ?3 WHERE pk = ?1",
-                    params![pk, to_json(&list)?, token.updated_ms],
-                )
-                .map_err(storage_err)?;
-            }
-            tx.commit().map_err(storage_err)?;
-            Ok(true)
+            .map(|n| n == 1)
+            .map_err(storage_err)
+        })
+        .await
+    }
+
+    async fn flag_reauth_required(
+        &self,
+        project: &ProjectId,
+        user_id: &UserId,
+        provider: &ProviderName,
+        expected_version: i64,
+    ) -> Result<bool> {
+        let (project, user_id, provider) = (project.clone(), user_id.clone(), provider.clone());
+        self.write(move |c| {
+            c.execute(
+                "UPDATE provider_tokens SET reauth_required = 1, version = version + 1 \
+                 WHERE user_pk = (SELECT pk FROM users WHERE project_id = ?1 AND user_id = ?2) \
+                 AND provider = ?3 AND version = ?4",
+                params![
+                    project.as_str(),
+                    user_id.as_str(),
+                    provider.as_str(),
+                    expected_version
+                ],
+            )
+            .map(|n| n == 1)
+            .map_err(storage_err)
         })
         .await
     }
@@ -147,15 +261,7 @@ impl TokenStore for SqliteStore {
         let (project, user_id, provider) = (project.clone(), user_id.clone(), provider.clone());
         self.write(move |c| {
             let tx = c.transaction().map_err(storage_err)?;
-            let found: Option<(i64, String)> = tx
-                .query_row(
-                    "SELECT pk, oauth_providers FROM users WHERE project_id = ?1 AND user_id = ?2",
-                    params![project.as_str(), user_id.as_str()],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-                .map_err(storage_err)?;
-            let Some((pk, providers)) = found else {
+            let Some((pk, providers)) = user_pk(&tx, &project, &user_id)? else {
                 return Ok(false);
             };
             let deleted = tx

@@ -38,7 +38,8 @@ pub(crate) fn write_user_index(tx: &Transaction<'_>, pk: i64, user: &User) -> Re
     Ok(())
 }
 
-fn insert_user(tx: &Transaction<'_>, project: &ProjectId, user: &User) -> Result<()> {
+/// Inserts a user with its login ids and index rows; answers its row key.
+pub(crate) fn insert_user(tx: &Transaction<'_>, project: &ProjectId, user: &User) -> Result<i64> {
     let mut insert = tx
         .prepare_cached(
             "INSERT INTO users (project_id, user_id, login_ids, name, given_name, middle_name, family_name, email, \
@@ -91,7 +92,8 @@ fn insert_user(tx: &Transaction<'_>, project: &ProjectId, user: &User) -> Result
             }
         })?;
     }
-    write_user_index(tx, pk, user)
+    write_user_index(tx, pk, user)?;
+    Ok(pk)
 }
 
 fn get_user_on(conn: &Connection, project: &ProjectId, user: &UserRef) -> Result<Option<User>> {

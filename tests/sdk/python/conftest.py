@@ -155,3 +155,41 @@ def uid() -> str:
     """A fresh unique suffix for login ids, tenant ids, role names of one test."""
     return uuid.uuid4().hex
 
+
+
+OAUTH_LISTENING_RE = re.compile(r"^oauth-server listening on (http://127\.0\.0\.1:\d+)\s*$")
+
+
+@pytest.fixture(scope="session")
+def oauth_server() -> Iterator[str]:
+    """The real OAuth server (oidc-provider, tests/oauth-server) for refresh tests; yields its
+    issuer URL. `npm ci` must have run in tests/oauth-server (scripts/test.sh does)."""
+    script = REPO_ROOT / "tests" / "oauth-server" / "server.js"
+    if not (script.parent / "node_modules" / "oidc-provider").exists():
+        pytest.fail(f"run `npm ci` in {script.parent} first (scripts/test.sh does)")
+    proc = subprocess.Popen(
+        ["node", str(script), "--port", "0", "--exit-on-stdin-close"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: "queue.Queue[Optional[str]]" = queue.Queue()
+    threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    issuer = None
+    while issuer is None:
+        try:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            line = None
+        if line is None:
+            _stop(proc)
+            pytest.fail("the OAuth test server did not start")
+        match = OAUTH_LISTENING_RE.match(line.strip())
+        if match:
+            issuer = match.group(1)
+    try:
+        yield issuer
+    finally:
+        _stop(proc)

@@ -183,3 +183,56 @@ def test_deleted_user_loses_tokens(client, idvault_server):
     with pytest.raises(AuthException) as exc:
         client.mgmt.user.get_provider_token(login_id, "google")
     assert exc.value.status_code == 404
+
+
+def test_force_refresh_through_the_sdk_returns_a_refreshed_token(client, idvault_server, oauth_server):
+    """forceRefresh=True makes idvault refresh at a real OAuth server (oidc-provider) and the SDK
+    returns the new token; the provider is configured through idvault's provider extension."""
+    import httpx
+
+    auth = {"Authorization": f"Bearer {idvault_server.project_id}:{idvault_server.management_key}"}
+    resp = httpx.post(
+        f"{idvault_server.base_url}/v1/mgmt/provider/set",
+        json={
+            "name": "acme",
+            "clientId": "idvault-test",
+            "clientSecret": "idvault-test-secret",
+            "issuer": oauth_server,
+        },
+        headers=auth,
+        timeout=10.0,
+    )
+    assert resp.status_code == 200, resp.text
+
+    login_id = unique_login_id("refresh")
+    client.mgmt.user.create(login_id=login_id, verified_email=True)
+    grant = httpx.post(f"{oauth_server}/__test/grant", json={"accountId": login_id}, timeout=10.0).json()
+    _put_ok(
+        idvault_server,
+        login_id,
+        provider="acme",
+        provider_user_id=login_id,
+        access_token=grant["access_token"],
+        refresh_token=grant["refresh_token"],
+        expiration=int(time.time()) + 3600,
+        scopes=["openid", "email", "offline_access"],
+    )
+
+    plain = client.mgmt.user.get_provider_token(login_id, "acme")
+    assert plain["accessToken"] == grant["access_token"]
+
+    refreshed = client.mgmt.user.get_provider_token(login_id, "acme", withRefreshToken=True, forceRefresh=True)
+    assert refreshed["accessToken"] != grant["access_token"]
+    assert refreshed["refreshToken"] != grant["refresh_token"], "oidc-provider rotates refresh tokens"
+    assert refreshed["expiration"] > int(time.time())
+
+    # The refreshed token is what is stored now.
+    again = client.mgmt.user.get_provider_token(login_id, "acme")
+    assert again["accessToken"] == refreshed["accessToken"]
+
+    # Revoked at the provider: the SDK surfaces idvault's E112105.
+    httpx.post(f"{oauth_server}/__test/revoke", json={"account_id": login_id}, timeout=10.0)
+    with pytest.raises(AuthException) as exc:
+        client.mgmt.user.get_provider_token(login_id, "acme", forceRefresh=True)
+    assert exc.value.status_code == 409
+    assert "E112105" in exc.value.error_message

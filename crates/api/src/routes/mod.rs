@@ -1,8 +1,10 @@
 //! Route handlers by area; each area's `router()` sits next to its handlers.
 
+pub mod auth;
 pub mod health;
 pub mod license;
 pub mod provider_tokens;
+pub mod providers;
 pub mod users;
 
 /// The `{}` body the SDKs expect from a success with nothing to say (the Node SDK parses every

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use idvault_core::ids::ProviderName;
 use idvault_core::user::UserRef;
-use idvault_core::vault::service::ReadOptions;
+use idvault_core::vault::ReadOptions;
 use idvault_core::vault::{ProviderToken, StoreTokenRequest};
 
 use crate::error::ApiResult;

@@ -3,6 +3,7 @@
 
 pub mod model;
 pub mod service;
+pub mod single_flight;
 
-pub use model::{ProviderToken, SealedToken, StoreTokenRequest, TokenCipher};
-pub use service::VaultService;
+pub use model::{ProviderToken, SealedToken, StoreTokenRequest};
+pub use service::{ReadOptions, VaultService, VaultSettings};

@@ -29,13 +29,19 @@ impl TestServer {
     }
 
     pub fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> TestServer {
+        Self::start_with(data_dir, env, &[])
+    }
+
+    /// Starts with extra environment variables and extra `serve` arguments.
+    pub fn start_with(data_dir: &Path, env: &[(&str, &str)], serve_args: &[&str]) -> TestServer {
         std::fs::create_dir_all(data_dir).unwrap();
         let stderr_path = data_dir.with_extension(format!("stderr-{}.log", rand_suffix()));
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut cmd = Command::new(BIN);
         cmd.args(["--data-dir"])
             .arg(data_dir)
-            .args(["serve", "--listen", "127.0.0.1:0"]);
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(serve_args);
         cmd.env_remove("IDVAULT_MASTER_KEY").env("IDVAULT_LOG", "info");
         for (k, v) in env {
             cmd.env(k, v);
@@ -157,8 +163,13 @@ pub struct TestApp {
 
 impl TestApp {
     pub fn spawn() -> TestApp {
+        Self::spawn_with(&[])
+    }
+
+    /// With extra `serve` arguments.
+    pub fn spawn_with(serve_args: &[&str]) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
-        let server = TestServer::start(&dir.path().join("data"));
+        let server = TestServer::start_with(&dir.path().join("data"), &[], serve_args);
         let api = Api::new(
             &server.base_url,
             server.project_id.as_deref().unwrap(),

@@ -1,0 +1,58 @@
+//! `bench.json`: what `seed` put in a data directory, read back by `run`.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// Login ids are `user{i}@example.com` for i in 0..users; users 0..token_users hold a token for
+/// `provider`, whose access token is `bench-access-{i}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BenchMeta {
+    pub project_id: String,
+    /// The full management key. This is a throw-away benchmark directory; the file is 0600.
+    pub management_key: String,
+    pub users: u64,
+    pub token_users: u64,
+    pub provider: String,
+    pub login_id_pattern: String,
+    pub seeded_at: String,
+    pub seed_seconds: f64,
+    pub users_seconds: f64,
+    pub tokens_seconds: f64,
+}
+
+pub fn login_id(i: u64) -> String {
+    format!("user{i}@example.com")
+}
+
+pub fn access_token(i: u64) -> String {
+    format!("bench-access-{i}")
+}
+
+pub fn write(path: &Path, meta: &BenchMeta) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(meta)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut file, text.as_bytes())?;
+    std::io::Write::write_all(&mut file, b"\n")?;
+    Ok(())
+}
+
+pub fn read(path: &Path) -> anyhow::Result<BenchMeta> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading {} (seed the directory first: idvault-bench seed --data-dir DIR)",
+            path.display()
+        )
+    })?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}

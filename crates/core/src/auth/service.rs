@@ -1,0 +1,718 @@
+//! The sign-in flow and sessions.
+//!
+//! `authorize` makes a state (stored hashed, single use, short-lived) with a PKCE verifier and a
+//! nonce, and answers the provider's authorization URL. The provider's `callback` consumes the
+//! state, exchanges the code, establishes the identity (a validated id_token, or userinfo),
+//! creates or links the user, stores the provider tokens in the vault, all in one transaction,
+//! and redirects to the application with a one-time code. `exchange` turns that code into a
+//! session: a short session JWT (`drn: DS`) and a refresh JWT (`drn: DSR`, `jti` = session id)
+//! that logout revokes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use secrecy::ExposeSecret;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::auth::{AuthCode, JwtResponse, OAuthState, SessionRecord, SessionSigner};
+use crate::clock::SharedClock;
+use crate::error::{Error, Result};
+use crate::ids::{ProjectId, ProviderName, UserId};
+use crate::provider::{
+    IdTokenCheck, OAuthClient, ProviderConfig, ProviderService, TokenEndpoint, TokenGrant,
+};
+use crate::secrets::{token_aad, Cipher, TokenField};
+use crate::store::{SharedStore, SignIn, SignInUser};
+use crate::user::{NewUser, User, UserRef, UserService, UserStatus};
+use crate::vault::SealedToken;
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// idvault's externally reachable base URL; the provider redirects to
+    /// `<public_url>/v1/auth/oauth/callback`.
+    pub public_url: String,
+    pub session_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub state_ttl: Duration,
+    pub code_ttl: Duration,
+}
+
+impl AuthSettings {
+    pub fn with_public_url(public_url: String) -> Self {
+        AuthSettings {
+            public_url,
+            session_ttl: Duration::from_secs(10 * 60),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            state_ttl: Duration::from_secs(10 * 60),
+            code_ttl: Duration::from_secs(2 * 60),
+        }
+    }
+}
+
+/// The query of the provider's redirect to the callback.
+#[derive(Debug, Default)]
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct AuthService {
+    store: SharedStore,
+    cipher: Arc<dyn Cipher>,
+    signer: Arc<dyn SessionSigner>,
+    oauth: Arc<dyn OAuthClient>,
+    providers: ProviderService,
+    users: UserService,
+    clock: SharedClock,
+    settings: Arc<AuthSettings>,
+}
+
+fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+fn sha256(s: &str) -> [u8; 32] {
+    Sha256::digest(s.as_bytes()).into()
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn state_aad(project: &ProjectId, state_hash: &[u8; 32]) -> Vec<u8> {
+    let mut aad = b"idvault/oauth-state/v1".to_vec();
+    aad.extend_from_slice(project.as_str().as_bytes());
+    aad.extend_from_slice(state_hash);
+    aad
+}
+
+/// Appends query parameters to a URL that may already have some.
+fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
+    let encoded = serde_urlencoded::to_string(pairs).unwrap_or_default();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}{encoded}")
+}
+
+/// The URL without its query string or fragment, for comparison with allowed redirect URLs.
+fn without_query(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
+
+fn str_claim(claims: &Map<String, Value>, name: &str) -> Option<String> {
+    match claims.get(name)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Who the provider says signed in.
+#[derive(Debug, Default)]
+struct Identity {
+    subject: String,
+    email: Option<String>,
+    email_verified: bool,
+    name: Option<String>,
+    given_name: Option<String>,
+    family_name: Option<String>,
+    picture: Option<String>,
+}
+
+impl AuthService {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: SharedStore,
+        cipher: Arc<dyn Cipher>,
+        signer: Arc<dyn SessionSigner>,
+        oauth: Arc<dyn OAuthClient>,
+        providers: ProviderService,
+        users: UserService,
+        clock: SharedClock,
+        settings: AuthSettings,
+    ) -> Self {
+        Self {
+            store,
+            cipher,
+            signer,
+            oauth,
+            providers,
+            users,
+            clock,
+            settings: Arc::new(settings),
+        }
+    }
+
+    pub fn callback_url(&self) -> String {
+        format!(
+            "{}/v1/auth/oauth/callback",
+            self.settings.public_url.trim_end_matches('/')
+        )
+    }
+
+    pub fn signer(&self) -> &Arc<dyn SessionSigner> {
+        &self.signer
+    }
+
+    /// Checks that the project exists (auth endpoints carry only a project id).
+    pub async fn require_project(&self, project: &ProjectId) -> Result<()> {
+        match self.store.get_project(project).await? {
+            Some(_) => Ok(()),
+            None => Err(Error::Unauthorized("unknown project")),
+        }
+    }
+
+    /// Starts a sign-in: answers the provider's authorization URL.
+    pub async fn authorize(
+        &self,
+        project: &ProjectId,
+        provider: &str,
+        redirect_url: Option<&str>,
+        login_hint: Option<&str>,
+    ) -> Result<String> {
+        self.require_project(project).await?;
+        let config = self.providers.get(project, provider).await?;
+        let authorization_endpoint = config
+            .authorization_endpoint
+            .clone()
+            .ok_or_else(|| Error::invalid("provider", "has no authorization endpoint configured"))?;
+        let settings = self.store.get_auth_settings(project).await?;
+        let redirect_url = match redirect_url.filter(|u| !u.is_empty()) {
+            Some(u) => u.to_owned(),
+            None => match settings.redirect_urls.as_slice() {
+                [only] => only.clone(),
+                _ => return Err(Error::MissingArgument("redirectURL")),
+            },
+        };
+        if !settings
+            .redirect_urls
+            .iter()
+            .any(|allowed| without_query(allowed) == without_query(&redirect_url))
+        {
+            return Err(Error::RedirectNotAllowed(redirect_url));
+        }
+
+        let state = random_token(32);
+        let verifier = random_token(32);
+        let nonce = random_token(16);
+        let state_hash = sha256(&state);
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        let now = self.clock.now_ms();
+        let record = OAuthState {
+            state_hash,
+            project_id: project.clone(),
+            provider: config.name.clone(),
+            redirect_url,
+            code_verifier: self
+                .cipher
+                .seal(project, verifier.as_bytes(), &state_aad(project, &state_hash))
+                .await?,
+            nonce: nonce.clone(),
+            created_ms: now,
+            expires_ms: now.saturating_add(ms(self.settings.state_ttl)),
+        };
+        self.store.insert_oauth_state(&record).await?;
+
+        let scope = config.scopes.join(" ");
+        let callback = self.callback_url();
+        let mut params: Vec<(&str, &str)> = vec![
+            ("response_type", "code"),
+            ("client_id", &config.client_id),
+            ("redirect_uri", &callback),
+            ("scope", &scope),
+            ("state", &state),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ];
+        if config.scopes.iter().any(|s| s == "openid") {
+            params.push(("nonce", &nonce));
+        }
+        // Refresh tokens: OIDC's offline_access needs prompt=consent; Google wants
+        // access_type=offline (and consent, or it issues a refresh token only once).
+        if config.scopes.iter().any(|s| s == "offline_access") || config.name.as_str() == "google" {
+            params.push(("prompt", "consent"));
+        }
+        if config.name.as_str() == "google" {
+            params.push(("access_type", "offline"));
+        }
+        if let Some(hint) = login_hint.filter(|h| !h.is_empty()) {
+            params.push(("login_hint", hint));
+        }
+        Ok(with_query(&authorization_endpoint, &params))
+    }
+
+    /// The provider's redirect back. Answers where to send the browser: the application's
+    /// redirect URL with a one-time `code`.
+    pub async fn callback(&self, params: CallbackParams) -> Result<String> {
+        let state = params
+            .state
+            .filter(|s| !s.is_empty())
+            .ok_or(Error::InvalidOAuthState("missing state"))?;
+        if state.len() > 128 {
+            return Err(Error::InvalidOAuthState("unknown state"));
+        }
+        let record = self
+            .store
+            .take_oauth_state(&sha256(&state))
+            .await?
+            .ok_or(Error::InvalidOAuthState(
+                "unknown, tampered or already used state",
+            ))?;
+        if record.expires_ms <= self.clock.now_ms() {
+            return Err(Error::InvalidOAuthState("expired state"));
+        }
+        if let Some(error) = params.error.filter(|e| !e.is_empty()) {
+            let description = params.error_description.unwrap_or_default();
+            let shown: String = format!("{error}: {description}").chars().take(200).collect();
+            return Err(Error::ProviderCallbackError(shown));
+        }
+        let code = params
+            .code
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| Error::ProviderCallbackError("no code".into()))?;
+        let project = record.project_id.clone();
+        let config = self.providers.get(&project, record.provider.as_str()).await?;
+        let verifier = self
+            .cipher
+            .open(
+                &project,
+                &record.code_verifier,
+                &state_aad(&project, &record.state_hash),
+            )
+            .await?;
+        let verifier =
+            std::str::from_utf8(&verifier).map_err(|_| Error::Decrypt("code verifier is not UTF-8"))?;
+        let client_secret = self.providers.open_client_secret(&project, &config).await?;
+        let endpoint = TokenEndpoint {
+            url: &config.token_endpoint,
+            client_id: &config.client_id,
+            client_secret: client_secret.as_ref(),
+            auth_method: config.auth_method,
+        };
+        let grant = self
+            .oauth
+            .exchange_code(&endpoint, &code, &self.callback_url(), verifier)
+            .await
+            .map_err(|failure| Error::Provider {
+                provider: config.name.to_string(),
+                failure,
+            })?;
+        let identity = self.identity(&config, &grant, &record.nonce).await?;
+
+        let (user, first_seen) = self.resolve_user(&project, &config.name, &identity).await?;
+        let user_id = match &user {
+            SignInUser::Existing(id) => id.clone(),
+            SignInUser::New(u) => u.user_id.clone(),
+        };
+        let mut token = self.seal_grant(&project, &user_id, &config, &grant).await?;
+        token.provider_user_id = identity.subject.clone();
+        let sign_in = SignIn {
+            user,
+            provider_user_id: identity.subject.clone(),
+            token,
+        };
+        let user_id = self
+            .store
+            .complete_sign_in(&project, &config.name, &sign_in)
+            .await?;
+
+        let code = random_token(32);
+        let now = self.clock.now_ms();
+        self.store
+            .insert_auth_code(&AuthCode {
+                code_hash: sha256(&code),
+                project_id: project,
+                user_id,
+                first_seen,
+                amr: "oauth".into(),
+                created_ms: now,
+                expires_ms: now.saturating_add(ms(self.settings.code_ttl)),
+            })
+            .await?;
+        Ok(with_query(&record.redirect_url, &[("code", &code)]))
+    }
+
+    async fn identity(&self, config: &ProviderConfig, grant: &TokenGrant, nonce: &str) -> Result<Identity> {
+        if let (Some(id_token), Some(jwks_uri), Some(issuer)) =
+            (&grant.id_token, &config.jwks_uri, &config.issuer)
+        {
+            let check = IdTokenCheck {
+                jwks_uri,
+                issuer,
+                client_id: &config.client_id,
+                nonce,
+            };
+            let mut claims = self.oauth.verify_id_token(id_token, &check).await?;
+            let subject =
+                str_claim(&claims, "sub").ok_or_else(|| Error::InvalidIdToken("no sub claim".into()))?;
+            // Providers may keep profile claims out of the id_token (OIDC Core 5.4): ask
+            // userinfo, and accept its answer only for the same subject.
+            if claims.get("email").is_none() {
+                if let Some(url) = &config.userinfo_endpoint {
+                    let fail = |failure| Error::Provider {
+                        provider: config.name.to_string(),
+                        failure,
+                    };
+                    let info = self
+                        .oauth
+                        .get_json(url, &grant.access_token)
+                        .await
+                        .map_err(fail)?;
+                    if let Some(info) = info
+                        .as_object()
+                        .filter(|i| str_claim(i, "sub").as_deref() == Some(subject.as_str()))
+                    {
+                        for (k, v) in info {
+                            claims.entry(k.clone()).or_insert_with(|| v.clone());
+                        }
+                    }
+                }
+            }
+            return Ok(Identity {
+                subject,
+                email: str_claim(&claims, "email"),
+                email_verified: claims
+                    .get("email_verified")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                name: str_claim(&claims, "name"),
+                given_name: str_claim(&claims, "given_name"),
+                family_name: str_claim(&claims, "family_name"),
+                picture: str_claim(&claims, "picture"),
+            });
+        }
+        let userinfo_url = config.userinfo_endpoint.as_deref().ok_or_else(|| {
+            Error::ProviderCallbackError("no id_token and no userinfo endpoint to identify the user".into())
+        })?;
+        let fail = |failure| Error::Provider {
+            provider: config.name.to_string(),
+            failure,
+        };
+        let info = self
+            .oauth
+            .get_json(userinfo_url, &grant.access_token)
+            .await
+            .map_err(fail)?;
+        let info = info.as_object().cloned().unwrap_or_default();
+        let is_github = userinfo_url.starts_with("https://api.github.com/");
+        let subject = str_claim(&info, "sub")
+            .or_else(|| str_claim(&info, "id"))
+            .ok_or_else(|| Error::ProviderCallbackError("userinfo has no subject".into()))?;
+        let mut identity = Identity {
+            subject,
+            email: str_claim(&info, "email"),
+            email_verified: info
+                .get("email_verified")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            name: str_claim(&info, "name").or_else(|| str_claim(&info, "login")),
+            given_name: str_claim(&info, "given_name"),
+            family_name: str_claim(&info, "family_name"),
+            picture: str_claim(&info, "picture").or_else(|| str_claim(&info, "avatar_url")),
+        };
+        if is_github {
+            // GitHub's /user email is whatever the user made public; the verified primary address
+            // comes from /user/emails.
+            let emails = self
+                .oauth
+                .get_json(&format!("{userinfo_url}/emails"), &grant.access_token)
+                .await
+                .map_err(fail)?;
+            let primary = emails.as_array().and_then(|list| {
+                list.iter()
+                    .find(|e| e["primary"] == Value::Bool(true) && e["verified"] == Value::Bool(true))
+            });
+            if let Some(p) = primary.and_then(|p| p["email"].as_str()) {
+                identity.email = Some(p.to_owned());
+                identity.email_verified = true;
+            }
+        }
+        Ok(identity)
+    }
+
+    async fn resolve_user(
+        &self,
+        project: &ProjectId,
+        provider: &ProviderName,
+        identity: &Identity,
+    ) -> Result<(SignInUser, bool)> {
+        if let Some(id) = self
+            .store
+            .find_identity(project, provider, &identity.subject)
+            .await?
+        {
+            return Ok((SignInUser::Existing(id), false));
+        }
+        let settings = self.store.get_auth_settings(project).await?;
+        if let (true, true, Some(email)) = (
+            settings.link_by_verified_email,
+            identity.email_verified,
+            &identity.email,
+        ) {
+            if let Some(id) = self.store.find_user_by_verified_email(project, email).await? {
+                return Ok((SignInUser::Existing(id), false));
+            }
+        }
+        let login_id = identity
+            .email
+            .clone()
+            .unwrap_or_else(|| format!("{provider}-{}", identity.subject));
+        let new = NewUser {
+            login_id,
+            email: identity.email.clone(),
+            verified_email: Some(identity.email_verified),
+            name: identity.name.clone(),
+            given_name: identity.given_name.clone(),
+            family_name: identity.family_name.clone(),
+            picture: identity.picture.clone(),
+            status: Some(UserStatus::Enabled),
+            ..Default::default()
+        };
+        let user = new.into_user(UserId::generate(), self.clock.now_ms())?;
+        Ok((SignInUser::New(Box::new(user)), true))
+    }
+
+    async fn seal_grant(
+        &self,
+        project: &ProjectId,
+        user_id: &UserId,
+        config: &ProviderConfig,
+        grant: &TokenGrant,
+    ) -> Result<SealedToken> {
+        let provider = &config.name;
+        let access = self
+            .cipher
+            .seal(
+                project,
+                grant.access_token.expose_secret().as_bytes(),
+                &token_aad(project, user_id, provider, TokenField::Access),
+            )
+            .await?;
+        let refresh = match &grant.refresh_token {
+            Some(rt) => Some(
+                self.cipher
+                    .seal(
+                        project,
+                        rt.expose_secret().as_bytes(),
+                        &token_aad(project, user_id, provider, TokenField::Refresh),
+                    )
+                    .await?,
+            ),
+            None => None,
+        };
+        let now = self.clock.now_ms();
+        let scopes = match &grant.scope {
+            Some(s) if !s.trim().is_empty() => s.split_whitespace().map(str::to_owned).collect(),
+            _ => config.scopes.clone(),
+        };
+        Ok(SealedToken {
+            provider: provider.clone(),
+            provider_user_id: String::new(),
+            access_token: access,
+            refresh_token: refresh,
+            expiration: grant
+                .expires_in
+                .map(|s| now.div_euclid(1000).saturating_add(s))
+                .unwrap_or(0),
+            scopes,
+            updated_ms: now,
+            version: 0,
+            reauth_required: false,
+        })
+    }
+
+    /// Exchanges the one-time code for a session.
+    pub async fn exchange(&self, project: &ProjectId, code: &str) -> Result<JwtResponse> {
+        if code.is_empty() {
+            return Err(Error::MissingArgument("code"));
+        }
+        let record = self
+            .store
+            .take_auth_code(&sha256(code))
+            .await?
+            .ok_or(Error::InvalidAuthCode)?;
+        if &record.project_id != project || record.expires_ms <= self.clock.now_ms() {
+            return Err(Error::InvalidAuthCode);
+        }
+        let user = self
+            .users
+            .load(project, &UserRef::UserId(record.user_id.clone()))
+            .await?;
+        let now = self.clock.now_ms();
+        let session = SessionRecord {
+            id: random_token(24),
+            project_id: project.clone(),
+            user_id: user.user_id.clone(),
+            created_ms: now,
+            expires_ms: now.saturating_add(ms(self.settings.refresh_ttl)),
+            revoked_ms: None,
+        };
+        self.store.insert_session(&session).await?;
+        let refresh_jwt = self
+            .sign(
+                project,
+                &user,
+                "DSR",
+                session.expires_ms.div_euclid(1000),
+                Some(&session.id),
+            )
+            .await?;
+        self.respond(project, user, refresh_jwt, &session, record.first_seen)
+            .await
+    }
+
+    async fn respond(
+        &self,
+        project: &ProjectId,
+        user: User,
+        refresh_jwt: String,
+        session: &SessionRecord,
+        first_seen: bool,
+    ) -> Result<JwtResponse> {
+        let session_exp = self
+            .clock
+            .now_secs()
+            .saturating_add(i64::try_from(self.settings.session_ttl.as_secs()).unwrap_or(600));
+        // A session token never outlives its refresh session.
+        let session_exp = session_exp.min(session.expires_ms.div_euclid(1000));
+        let session_jwt = self.sign(project, &user, "DS", session_exp, None).await?;
+        Ok(JwtResponse {
+            session_jwt,
+            refresh_jwt,
+            refresh_expires_secs: session.expires_ms.div_euclid(1000),
+            user,
+            first_seen,
+        })
+    }
+
+    async fn sign(
+        &self,
+        project: &ProjectId,
+        user: &User,
+        drn: &str,
+        exp: i64,
+        jti: Option<&str>,
+    ) -> Result<String> {
+        let mut tenants = Map::new();
+        for t in &user.tenants {
+            tenants.insert(
+                t.tenant_id.clone(),
+                json!({"roles": t.role_names, "permissions": []}),
+            );
+        }
+        let mut claims = Map::new();
+        claims.insert("sub".into(), json!(user.user_id.as_str()));
+        claims.insert("iss".into(), json!(project.as_str()));
+        claims.insert("iat".into(), json!(self.clock.now_secs()));
+        claims.insert("exp".into(), json!(exp));
+        claims.insert("drn".into(), json!(drn));
+        claims.insert("amr".into(), json!(["oauth"]));
+        claims.insert("roles".into(), json!(user.role_names));
+        claims.insert("permissions".into(), json!([]));
+        claims.insert("tenants".into(), Value::Object(tenants));
+        if let Some(jti) = jti {
+            claims.insert("jti".into(), json!(jti));
+        }
+        self.signer.sign(project, &claims).await
+    }
+
+    /// Verifies a refresh JWT and answers its live session.
+    async fn live_session(&self, project: &ProjectId, refresh_jwt: &str) -> Result<(SessionRecord, User)> {
+        if refresh_jwt.is_empty() {
+            return Err(Error::InvalidSession("missing refresh token"));
+        }
+        let claims = self.signer.verify(project, refresh_jwt).await?;
+        if claims.get("drn").and_then(Value::as_str) != Some("DSR") {
+            return Err(Error::InvalidSession("not a refresh token"));
+        }
+        if claims.get("iss").and_then(Value::as_str) != Some(project.as_str()) {
+            return Err(Error::InvalidSession("issued for another project"));
+        }
+        let jti = claims
+            .get("jti")
+            .and_then(Value::as_str)
+            .ok_or(Error::InvalidSession("no session id"))?;
+        let session = self
+            .store
+            .get_session(project, jti)
+            .await?
+            .ok_or(Error::InvalidSession("unknown session"))?;
+        if session.revoked_ms.is_some() {
+            return Err(Error::SessionRevoked);
+        }
+        if session.expires_ms <= self.clock.now_ms() {
+            return Err(Error::InvalidSession("session expired"));
+        }
+        let user = match self
+            .users
+            .load(project, &UserRef::UserId(session.user_id.clone()))
+            .await
+        {
+            Ok(u) => u,
+            Err(Error::UserNotFound) => return Err(Error::InvalidSession("the user no longer exists")),
+            Err(e) => return Err(e),
+        };
+        if matches!(user.status, UserStatus::Disabled | UserStatus::Expired) {
+            return Err(Error::InvalidSession("the user is disabled"));
+        }
+        Ok((session, user))
+    }
+
+    /// A new session JWT for a live refresh JWT (the refresh JWT itself is kept).
+    pub async fn refresh(&self, project: &ProjectId, refresh_jwt: &str) -> Result<JwtResponse> {
+        let (session, user) = self.live_session(project, refresh_jwt).await?;
+        self.respond(project, user, refresh_jwt.to_owned(), &session, false)
+            .await
+    }
+
+    pub async fn logout(&self, project: &ProjectId, refresh_jwt: &str) -> Result<()> {
+        let (session, _) = self.live_session(project, refresh_jwt).await?;
+        self.store
+            .revoke_session(project, &session.id, self.clock.now_ms())
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn logout_all(&self, project: &ProjectId, refresh_jwt: &str) -> Result<()> {
+        let (session, _) = self.live_session(project, refresh_jwt).await?;
+        self.store
+            .revoke_user_sessions(project, &session.user_id, self.clock.now_ms())
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn me(&self, project: &ProjectId, refresh_jwt: &str) -> Result<User> {
+        self.live_session(project, refresh_jwt)
+            .await
+            .map(|(_, user)| user)
+    }
+
+    /// Sets the project's allowed redirect URLs and linking rule.
+    pub async fn set_settings(
+        &self,
+        project: &ProjectId,
+        redirect_urls: Vec<String>,
+        link_by_verified_email: bool,
+    ) -> Result<()> {
+        for u in &redirect_urls {
+            crate::provider::validate_url("redirectUrls", u)?;
+        }
+        let settings = crate::auth::ProjectAuthSettings {
+            redirect_urls,
+            link_by_verified_email,
+        };
+        self.store.set_auth_settings(project, &settings).await
+    }
+
+    pub async fn settings_of(&self, project: &ProjectId) -> Result<crate::auth::ProjectAuthSettings> {
+        self.store.get_auth_settings(project).await
+    }
+}

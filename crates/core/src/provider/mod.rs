@@ -1,0 +1,167 @@
+//! OAuth/OIDC provider configuration per project: the project's own OAuth app (client id and
+//! secret) and the provider's endpoints, either from a preset, from OIDC discovery, or given.
+//! The domain only describes providers; talking to them is idvault-oauth's job, reached through
+//! the [`OAuthClient`] trait.
+
+pub mod presets;
+pub mod service;
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ProviderFailure, Result};
+use crate::ids::ProviderName;
+
+pub use service::ProviderService;
+
+/// How the client authenticates at the token endpoint (RFC 6749 section 2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+impl ClientAuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
+            ClientAuthMethod::ClientSecretPost => "client_secret_post",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "client_secret_basic" => Ok(ClientAuthMethod::ClientSecretBasic),
+            "client_secret_post" => Ok(ClientAuthMethod::ClientSecretPost),
+            _ => Err(Error::invalid(
+                "authMethod",
+                "must be client_secret_basic or client_secret_post",
+            )),
+        }
+    }
+}
+
+/// A provider as stored: the client secret sealed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProviderConfig {
+    pub name: ProviderName,
+    pub client_id: String,
+    pub client_secret: Option<Vec<u8>>,
+    pub issuer: Option<String>,
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: String,
+    pub userinfo_endpoint: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub scopes: Vec<String>,
+    pub auth_method: ClientAuthMethod,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("name", &self.name)
+            .field("client_id", &self.client_id)
+            .field("has_client_secret", &self.client_secret.is_some())
+            .field("token_endpoint", &self.token_endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Endpoints found through OIDC discovery.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiscoveredEndpoints {
+    pub issuer: String,
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
+    pub userinfo_endpoint: Option<String>,
+    pub jwks_uri: Option<String>,
+}
+
+/// What a token endpoint call needs, secrets opened.
+pub struct TokenEndpoint<'a> {
+    pub url: &'a str,
+    pub client_id: &'a str,
+    pub client_secret: Option<&'a SecretString>,
+    pub auth_method: ClientAuthMethod,
+}
+
+/// A successful token endpoint answer.
+#[derive(Debug)]
+pub struct TokenGrant {
+    pub access_token: SecretString,
+    /// Present when the provider rotated (or issued) a refresh token.
+    pub refresh_token: Option<SecretString>,
+    /// Seconds from now; absent for tokens that do not expire.
+    pub expires_in: Option<i64>,
+    /// Space-separated granted scopes, when the provider says.
+    pub scope: Option<String>,
+    /// The OIDC id_token, when the provider sent one.
+    pub id_token: Option<String>,
+}
+
+/// What an id_token must satisfy.
+pub struct IdTokenCheck<'a> {
+    pub jwks_uri: &'a str,
+    pub issuer: &'a str,
+    pub client_id: &'a str,
+    pub nonce: &'a str,
+}
+
+/// Outbound OAuth calls, implemented by idvault-oauth.
+#[async_trait]
+pub trait OAuthClient: Send + Sync + 'static {
+    /// RFC 6749 section 6: exchanges a refresh token for new tokens.
+    async fn refresh(
+        &self,
+        endpoint: &TokenEndpoint<'_>,
+        refresh_token: &SecretString,
+    ) -> std::result::Result<TokenGrant, ProviderFailure>;
+
+    /// Fetches `<issuer>/.well-known/openid-configuration`.
+    async fn discover(&self, issuer: &str) -> std::result::Result<DiscoveredEndpoints, ProviderFailure>;
+
+    /// RFC 6749 section 4.1.3 with PKCE (RFC 7636): exchanges an authorization code.
+    async fn exchange_code(
+        &self,
+        endpoint: &TokenEndpoint<'_>,
+        code: &str,
+        redirect_uri: &str,
+        code_verifier: &str,
+    ) -> std::result::Result<TokenGrant, ProviderFailure>;
+
+    /// Verifies an id_token's signature against the provider's JWKS, and its issuer, audience,
+    /// nonce and expiry. The error says which check failed.
+    async fn verify_id_token(
+        &self,
+        id_token: &str,
+        check: &IdTokenCheck<'_>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>>;
+
+    /// GETs a JSON document with the user's access token (userinfo, GitHub's /user and
+    /// /user/emails).
+    async fn get_json(
+        &self,
+        url: &str,
+        access_token: &SecretString,
+    ) -> std::result::Result<serde_json::Value, ProviderFailure>;
+}
+
+/// Accepts absolute http(s) URLs only.
+pub fn validate_url(field: &'static str, url: &str) -> Result<String> {
+    let ok = (url.starts_with("https://") || url.starts_with("http://"))
+        && url.len() <= 2048
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+        && url
+            .split("://")
+            .nth(1)
+            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+    if ok {
+        Ok(url.to_owned())
+    } else {
+        Err(Error::invalid(field, "must be an absolute http(s) URL"))
+    }
+}

@@ -1,0 +1,365 @@
+//! Envelope encryption: per-project data keys, wrapped by the master keyring, cached unwrapped in
+//! memory so that the hot path (opening a token) does no I/O after a project's first use.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chacha20poly1305::XChaCha20Poly1305;
+use zeroize::Zeroizing;
+
+use idvault_core::clock::SharedClock;
+use idvault_core::error::{Error, Result};
+use idvault_core::ids::ProjectId;
+use idvault_core::secrets::{data_key_aad, Cipher};
+use idvault_core::store::{DataKeyStore, WrappedDataKey};
+
+use crate::aead::{self, SecretKey, FORMAT_DATA_KEY, FORMAT_MASTER};
+use crate::keyring::Keyring;
+
+/// The data key version new secrets are sealed under. (Data key rotation would add versions.)
+const DATA_KEY_VERSION: u32 = 1;
+/// How often an unknown master key version may trigger a re-read of the keyring file.
+const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
+pub struct Envelope {
+    keyring: RwLock<Keyring>,
+    last_reload: Mutex<Option<Instant>>,
+    store: Arc<dyn DataKeyStore>,
+    clock: SharedClock,
+    data_keys: RwLock<HashMap<(ProjectId, u32), Arc<XChaCha20Poly1305>>>,
+}
+
+impl std::fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Envelope").finish_non_exhaustive()
+    }
+}
+
+impl Envelope {
+    pub fn new(keyring: Keyring, store: Arc<dyn DataKeyStore>, clock: SharedClock) -> Self {
+        Envelope {
+            keyring: RwLock::new(keyring),
+            last_reload: Mutex::new(None),
+            store,
+            clock,
+            data_keys: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn master_key(&self, version: u32) -> Option<SecretKey> {
+        if let Some(k) = self
+            .keyring
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .key(version)
+        {
+            return Some(k.clone());
+        }
+        // Maybe `idvault keys rotate` + `rewrap` ran while we were serving: re-read the file.
+        self.reload_keyring(false);
+        self.keyring
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .key(version)
+            .cloned()
+    }
+
+    fn reload_keyring(&self, force: bool) {
+        {
+            let mut last = self.last_reload.lock().unwrap_or_else(|p| p.into_inner());
+            if !force && last.is_some_and(|t| t.elapsed() < RELOAD_INTERVAL) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let reloaded = self.keyring.read().unwrap_or_else(|p| p.into_inner()).reloaded();
+        if let Some(ring) = reloaded {
+            *self.keyring.write().unwrap_or_else(|p| p.into_inner()) = ring;
+        }
+    }
+
+    fn cached(&self, project: &ProjectId, version: u32) -> Option<Arc<XChaCha20Poly1305>> {
+        self.data_keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(project.clone(), version))
+            .cloned()
+    }
+
+    fn unwrap_key(&self, wrapped: &WrappedDataKey) -> Result<Arc<XChaCha20Poly1305>> {
+        let master = self.master_key(wrapped.master_key_version).ok_or(Error::Decrypt(
+            "data key is wrapped under a master key version this server does not have",
+        ))?;
+        let aad = data_key_aad(&wrapped.project_id, wrapped.version);
+        let raw = aead::open(&master.aead(), &wrapped.wrapped, &aad)?;
+        let bytes: [u8; 32] = raw
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::Decrypt("data key has the wrong length"))?;
+        let aead = Arc::new(SecretKey::from_bytes(bytes).aead());
+        self.data_keys
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((wrapped.project_id.clone(), wrapped.version), aead.clone());
+        Ok(aead)
+    }
+
+    /// The project's data key for opening; loaded and cached on first use.
+    async fn data_key(&self, project: &ProjectId, version: u32) -> Result<Arc<XChaCha20Poly1305>> {
+        if let Some(k) = self.cached(project, version) {
+            return Ok(k);
+        }
+        let wrapped = self
+            .store
+            .get_data_key(project, version)
+            .await?
+            .ok_or(Error::Decrypt("the project's data key is missing"))?;
+        self.unwrap_key(&wrapped)
+    }
+
+    /// The data key for sealing, created (wrapped under the newest master key) on first use.
+    async fn sealing_key(&self, project: &ProjectId) -> Result<Arc<XChaCha20Poly1305>> {
+        if let Some(k) = self.cached(project, DATA_KEY_VERSION) {
+            return Ok(k);
+        }
+        if let Some(wrapped) = self.store.get_data_key(project, DATA_KEY_VERSION).await? {
+            return self.unwrap_key(&wrapped);
+        }
+        // A new data key is rare: pick up a rotation done while serving before wrapping it.
+        self.reload_keyring(true);
+        let (master_version, master) = {
+            let ring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
+            let v = ring.current_version();
+            (
+                v,
+                ring.key(v)
+                    .cloned()
+                    .ok_or_else(|| Error::Internal("the keyring is empty".into()))?,
+            )
+        };
+        let fresh = SecretKey::generate();
+        let wrapped = WrappedDataKey {
+            project_id: project.clone(),
+            version: DATA_KEY_VERSION,
+            wrapped: aead::seal(
+                &master.aead(),
+                FORMAT_MASTER,
+                master_version,
+                fresh.bytes(),
+                &data_key_aad(project, DATA_KEY_VERSION),
+            )?,
+            master_key_version: master_version,
+            created_ms: self.clock.now_ms(),
+        };
+        if !self.store.insert_data_key(&wrapped).await? {
+            // Another writer created it first: use theirs.
+            let theirs = self
+                .store
+                .get_data_key(project, DATA_KEY_VERSION)
+                .await?
+                .ok_or_else(|| Error::Internal("data key vanished after a conflict".into()))?;
+            return self.unwrap_key(&theirs);
+        }
+        self.unwrap_key(&wrapped)
+    }
+}
+
+#[async_trait]
+impl Cipher for Envelope {
+    async fn seal(&self, project: &ProjectId, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        let key = self.sealing_key(project).await?;
+        aead::seal(&key, FORMAT_DATA_KEY, DATA_KEY_VERSION, plaintext, aad)
+    }
+
+    async fn open(&self, project: &ProjectId, ciphertext: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        match aead::header(ciphertext)? {
+            (FORMAT_DATA_KEY, version) => {
+                let key = self.data_key(project, version).await?;
+                aead::open(&key, ciphertext, aad)
+            }
+            (FORMAT_MASTER, version) => {
+                let master = self.master_key(version).ok_or(Error::Decrypt(
+                    "sealed under a master key version this server does not have",
+                ))?;
+                aead::open(&master.aead(), ciphertext, aad)
+            }
+            _ => Err(Error::Decrypt("unknown ciphertext format")),
+        }
+    }
+}
+
+/// What a re-wrap did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RewrapReport {
+    pub total: usize,
+    pub rewrapped: usize,
+    pub already_current: usize,
+}
+
+/// Re-wraps every data key not under the keyring's current version. Online: the data keys
+/// themselves do not change, so servers holding them unwrapped keep working; each row is swapped
+/// with a compare-and-swap on its master key version. `progress` is called after each key.
+pub async fn rewrap_data_keys(
+    keyring: &Keyring,
+    store: &dyn DataKeyStore,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<RewrapReport> {
+    let keys = store.list_data_keys().await?;
+    let current = keyring.current_version();
+    let master = keyring
+        .key(current)
+        .ok_or_else(|| Error::Internal("the keyring is empty".into()))?;
+    let mut report = RewrapReport {
+        total: keys.len(),
+        ..Default::default()
+    };
+    for (i, key) in keys.iter().enumerate() {
+        if key.master_key_version == current {
+            report.already_current += 1;
+        } else {
+            let old = keyring.key(key.master_key_version).ok_or(Error::Decrypt(
+                "a data key is wrapped under a master key version missing from the keyring",
+            ))?;
+            let aad = data_key_aad(&key.project_id, key.version);
+            let raw = aead::open(&old.aead(), &key.wrapped, &aad)?;
+            let rewrapped = WrappedDataKey {
+                wrapped: aead::seal(&master.aead(), FORMAT_MASTER, current, &raw, &aad)?,
+                master_key_version: current,
+                ..key.clone()
+            };
+            if store.rewrap_data_key(&rewrapped, key.master_key_version).await? {
+                report.rewrapped += 1;
+            }
+        }
+        progress(i + 1, keys.len());
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use idvault_core::clock::SystemClock;
+
+    #[derive(Default)]
+    struct MemKeys(Mutex<HashMap<(ProjectId, u32), WrappedDataKey>>);
+
+    #[async_trait]
+    impl DataKeyStore for MemKeys {
+        async fn get_data_key(&self, project: &ProjectId, version: u32) -> Result<Option<WrappedDataKey>> {
+            Ok(self.0.lock().unwrap().get(&(project.clone(), version)).cloned())
+        }
+        async fn insert_data_key(&self, key: &WrappedDataKey) -> Result<bool> {
+            let mut m = self.0.lock().unwrap();
+            let k = (key.project_id.clone(), key.version);
+            if m.contains_key(&k) {
+                return Ok(false);
+            }
+            m.insert(k, key.clone());
+            Ok(true)
+        }
+        async fn list_data_keys(&self) -> Result<Vec<WrappedDataKey>> {
+            Ok(self.0.lock().unwrap().values().cloned().collect())
+        }
+        async fn rewrap_data_key(&self, key: &WrappedDataKey, expected: u32) -> Result<bool> {
+            let mut m = self.0.lock().unwrap();
+            match m.get_mut(&(key.project_id.clone(), key.version)) {
+                Some(k) if k.master_key_version == expected => {
+                    *k = key.clone();
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        }
+    }
+
+    fn envelope(ring: Keyring, store: Arc<MemKeys>) -> Envelope {
+        Envelope::new(ring, store, Arc::new(SystemClock))
+    }
+
+    #[tokio::test]
+    async fn seal_open_across_instances_and_projects() {
+        let store = Arc::new(MemKeys::default());
+        let ring = Keyring::from_keys([(1, SecretKey::generate())]);
+        let a = envelope(ring.clone(), store.clone());
+        let p = ProjectId::generate();
+        let q = ProjectId::generate();
+        let ct = a.seal(&p, b"token", b"aad").await.unwrap();
+        assert_eq!(aead::header(&ct).unwrap().0, FORMAT_DATA_KEY);
+        let b = envelope(ring, store.clone());
+        assert_eq!(b.open(&p, &ct, b"aad").await.unwrap().as_slice(), b"token");
+        assert!(
+            b.open(&q, &ct, b"aad").await.is_err(),
+            "another project's data key cannot open it"
+        );
+        assert_eq!(store.list_data_keys().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn rotate_rewrap_retire_keeps_everything_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MemKeys::default());
+        let mut ring = Keyring::load_or_create(None, dir.path()).unwrap();
+        let serving = envelope(ring.clone(), store.clone());
+        let p = ProjectId::generate();
+        let ct = serving.seal(&p, b"token", b"aad").await.unwrap();
+
+        assert_eq!(ring.rotate().unwrap(), 2);
+        let report = rewrap_data_keys(&ring, store.as_ref(), |_, _| {}).await.unwrap();
+        assert_eq!(
+            report,
+            RewrapReport {
+                total: 1,
+                rewrapped: 1,
+                already_current: 0
+            }
+        );
+        assert_eq!(store.list_data_keys().await.unwrap()[0].master_key_version, 2);
+        ring.retire(1).unwrap();
+
+        // The server that was running keeps working (cached data key), and a fresh one that only
+        // has version 2 reads everything too.
+        assert_eq!(serving.open(&p, &ct, b"aad").await.unwrap().as_slice(), b"token");
+        let fresh = envelope(Keyring::load_or_create(None, dir.path()).unwrap(), store.clone());
+        assert_eq!(fresh.open(&p, &ct, b"aad").await.unwrap().as_slice(), b"token");
+        // A second rewrap has nothing to do.
+        let again = rewrap_data_keys(&ring, store.as_ref(), |_, _| {}).await.unwrap();
+        assert_eq!(again.already_current, 1);
+    }
+
+    #[tokio::test]
+    async fn a_running_server_sees_a_rotation_when_it_creates_a_new_data_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MemKeys::default());
+        let mut ring = Keyring::load_or_create(None, dir.path()).unwrap();
+        let serving = envelope(ring.clone(), store.clone());
+        ring.rotate().unwrap();
+        let p = ProjectId::generate();
+        serving.seal(&p, b"x", b"a").await.unwrap();
+        assert_eq!(
+            store
+                .get_data_key(&p, 1)
+                .await
+                .unwrap()
+                .unwrap()
+                .master_key_version,
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn legacy_master_sealed_ciphertexts_still_open() {
+        let key = SecretKey::generate();
+        let legacy = aead::seal(&key.aead(), FORMAT_MASTER, 1, b"old", b"aad").unwrap();
+        let env = envelope(Keyring::from_keys([(1, key)]), Arc::new(MemKeys::default()));
+        assert_eq!(
+            env.open(&ProjectId::generate(), &legacy, b"aad")
+                .await
+                .unwrap()
+                .as_slice(),
+            b"old"
+        );
+    }
+}

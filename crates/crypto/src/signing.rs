@@ -1,0 +1,238 @@
+//! Session-JWT signing keys: ES384 (P-384) per project, private keys sealed under the project's
+//! data key, public keys published as JWKs. Rotation keeps retired keys published until every
+//! token they signed has expired.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P384_SHA384_FIXED_SIGNING};
+use serde_json::{json, Map, Value};
+
+use idvault_core::auth::{SessionSigner, SigningKeyRecord};
+use idvault_core::clock::SharedClock;
+use idvault_core::error::{Error, Result};
+use idvault_core::ids::ProjectId;
+use idvault_core::secrets::Cipher;
+use idvault_core::store::AuthStore;
+
+const ALG: &str = "ES384";
+/// How long a loaded key set is trusted before re-reading (picks up a rotation by the CLI).
+const CACHE_TTL: Duration = Duration::from_secs(30);
+
+struct ProjectKeys {
+    active_kid: String,
+    encoding: EncodingKey,
+    decoding: HashMap<String, DecodingKey>,
+    jwks: Vec<Value>,
+    loaded: Instant,
+}
+
+pub struct JwtSigner {
+    store: Arc<dyn AuthStore>,
+    cipher: Arc<dyn Cipher>,
+    clock: SharedClock,
+    /// Retired keys stay published this long (the longest token lifetime).
+    keep_published: Duration,
+    cache: RwLock<HashMap<ProjectId, Arc<ProjectKeys>>>,
+    create_lock: tokio::sync::Mutex<()>,
+}
+
+fn key_aad(project: &ProjectId, kid: &str) -> Vec<u8> {
+    let mut aad = b"idvault/signing-key/v1".to_vec();
+    aad.extend_from_slice(&(project.as_str().len() as u32).to_be_bytes());
+    aad.extend_from_slice(project.as_str().as_bytes());
+    aad.extend_from_slice(kid.as_bytes());
+    aad
+}
+
+fn public_jwk(kid: &str, public_key: &[u8]) -> Result<Value> {
+    // An uncompressed P-384 point: 0x04 | X (48) | Y (48).
+    if public_key.len() != 97 || public_key[0] != 4 {
+        return Err(Error::Internal("unexpected P-384 public key encoding".into()));
+    }
+    Ok(json!({
+        "kty": "EC",
+        "crv": "P-384",
+        "x": URL_SAFE_NO_PAD.encode(&public_key[1..49]),
+        "y": URL_SAFE_NO_PAD.encode(&public_key[49..97]),
+        "kid": kid,
+        "alg": ALG,
+        "use": "sig",
+    }))
+}
+
+fn decoding_key(jwk: &Value) -> Result<DecodingKey> {
+    let (Some(x), Some(y)) = (jwk["x"].as_str(), jwk["y"].as_str()) else {
+        return Err(Error::Internal("stored JWK lacks x/y".into()));
+    };
+    DecodingKey::from_ec_components(x, y)
+        .map_err(|_| Error::Internal("stored JWK is not a valid EC key".into()))
+}
+
+impl JwtSigner {
+    pub fn new(
+        store: Arc<dyn AuthStore>,
+        cipher: Arc<dyn Cipher>,
+        clock: SharedClock,
+        keep_published: Duration,
+    ) -> Self {
+        JwtSigner {
+            store,
+            cipher,
+            clock,
+            keep_published,
+            cache: RwLock::new(HashMap::new()),
+            create_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    async fn generate(&self, project: &ProjectId) -> Result<SigningKeyRecord> {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &rng)
+            .map_err(|_| Error::Internal("generating a signing key failed".into()))?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .map_err(|_| Error::Internal("loading a fresh signing key failed".into()))?;
+        let kid: String = format!(
+            "K{}",
+            rand::thread_rng()
+                .sample_iter(&Alphanumeric)
+                .take(27)
+                .map(char::from)
+                .collect::<String>()
+        );
+        let jwk = public_jwk(&kid, pair.public_key().as_ref())?;
+        let sealed = self
+            .cipher
+            .seal(project, pkcs8.as_ref(), &key_aad(project, &kid))
+            .await?;
+        Ok(SigningKeyRecord {
+            project_id: project.clone(),
+            kid,
+            alg: ALG.into(),
+            private_key: sealed,
+            public_jwk: jwk.to_string(),
+            created_ms: self.clock.now_ms(),
+            retired_ms: None,
+        })
+    }
+
+    /// Loads (creating the first key if needed) and caches a project's keys.
+    async fn load(&self, project: &ProjectId, force: bool) -> Result<Arc<ProjectKeys>> {
+        if !force {
+            if let Some(keys) = self.cache.read().unwrap_or_else(|p| p.into_inner()).get(project) {
+                if keys.loaded.elapsed() < CACHE_TTL {
+                    return Ok(keys.clone());
+                }
+            }
+        }
+        let mut records = self.store.list_signing_keys(project).await?;
+        if !records.iter().any(|r| r.retired_ms.is_none()) {
+            let _guard = self.create_lock.lock().await;
+            records = self.store.list_signing_keys(project).await?;
+            if !records.iter().any(|r| r.retired_ms.is_none()) {
+                let fresh = self.generate(project).await?;
+                self.store.insert_signing_key(&fresh).await?;
+                records.push(fresh);
+            }
+        }
+        let now = self.clock.now_ms();
+        let keep = i64::try_from(self.keep_published.as_millis()).unwrap_or(i64::MAX);
+        let active = records
+            .iter()
+            .filter(|r| r.retired_ms.is_none())
+            .max_by_key(|r| r.created_ms)
+            .ok_or_else(|| Error::Internal("no active signing key".into()))?;
+        let der = self
+            .cipher
+            .open(project, &active.private_key, &key_aad(project, &active.kid))
+            .await?;
+        let encoding = EncodingKey::from_ec_der(&der);
+        let mut decoding = HashMap::new();
+        let mut jwks = Vec::new();
+        for r in &records {
+            let published = r.retired_ms.is_none_or(|at| at.saturating_add(keep) > now);
+            if !published {
+                continue;
+            }
+            let jwk: Value = serde_json::from_str(&r.public_jwk)
+                .map_err(|_| Error::Storage("stored JWK is not JSON".into()))?;
+            decoding.insert(r.kid.clone(), decoding_key(&jwk)?);
+            jwks.push(jwk);
+        }
+        let keys = Arc::new(ProjectKeys {
+            active_kid: active.kid.clone(),
+            encoding,
+            decoding,
+            jwks,
+            loaded: Instant::now(),
+        });
+        self.cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(project.clone(), keys.clone());
+        Ok(keys)
+    }
+}
+
+#[async_trait]
+impl SessionSigner for JwtSigner {
+    async fn sign(&self, project: &ProjectId, claims: &Map<String, Value>) -> Result<String> {
+        let keys = self.load(project, false).await?;
+        let mut header = Header::new(Algorithm::ES384);
+        header.kid = Some(keys.active_kid.clone());
+        jsonwebtoken::encode(&header, claims, &keys.encoding)
+            .map_err(|_| Error::Internal("signing a token failed".into()))
+    }
+
+    async fn verify(&self, project: &ProjectId, token: &str) -> Result<Map<String, Value>> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| Error::InvalidSession("malformed token"))?;
+        if header.alg != Algorithm::ES384 {
+            return Err(Error::InvalidSession("unexpected algorithm"));
+        }
+        let kid = header.kid.ok_or(Error::InvalidSession("token has no kid"))?;
+        let mut keys = self.load(project, false).await?;
+        if !keys.decoding.contains_key(&kid) {
+            keys = self.load(project, true).await?;
+        }
+        let key = keys
+            .decoding
+            .get(&kid)
+            .ok_or(Error::InvalidSession("signed by an unknown key"))?;
+        let mut validation = Validation::new(Algorithm::ES384);
+        validation.leeway = 0;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => Error::InvalidSession("token expired"),
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => Error::InvalidSession("bad signature"),
+                _ => Error::InvalidSession("token rejected"),
+            })
+    }
+
+    async fn jwks(&self, project: &ProjectId) -> Result<Vec<Value>> {
+        Ok(self.load(project, false).await?.jwks.clone())
+    }
+
+    async fn rotate(&self, project: &ProjectId) -> Result<String> {
+        let _guard = self.create_lock.lock().await;
+        let fresh = self.generate(project).await?;
+        self.store.insert_signing_key(&fresh).await?;
+        self.store
+            .retire_signing_keys_except(project, &fresh.kid, self.clock.now_ms())
+            .await?;
+        drop(_guard);
+        self.load(project, true).await?;
+        Ok(fresh.kid)
+    }
+}

@@ -1,0 +1,108 @@
+//! The real OAuth/OIDC server the refresh tests run against: `oidc-provider` from npm, driven by
+//! tests/oauth-server/server.js (run `npm ci` there once; scripts/test.sh does).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+pub struct OAuthServer {
+    child: Child,
+    pub issuer: String,
+    http: reqwest::Client,
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/oauth-server/server.js")
+}
+
+impl OAuthServer {
+    pub fn start() -> OAuthServer {
+        let dir = script().parent().unwrap().to_owned();
+        assert!(
+            dir.join("node_modules/oidc-provider").exists(),
+            "tests/oauth-server has no node_modules: run `npm ci` in {} (scripts/test.sh does)",
+            dir.display()
+        );
+        let mut child = Command::new("node")
+            .arg(script())
+            .args(["--port", "0", "--exit-on-stdin-close"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node must be installed to run the OAuth tests");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let issuer = loop {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => {
+                    if let Some(url) = line.strip_prefix("oauth-server listening on ") {
+                        break url.trim().to_owned();
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("the OAuth test server did not start");
+                }
+            }
+        };
+        OAuthServer {
+            child,
+            issuer,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn control(&self, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .post(format!("{}/__test/{path}", self.issuer))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert!(status.is_success(), "{path}: {status} {v}");
+        v
+    }
+
+    /// Mints a grant for `account` and answers its tokens.
+    pub async fn grant(&self, account: &str) -> Value {
+        self.control("grant", json!({"accountId": account})).await
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.http
+            .get(format!("{}/__test/stats", self.issuer))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn refresh_requests(&self) -> u64 {
+        self.stats().await["refresh_requests"].as_u64().unwrap()
+    }
+
+    pub async fn mode(&self, mode: &str) {
+        self.control("mode", json!({"mode": mode})).await;
+    }
+}
+
+impl Drop for OAuthServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
