@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
             "/v1/mgmt/auth/settings",
             get(load_auth_settings).post(set_auth_settings),
         )
+        .route("/v1/mgmt/auth/signingkey/rotate", post(rotate_signing_key))
 }
 
 /// `Bearer <projectId>[:<refreshJwt>][:<key>]`: the project, and the JWT part if any (a JWT has
@@ -281,4 +282,16 @@ async fn set_auth_settings(
         .set_settings(&project, body.redirect_urls.clone(), body.link_by_verified_email)
         .await?;
     Ok(Json(body))
+}
+
+#[derive(Serialize)]
+struct RotatedBody {
+    kid: String,
+}
+
+/// idvault extension: a new session-signing key; the previous ones stay published until the
+/// tokens they signed have expired.
+#[tracing::instrument(skip_all, fields(project = %project))]
+async fn rotate_signing_key(State(state): State<AppState>, MgmtAuth(project): MgmtAuth) -> ApiResult<Json<RotatedBody>> {
+    Ok(Json(RotatedBody { kid: state.auth.signer().rotate(&project).await? }))
 }

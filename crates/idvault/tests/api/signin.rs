@@ -432,3 +432,32 @@ async fn an_existing_user_with_the_verified_email_is_linked() {
     assert_eq!(r.body["firstSeen"], false);
     assert_eq!(user_count(&app).await, 1);
 }
+
+fn kid_of(jwt: &str) -> Value {
+    let header = jwt.split('.').next().unwrap();
+    serde_json::from_slice::<Value>(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap()["kid"].clone()
+}
+
+#[tokio::test]
+async fn signing_key_rotation_keeps_old_keys_published() {
+    let oauth = OAuthServer::start();
+    let app = TestApp::spawn();
+    setup(&app, &oauth).await;
+    let pid = app.server.project_id.clone().unwrap();
+    let first = exchange(&app, &sign_in(&app, "ivy").await.code.unwrap()).await;
+    let old_session = first.body["sessionJwt"].as_str().unwrap().to_owned();
+    let refresh = first.body["refreshJwt"].as_str().unwrap().to_owned();
+    let old_kid = kid_of(&old_session);
+
+    let rotated = app.api.post("/v1/mgmt/auth/signingkey/rotate", json!({})).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    assert_ne!(rotated.body["kid"], old_kid);
+    let keys = auth_call(&app, reqwest::Method::GET, &format!("/v2/keys/{pid}"), None, None).await;
+    let kids: Vec<Value> = keys.body["keys"].as_array().unwrap().iter().map(|k| k["kid"].clone()).collect();
+    assert!(kids.contains(&old_kid) && kids.contains(&rotated.body["kid"]), "{kids:?}");
+
+    // The refresh JWT signed by the old key still works, and new session JWTs use the new key.
+    let renewed = auth_call(&app, reqwest::Method::POST, "/v1/auth/refresh", Some(&refresh), None).await;
+    assert_eq!(renewed.status, 200, "{}", renewed.body);
+    assert_eq!(kid_of(renewed.body["sessionJwt"].as_str().unwrap()), rotated.body["kid"]);
+}
