@@ -24,44 +24,26 @@ pub fn describe(code: Code) -> (StatusCode, &'static str, &'static str) {
         Code::ProviderTokenNotFound => (StatusCode::NOT_FOUND, "E112103", "Provider token not found"),
         // Integrity failure of stored data (wrong master key, or a ciphertext moved between rows):
         // a server-side condition, reported distinctly so that operators can tell it apart.
-        Code::TokenUndecryptable => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "E112104",
-            "Stored provider token could not be decrypted",
-        ),
-        Code::ProviderReauthRequired => (
-            StatusCode::CONFLICT,
-            "E112105",
-            "Provider grant revoked: user must sign in again",
-        ),
+        Code::TokenUndecryptable => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "E112104", "Stored provider token could not be decrypted")
+        }
+        Code::ProviderReauthRequired => {
+            (StatusCode::CONFLICT, "E112105", "Provider grant revoked: user must sign in again")
+        }
         // Provider failures are 502: the SDKs retry 503 and 52x, which must not repeat a refresh.
-        Code::ProviderRejected => (
-            StatusCode::BAD_GATEWAY,
-            "E112106",
-            "Provider rejected the token request",
-        ),
-        Code::ProviderTimeout => (
-            StatusCode::BAD_GATEWAY,
-            "E112107",
-            "Provider did not answer in time",
-        ),
+        Code::ProviderRejected => (StatusCode::BAD_GATEWAY, "E112106", "Provider rejected the token request"),
+        Code::ProviderTimeout => (StatusCode::BAD_GATEWAY, "E112107", "Provider did not answer in time"),
         Code::ProviderUnavailable => (StatusCode::BAD_GATEWAY, "E112108", "Provider unavailable"),
         Code::ProviderBadResponse => (StatusCode::BAD_GATEWAY, "E112109", "Provider answer unusable"),
         Code::ProviderNetwork => (StatusCode::BAD_GATEWAY, "E112110", "Provider unreachable"),
         Code::NoRefreshToken => (StatusCode::BAD_REQUEST, "E112111", "No refresh token stored"),
         Code::ProviderNotConfigured => (StatusCode::NOT_FOUND, "E112112", "Provider not configured"),
+        Code::AlreadyExists => (StatusCode::CONFLICT, "E011409", "Already exists"),
+        Code::NotFound => (StatusCode::NOT_FOUND, "E011406", "Not found"),
         Code::InvalidOAuthState => (StatusCode::BAD_REQUEST, "E113001", "Invalid OAuth state"),
         Code::RedirectNotAllowed => (StatusCode::BAD_REQUEST, "E113002", "Redirect URL not allowed"),
-        Code::ProviderCallbackError => (
-            StatusCode::BAD_REQUEST,
-            "E113003",
-            "The provider returned an error",
-        ),
-        Code::InvalidIdToken => (
-            StatusCode::BAD_REQUEST,
-            "E113004",
-            "The provider's id_token was rejected",
-        ),
+        Code::ProviderCallbackError => (StatusCode::BAD_REQUEST, "E113003", "The provider returned an error"),
+        Code::InvalidIdToken => (StatusCode::BAD_REQUEST, "E113004", "The provider's id_token was rejected"),
         Code::InvalidAuthCode => (StatusCode::BAD_REQUEST, "E113005", "Invalid or used code"),
         Code::InvalidSession => (StatusCode::UNAUTHORIZED, "E061001", "Invalid session token"),
         // Go SDK's ErrTokenExpiredByLoggedOut.
@@ -69,11 +51,7 @@ pub fn describe(code: Code) -> (StatusCode, &'static str, &'static str) {
         Code::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "E011413", "Request body too large"),
         Code::RouteNotFound => (StatusCode::NOT_FOUND, "E011404", "Route not found"),
         Code::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "E011405", "Method not allowed"),
-        Code::Internal => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "E011500",
-            "Internal server error",
-        ),
+        Code::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "E011500", "Internal server error"),
     }
 }
 
@@ -94,10 +72,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            message: message.into(),
-        }
+        ApiError { code, message: message.into() }
     }
 
     pub fn code(&self) -> Code {
@@ -124,18 +99,12 @@ impl From<Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, error_code, error_description) = describe(self.code);
-        let body = ErrorBody {
-            error_code,
-            error_description,
-            error_message: self.message,
-        };
+        let body = ErrorBody { error_code, error_description, error_message: self.message };
         let mut response = (status, Json(body)).into_response();
         if self.code == Code::PayloadTooLarge {
             // The rest of the oversized body was never read, so the connection cannot carry
             // another request: tell the client not to reuse it.
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -47,11 +47,7 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
-        let slice: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
+        let slice: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
         serde_json::from_slice(slice)
             .map(AppJson)
             .map_err(|e| ApiError::new(Code::BadRequest, format!("invalid JSON body: {e}")))
@@ -62,10 +58,7 @@ fn body_rejection(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
             Code::PayloadTooLarge,
-            format!(
-                "request body exceeds {} bytes",
-                idvault_core::limits::MAX_BODY_BYTES
-            ),
+            format!("request body exceeds {} bytes", idvault_core::limits::MAX_BODY_BYTES),
         )
     } else {
         ApiError::new(Code::BadRequest, "could not read the request body")
@@ -83,12 +76,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(v)| AppQuery(v))
-            .map_err(|e: QueryRejection| {
-                ApiError::new(Code::BadRequest, format!("invalid query: {}", e.body_text()))
-            })
+        Query::<T>::from_request_parts(parts, state).await.map(|Query(v)| AppQuery(v)).map_err(
+            |e: QueryRejection| ApiError::new(Code::BadRequest, format!("invalid query: {}", e.body_text())),
+        )
     }
 }
 
@@ -98,8 +88,6 @@ pub fn query_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     match s.to_ascii_lowercase().as_str() {
         "true" | "1" => Ok(true),
         "false" | "0" | "" => Ok(false),
-        _ => Err(serde::de::Error::custom(format!(
-            "expected true or false, got '{s}'"
-        ))),
+        _ => Err(serde::de::Error::custom(format!("expected true or false, got '{s}'"))),
     }
 }

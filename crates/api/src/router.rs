@@ -20,6 +20,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::health::router())
         .merge(routes::auth::router())
+        .merge(routes::directory::router())
         .merge(routes::license::router())
         .merge(routes::users::router())
         .merge(routes::provider_tokens::router())

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use idvault_core::auth::{AuthService, AuthSettings, SessionSigner};
 use idvault_core::clock::SharedClock;
+use idvault_core::directory::DirectoryService;
 use idvault_core::project::ProjectService;
 use idvault_core::provider::{OAuthClient, ProviderService};
 use idvault_core::secrets::Cipher;
@@ -14,6 +15,7 @@ use idvault_core::vault::{VaultService, VaultSettings};
 #[derive(Clone)]
 pub struct AppState {
     pub auth: AuthService,
+    pub directory: DirectoryService,
     pub projects: ProjectService,
     pub users: UserService,
     pub providers: ProviderService,
@@ -34,6 +36,7 @@ impl AppState {
         let users = UserService::new(store.clone(), clock.clone());
         let providers = ProviderService::new(store.clone(), cipher.clone(), oauth.clone(), clock.clone());
         AppState {
+            directory: DirectoryService::new(store.clone(), clock.clone()),
             auth: AuthService::new(
                 store.clone(),
                 cipher.clone(),

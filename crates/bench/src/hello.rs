@@ -10,9 +10,8 @@ use axum::Router;
 
 pub async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
     let app = Router::new().route("/", get(|| async { "Hello, World!" }));
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     // The same machine-readable line as idvault's, which `run` waits for.
     let mut out = std::io::stdout().lock();

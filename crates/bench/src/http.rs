@@ -27,16 +27,12 @@ pub fn get(addr: &str, path: &str, authorization: Option<&str>) -> anyhow::Resul
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow!("malformed HTTP response from {addr}{path}"))?;
+    let (head, body) =
+        text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("malformed HTTP response from {addr}{path}"))?;
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| anyhow!("malformed status line from {addr}{path}"))?;
-    Ok(Response {
-        status,
-        body: body.to_owned(),
-    })
+    Ok(Response { status, body: body.to_owned() })
 }

@@ -39,9 +39,7 @@ pub fn write(path: &Path, meta: &BenchMeta) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
+    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
     std::io::Write::write_all(&mut file, text.as_bytes())?;
     std::io::Write::write_all(&mut file, b"\n")?;
     Ok(())
@@ -49,10 +47,7 @@ pub fn write(path: &Path, meta: &BenchMeta) -> anyhow::Result<()> {
 
 pub fn read(path: &Path) -> anyhow::Result<BenchMeta> {
     let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "reading {} (seed the directory first: idvault-bench seed --data-dir DIR)",
-            path.display()
-        )
+        format!("reading {} (seed the directory first: idvault-bench seed --data-dir DIR)", path.display())
     })?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }

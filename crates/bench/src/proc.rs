@@ -22,14 +22,9 @@ impl Server {
     /// Spawns `cmd` with stdout piped and stderr to `log`, and waits for its listening line.
     pub fn start(name: &'static str, mut cmd: Command, log: &Path) -> anyhow::Result<Server> {
         let log_file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file));
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::from(log_file));
         let mut child = cmd.spawn().with_context(|| format!("starting {name}: {cmd:?}"))?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow!("{name}: no stdout pipe"))?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("{name}: no stdout pipe"))?;
         let (tx, rx) = mpsc::channel::<String>();
         // Reads the listening line, then keeps draining stdout so that the child never blocks on
         // a full pipe.
@@ -43,11 +38,7 @@ impl Server {
                 }
             }
         });
-        let mut server = Server {
-            name,
-            addr: String::new(),
-            child,
-        };
+        let mut server = Server { name, addr: String::new(), child };
         match rx.recv_timeout(Duration::from_secs(120)) {
             Ok(addr) => server.addr = addr,
             Err(_) => {
@@ -68,11 +59,8 @@ impl Server {
     /// SIGTERM (graceful shutdown), then SIGKILL if it has not exited within 15 s.
     pub fn stop(mut self) -> anyhow::Result<()> {
         let pid = self.pid().to_string();
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let _ =
+            Command::new("kill").args(["-TERM", &pid]).stdout(Stdio::null()).stderr(Stdio::null()).status();
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if self.child.try_wait()?.is_some() {
@@ -114,11 +102,7 @@ pub fn memory(pid: u32) -> anyhow::Result<Memory> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    Ok(Memory {
-        rss_kib: field("VmRSS:"),
-        hwm_kib: field("VmHWM:"),
-        threads: field("Threads:"),
-    })
+    Ok(Memory { rss_kib: field("VmRSS:"), hwm_kib: field("VmHWM:"), threads: field("Threads:") })
 }
 
 /// Clock ticks per second of /proc times. USER_HZ is 100 on every Linux build this runs on.
@@ -129,16 +113,10 @@ pub fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
     let path = format!("/proc/{pid}/stat");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     // Fields after the command name (which may hold spaces) start at field 3 (state).
-    let rest = text
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .ok_or_else(|| anyhow!("unexpected {path}"))?;
+    let rest = text.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| anyhow!("unexpected {path}"))?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let get = |i: usize| -> anyhow::Result<u64> {
-        fields
-            .get(i)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| anyhow!("unexpected {path}"))
+        fields.get(i).and_then(|v| v.parse().ok()).ok_or_else(|| anyhow!("unexpected {path}"))
     };
     // utime is field 14, stime field 15; index 0 here is field 3.
     Ok(get(11)? + get(12)?)
@@ -147,15 +125,9 @@ pub fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
 /// Whole-machine CPU counters from /proc/stat: (busy, total) ticks.
 pub fn machine_ticks() -> anyhow::Result<(u64, u64)> {
     let text = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("cpu "))
-        .ok_or_else(|| anyhow!("no cpu line in /proc/stat"))?;
-    let v: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
+    let line =
+        text.lines().find(|l| l.starts_with("cpu ")).ok_or_else(|| anyhow!("no cpu line in /proc/stat"))?;
+    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
     let total: u64 = v.iter().take(8).sum();
     // idle + iowait
     let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);

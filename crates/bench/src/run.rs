@@ -136,11 +136,7 @@ fn sanity_check(
 ) -> anyhow::Result<()> {
     let r = crate::http::get(&hello.addr, "/", None)?;
     if r.status != 200 || r.body != "Hello, World!" {
-        bail!(
-            "hello answered {} '{}' instead of 200 'Hello, World!'",
-            r.status,
-            r.body
-        );
+        bail!("hello answered {} '{}' instead of 200 'Hello, World!'", r.status, r.body);
     }
     let mut rng = rand::thread_rng();
     for _ in 0..samples {
@@ -149,11 +145,7 @@ fn sanity_check(
         let r = crate::http::get(&idvault.addr, &path, Some(authorization))?;
         let expect = meta::login_id(i);
         if r.status != 200 || !r.body.contains(&expect) {
-            bail!(
-                "GET {path} answered {} (expected 200 with {expect}): {}",
-                r.status,
-                r.body
-            );
+            bail!("GET {path} answered {} (expected 200 with {expect}): {}", r.status, r.body);
         }
     }
     if meta.token_users > 0 {
@@ -173,11 +165,7 @@ fn sanity_check(
     }
     // A wrong key must be refused, or the load runs would not exercise the key check.
     let wrong = format!("Bearer {}:idv_AAAAAAAAAAAAAAAA.nope", meta.project_id);
-    let r = crate::http::get(
-        &idvault.addr,
-        &url_path(LOAD_USER_PREFIX, 0, AT_DOMAIN),
-        Some(&wrong),
-    )?;
+    let r = crate::http::get(&idvault.addr, &url_path(LOAD_USER_PREFIX, 0, AT_DOMAIN), Some(&wrong))?;
     if r.status != 401 {
         bail!("a wrong management key answered {} instead of 401", r.status);
     }
@@ -253,11 +241,7 @@ fn measure(
     let cpu_after = proc::cpu_ticks(server.pid())?;
     let (busy1, total1) = proc::machine_ticks()?;
     let cpu_us = (cpu_after.saturating_sub(cpu_before)) as f64 / proc::TICKS_PER_SEC * 1e6;
-    let per_req = if report.requests > 0 {
-        cpu_us / report.requests as f64
-    } else {
-        0.0
-    };
+    let per_req = if report.requests > 0 { cpu_us / report.requests as f64 } else { 0.0 };
     let busy = if total1 > total0 {
         (busy1.saturating_sub(busy0)) as f64 * 100.0 / (total1 - total0) as f64
     } else {
@@ -310,11 +294,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let authorization = format!("Bearer {}:{}", meta.project_id, meta.management_key);
 
     // Scripts stay in the data directory, for running wrk (or perf) by hand afterwards.
-    let hello_script = write_script(
-        &dir,
-        "hello",
-        &wrk::script(meta.users, HELLO_PREFIX, AT_DOMAIN, &authorization),
-    )?;
+    let hello_script =
+        write_script(&dir, "hello", &wrk::script(meta.users, HELLO_PREFIX, AT_DOMAIN, &authorization))?;
     let load_script = write_script(
         &dir,
         "load-user",
@@ -323,12 +304,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let token_script = write_script(
         &dir,
         "token-read",
-        &wrk::script(
-            meta.token_users.max(1),
-            TOKEN_PREFIX,
-            &token_suffix(&meta.provider),
-            &authorization,
-        ),
+        &wrk::script(meta.token_users.max(1), TOKEN_PREFIX, &token_suffix(&meta.provider), &authorization),
     )?;
 
     println!("{wrk_version}");
@@ -366,23 +342,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     );
 
     let mut scenarios = vec![
-        Scenario {
-            name: "hello",
-            target: Target::Hello,
-            script: hello_script.clone(),
-        },
-        Scenario {
-            name: "load-user",
-            target: Target::Idvault,
-            script: load_script,
-        },
+        Scenario { name: "hello", target: Target::Hello, script: hello_script.clone() },
+        Scenario { name: "load-user", target: Target::Idvault, script: load_script },
     ];
     if meta.token_users > 0 {
-        scenarios.push(Scenario {
-            name: "token-read",
-            target: Target::Idvault,
-            script: token_script,
-        });
+        scenarios.push(Scenario { name: "token-read", target: Target::Idvault, script: token_script });
     } else {
         eprintln!("warning: the data directory has no provider tokens; token-read is skipped");
     }
@@ -398,23 +362,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
 
-    let hello_after = Scenario {
-        name: "hello",
-        target: Target::Hello,
-        script: hello_script,
-    };
+    let hello_after = Scenario { name: "hello", target: Target::Hello, script: hello_script };
     let order: Vec<(&Scenario, &str)> = scenarios
         .iter()
-        .map(|s| {
-            (
-                s,
-                if s.target == Target::Hello {
-                    "hello-before"
-                } else {
-                    s.name
-                },
-            )
-        })
+        .map(|s| (s, if s.target == Target::Hello { "hello-before" } else { s.name }))
         .chain(std::iter::once((&hello_after, "hello-after")))
         .collect();
     let mut measured: Vec<(String, WrkReport, f64, f64)> = Vec::new();
@@ -473,11 +424,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             p75_us: report.p75_us,
             p90_us: report.p90_us,
             p99_us: report.p99_us,
-            ratio_to_hello: if reference > 0.0 {
-                report.requests_per_sec / reference
-            } else {
-                0.0
-            },
+            ratio_to_hello: if reference > 0.0 { report.requests_per_sec / reference } else { 0.0 },
             server_cpu_us_per_request: cpu_per_req,
             machine_cpu_busy_percent: busy,
             wrk: report,
@@ -520,10 +467,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", out.display()))?;
     println!("wrote {}", out.display());
     if !failures.is_empty() {
-        bail!(
-            "the load runs saw errors, so their figures are not valid:\n  {}",
-            failures.join("\n  ")
-        );
+        bail!("the load runs saw errors, so their figures are not valid:\n  {}", failures.join("\n  "));
     }
     Ok(())
 }

@@ -64,13 +64,7 @@ struct Progress {
 
 impl Progress {
     fn new(what: &'static str, total: u64) -> Self {
-        Progress {
-            what,
-            total,
-            done: 0,
-            next_tenth: 1,
-            started: Instant::now(),
-        }
+        Progress { what, total, done: 0, next_tenth: 1, started: Instant::now() }
     }
 
     fn advance(&mut self, n: u64) {
@@ -111,9 +105,7 @@ fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder
-        .create(dir)
-        .with_context(|| format!("creating {}", dir.display()))
+    builder.create(dir).with_context(|| format!("creating {}", dir.display()))
 }
 
 async fn seal_token(
@@ -179,10 +171,7 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     ensure_data_dir(dir)?;
     let db = dir.join(DB_FILE);
     if db.exists() {
-        bail!(
-            "{} already exists: seed into a new directory (or delete it first)",
-            db.display()
-        );
+        bail!("{} already exists: seed into a new directory (or delete it first)", db.display());
     }
     let started = Instant::now();
     let keyring = Keyring::load_or_create(None, dir).context("loading the master key")?;
@@ -193,12 +182,7 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     let projects = ProjectService::new(store.clone(), Arc::new(SystemClock));
     let project = projects.create_project("bench").await?;
     let issued = projects.create_key(&project.id, "bench", None).await?;
-    println!(
-        "seeding {} users ({} with a {PROVIDER} token) into {}",
-        n,
-        token_users,
-        db.display()
-    );
+    println!("seeding {} users ({} with a {PROVIDER} token) into {}", n, token_users, db.display());
 
     // Users: build batch k+1 while batch k is written.
     let users_started = Instant::now();
@@ -228,10 +212,7 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
         }
         let (s, pid) = (store.clone(), project.id.clone());
         let count = end - start;
-        pending = Some((
-            count,
-            tokio::spawn(async move { s.create_users(&pid, &users).await }),
-        ));
+        pending = Some((count, tokio::spawn(async move { s.create_users(&pid, &users).await })));
         start = end;
     }
     if let Some((count, handle)) = pending.take() {
@@ -239,10 +220,7 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
         progress.advance(count);
     }
     let users_secs = users_started.elapsed().as_secs_f64();
-    println!(
-        "users: {n} in {users_secs:.1} s ({:.0} users/s)",
-        rate(n, users_secs)
-    );
+    println!("users: {n} in {users_secs:.1} s ({:.0} users/s)", rate(n, users_secs));
 
     // Provider tokens: one put_token (one transaction) per user.
     let tokens_started = Instant::now();
@@ -262,10 +240,7 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
         progress.advance(1);
     }
     let tokens_secs = tokens_started.elapsed().as_secs_f64();
-    println!(
-        "tokens: {token_users} in {tokens_secs:.1} s ({:.0} tokens/s)",
-        rate(token_users, tokens_secs)
-    );
+    println!("tokens: {token_users} in {tokens_secs:.1} s ({:.0} tokens/s)", rate(token_users, tokens_secs));
 
     // Checkpoint the WAL into the main file, as the server does on shutdown.
     sqlite.close().await.context("checkpointing the database")?;

@@ -111,12 +111,7 @@ pub fn run(
         .context("running wrk")?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
-        bail!(
-            "wrk failed ({}): {}{}",
-            out.status,
-            stdout,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("wrk failed ({}): {}{}", out.status, stdout, String::from_utf8_lossy(&out.stderr));
     }
     let report = parse(&stdout).with_context(|| format!("reading wrk's report:\n{stdout}"))?;
     Ok((report, stdout))
@@ -145,10 +140,7 @@ fn parse_time(s: &str) -> anyhow::Result<f64> {
 }
 
 fn parse_u64(s: &str) -> anyhow::Result<u64> {
-    s.trim()
-        .trim_end_matches(',')
-        .parse()
-        .with_context(|| format!("bad number '{s}'"))
+    s.trim().trim_end_matches(',').parse().with_context(|| format!("bad number '{s}'"))
 }
 
 pub fn parse(text: &str) -> anyhow::Result<WrkReport> {

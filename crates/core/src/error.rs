@@ -24,6 +24,8 @@ pub enum Code {
     ProviderNetwork,
     NoRefreshToken,
     ProviderNotConfigured,
+    AlreadyExists,
+    NotFound,
     InvalidOAuthState,
     RedirectNotAllowed,
     ProviderCallbackError,
@@ -92,10 +94,13 @@ pub enum Error {
     #[error("a refresh was requested but no {0} refresh token is stored for this user")]
     NoRefreshToken(String),
     #[error("refreshing the {provider} token failed: {failure}")]
-    Provider {
-        provider: String,
-        failure: ProviderFailure,
-    },
+    Provider { provider: String, failure: ProviderFailure },
+    /// A tenant, role or permission with that id or name exists already.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// A tenant, role or permission does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
     /// Unknown, tampered, expired or already used OAuth `state`.
     #[error("invalid OAuth state: {0}")]
     InvalidOAuthState(&'static str),
@@ -128,10 +133,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn invalid(field: &'static str, message: impl fmt::Display) -> Self {
-        Error::Invalid {
-            field,
-            message: message.to_string(),
-        }
+        Error::Invalid { field, message: message.to_string() }
     }
 
     pub fn code(&self) -> Code {
@@ -155,6 +157,8 @@ impl Error {
                 ProviderFailure::BadResponse(_) => Code::ProviderBadResponse,
                 ProviderFailure::Network(_) => Code::ProviderNetwork,
             },
+            Error::AlreadyExists(_) => Code::AlreadyExists,
+            Error::NotFound(_) => Code::NotFound,
             Error::InvalidOAuthState(_) => Code::InvalidOAuthState,
             Error::RedirectNotAllowed(_) => Code::RedirectNotAllowed,
             Error::ProviderCallbackError(_) => Code::ProviderCallbackError,

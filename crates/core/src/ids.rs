@@ -9,11 +9,7 @@ use crate::error::Error;
 use crate::limits::MAX_FIELD_LEN;
 
 fn random_alnum(len: usize) -> String {
-    rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
+    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
 }
 
 macro_rules! string_id {
@@ -73,15 +69,11 @@ impl ProjectId {
     pub fn parse(s: &str) -> Result<Self, Error> {
         let ok = s.len() >= 2
             && s.len() <= 64
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok {
             Ok(ProjectId(s.to_owned()))
         } else {
-            Err(Error::invalid(
-                "projectId",
-                "must be 2 to 64 letters, digits, '-' or '_'",
-            ))
+            Err(Error::invalid("projectId", "must be 2 to 64 letters, digits, '-' or '_'"))
         }
     }
 }
@@ -96,10 +88,7 @@ impl UserId {
             return Err(Error::MissingArgument("userId"));
         }
         if s.len() > 128 || s.chars().any(char::is_control) {
-            return Err(Error::invalid(
-                "userId",
-                "must be at most 128 printable characters",
-            ));
+            return Err(Error::invalid("userId", "must be at most 128 printable characters"));
         }
         Ok(UserId(s.to_owned()))
     }
@@ -126,15 +115,11 @@ impl ProviderName {
             return Err(Error::MissingArgument("provider"));
         }
         let ok = s.len() <= 64
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
         if ok {
             Ok(ProviderName(s.to_owned()))
         } else {
-            Err(Error::invalid(
-                "provider",
-                "must be at most 64 lowercase letters, digits, '-' or '_'",
-            ))
+            Err(Error::invalid("provider", "must be at most 64 lowercase letters, digits, '-' or '_'"))
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod clock;
+pub mod directory;
 pub mod error;
 pub mod ids;
 pub mod limits;

@@ -88,17 +88,12 @@ pub fn hash_key(full_key: &str) -> [u8; 32] {
 
 /// Makes a new random management key for `project_id`.
 pub fn issue_key(project_id: &ProjectId, name: &str, now_ms: i64, expires_ms: Option<i64>) -> IssuedKey {
-    let key_id: String = rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(KEY_ID_LEN)
-        .map(char::from)
-        .collect();
+    let key_id: String =
+        rand::thread_rng().sample_iter(&Alphanumeric).take(KEY_ID_LEN).map(char::from).collect();
     let mut secret_bytes = zeroize::Zeroizing::new([0u8; 32]);
     rand::thread_rng().fill_bytes(secret_bytes.as_mut());
-    let full = SecretString::from(format!(
-        "{KEY_PREFIX}{key_id}.{}",
-        URL_SAFE_NO_PAD.encode(secret_bytes.as_ref())
-    ));
+    let full =
+        SecretString::from(format!("{KEY_PREFIX}{key_id}.{}", URL_SAFE_NO_PAD.encode(secret_bytes.as_ref())));
     let record = ManagementKey {
         key_id,
         project_id: project_id.clone(),
@@ -130,11 +125,8 @@ pub fn key_matches(record: &ManagementKey, presented: &str) -> bool {
 pub fn parse_bearer(header: &str) -> Result<(ProjectId, &str)> {
     const REFUSED: Error =
         Error::Unauthorized("management authorization must be 'Bearer <projectId>:<managementKey>'");
-    let token = header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))
-        .ok_or(REFUSED)?
-        .trim();
+    let token =
+        header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).ok_or(REFUSED)?.trim();
     // A session-token form (projectId:jwt:key) ends with the key, so take the last segment.
     let (project, rest) = token.split_once(':').ok_or(REFUSED)?;
     let key = rest.rsplit(':').next().unwrap_or(rest);
@@ -155,15 +147,42 @@ pub fn validate_name(field: &'static str, name: &str) -> Result<String> {
 }
 
 /// Projects, keys, and the management-key check every request goes through.
+/// How long a management-key record is trusted from memory. Revocation through this server
+/// applies at once; through the CLI (another process) within this time.
+pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+type KeyCache = std::sync::RwLock<std::collections::HashMap<String, (std::time::Instant, ManagementKey)>>;
+
 #[derive(Clone)]
 pub struct ProjectService {
     store: SharedStore,
     clock: SharedClock,
+    /// Key records by key id: the key check runs on every request, and a store read per request
+    /// costs more than the rest of the check.
+    keys: std::sync::Arc<KeyCache>,
 }
 
 impl ProjectService {
     pub fn new(store: SharedStore, clock: SharedClock) -> Self {
-        Self { store, clock }
+        Self { store, clock, keys: Default::default() }
+    }
+
+    async fn key_record(&self, key_id: &str) -> Result<Option<ManagementKey>> {
+        if let Some((at, record)) = self.keys.read().unwrap_or_else(|p| p.into_inner()).get(key_id) {
+            if at.elapsed() < KEY_CACHE_TTL {
+                return Ok(Some(record.clone()));
+            }
+        }
+        let record = self.store.get_key(key_id).await?;
+        let mut cache = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() > 10_000 {
+            cache.retain(|_, (at, _)| at.elapsed() < KEY_CACHE_TTL);
+        }
+        // Only existing keys are cached, so that garbage key ids cannot grow the map.
+        if let Some(r) = &record {
+            cache.insert(key_id.to_owned(), (std::time::Instant::now(), r.clone()));
+        }
+        Ok(record)
     }
 
     pub async fn create_project(&self, name: &str) -> Result<Project> {
@@ -209,11 +228,8 @@ impl ProjectService {
     }
 
     pub async fn revoke_key(&self, project: &ProjectId, key_id: &str) -> Result<()> {
-        if self
-            .store
-            .revoke_key(project, key_id, self.clock.now_ms())
-            .await?
-        {
+        self.keys.write().unwrap_or_else(|p| p.into_inner()).remove(key_id);
+        if self.store.revoke_key(project, key_id, self.clock.now_ms()).await? {
             Ok(())
         } else {
             Err(Error::KeyNotFound(key_id.to_owned()))
@@ -226,11 +242,7 @@ impl ProjectService {
         let header = authorization.ok_or(Error::Unauthorized("missing management authorization"))?;
         let (project, presented) = parse_bearer(header)?;
         let key_id = key_id_of(presented).ok_or(Error::Unauthorized("invalid management key"))?;
-        let record = self
-            .store
-            .get_key(key_id)
-            .await?
-            .ok_or(Error::Unauthorized("invalid management key"))?;
+        let record = self.key_record(key_id).await?.ok_or(Error::Unauthorized("invalid management key"))?;
         // Compare the digest first, in constant time, so that timing says nothing about which
         // check failed.
         let matches = key_matches(&record, presented);

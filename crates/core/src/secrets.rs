@@ -46,18 +46,12 @@ pub fn token_aad(project: &ProjectId, user: &UserId, provider: &ProviderName, fi
         TokenField::Access => "access",
         TokenField::Refresh => "refresh",
     };
-    aad(
-        b"idvault/provider-token/v1",
-        &[project.as_str(), user.as_str(), provider.as_str(), field],
-    )
+    aad(b"idvault/provider-token/v1", &[project.as_str(), user.as_str(), provider.as_str(), field])
 }
 
 /// Binds a client-secret ciphertext to its project and provider.
 pub fn client_secret_aad(project: &ProjectId, provider: &ProviderName) -> Vec<u8> {
-    aad(
-        b"idvault/client-secret/v1",
-        &[project.as_str(), provider.as_str()],
-    )
+    aad(b"idvault/client-secret/v1", &[project.as_str(), provider.as_str()])
 }
 
 /// Binds a wrapped data key to its project and version.
@@ -76,13 +70,7 @@ mod tests {
         let u1 = UserId::parse("cd").unwrap();
         let u2 = UserId::parse("bcd").unwrap();
         let g = ProviderName::parse("google").unwrap();
-        assert_ne!(
-            token_aad(&p, &u1, &g, TokenField::Access),
-            token_aad(&q, &u2, &g, TokenField::Access)
-        );
-        assert_ne!(
-            token_aad(&p, &u1, &g, TokenField::Access),
-            token_aad(&p, &u1, &g, TokenField::Refresh)
-        );
+        assert_ne!(token_aad(&p, &u1, &g, TokenField::Access), token_aad(&q, &u2, &g, TokenField::Access));
+        assert_ne!(token_aad(&p, &u1, &g, TokenField::Access), token_aad(&p, &u1, &g, TokenField::Refresh));
     }
 }

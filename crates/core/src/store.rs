@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::auth::{AuthCode, OAuthState, ProjectAuthSettings, SessionRecord, SigningKeyRecord};
+use crate::directory::{AttributeDef, Permission, Role, Tenant};
 use crate::error::Result;
 use crate::ids::{ProjectId, ProviderName, UserId};
 use crate::project::{ManagementKey, Project};
@@ -187,6 +188,83 @@ pub trait AuthStore: Send + Sync {
     async fn set_auth_settings(&self, project: &ProjectId, settings: &ProjectAuthSettings) -> Result<()>;
 }
 
+/// A change to one user, applied by the store inside its write transaction to the current row,
+/// so that concurrent changes never overwrite each other.
+pub type UserMutation = Box<dyn FnOnce(&mut User) -> Result<()> + Send>;
+
+/// One entry of a user's login history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRecord {
+    pub user_id: UserId,
+    pub login_ms: i64,
+    pub ip: String,
+}
+
+#[async_trait]
+pub trait DirectoryStore: Send + Sync {
+    /// Fails with `AlreadyExists` when the id or the name (case-insensitive) is taken.
+    async fn create_tenant(&self, project: &ProjectId, tenant: &Tenant) -> Result<()>;
+    /// Replaces name, domains, attributes and the disabled flag; answers the stored tenant.
+    async fn update_tenant(&self, project: &ProjectId, tenant: &Tenant) -> Result<Tenant>;
+    async fn get_tenant(&self, project: &ProjectId, id: &str) -> Result<Option<Tenant>>;
+    async fn list_tenants(&self, project: &ProjectId) -> Result<Vec<Tenant>>;
+    /// Deletes the tenant, its roles, and its membership from every user.
+    async fn delete_tenant(&self, project: &ProjectId, id: &str) -> Result<bool>;
+
+    async fn create_permission(&self, project: &ProjectId, permission: &Permission) -> Result<()>;
+    /// Renames (in roles too) and re-describes a permission.
+    async fn update_permission(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        new_name: &str,
+        description: &str,
+    ) -> Result<()>;
+    /// Deletes the permission and removes it from every role.
+    async fn delete_permission(&self, project: &ProjectId, name: &str) -> Result<bool>;
+    async fn list_permissions(&self, project: &ProjectId) -> Result<Vec<Permission>>;
+
+    /// Fails with `AlreadyExists` for a taken (tenant, name); unknown permissions or tenant fail.
+    async fn create_role(&self, project: &ProjectId, role: &Role) -> Result<()>;
+    /// Replaces the role found by (tenant, name) with `role` (whose name may be new: users follow).
+    async fn update_role(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        tenant: Option<&str>,
+        role: &Role,
+    ) -> Result<()>;
+    /// Deletes the role and removes it from every user that had it.
+    async fn delete_role(&self, project: &ProjectId, name: &str, tenant: Option<&str>) -> Result<bool>;
+    async fn list_roles(&self, project: &ProjectId) -> Result<Vec<Role>>;
+
+    /// Creates or replaces definitions by name.
+    async fn put_attribute_defs(&self, project: &ProjectId, defs: &[AttributeDef]) -> Result<()>;
+    async fn delete_attribute_defs(&self, project: &ProjectId, names: &[String]) -> Result<()>;
+    async fn list_attribute_defs(&self, project: &ProjectId) -> Result<Vec<AttributeDef>>;
+
+    /// Applies `mutation` to the current user and saves it (login ids, roles, tenants and
+    /// attributes validated against the directory), atomically. Answers the saved user.
+    async fn update_user(
+        &self,
+        project: &ProjectId,
+        user_id: &UserId,
+        mutation: UserMutation,
+    ) -> Result<User>;
+    /// Creates each user in its own savepoint: one failure does not stop the others. Answers,
+    /// per input, the created user or the error.
+    async fn create_users_each(&self, project: &ProjectId, users: &[User]) -> Result<Vec<Result<User>>>;
+
+    async fn record_login(
+        &self,
+        project: &ProjectId,
+        user_id: &UserId,
+        login_ms: i64,
+        ip: &str,
+    ) -> Result<()>;
+    async fn login_history(&self, project: &ProjectId, user_ids: &[String]) -> Result<Vec<LoginRecord>>;
+}
+
 #[async_trait]
 pub trait HealthCheck: Send + Sync {
     /// Answers Ok when the database answers a trivial query.
@@ -195,11 +273,25 @@ pub trait HealthCheck: Send + Sync {
 
 /// Everything a backend provides.
 pub trait Store:
-    ProjectStore + UserStore + TokenStore + ProviderStore + DataKeyStore + AuthStore + HealthCheck
+    ProjectStore
+    + UserStore
+    + TokenStore
+    + ProviderStore
+    + DataKeyStore
+    + AuthStore
+    + DirectoryStore
+    + HealthCheck
 {
 }
-impl<T: ProjectStore + UserStore + TokenStore + ProviderStore + DataKeyStore + AuthStore + HealthCheck> Store
-    for T
+impl<T> Store for T where
+    T: ProjectStore
+        + UserStore
+        + TokenStore
+        + ProviderStore
+        + DataKeyStore
+        + AuthStore
+        + DirectoryStore
+        + HealthCheck
 {
 }
 

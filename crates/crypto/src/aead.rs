@@ -81,15 +81,9 @@ pub(crate) fn header(ciphertext: &[u8]) -> Result<(u8, u32)> {
 pub(crate) fn open(aead: &XChaCha20Poly1305, ciphertext: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     header(ciphertext)?;
     let nonce = XNonce::from_slice(&ciphertext[5..HEADER_LEN]);
-    aead.decrypt(
-        nonce,
-        Payload {
-            msg: &ciphertext[HEADER_LEN..],
-            aad,
-        },
-    )
-    .map(Zeroizing::new)
-    .map_err(|_| Error::Decrypt("authentication failed: wrong key, or the ciphertext belongs to another row"))
+    aead.decrypt(nonce, Payload { msg: &ciphertext[HEADER_LEN..], aad }).map(Zeroizing::new).map_err(|_| {
+        Error::Decrypt("authentication failed: wrong key, or the ciphertext belongs to another row")
+    })
 }
 
 #[cfg(test)]
@@ -104,11 +98,7 @@ mod tests {
         assert_eq!(header(&ct).unwrap(), (FORMAT_DATA_KEY, 7));
         assert_eq!(open(&aead, &ct, b"row-a").unwrap().as_slice(), b"ya29.token");
         assert!(matches!(open(&aead, &ct, b"row-b"), Err(Error::Decrypt(_))));
-        assert_ne!(
-            seal(&aead, FORMAT_DATA_KEY, 7, b"ya29.token", b"row-a").unwrap(),
-            ct,
-            "random nonces"
-        );
+        assert_ne!(seal(&aead, FORMAT_DATA_KEY, 7, b"ya29.token", b"row-a").unwrap(), ct, "random nonces");
         assert!(!ct.windows(10).any(|w| w == b"ya29.token"));
         let mut bad = ct.clone();
         let last = bad.len() - 1;

@@ -49,21 +49,12 @@ impl Envelope {
     }
 
     fn master_key(&self, version: u32) -> Option<SecretKey> {
-        if let Some(k) = self
-            .keyring
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .key(version)
-        {
+        if let Some(k) = self.keyring.read().unwrap_or_else(|p| p.into_inner()).key(version) {
             return Some(k.clone());
         }
         // Maybe `idvault keys rotate` + `rewrap` ran while we were serving: re-read the file.
         self.reload_keyring(false);
-        self.keyring
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .key(version)
-            .cloned()
+        self.keyring.read().unwrap_or_else(|p| p.into_inner()).key(version).cloned()
     }
 
     fn reload_keyring(&self, force: bool) {
@@ -81,11 +72,7 @@ impl Envelope {
     }
 
     fn cached(&self, project: &ProjectId, version: u32) -> Option<Arc<XChaCha20Poly1305>> {
-        self.data_keys
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&(project.clone(), version))
-            .cloned()
+        self.data_keys.read().unwrap_or_else(|p| p.into_inner()).get(&(project.clone(), version)).cloned()
     }
 
     fn unwrap_key(&self, wrapped: &WrappedDataKey) -> Result<Arc<XChaCha20Poly1305>> {
@@ -94,10 +81,8 @@ impl Envelope {
         ))?;
         let aad = data_key_aad(&wrapped.project_id, wrapped.version);
         let raw = aead::open(&master.aead(), &wrapped.wrapped, &aad)?;
-        let bytes: [u8; 32] = raw
-            .as_slice()
-            .try_into()
-            .map_err(|_| Error::Decrypt("data key has the wrong length"))?;
+        let bytes: [u8; 32] =
+            raw.as_slice().try_into().map_err(|_| Error::Decrypt("data key has the wrong length"))?;
         let aead = Arc::new(SecretKey::from_bytes(bytes).aead());
         self.data_keys
             .write()
@@ -132,12 +117,7 @@ impl Envelope {
         let (master_version, master) = {
             let ring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
             let v = ring.current_version();
-            (
-                v,
-                ring.key(v)
-                    .cloned()
-                    .ok_or_else(|| Error::Internal("the keyring is empty".into()))?,
-            )
+            (v, ring.key(v).cloned().ok_or_else(|| Error::Internal("the keyring is empty".into()))?)
         };
         let fresh = SecretKey::generate();
         let wrapped = WrappedDataKey {
@@ -180,9 +160,9 @@ impl Cipher for Envelope {
                 aead::open(&key, ciphertext, aad)
             }
             (FORMAT_MASTER, version) => {
-                let master = self.master_key(version).ok_or(Error::Decrypt(
-                    "sealed under a master key version this server does not have",
-                ))?;
+                let master = self
+                    .master_key(version)
+                    .ok_or(Error::Decrypt("sealed under a master key version this server does not have"))?;
                 aead::open(&master.aead(), ciphertext, aad)
             }
             _ => Err(Error::Decrypt("unknown ciphertext format")),
@@ -208,13 +188,8 @@ pub async fn rewrap_data_keys(
 ) -> Result<RewrapReport> {
     let keys = store.list_data_keys().await?;
     let current = keyring.current_version();
-    let master = keyring
-        .key(current)
-        .ok_or_else(|| Error::Internal("the keyring is empty".into()))?;
-    let mut report = RewrapReport {
-        total: keys.len(),
-        ..Default::default()
-    };
+    let master = keyring.key(current).ok_or_else(|| Error::Internal("the keyring is empty".into()))?;
+    let mut report = RewrapReport { total: keys.len(), ..Default::default() };
     for (i, key) in keys.iter().enumerate() {
         if key.master_key_version == current {
             report.already_current += 1;
@@ -290,10 +265,7 @@ mod tests {
         assert_eq!(aead::header(&ct).unwrap().0, FORMAT_DATA_KEY);
         let b = envelope(ring, store.clone());
         assert_eq!(b.open(&p, &ct, b"aad").await.unwrap().as_slice(), b"token");
-        assert!(
-            b.open(&q, &ct, b"aad").await.is_err(),
-            "another project's data key cannot open it"
-        );
+        assert!(b.open(&q, &ct, b"aad").await.is_err(), "another project's data key cannot open it");
         assert_eq!(store.list_data_keys().await.unwrap().len(), 1);
     }
 
@@ -308,14 +280,7 @@ mod tests {
 
         assert_eq!(ring.rotate().unwrap(), 2);
         let report = rewrap_data_keys(&ring, store.as_ref(), |_, _| {}).await.unwrap();
-        assert_eq!(
-            report,
-            RewrapReport {
-                total: 1,
-                rewrapped: 1,
-                already_current: 0
-            }
-        );
+        assert_eq!(report, RewrapReport { total: 1, rewrapped: 1, already_current: 0 });
         assert_eq!(store.list_data_keys().await.unwrap()[0].master_key_version, 2);
         ring.retire(1).unwrap();
 
@@ -338,15 +303,7 @@ mod tests {
         ring.rotate().unwrap();
         let p = ProjectId::generate();
         serving.seal(&p, b"x", b"a").await.unwrap();
-        assert_eq!(
-            store
-                .get_data_key(&p, 1)
-                .await
-                .unwrap()
-                .unwrap()
-                .master_key_version,
-            2
-        );
+        assert_eq!(store.get_data_key(&p, 1).await.unwrap().unwrap().master_key_version, 2);
     }
 
     #[tokio::test]
@@ -354,12 +311,6 @@ mod tests {
         let key = SecretKey::generate();
         let legacy = aead::seal(&key.aead(), FORMAT_MASTER, 1, b"old", b"aad").unwrap();
         let env = envelope(Keyring::from_keys([(1, key)]), Arc::new(MemKeys::default()));
-        assert_eq!(
-            env.open(&ProjectId::generate(), &legacy, b"aad")
-                .await
-                .unwrap()
-                .as_slice(),
-            b"old"
-        );
+        assert_eq!(env.open(&ProjectId::generate(), &legacy, b"aad").await.unwrap().as_slice(), b"old");
     }
 }

@@ -46,20 +46,12 @@ pub struct Keyring {
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keyring")
-            .field("versions", &self.versions())
-            .field("source", &self.source)
-            .finish()
+        f.debug_struct("Keyring").field("versions", &self.versions()).field("source", &self.source).finish()
     }
 }
 
 fn decode_key(text: &str) -> Option<SecretKey> {
-    let bytes = Zeroizing::new(
-        STANDARD
-            .decode(text)
-            .or_else(|_| URL_SAFE_NO_PAD.decode(text))
-            .ok()?,
-    );
+    let bytes = Zeroizing::new(STANDARD.decode(text).or_else(|_| URL_SAFE_NO_PAD.decode(text)).ok()?);
     let arr: [u8; 32] = bytes.as_slice().try_into().ok()?;
     Some(SecretKey::from_bytes(arr))
 }
@@ -77,17 +69,13 @@ fn parse(text: &str) -> Result<BTreeMap<u32, SecretKey>, String> {
     match entries.as_slice() {
         [] => return Err("no key found".into()),
         [single] if !single.contains(':') => {
-            keys.insert(
-                1,
-                decode_key(single).ok_or("the key is not base64 of exactly 32 bytes")?,
-            );
+            keys.insert(1, decode_key(single).ok_or("the key is not base64 of exactly 32 bytes")?);
         }
         many => {
             for entry in many {
                 let (version, key) = entry.split_once(':').ok_or("entries must be 'version:base64'")?;
-                let version: u32 = version
-                    .parse()
-                    .map_err(|_| "a version is not a positive number".to_owned())?;
+                let version: u32 =
+                    version.parse().map_err(|_| "a version is not a positive number".to_owned())?;
                 if version == 0 {
                     return Err("versions start at 1".into());
                 }
@@ -149,10 +137,7 @@ impl Keyring {
     pub fn load_or_create(env_value: Option<&str>, data_dir: &Path) -> Result<Keyring, KeyringError> {
         if let Some(v) = env_value.filter(|v| !v.trim().is_empty()) {
             let keys = parse(v).map_err(KeyringError::BadEnv)?;
-            return Ok(Keyring {
-                keys,
-                source: KeySource::Environment,
-            });
+            return Ok(Keyring { keys, source: KeySource::Environment });
         }
         let path = data_dir.join(MASTER_KEY_FILE);
         match Self::load_file(&path) {
@@ -160,16 +145,9 @@ impl Keyring {
             Err(KeyringError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 let mut keys = BTreeMap::new();
                 keys.insert(1, SecretKey::generate());
-                write_owner_only(&path, render(&keys).as_bytes(), true).map_err(|source| {
-                    KeyringError::Io {
-                        path: path.display().to_string(),
-                        source,
-                    }
-                })?;
-                Ok(Keyring {
-                    keys,
-                    source: KeySource::File { path, created: true },
-                })
+                write_owner_only(&path, render(&keys).as_bytes(), true)
+                    .map_err(|source| KeyringError::Io { path: path.display().to_string(), source })?;
+                Ok(Keyring { keys, source: KeySource::File { path, created: true } })
             }
             Err(e) => Err(e),
         }
@@ -177,26 +155,16 @@ impl Keyring {
 
     fn load_file(path: &Path) -> Result<Keyring, KeyringError> {
         let shown = path.display().to_string();
-        let text = Zeroizing::new(fs::read_to_string(path).map_err(|source| KeyringError::Io {
-            path: shown.clone(),
-            source,
-        })?);
+        let text = Zeroizing::new(
+            fs::read_to_string(path).map_err(|source| KeyringError::Io { path: shown.clone(), source })?,
+        );
         let keys = parse(&text).map_err(|reason| KeyringError::BadFile { path: shown, reason })?;
-        Ok(Keyring {
-            keys,
-            source: KeySource::File {
-                path: path.to_owned(),
-                created: false,
-            },
-        })
+        Ok(Keyring { keys, source: KeySource::File { path: path.to_owned(), created: false } })
     }
 
     /// A keyring of given keys (tests and tools).
     pub fn from_keys(keys: impl IntoIterator<Item = (u32, SecretKey)>) -> Keyring {
-        Keyring {
-            keys: keys.into_iter().collect(),
-            source: KeySource::Environment,
-        }
+        Keyring { keys: keys.into_iter().collect(), source: KeySource::Environment }
     }
 
     pub fn source(&self) -> &KeySource {
@@ -237,10 +205,8 @@ impl Keyring {
         let version = self.current_version() + 1;
         let mut keys = self.keys.clone();
         keys.insert(version, SecretKey::generate());
-        write_owner_only(path, render(&keys).as_bytes(), false).map_err(|source| KeyringError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        write_owner_only(path, render(&keys).as_bytes(), false)
+            .map_err(|source| KeyringError::Io { path: path.display().to_string(), source })?;
         self.keys = keys;
         Ok(version)
     }
@@ -253,9 +219,7 @@ impl Keyring {
             ));
         };
         if !self.keys.contains_key(&version) {
-            return Err(KeyringError::Refused(format!(
-                "master key version {version} does not exist"
-            )));
+            return Err(KeyringError::Refused(format!("master key version {version} does not exist")));
         }
         if version == self.current_version() {
             return Err(KeyringError::Refused(format!(
@@ -264,10 +228,8 @@ impl Keyring {
         }
         let mut keys = self.keys.clone();
         keys.remove(&version);
-        write_owner_only(path, render(&keys).as_bytes(), false).map_err(|source| KeyringError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        write_owner_only(path, render(&keys).as_bytes(), false)
+            .map_err(|source| KeyringError::Io { path: path.display().to_string(), source })?;
         self.keys = keys;
         Ok(())
     }
@@ -275,10 +237,7 @@ impl Keyring {
 
 /// A fresh random key in the keyring text format, for an environment keyring.
 pub fn generate_entry(version: u32) -> Zeroizing<String> {
-    Zeroizing::new(format!(
-        "{version}:{}",
-        STANDARD.encode(SecretKey::generate().bytes())
-    ))
+    Zeroizing::new(format!("{version}:{}", STANDARD.encode(SecretKey::generate().bytes())))
 }
 
 #[cfg(test)]
@@ -296,10 +255,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(dir.path().join(MASTER_KEY_FILE))
-                .unwrap()
-                .permissions()
-                .mode();
+            let mode = fs::metadata(dir.path().join(MASTER_KEY_FILE)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }
@@ -307,11 +263,7 @@ mod tests {
     #[test]
     fn legacy_single_key_file_is_version_1() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(
-            dir.path().join(MASTER_KEY_FILE),
-            format!("{}\n", STANDARD.encode([5u8; 32])),
-        )
-        .unwrap();
+        fs::write(dir.path().join(MASTER_KEY_FILE), format!("{}\n", STANDARD.encode([5u8; 32]))).unwrap();
         let ring = Keyring::load_or_create(None, dir.path()).unwrap();
         assert_eq!(ring.versions(), vec![1]);
         assert_eq!(ring.key(1).unwrap().bytes(), &[5u8; 32]);
@@ -327,22 +279,11 @@ mod tests {
         let two = format!("1:{one}, 3:{}", STANDARD.encode([8u8; 32]));
         let ring = Keyring::load_or_create(Some(&two), dir.path()).unwrap();
         assert_eq!((ring.versions(), ring.current_version()), (vec![1, 3], 3));
-        for bad in [
-            "short",
-            "1:short",
-            "x:abc",
-            &format!("0:{one}"),
-            &format!("1:{one},1:{one}"),
-        ] {
-            let err = Keyring::load_or_create(Some(bad), dir.path())
-                .unwrap_err()
-                .to_string();
+        for bad in ["short", "1:short", "x:abc", &format!("0:{one}"), &format!("1:{one},1:{one}")] {
+            let err = Keyring::load_or_create(Some(bad), dir.path()).unwrap_err().to_string();
             assert!(!err.contains(&one), "{err}");
         }
-        assert!(
-            ring.clone().rotate().is_err(),
-            "env keyrings are not rotated by idvault"
-        );
+        assert!(ring.clone().rotate().is_err(), "env keyrings are not rotated by idvault");
     }
 
     #[test]

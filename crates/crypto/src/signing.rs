@@ -102,17 +102,10 @@ impl JwtSigner {
             .map_err(|_| Error::Internal("loading a fresh signing key failed".into()))?;
         let kid: String = format!(
             "K{}",
-            rand::thread_rng()
-                .sample_iter(&Alphanumeric)
-                .take(27)
-                .map(char::from)
-                .collect::<String>()
+            rand::thread_rng().sample_iter(&Alphanumeric).take(27).map(char::from).collect::<String>()
         );
         let jwk = public_jwk(&kid, pair.public_key().as_ref())?;
-        let sealed = self
-            .cipher
-            .seal(project, pkcs8.as_ref(), &key_aad(project, &kid))
-            .await?;
+        let sealed = self.cipher.seal(project, pkcs8.as_ref(), &key_aad(project, &kid)).await?;
         Ok(SigningKeyRecord {
             project_id: project.clone(),
             kid,
@@ -150,10 +143,7 @@ impl JwtSigner {
             .filter(|r| r.retired_ms.is_none())
             .max_by_key(|r| r.created_ms)
             .ok_or_else(|| Error::Internal("no active signing key".into()))?;
-        let der = self
-            .cipher
-            .open(project, &active.private_key, &key_aad(project, &active.kid))
-            .await?;
+        let der = self.cipher.open(project, &active.private_key, &key_aad(project, &active.kid)).await?;
         let encoding = EncodingKey::from_ec_der(&der);
         let mut decoding = HashMap::new();
         let mut jwks = Vec::new();
@@ -174,10 +164,7 @@ impl JwtSigner {
             jwks,
             loaded: Instant::now(),
         });
-        self.cache
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(project.clone(), keys.clone());
+        self.cache.write().unwrap_or_else(|p| p.into_inner()).insert(project.clone(), keys.clone());
         Ok(keys)
     }
 }
@@ -203,21 +190,18 @@ impl SessionSigner for JwtSigner {
         if !keys.decoding.contains_key(&kid) {
             keys = self.load(project, true).await?;
         }
-        let key = keys
-            .decoding
-            .get(&kid)
-            .ok_or(Error::InvalidSession("signed by an unknown key"))?;
+        let key = keys.decoding.get(&kid).ok_or(Error::InvalidSession("signed by an unknown key"))?;
         let mut validation = Validation::new(Algorithm::ES384);
         validation.leeway = 0;
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation)
-            .map(|data| data.claims)
-            .map_err(|e| match e.kind() {
+        jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation).map(|data| data.claims).map_err(
+            |e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => Error::InvalidSession("token expired"),
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => Error::InvalidSession("bad signature"),
                 _ => Error::InvalidSession("token rejected"),
-            })
+            },
+        )
     }
 
     async fn jwks(&self, project: &ProjectId) -> Result<Vec<Value>> {
@@ -228,9 +212,7 @@ impl SessionSigner for JwtSigner {
         let _guard = self.create_lock.lock().await;
         let fresh = self.generate(project).await?;
         self.store.insert_signing_key(&fresh).await?;
-        self.store
-            .retire_signing_keys_except(project, &fresh.kid, self.clock.now_ms())
-            .await?;
+        self.store.retire_signing_keys_except(project, &fresh.kid, self.clock.now_ms()).await?;
         drop(_guard);
         self.load(project, true).await?;
         Ok(fresh.kid)

@@ -29,10 +29,7 @@ use crate::startup::{db_path, ensure_data_dir, load_keyring};
 
 fn open_store(data_dir: &Path) -> anyhow::Result<SqliteStore> {
     ensure_data_dir(data_dir)?;
-    let opts = SqliteOptions {
-        readers: 1,
-        ..SqliteOptions::default()
-    };
+    let opts = SqliteOptions { readers: 1, ..SqliteOptions::default() };
     SqliteStore::open(&db_path(data_dir), &opts).context("opening the database")
 }
 
@@ -49,35 +46,17 @@ fn provider_service(store: SqliteStore, keyring: Keyring) -> anyhow::Result<Prov
     let clock: SharedClock = Arc::new(SystemClock);
     let cipher = Arc::new(Envelope::new(keyring, Arc::new(store.clone()), clock.clone()));
     let oauth = HttpOAuthClient::new(OAuthSettings::default()).map_err(anyhow::Error::msg)?;
-    Ok(ProviderService::new(
-        Arc::new(store),
-        cipher,
-        Arc::new(oauth),
-        clock,
-    ))
+    Ok(ProviderService::new(Arc::new(store), cipher, Arc::new(oauth), clock))
 }
 
 fn print_provider(p: &ProviderConfig) {
     println!("name:                   {}", p.name);
     println!("client id:              {}", p.client_id);
-    println!(
-        "client secret:          {}",
-        if p.client_secret.is_some() {
-            "(set)"
-        } else {
-            "(none)"
-        }
-    );
+    println!("client secret:          {}", if p.client_secret.is_some() { "(set)" } else { "(none)" });
     println!("issuer:                 {}", p.issuer.as_deref().unwrap_or("-"));
-    println!(
-        "authorization endpoint: {}",
-        p.authorization_endpoint.as_deref().unwrap_or("-")
-    );
+    println!("authorization endpoint: {}", p.authorization_endpoint.as_deref().unwrap_or("-"));
     println!("token endpoint:         {}", p.token_endpoint);
-    println!(
-        "userinfo endpoint:      {}",
-        p.userinfo_endpoint.as_deref().unwrap_or("-")
-    );
+    println!("userinfo endpoint:      {}", p.userinfo_endpoint.as_deref().unwrap_or("-"));
     println!("scopes:                 {}", p.scopes.join(" "));
     println!("client auth method:     {}", p.auth_method.as_str());
 }
@@ -85,14 +64,9 @@ fn print_provider(p: &ProviderConfig) {
 fn read_client_secret(args: &ProviderSetArgs) -> anyhow::Result<Option<SecretString>> {
     if let Some(path) = &args.client_secret_file {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        return Ok(Some(SecretString::from(
-            text.trim_end_matches(['\r', '\n']).to_owned(),
-        )));
+        return Ok(Some(SecretString::from(text.trim_end_matches(['\r', '\n']).to_owned())));
     }
-    Ok(std::env::var("IDVAULT_CLIENT_SECRET")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .map(SecretString::from))
+    Ok(std::env::var("IDVAULT_CLIENT_SECRET").ok().filter(|s| !s.is_empty()).map(SecretString::from))
 }
 
 pub async fn provider(data_dir: &Path, master_key: Option<&str>, cmd: ProviderCommand) -> anyhow::Result<()> {
@@ -113,11 +87,7 @@ pub async fn provider(data_dir: &Path, master_key: Option<&str>, cmd: ProviderCo
                 userinfo_endpoint: args.userinfo_endpoint.clone(),
                 jwks_uri: None,
                 scopes: args.scopes.clone(),
-                auth_method: args
-                    .auth_method
-                    .as_deref()
-                    .map(ClientAuthMethod::parse)
-                    .transpose()?,
+                auth_method: args.auth_method.as_deref().map(ClientAuthMethod::parse).transpose()?,
             };
             print_provider(&svc.set(&project, req).await?);
         }
@@ -152,18 +122,10 @@ pub async fn keys(data_dir: &Path, master_key: Option<&str>, cmd: KeysCommand) -
             let current = keyring.current_version();
             println!("{:<8} {:<8} DATA KEYS WRAPPED", "VERSION", "CURRENT");
             for v in keyring.versions() {
-                println!(
-                    "{:<8} {:<8} {}",
-                    v,
-                    if v == current { "yes" } else { "" },
-                    usage(&keys, v)
-                );
+                println!("{:<8} {:<8} {}", v, if v == current { "yes" } else { "" }, usage(&keys, v));
             }
-            let unknown: Vec<u32> = keys
-                .iter()
-                .map(|k| k.master_key_version)
-                .filter(|v| keyring.key(*v).is_none())
-                .collect();
+            let unknown: Vec<u32> =
+                keys.iter().map(|k| k.master_key_version).filter(|v| keyring.key(*v).is_none()).collect();
             if !unknown.is_empty() {
                 println!("warning: data keys wrapped under versions missing from the keyring: {unknown:?}");
             }
@@ -230,10 +192,7 @@ pub fn migrate(data_dir: &Path) -> anyhow::Result<()> {
     ensure_data_dir(data_dir)?;
     let applied = idvault_store_sqlite::migrate(&db_path(data_dir)).context("migrating the database")?;
     if applied.is_empty() {
-        println!(
-            "database is up to date (schema version {})",
-            idvault_store_sqlite::known_schema_version()
-        );
+        println!("database is up to date (schema version {})", idvault_store_sqlite::known_schema_version());
     } else {
         println!("applied migrations {applied:?}");
     }
@@ -248,16 +207,9 @@ pub async fn project(data_dir: &Path, cmd: ProjectCommand) -> anyhow::Result<()>
             let p = svc.create_project(&name).await?;
             println!("{}", p.id);
         }
-        ProjectCommand::Settings {
-            project,
-            redirect_urls,
-            link_by_verified_email,
-        } => {
+        ProjectCommand::Settings { project, redirect_urls, link_by_verified_email } => {
             let project = ProjectId::parse(&project)?;
-            let settings = ProjectAuthSettings {
-                redirect_urls,
-                link_by_verified_email,
-            };
+            let settings = ProjectAuthSettings { redirect_urls, link_by_verified_email };
             for u in &settings.redirect_urls {
                 idvault_core::provider::validate_url("redirect-url", u)?;
             }
@@ -281,27 +233,17 @@ pub async fn project(data_dir: &Path, cmd: ProjectCommand) -> anyhow::Result<()>
 pub async fn key(data_dir: &Path, cmd: KeyCommand) -> anyhow::Result<()> {
     let svc = projects(open_store(data_dir)?);
     match cmd {
-        KeyCommand::Create {
-            project,
-            name,
-            expires_in,
-        } => {
+        KeyCommand::Create { project, name, expires_in } => {
             let project = ProjectId::parse(&project)?;
             let expires_ms = expires_in.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
             let issued = svc.create_key(&project, &name, expires_ms).await?;
-            eprintln!(
-                "key id {} created; the key is shown once, store it now:",
-                issued.record.key_id
-            );
+            eprintln!("key id {} created; the key is shown once, store it now:", issued.record.key_id);
             println!("{}", issued.secret.expose_secret());
         }
         KeyCommand::List { project } => {
             let project = ProjectId::parse(&project)?;
             let now = SystemClock.now_ms();
-            println!(
-                "{:<18} {:<8} {:<22} {:<22} NAME",
-                "KEY ID", "STATE", "CREATED", "EXPIRES"
-            );
+            println!("{:<18} {:<8} {:<22} {:<22} NAME", "KEY ID", "STATE", "CREATED", "EXPIRES");
             for k in svc.list_keys(&project).await? {
                 let state = match k.state(now) {
                     KeyState::Active => "active",
@@ -344,12 +286,9 @@ pub async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<()> {
     let request = format!("GET /readyz HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
     let mut response = Vec::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        stream.read_to_end(&mut response),
-    )
-    .await
-    .context("timed out reading")??;
+    tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_end(&mut response))
+        .await
+        .context("timed out reading")??;
     let head = String::from_utf8_lossy(&response);
     if head.starts_with("HTTP/1.1 200") {
         println!("ready");

@@ -14,12 +14,7 @@ use clap::{Args, Parser, Subcommand};
 )]
 pub struct Cli {
     /// Directory holding the SQLite database and the master key file.
-    #[arg(
-        long,
-        global = true,
-        env = "IDVAULT_DATA_DIR",
-        default_value = "./idvault-data"
-    )]
+    #[arg(long, global = true, env = "IDVAULT_DATA_DIR", default_value = "./idvault-data")]
     pub data_dir: PathBuf,
 
     /// Master keyring: one base64 key, or `version:base64` entries separated by commas. When

@@ -37,9 +37,7 @@ pub fn ensure_data_dir(data_dir: &Path) -> anyhow::Result<()> {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder
-        .create(data_dir)
-        .with_context(|| format!("creating data directory {}", data_dir.display()))
+    builder.create(data_dir).with_context(|| format!("creating data directory {}", data_dir.display()))
 }
 
 /// Loads the master keyring, saying where it came from (never what it is).
@@ -64,10 +62,7 @@ pub async fn serve(data_dir: &Path, master_key: Option<&str>, args: ServeArgs) -
     ensure_data_dir(data_dir)?;
     let keyring = load_keyring(master_key, data_dir)?;
 
-    let opts = SqliteOptions {
-        migrate: !args.no_migrate,
-        ..SqliteOptions::default()
-    };
+    let opts = SqliteOptions { migrate: !args.no_migrate, ..SqliteOptions::default() };
     let sqlite = SqliteStore::open(&db_path(data_dir), &opts).context("opening the database")?;
     let store: SharedStore = Arc::new(sqlite.clone());
     let clock = Arc::new(SystemClock);
@@ -78,39 +73,23 @@ pub async fn serve(data_dir: &Path, master_key: Option<&str>, args: ServeArgs) -
         ..OAuthSettings::default()
     })
     .map_err(anyhow::Error::msg)?;
-    let settings = VaultSettings {
-        refresh_skew: args.refresh_skew,
-    };
+    let settings = VaultSettings { refresh_skew: args.refresh_skew };
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let public_url = args
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let auth_settings = AuthSettings {
         session_ttl: args.session_ttl,
         refresh_ttl: args.refresh_ttl,
         state_ttl: args.oauth_state_ttl,
         ..AuthSettings::with_public_url(public_url)
     };
-    let signer = Arc::new(JwtSigner::new(
-        Arc::new(sqlite.clone()),
-        cipher.clone(),
-        clock.clone(),
-        args.refresh_ttl,
-    ));
-    let state = AppState::new(
-        store.clone(),
-        cipher,
-        signer,
-        Arc::new(oauth),
-        clock.clone(),
-        settings,
-        auth_settings,
-    );
+    let signer =
+        Arc::new(JwtSigner::new(Arc::new(sqlite.clone()), cipher.clone(), clock.clone(), args.refresh_ttl));
+    let state =
+        AppState::new(store.clone(), cipher, signer, Arc::new(oauth), clock.clone(), settings, auth_settings);
 
     bootstrap_first_project(&state.projects, store.as_ref(), &addr).await?;
 

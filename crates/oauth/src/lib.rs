@@ -62,9 +62,7 @@ pub struct HttpOAuthClient {
 
 impl std::fmt::Debug for HttpOAuthClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpOAuthClient")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
+        f.debug_struct("HttpOAuthClient").field("settings", &self.settings).finish_non_exhaustive()
     }
 }
 
@@ -147,14 +145,9 @@ impl HttpOAuthClient {
     ) -> Result<(u16, String, Vec<u8>), ProviderFailure> {
         let slots = self.slots_for(url);
         let call = async {
-            let _permit = slots
-                .acquire()
-                .await
-                .map_err(|_| ProviderFailure::Network("client shutting down".into()))?;
-            let mut response = request
-                .send()
-                .await
-                .map_err(|e| map_reqwest(e, self.timeout_ms()))?;
+            let _permit =
+                slots.acquire().await.map_err(|_| ProviderFailure::Network("client shutting down".into()))?;
+            let mut response = request.send().await.map_err(|e| map_reqwest(e, self.timeout_ms()))?;
             let status = response.status().as_u16();
             let content_type = response
                 .headers()
@@ -163,11 +156,7 @@ impl HttpOAuthClient {
                 .unwrap_or_default()
                 .to_owned();
             let mut body = Vec::new();
-            while let Some(chunk) = response
-                .chunk()
-                .await
-                .map_err(|e| map_reqwest(e, self.timeout_ms()))?
-            {
+            while let Some(chunk) = response.chunk().await.map_err(|e| map_reqwest(e, self.timeout_ms()))? {
                 if body.len() + chunk.len() > self.settings.max_response_bytes {
                     return Err(ProviderFailure::BadResponse(format!(
                         "answer larger than {} bytes",
@@ -193,10 +182,8 @@ impl HttpOAuthClient {
         match (endpoint.auth_method, endpoint.client_secret) {
             (ClientAuthMethod::ClientSecretBasic, Some(secret)) => {
                 // RFC 6749 section 2.3.1: both parts form-urlencoded before Basic encoding.
-                request = request.basic_auth(
-                    form_encode(endpoint.client_id),
-                    Some(form_encode(secret.expose_secret())),
-                );
+                request = request
+                    .basic_auth(form_encode(endpoint.client_id), Some(form_encode(secret.expose_secret())));
             }
             (_, secret) => {
                 form.push(("client_id", endpoint.client_id));
@@ -207,9 +194,7 @@ impl HttpOAuthClient {
         }
         let body = serde_urlencoded::to_string(&form)
             .map_err(|_| ProviderFailure::BadResponse("encoding the request".into()))?;
-        let request = request
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(body);
+        let request = request.header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(body);
         let (status, content_type, bytes) = self.exchange(endpoint.url, request).await?;
         grant_from(status, &content_type, &bytes)
     }
@@ -217,12 +202,7 @@ impl HttpOAuthClient {
     /// A provider JWKS, cached; `refetch` forces a new fetch (unknown `kid`).
     async fn jwks(&self, url: &str, refetch: bool) -> Result<Arc<JwkSet>, ProviderFailure> {
         if !refetch {
-            let cached = self
-                .jwks
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(url)
-                .cloned();
+            let cached = self.jwks.lock().unwrap_or_else(|p| p.into_inner()).get(url).cloned();
             if let Some((at, set)) = cached {
                 if at.elapsed() < JWKS_TTL {
                     return Ok(set);
@@ -253,9 +233,7 @@ fn grant_from(status: u16, content_type: &str, bytes: &[u8]) -> Result<TokenGran
     let answer = parse_token_answer(content_type, bytes);
     if !(200..300).contains(&status) {
         return match answer {
-            Ok(TokenAnswer {
-                error: Some(code), ..
-            }) => Err(oauth_error(&code)),
+            Ok(TokenAnswer { error: Some(code), .. }) => Err(oauth_error(&code)),
             _ => Err(ProviderFailure::Unavailable(status)),
         };
     }
@@ -269,10 +247,7 @@ fn grant_from(status: u16, content_type: &str, bytes: &[u8]) -> Result<TokenGran
         .ok_or_else(|| ProviderFailure::BadResponse("token answer has no access_token".into()))?;
     Ok(TokenGrant {
         access_token: SecretString::from(access_token),
-        refresh_token: answer
-            .refresh_token
-            .filter(|t| !t.is_empty())
-            .map(SecretString::from),
+        refresh_token: answer.refresh_token.filter(|t| !t.is_empty()).map(SecretString::from),
         expires_in: answer.expires_in.filter(|s| *s > 0),
         scope: answer.scope,
         id_token: answer.id_token.filter(|t| !t.is_empty()),
@@ -307,9 +282,7 @@ fn parse_token_answer(content_type: &str, body: &[u8]) -> Result<TokenAnswer, Pr
 fn oauth_error(code: &str) -> ProviderFailure {
     match code {
         "invalid_grant" | "bad_refresh_token" => ProviderFailure::InvalidGrant,
-        other => ProviderFailure::OAuth {
-            error: other.chars().take(64).collect(),
-        },
+        other => ProviderFailure::OAuth { error: other.chars().take(64).collect() },
     }
 }
 
@@ -334,18 +307,12 @@ impl OAuthClient for HttpOAuthClient {
         endpoint: &TokenEndpoint<'_>,
         refresh_token: &SecretString,
     ) -> Result<TokenGrant, ProviderFailure> {
-        let form = vec![
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token.expose_secret()),
-        ];
+        let form = vec![("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose_secret())];
         self.token_request(endpoint, form).await
     }
 
     async fn discover(&self, issuer: &str) -> Result<DiscoveredEndpoints, ProviderFailure> {
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            issuer.trim_end_matches('/')
-        );
+        let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
         let request = self.http.get(&url).header(ACCEPT, "application/json");
         let (status, _, body) = self.exchange(&url, request).await?;
         if status != 200 {
@@ -354,9 +321,7 @@ impl OAuthClient for HttpOAuthClient {
         let doc: Discovery = serde_json::from_slice(&body)
             .map_err(|_| ProviderFailure::BadResponse("discovery document is not valid JSON".into()))?;
         if doc.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
-            return Err(ProviderFailure::BadResponse(
-                "discovery document names another issuer".into(),
-            ));
+            return Err(ProviderFailure::BadResponse("discovery document names another issuer".into()));
         }
         Ok(DiscoveredEndpoints {
             issuer: doc.issuer,
@@ -404,10 +369,7 @@ impl OAuthClient for HttpOAuthClient {
             Algorithm::EdDSA,
         ];
         if !allowed.contains(&header.alg) {
-            return Err(Error::InvalidIdToken(format!(
-                "algorithm {:?} is not accepted",
-                header.alg
-            )));
+            return Err(Error::InvalidIdToken(format!("algorithm {:?} is not accepted", header.alg)));
         }
         let fail = |f: ProviderFailure| Error::InvalidIdToken(format!("fetching the provider's keys: {f}"));
         let find = |set: &JwkSet| match &header.kid {
@@ -438,11 +400,8 @@ impl OAuthClient for HttpOAuthClient {
     }
 
     async fn get_json(&self, url: &str, access_token: &SecretString) -> Result<Value, ProviderFailure> {
-        let request = self
-            .http
-            .get(url)
-            .header(ACCEPT, "application/json")
-            .bearer_auth(access_token.expose_secret());
+        let request =
+            self.http.get(url).header(ACCEPT, "application/json").bearer_auth(access_token.expose_secret());
         let (status, _, body) = self.exchange(url, request).await?;
         if status >= 500 {
             return Err(ProviderFailure::Unavailable(status));
@@ -458,9 +417,7 @@ impl OAuthClient for HttpOAuthClient {
 }
 
 fn form_encode(s: &str) -> String {
-    serde_urlencoded::to_string([("", s)])
-        .map(|e| e.trim_start_matches('=').to_owned())
-        .unwrap_or_default()
+    serde_urlencoded::to_string([("", s)]).map(|e| e.trim_start_matches('=').to_owned()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -486,10 +443,7 @@ mod tests {
         assert!(parse_token_answer("application/json", b"<html>").is_err());
         assert_eq!(oauth_error("invalid_grant"), ProviderFailure::InvalidGrant);
         assert_eq!(oauth_error("bad_refresh_token"), ProviderFailure::InvalidGrant);
-        assert!(matches!(
-            oauth_error("invalid_client"),
-            ProviderFailure::OAuth { .. }
-        ));
+        assert!(matches!(oauth_error("invalid_client"), ProviderFailure::OAuth { .. }));
         assert_eq!(form_encode("a b:c"), "a+b%3Ac");
     }
 }

@@ -24,15 +24,7 @@ fn hash_from(v: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
 type SigningKeyRow = (String, String, String, Vec<u8>, String, i64, Option<i64>);
 
 fn signing_key_row(r: &Row<'_>) -> rusqlite::Result<SigningKeyRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-    ))
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
 }
 
 fn session_row(r: &Row<'_>) -> rusqlite::Result<(String, String, String, i64, i64, Option<i64>)> {
@@ -144,20 +136,18 @@ impl AuthStore for SqliteStore {
                 .map_err(storage_err)
             })
             .await?;
-        row.map(
-            |(state_hash, p, provider, redirect_url, code_verifier, nonce, created_ms, expires_ms)| {
-                Ok(OAuthState {
-                    state_hash,
-                    project_id: ProjectId::parse(&p)?,
-                    provider: ProviderName::parse(&provider)?,
-                    redirect_url,
-                    code_verifier,
-                    nonce,
-                    created_ms,
-                    expires_ms,
-                })
-            },
-        )
+        row.map(|(state_hash, p, provider, redirect_url, code_verifier, nonce, created_ms, expires_ms)| {
+            Ok(OAuthState {
+                state_hash,
+                project_id: ProjectId::parse(&p)?,
+                provider: ProviderName::parse(&provider)?,
+                redirect_url,
+                code_verifier,
+                nonce,
+                created_ms,
+                expires_ms,
+            })
+        })
         .transpose()
     }
 
@@ -200,19 +190,17 @@ impl AuthStore for SqliteStore {
                 .map_err(storage_err)
             })
             .await?;
-        row.map(
-            |(code_hash, p, user_id, first_seen, amr, created_ms, expires_ms)| {
-                Ok(AuthCode {
-                    code_hash,
-                    project_id: ProjectId::parse(&p)?,
-                    user_id: UserId::parse(&user_id)?,
-                    first_seen,
-                    amr,
-                    created_ms,
-                    expires_ms,
-                })
-            },
-        )
+        row.map(|(code_hash, p, user_id, first_seen, amr, created_ms, expires_ms)| {
+            Ok(AuthCode {
+                code_hash,
+                project_id: ProjectId::parse(&p)?,
+                user_id: UserId::parse(&user_id)?,
+                first_seen,
+                amr,
+                created_ms,
+                expires_ms,
+            })
+        })
         .transpose()
     }
 
@@ -299,11 +287,8 @@ impl AuthStore for SqliteStore {
                  WHERE i.project_id = ?1 AND i.provider = ?2 AND i.provider_user_id = ?3",
             )
             .and_then(|mut s| {
-                s.query_row(
-                    params![project.as_str(), provider.as_str(), provider_user_id],
-                    |r| r.get(0),
-                )
-                .optional()
+                s.query_row(params![project.as_str(), provider.as_str(), provider_user_id], |r| r.get(0))
+                    .optional()
             })
             .map_err(storage_err)
         })?;
@@ -354,10 +339,7 @@ impl AuthStore for SqliteStore {
     async fn get_auth_settings(&self, project: &ProjectId) -> Result<ProjectAuthSettings> {
         let row: Option<(String, bool)> = self.read(|c| {
             c.prepare_cached("SELECT redirect_urls, link_by_verified_email FROM projects WHERE id = ?1")
-                .and_then(|mut s| {
-                    s.query_row([project.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .optional()
-                })
+                .and_then(|mut s| s.query_row([project.as_str()], |r| Ok((r.get(0)?, r.get(1)?))).optional())
                 .map_err(storage_err)
         })?;
         let (urls, link) = row.ok_or_else(|| Error::ProjectNotFound(project.to_string()))?;
@@ -369,11 +351,8 @@ impl AuthStore for SqliteStore {
     }
 
     async fn set_auth_settings(&self, project: &ProjectId, settings: &ProjectAuthSettings) -> Result<()> {
-        let (project, urls, link) = (
-            project.clone(),
-            to_json(&settings.redirect_urls)?,
-            settings.link_by_verified_email,
-        );
+        let (project, urls, link) =
+            (project.clone(), to_json(&settings.redirect_urls)?, settings.link_by_verified_email);
         self.write(move |c| {
             let n = c
                 .execute(

@@ -35,10 +35,7 @@ impl DataKeyStore for SqliteStore {
                 "SELECT project_id, version, wrapped, master_key_version, created_ms FROM data_keys \
                  WHERE project_id = ?1 AND version = ?2",
             )
-            .and_then(|mut s| {
-                s.query_row(params![project.as_str(), version], data_key_row)
-                    .optional()
-            })
+            .and_then(|mut s| s.query_row(params![project.as_str(), version], data_key_row).optional())
             .map_err(storage_err)
         })?
         .map(to_data_key)
@@ -192,10 +189,7 @@ impl ProviderStore for SqliteStore {
             c.prepare_cached(&format!(
                 "SELECT {PROVIDER_COLUMNS} FROM oauth_providers WHERE project_id = ?1 AND name = ?2"
             ))
-            .and_then(|mut s| {
-                s.query_row(params![project.as_str(), name.as_str()], provider_row)
-                    .optional()
-            })
+            .and_then(|mut s| s.query_row(params![project.as_str(), name.as_str()], provider_row).optional())
             .map_err(storage_err)
         })?
         .map(to_provider)
@@ -209,9 +203,7 @@ impl ProviderStore for SqliteStore {
                     "SELECT {PROVIDER_COLUMNS} FROM oauth_providers WHERE project_id = ?1 ORDER BY name"
                 ))
                 .map_err(storage_err)?;
-            let rows = s
-                .query_map([project.as_str()], provider_row)
-                .map_err(storage_err)?;
+            let rows = s.query_map([project.as_str()], provider_row).map_err(storage_err)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage_err)
         })?;
         rows.into_iter().map(to_provider).collect()

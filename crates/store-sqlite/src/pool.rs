@@ -17,27 +17,25 @@ pub(crate) struct ReaderPool {
 }
 
 impl ReaderPool {
-    pub(crate) fn open(path: &Path, count: usize) -> Result<Self> {
+    pub(crate) fn open(
+        path: &Path,
+        count: usize,
+        tune: impl Fn(&Connection) -> rusqlite::Result<()>,
+    ) -> Result<Self> {
         let flags =
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
         let mut conns = Vec::with_capacity(count);
         for _ in 0..count {
             let conn = Connection::open_with_flags(path, flags).map_err(storage_err)?;
             // journal_mode cannot be set on a read-only connection; the writer already set WAL.
-            conn.busy_timeout(std::time::Duration::from_secs(10))
-                .map_err(storage_err)?;
-            conn.set_prepared_statement_cache_capacity(64);
+            conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(storage_err)?;
+            tune(&conn).map_err(storage_err)?;
             conns.push(Mutex::new(conn));
         }
         if conns.is_empty() {
-            return Err(Error::Internal(
-                "reader pool needs at least one connection".into(),
-            ));
+            return Err(Error::Internal("reader pool needs at least one connection".into()));
         }
-        Ok(ReaderPool {
-            conns,
-            next: AtomicUsize::new(0),
-        })
+        Ok(ReaderPool { conns, next: AtomicUsize::new(0) })
     }
 
     pub(crate) fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {

@@ -15,11 +15,7 @@ fn project_from_row(row: &Row<'_>) -> rusqlite::Result<(String, String, i64)> {
 }
 
 fn to_project((id, name, created_ms): (String, String, i64)) -> Result<Project> {
-    Ok(Project {
-        id: ProjectId::parse(&id)?,
-        name,
-        created_ms,
-    })
+    Ok(Project { id: ProjectId::parse(&id)?, name, created_ms })
 }
 
 const KEY_COLUMNS: &str = "key_id, project_id, name, key_hash, created_ms, expires_ms, revoked_ms";
@@ -28,15 +24,7 @@ const KEY_COLUMNS: &str = "key_id, project_id, name, key_hash, created_ms, expir
 type KeyRow = (String, String, String, Vec<u8>, i64, Option<i64>, Option<i64>);
 
 fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRow> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-    ))
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?))
 }
 
 fn to_key(
@@ -109,11 +97,9 @@ impl ProjectStore for SqliteStore {
 
     async fn get_key(&self, key_id: &str) -> Result<Option<ManagementKey>> {
         self.read(|c| {
-            c.prepare_cached(&format!(
-                "SELECT {KEY_COLUMNS} FROM management_keys WHERE key_id = ?1"
-            ))
-            .and_then(|mut s| s.query_row([key_id], key_from_row).optional())
-            .map_err(storage_err)
+            c.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM management_keys WHERE key_id = ?1"))
+                .and_then(|mut s| s.query_row([key_id], key_from_row).optional())
+                .map_err(storage_err)
         })?
         .map(to_key)
         .transpose()

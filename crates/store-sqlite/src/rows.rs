@@ -27,42 +27,47 @@ fn json_col<T: serde::de::DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqli
 }
 
 pub(crate) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
-    let status: String = row.get(10)?;
+    user_from_row_at(row, 0)
+}
+
+/// Reads the user columns starting at column `base` (for queries that select something first).
+pub(crate) fn user_from_row_at(row: &Row<'_>, base: usize) -> rusqlite::Result<User> {
+    let status: String = row.get(base + 10)?;
     let status = UserStatus::parse(&status).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(
-            10,
+            base + 10,
             rusqlite::types::Type::Text,
             Box::new(std::io::Error::other(e.to_string())),
         )
     })?;
-    let user_id: String = row.get(0)?;
+    let user_id: String = row.get(base)?;
     Ok(User {
         user_id: UserId::parse(&user_id).map_err(|e| {
             rusqlite::Error::FromSqlConversionFailure(
-                0,
+                base,
                 rusqlite::types::Type::Text,
                 Box::new(std::io::Error::other(e.to_string())),
             )
         })?,
-        login_ids: json_col(row, 1)?,
-        name: row.get(2)?,
-        given_name: row.get(3)?,
-        middle_name: row.get(4)?,
-        family_name: row.get(5)?,
-        email: row.get(6)?,
-        phone: row.get(7)?,
-        verified_email: row.get(8)?,
-        verified_phone: row.get(9)?,
+        login_ids: json_col(row, base + 1)?,
+        name: row.get(base + 2)?,
+        given_name: row.get(base + 3)?,
+        middle_name: row.get(base + 4)?,
+        family_name: row.get(base + 5)?,
+        email: row.get(base + 6)?,
+        phone: row.get(base + 7)?,
+        verified_email: row.get(base + 8)?,
+        verified_phone: row.get(base + 9)?,
         status,
-        picture: row.get(11)?,
-        test: row.get(12)?,
-        role_names: json_col(row, 13)?,
-        tenants: json_col::<Vec<UserTenant>>(row, 14)?,
-        custom_attributes: json_col::<Map<String, Value>>(row, 15)?,
-        sso_app_ids: json_col(row, 16)?,
-        oauth_providers: json_col(row, 17)?,
-        created_ms: row.get(18)?,
-        modified_ms: row.get(19)?,
+        picture: row.get(base + 11)?,
+        test: row.get(base + 12)?,
+        role_names: json_col(row, base + 13)?,
+        tenants: json_col::<Vec<UserTenant>>(row, base + 14)?,
+        custom_attributes: json_col::<Map<String, Value>>(row, base + 15)?,
+        sso_app_ids: json_col(row, base + 16)?,
+        oauth_providers: json_col(row, base + 17)?,
+        created_ms: row.get(base + 18)?,
+        modified_ms: row.get(base + 19)?,
     })
 }
 

@@ -16,31 +16,53 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    use idvault_core::directory::{AttributeDef, AttributeType, Permission, Role, Tenant};
+    use idvault_core::store::DirectoryStore;
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("t.db"), &SqliteOptions::default()).unwrap();
     let project = ProjectId::generate();
-    store
-        .create_project(&Project {
-            id: project.clone(),
-            name: "t".into(),
+    store.create_project(&Project { id: project.clone(), name: "t".into(), created_ms: 1 }).await.unwrap();
+    // The directory the tests' users refer to.
+    for (id, name) in [("t1", "Tenant One"), ("acme", "Acme")] {
+        let t = Tenant {
+            id: id.into(),
+            name: name.into(),
+            self_provisioning_domains: vec![],
+            custom_attributes: Default::default(),
+            disabled: false,
             created_ms: 1,
-        })
-        .await
-        .unwrap();
-    Fixture {
-        _dir: dir,
-        store,
-        project,
+        };
+        store.create_tenant(&project, &t).await.unwrap();
     }
+    let read =
+        Permission { id: "PRM1".into(), name: "read".into(), description: String::new(), created_ms: 1 };
+    store.create_permission(&project, &read).await.unwrap();
+    for (i, name) in ["admin", "viewer", "editor"].into_iter().enumerate() {
+        let r = Role {
+            id: format!("ROL{i}"),
+            name: name.into(),
+            tenant_id: None,
+            description: String::new(),
+            permission_names: if name == "viewer" { vec!["read".into()] } else { vec![] },
+            default: false,
+            private: false,
+            created_ms: 1,
+        };
+        store.create_role(&project, &r).await.unwrap();
+    }
+    let plan = AttributeDef {
+        name: "plan".into(),
+        kind: AttributeType::String,
+        display_name: "Plan".into(),
+        options: vec![],
+        required: false,
+    };
+    store.put_attribute_defs(&project, &[plan]).await.unwrap();
+    Fixture { _dir: dir, store, project }
 }
 
 fn user(login: &str) -> User {
-    NewUser {
-        login_id: login.into(),
-        ..Default::default()
-    }
-    .into_user(UserId::generate(), 1_000)
-    .unwrap()
+    NewUser { login_id: login.into(), ..Default::default() }.into_user(UserId::generate(), 1_000).unwrap()
 }
 
 fn login(s: &str) -> UserRef {
@@ -54,59 +76,31 @@ async fn create_load_by_login_and_id_round_trips_every_field() {
     u.name = Some("Dana".into());
     u.phone = Some("+14155550123".into());
     u.role_names = vec!["admin".into()];
-    u.tenants = vec![UserTenant {
-        tenant_id: "t1".into(),
-        role_names: vec!["viewer".into()],
-    }];
-    u.custom_attributes
-        .insert("plan".into(), serde_json::json!("pro"));
+    u.tenants =
+        vec![UserTenant { tenant_id: "t1".into(), role_names: vec!["viewer".into()], ..Default::default() }];
+    u.custom_attributes.insert("plan".into(), serde_json::json!("pro"));
     u.login_ids.push("dana-alt".into());
-    f.store
-        .create_users(&f.project, std::slice::from_ref(&u))
-        .await
-        .unwrap();
+    f.store.create_users(&f.project, std::slice::from_ref(&u)).await.unwrap();
+    // Loading fills in the tenant's name and the permissions its roles grant.
+    u.tenants[0].tenant_name = "Tenant One".into();
+    u.tenants[0].permissions = vec!["read".into()];
 
+    assert_eq!(f.store.get_user(&f.project, &login("dana@example.com")).await.unwrap(), Some(u.clone()));
+    assert_eq!(f.store.get_user(&f.project, &login("dana-alt")).await.unwrap(), Some(u.clone()));
     assert_eq!(
-        f.store
-            .get_user(&f.project, &login("dana@example.com"))
-            .await
-            .unwrap(),
-        Some(u.clone())
-    );
-    assert_eq!(
-        f.store.get_user(&f.project, &login("dana-alt")).await.unwrap(),
-        Some(u.clone())
-    );
-    assert_eq!(
-        f.store
-            .get_user(&f.project, &UserRef::UserId(u.user_id.clone()))
-            .await
-            .unwrap(),
+        f.store.get_user(&f.project, &UserRef::UserId(u.user_id.clone())).await.unwrap(),
         Some(u.clone())
     );
     // Another project sees nothing.
-    assert_eq!(
-        f.store
-            .get_user(&ProjectId::generate(), &login("dana@example.com"))
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(f.store.get_user(&ProjectId::generate(), &login("dana@example.com")).await.unwrap(), None);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn duplicate_login_id_fails_the_whole_batch() {
     let f = fixture().await;
     f.store.create_users(&f.project, &[user("a")]).await.unwrap();
-    let err = f
-        .store
-        .create_users(&f.project, &[user("b"), user("a")])
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::UserAlreadyExists(ref l) if l == "a"),
-        "{err:?}"
-    );
+    let err = f.store.create_users(&f.project, &[user("b"), user("a")]).await.unwrap_err();
+    assert!(matches!(err, Error::UserAlreadyExists(ref l) if l == "a"), "{err:?}");
     // "b" was not written: the batch is atomic.
     assert_eq!(f.store.get_user(&f.project, &login("b")).await.unwrap(), None);
 }
@@ -117,15 +111,12 @@ async fn search_filters_paging_and_total() {
     let mut users = Vec::new();
     for i in 0..10 {
         let mut u = user(&format!("user{i}@example.com"));
-        u.status = if i % 2 == 0 {
-            UserStatus::Enabled
-        } else {
-            UserStatus::Disabled
-        };
+        u.status = if i % 2 == 0 { UserStatus::Enabled } else { UserStatus::Disabled };
         if i < 3 {
             u.tenants = vec![UserTenant {
                 tenant_id: "acme".into(),
                 role_names: vec!["editor".into()],
+                ..Default::default()
             }];
         }
         u.test = i == 9;
@@ -135,73 +126,34 @@ async fn search_filters_paging_and_total() {
 
     let f = &f;
     let q = |q: UserQuery| async move { f.store.search_users(&f.project, &q).await.unwrap() };
-    let base = UserQuery {
-        limit: 100,
-        ..Default::default()
-    };
+    let base = UserQuery { limit: 100, ..Default::default() };
 
     let (all, total) = q(base.clone()).await;
     assert_eq!((all.len(), total), (9, 9), "test user excluded by default");
-    let (_, total) = q(UserQuery {
-        test: TestUserFilter::Include,
-        ..base.clone()
-    })
-    .await;
+    let (_, total) = q(UserQuery { test: TestUserFilter::Include, ..base.clone() }).await;
     assert_eq!(total, 10);
-    let (only, _) = q(UserQuery {
-        test: TestUserFilter::Only,
-        ..base.clone()
-    })
-    .await;
+    let (only, _) = q(UserQuery { test: TestUserFilter::Only, ..base.clone() }).await;
     assert_eq!(only.len(), 1);
     assert!(only[0].test);
 
-    let (acme, _) = q(UserQuery {
-        tenant_ids: vec!["acme".into()],
-        ..base.clone()
-    })
-    .await;
+    let (acme, _) = q(UserQuery { tenant_ids: vec!["acme".into()], ..base.clone() }).await;
     assert_eq!(acme.len(), 3);
-    let (editors, _) = q(UserQuery {
-        role_names: vec!["editor".into()],
-        ..base.clone()
-    })
-    .await;
+    let (editors, _) = q(UserQuery { role_names: vec!["editor".into()], ..base.clone() }).await;
     assert_eq!(editors.len(), 3);
-    let (enabled_acme, _) = q(UserQuery {
-        tenant_ids: vec!["acme".into()],
-        statuses: vec![UserStatus::Enabled],
-        ..base.clone()
-    })
-    .await;
+    let (enabled_acme, _) =
+        q(UserQuery { tenant_ids: vec!["acme".into()], statuses: vec![UserStatus::Enabled], ..base.clone() })
+            .await;
     assert_eq!(enabled_acme.len(), 2, "filters combine with AND");
-    let (by_email, _) = q(UserQuery {
-        emails: vec!["USER4@example.com".into()],
-        ..base.clone()
-    })
-    .await;
+    let (by_email, _) = q(UserQuery { emails: vec!["USER4@example.com".into()], ..base.clone() }).await;
     assert_eq!(by_email.len(), 1, "emails match case-insensitively");
-    let (by_text, _) = q(UserQuery {
-        text: Some("user7".into()),
-        ..base.clone()
-    })
-    .await;
+    let (by_text, _) = q(UserQuery { text: Some("user7".into()), ..base.clone() }).await;
     assert_eq!(by_text.len(), 1);
-    let (none, _) = q(UserQuery {
-        text: Some("%".into()),
-        ..base.clone()
-    })
-    .await;
+    let (none, _) = q(UserQuery { text: Some("%".into()), ..base.clone() }).await;
     assert!(none.is_empty(), "LIKE wildcards in text are literal");
 
     let mut seen = std::collections::HashSet::new();
     for page in 0..4 {
-        let (rows, total) = q(UserQuery {
-            limit: 4,
-            page,
-            ..base.clone()
-        })
-        .await;
+        let (rows, total) = q(UserQuery { limit: 4, page, ..base.clone() }).await;
         assert_eq!(total, 9);
         assert_eq!(rows.len(), [4, 4, 1, 0][page as usize]);
         for r in rows {
@@ -215,10 +167,7 @@ async fn search_filters_paging_and_total() {
 async fn delete_cascades_to_login_ids_and_tokens() {
     let f = fixture().await;
     let u = user("gone");
-    f.store
-        .create_users(&f.project, std::slice::from_ref(&u))
-        .await
-        .unwrap();
+    f.store.create_users(&f.project, std::slice::from_ref(&u)).await.unwrap();
     let google = ProviderName::parse("google").unwrap();
     let token = SealedToken {
         provider: google.clone(),
@@ -234,19 +183,13 @@ async fn delete_cascades_to_login_ids_and_tokens() {
     assert!(f.store.put_token(&f.project, &u.user_id, &token).await.unwrap());
     assert!(f.store.delete_user(&f.project, &u.user_id).await.unwrap());
     assert!(matches!(
-        f.store
-            .get_token(&f.project, &login("gone"), &google)
-            .await
-            .unwrap(),
+        f.store.get_token(&f.project, &login("gone"), &google).await.unwrap(),
         TokenLookup::NoUser
     ));
     // The login id is free again.
     f.store.create_users(&f.project, &[user("gone")]).await.unwrap();
     assert!(matches!(
-        f.store
-            .get_token(&f.project, &login("gone"), &google)
-            .await
-            .unwrap(),
+        f.store.get_token(&f.project, &login("gone"), &google).await.unwrap(),
         TokenLookup::NoToken
     ));
 }
@@ -255,10 +198,7 @@ async fn delete_cascades_to_login_ids_and_tokens() {
 async fn token_upsert_and_provider_flag() {
     let f = fixture().await;
     let u = user("t");
-    f.store
-        .create_users(&f.project, std::slice::from_ref(&u))
-        .await
-        .unwrap();
+    f.store.create_users(&f.project, std::slice::from_ref(&u)).await.unwrap();
     let github = ProviderName::parse("github").unwrap();
     let mut token = SealedToken {
         provider: github.clone(),
@@ -277,31 +217,16 @@ async fn token_upsert_and_provider_flag() {
     match f.store.get_token(&f.project, &login("t"), &github).await.unwrap() {
         TokenLookup::Found { user_id, token: got } => {
             assert_eq!(user_id, u.user_id);
-            assert_eq!(
-                got,
-                SealedToken {
-                    version: 2,
-                    ..token.clone()
-                },
-                "second write bumps the version"
-            );
+            assert_eq!(got, SealedToken { version: 2, ..token.clone() }, "second write bumps the version");
         }
         other => panic!("{other:?}"),
     }
     let loaded = f.store.get_user(&f.project, &login("t")).await.unwrap().unwrap();
     assert_eq!(loaded.oauth_providers, vec!["github"]);
-    assert!(f
-        .store
-        .delete_token(&f.project, &u.user_id, &github)
-        .await
-        .unwrap());
+    assert!(f.store.delete_token(&f.project, &u.user_id, &github).await.unwrap());
     let loaded = f.store.get_user(&f.project, &login("t")).await.unwrap().unwrap();
     assert!(loaded.oauth_providers.is_empty());
-    assert!(!f
-        .store
-        .put_token(&f.project, &UserId::generate(), &token)
-        .await
-        .unwrap());
+    assert!(!f.store.put_token(&f.project, &UserId::generate(), &token).await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -309,30 +234,11 @@ async fn keys_and_projects() {
     let f = fixture().await;
     let issued = issue_key(&f.project, "k", 10, None);
     f.store.insert_key(&issued.record).await.unwrap();
-    assert_eq!(
-        f.store.get_key(&issued.record.key_id).await.unwrap(),
-        Some(issued.record.clone())
-    );
+    assert_eq!(f.store.get_key(&issued.record.key_id).await.unwrap(), Some(issued.record.clone()));
     assert_eq!(f.store.list_keys(&f.project).await.unwrap().len(), 1);
-    assert!(f
-        .store
-        .revoke_key(&f.project, &issued.record.key_id, 20)
-        .await
-        .unwrap());
-    assert_eq!(
-        f.store
-            .get_key(&issued.record.key_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .revoked_ms,
-        Some(20)
-    );
-    assert!(!f
-        .store
-        .revoke_key(&ProjectId::generate(), &issued.record.key_id, 30)
-        .await
-        .unwrap());
+    assert!(f.store.revoke_key(&f.project, &issued.record.key_id, 20).await.unwrap());
+    assert_eq!(f.store.get_key(&issued.record.key_id).await.unwrap().unwrap().revoked_ms, Some(20));
+    assert!(!f.store.revoke_key(&ProjectId::generate(), &issued.record.key_id, 30).await.unwrap());
     assert_eq!(f.store.list_projects().await.unwrap().len(), 1);
 }
 
@@ -340,14 +246,8 @@ async fn keys_and_projects() {
 async fn refuses_a_schema_newer_than_it_knows_and_an_unmigrated_one_without_migrate() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
-    let no_migrate = SqliteOptions {
-        migrate: false,
-        ..SqliteOptions::default()
-    };
-    assert!(
-        SqliteStore::open(&path, &no_migrate).is_err(),
-        "schema behind and migrate off"
-    );
+    let no_migrate = SqliteOptions { migrate: false, ..SqliteOptions::default() };
+    assert!(SqliteStore::open(&path, &no_migrate).is_err(), "schema behind and migrate off");
     drop(SqliteStore::open(&path, &SqliteOptions::default()).unwrap());
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute(
@@ -364,10 +264,7 @@ async fn refuses_a_schema_newer_than_it_knows_and_an_unmigrated_one_without_migr
 async fn refreshed_token_replacement_is_compare_and_swap() {
     let f = fixture().await;
     let u = user("cas");
-    f.store
-        .create_users(&f.project, std::slice::from_ref(&u))
-        .await
-        .unwrap();
+    f.store.create_users(&f.project, std::slice::from_ref(&u)).await.unwrap();
     let google = ProviderName::parse("google").unwrap();
     let token = SealedToken {
         provider: google.clone(),
@@ -381,46 +278,19 @@ async fn refreshed_token_replacement_is_compare_and_swap() {
         reauth_required: false,
     };
     f.store.put_token(&f.project, &u.user_id, &token).await.unwrap();
-    let refreshed = SealedToken {
-        access_token: vec![3; 40],
-        expiration: 99,
-        ..token.clone()
-    };
+    let refreshed = SealedToken { access_token: vec![3; 40], expiration: 99, ..token.clone() };
     assert!(
-        !f.store
-            .replace_refreshed_token(&f.project, &u.user_id, &refreshed, 7)
-            .await
-            .unwrap(),
+        !f.store.replace_refreshed_token(&f.project, &u.user_id, &refreshed, 7).await.unwrap(),
         "stale version"
     );
-    assert!(f
-        .store
-        .replace_refreshed_token(&f.project, &u.user_id, &refreshed, 1)
-        .await
-        .unwrap());
+    assert!(f.store.replace_refreshed_token(&f.project, &u.user_id, &refreshed, 1).await.unwrap());
     assert!(
-        !f.store
-            .replace_refreshed_token(&f.project, &u.user_id, &refreshed, 1)
-            .await
-            .unwrap(),
+        !f.store.replace_refreshed_token(&f.project, &u.user_id, &refreshed, 1).await.unwrap(),
         "already swapped"
     );
-    assert!(!f
-        .store
-        .flag_reauth_required(&f.project, &u.user_id, &google, 1)
-        .await
-        .unwrap());
-    assert!(f
-        .store
-        .flag_reauth_required(&f.project, &u.user_id, &google, 2)
-        .await
-        .unwrap());
-    match f
-        .store
-        .get_token(&f.project, &login("cas"), &google)
-        .await
-        .unwrap()
-    {
+    assert!(!f.store.flag_reauth_required(&f.project, &u.user_id, &google, 1).await.unwrap());
+    assert!(f.store.flag_reauth_required(&f.project, &u.user_id, &google, 2).await.unwrap());
+    match f.store.get_token(&f.project, &login("cas"), &google).await.unwrap() {
         TokenLookup::Found { token: got, .. } => {
             assert_eq!(got.access_token, vec![3; 40]);
             assert_eq!(got.version, 3);
@@ -430,12 +300,7 @@ async fn refreshed_token_replacement_is_compare_and_swap() {
     }
     // A new import clears the flag.
     f.store.put_token(&f.project, &u.user_id, &token).await.unwrap();
-    match f
-        .store
-        .get_token(&f.project, &login("cas"), &google)
-        .await
-        .unwrap()
-    {
+    match f.store.get_token(&f.project, &login("cas"), &google).await.unwrap() {
         TokenLookup::Found { token: got, .. } => assert!(!got.reauth_required),
         other => panic!("{other:?}"),
     }
@@ -461,24 +326,12 @@ async fn providers_and_data_keys() {
         updated_ms: 2,
     };
     f.store.put_provider(&f.project, &cfg).await.unwrap();
-    assert_eq!(
-        f.store.get_provider(&f.project, &cfg.name).await.unwrap(),
-        Some(cfg.clone())
-    );
-    let updated = ProviderConfig {
-        client_id: "cid2".into(),
-        updated_ms: 3,
-        ..cfg.clone()
-    };
+    assert_eq!(f.store.get_provider(&f.project, &cfg.name).await.unwrap(), Some(cfg.clone()));
+    let updated = ProviderConfig { client_id: "cid2".into(), updated_ms: 3, ..cfg.clone() };
     f.store.put_provider(&f.project, &updated).await.unwrap();
     assert_eq!(f.store.list_providers(&f.project).await.unwrap(), vec![updated]);
     assert!(f.store.delete_provider(&f.project, &cfg.name).await.unwrap());
-    assert!(f
-        .store
-        .get_provider(&f.project, &cfg.name)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(f.store.get_provider(&f.project, &cfg.name).await.unwrap().is_none());
 
     let key = WrappedDataKey {
         project_id: f.project.clone(),
@@ -489,16 +342,34 @@ async fn providers_and_data_keys() {
     };
     assert!(f.store.insert_data_key(&key).await.unwrap());
     assert!(!f.store.insert_data_key(&key).await.unwrap(), "first writer wins");
-    let rewrapped = WrappedDataKey {
-        wrapped: vec![8; 60],
-        master_key_version: 2,
-        ..key.clone()
-    };
+    let rewrapped = WrappedDataKey { wrapped: vec![8; 60], master_key_version: 2, ..key.clone() };
     assert!(!f.store.rewrap_data_key(&rewrapped, 5).await.unwrap());
     assert!(f.store.rewrap_data_key(&rewrapped, 1).await.unwrap());
-    assert_eq!(
-        f.store.get_data_key(&f.project, 1).await.unwrap(),
-        Some(rewrapped.clone())
-    );
+    assert_eq!(f.store.get_data_key(&f.project, 1).await.unwrap(), Some(rewrapped.clone()));
     assert_eq!(f.store.list_data_keys().await.unwrap(), vec![rewrapped]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hot_point_reads_are_not_re_prepared() {
+    let f = fixture().await;
+    f.store.create_users(&f.project, &[user("hot@example.com")]).await.unwrap();
+    let conn = rusqlite::Connection::open(f.store.path()).unwrap();
+    tune(&conn, &SqliteOptions::default()).unwrap();
+    for sql in [crate::users::USER_BY_LOGIN_ID, crate::tokens::TOKEN_BY_LOGIN] {
+        let mut total = 0;
+        for _ in 0..50 {
+            let mut stmt = conn.prepare_cached(sql).unwrap();
+            let pid = f.project.as_str();
+            let params: Vec<&dyn rusqlite::ToSql> = if sql.contains("?3") {
+                vec![&pid, &"hot@example.com", &"google"]
+            } else {
+                vec![&pid, &"hot@example.com"]
+            };
+            let mut rows = stmt.query(params.as_slice()).unwrap();
+            while rows.next().unwrap().is_some() {}
+            drop(rows);
+            total += stmt.get_status(rusqlite::StatementStatus::RePrepare);
+        }
+        assert_eq!(total, 0, "{sql}");
+    }
 }

@@ -20,7 +20,7 @@ macro_rules! token_columns {
     };
 }
 
-const TOKEN_BY_LOGIN: &str = concat!(
+pub(crate) const TOKEN_BY_LOGIN: &str = concat!(
     "SELECT ",
     token_columns!(),
     " FROM user_login_ids l JOIN users u ON u.pk = l.user_pk \
@@ -73,14 +73,7 @@ fn lookup_from_row(provider: &ProviderName, row: Option<TokenRow>) -> Result<Tok
         Some(scopes),
         Some(updated_ms),
         Some(version),
-    ) = (
-        row.provider_user_id,
-        row.access_token,
-        row.expiration,
-        row.scopes,
-        row.updated_ms,
-        row.version,
-    )
+    ) = (row.provider_user_id, row.access_token, row.expiration, row.scopes, row.updated_ms, row.version)
     else {
         return Ok(TokenLookup::NoToken);
     };
@@ -172,8 +165,7 @@ impl TokenStore for SqliteStore {
         let row = self.read(|c| {
             c.prepare_cached(sql)
                 .and_then(|mut s| {
-                    s.query_row(params![project.as_str(), key, provider.as_str()], token_row)
-                        .optional()
+                    s.query_row(params![project.as_str(), key, provider.as_str()], token_row).optional()
                 })
                 .map_err(storage_err)
         })?;
@@ -239,12 +231,7 @@ impl TokenStore for SqliteStore {
                 "UPDATE provider_tokens SET reauth_required = 1, version = version + 1 \
                  WHERE user_pk = (SELECT pk FROM users WHERE project_id = ?1 AND user_id = ?2) \
                  AND provider = ?3 AND version = ?4",
-                params![
-                    project.as_str(),
-                    user_id.as_str(),
-                    provider.as_str(),
-                    expected_version
-                ],
+                params![project.as_str(), user_id.as_str(), provider.as_str(), expected_version],
             )
             .map(|n| n == 1)
             .map_err(storage_err)
@@ -272,11 +259,8 @@ impl TokenStore for SqliteStore {
                 .map_err(storage_err)?;
             let mut list: Vec<String> = serde_json::from_str(&providers).unwrap_or_default();
             list.retain(|p| p != provider.as_str());
-            tx.execute(
-                "UPDATE users SET oauth_providers = ?2 WHERE pk = ?1",
-                params![pk, to_json(&list)?],
-            )
-            .map_err(storage_err)?;
+            tx.execute("UPDATE users SET oauth_providers = ?2 WHERE pk = ?1", params![pk, to_json(&list)?])
+                .map_err(storage_err)?;
             tx.commit().map_err(storage_err)?;
             Ok(deleted > 0)
         })

@@ -2,12 +2,13 @@
 
 use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension, Transaction};
+use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension};
 
 use idvault_core::error::{Error, Result};
 use idvault_core::ids::{ProjectId, UserId};
 use idvault_core::store::UserStore;
-use idvault_core::user::{TestUserFilter, User, UserQuery, UserRef};
+use idvault_core::user::{SortBy, SortField, TestUserFilter, User, UserQuery, UserRef};
+use serde_json::Value;
 
 use crate::rows::{to_json, user_columns, user_from_row, USER_COLUMNS};
 use crate::{storage_err, SqliteStore};
@@ -17,7 +18,7 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 }
 
 /// Writes the side tables (roles, tenants) of a user from its domain value.
-pub(crate) fn write_user_index(tx: &Transaction<'_>, pk: i64, user: &User) -> Result<()> {
+pub(crate) fn write_user_index(tx: &Connection, pk: i64, user: &User) -> Result<()> {
     let mut role = tx
         .prepare_cached(
             "INSERT OR IGNORE INTO user_roles (user_pk, tenant_id, role_name) VALUES (?1, ?2, ?3)",
@@ -39,7 +40,8 @@ pub(crate) fn write_user_index(tx: &Transaction<'_>, pk: i64, user: &User) -> Re
 }
 
 /// Inserts a user with its login ids and index rows; answers its row key.
-pub(crate) fn insert_user(tx: &Transaction<'_>, project: &ProjectId, user: &User) -> Result<i64> {
+pub(crate) fn insert_user(tx: &Connection, project: &ProjectId, user: &User) -> Result<i64> {
+    crate::directory::check_references(tx, project, user)?;
     let mut insert = tx
         .prepare_cached(
             "INSERT INTO users (project_id, user_id, login_ids, name, given_name, middle_name, family_name, email, \
@@ -101,25 +103,27 @@ fn get_user_on(conn: &Connection, project: &ProjectId, user: &UserRef) -> Result
         UserRef::LoginId(l) => (USER_BY_LOGIN_ID, l.as_str()),
         UserRef::UserId(id) => (USER_BY_ID, id.as_str()),
     };
-    conn.prepare_cached(sql)
-        .and_then(|mut s| {
-            s.query_row(params![project.as_str(), key], user_from_row)
-                .optional()
-        })
-        .map_err(storage_err)
+    let found = conn
+        .prepare_cached(sql)
+        .and_then(|mut s| s.query_row(params![project.as_str(), key], user_from_row).optional())
+        .map_err(storage_err)?;
+    match found {
+        Some(mut u) => {
+            crate::directory::enrich(conn, project, &mut u)?;
+            Ok(Some(u))
+        }
+        None => Ok(None),
+    }
 }
 
-const USER_BY_LOGIN_ID: &str = concat!(
+pub(crate) const USER_BY_LOGIN_ID: &str = concat!(
     "SELECT ",
     user_columns!(),
     " FROM user_login_ids l JOIN users u ON u.pk = l.user_pk WHERE l.project_id = ?1 AND l.login_id = ?2"
 );
 
-const USER_BY_ID: &str = concat!(
-    "SELECT ",
-    user_columns!(),
-    " FROM users u WHERE u.project_id = ?1 AND u.user_id = ?2"
-);
+const USER_BY_ID: &str =
+    concat!("SELECT ", user_columns!(), " FROM users u WHERE u.project_id = ?1 AND u.user_id = ?2");
 
 /// Builds the WHERE clause of a search and its parameters.
 fn search_filter(project: &ProjectId, q: &UserQuery) -> (String, Vec<SqlValue>) {
@@ -166,18 +170,101 @@ fn search_filter(project: &ProjectId, q: &UserQuery) -> (String, Vec<SqlValue>) 
         sql.push(')');
     }
     if let Some(text) = q.text.as_deref().filter(|t| !t.is_empty()) {
-        let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        sql.push_str(
-            " AND (u.name LIKE ?1x ESCAPE '\\' OR u.given_name LIKE ?1x ESCAPE '\\' OR u.family_name LIKE ?1x ESCAPE '\\' \
-             OR u.email LIKE ?1x ESCAPE '\\' OR u.phone LIKE ?1x ESCAPE '\\' OR u.login_ids LIKE ?1x ESCAPE '\\')",
-        );
-        // Six placeholders, one pattern each.
-        let pattern = format!("%{escaped}%");
-        for _ in 0..6 {
-            args.push(SqlValue::Text(pattern.clone()));
+        if text.chars().count() >= 3 {
+            // The trigram index matches any substring of three characters or more.
+            sql.push_str(" AND u.pk IN (SELECT rowid FROM users_fts WHERE users_fts MATCH ?)");
+            args.push(SqlValue::Text(format!("\"{}\"", text.replace('"', "\"\""))));
+        } else {
+            let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            sql.push_str(
+                " AND (u.name LIKE ?1x ESCAPE '\\' OR u.given_name LIKE ?1x ESCAPE '\\' OR u.family_name LIKE ?1x ESCAPE '\\' \
+                 OR u.email LIKE ?1x ESCAPE '\\' OR u.phone LIKE ?1x ESCAPE '\\' OR u.login_ids LIKE ?1x ESCAPE '\\')",
+            );
+            let pattern = format!("%{escaped}%");
+            for _ in 0..6 {
+                args.push(SqlValue::Text(pattern.clone()));
+            }
         }
     }
+    for (key, value) in &q.custom_attributes {
+        let path = format!("$.\"{key}\"");
+        let values: Vec<&Value> = match value {
+            Value::Array(items) => items.iter().collect(),
+            other => vec![other],
+        };
+        sql.push_str(" AND json_extract(u.custom_attributes, ?) IN (");
+        args.push(SqlValue::Text(path));
+        for (i, v) in values.iter().enumerate() {
+            sql.push_str(if i == 0 { "?" } else { ", ?" });
+            args.push(match v {
+                Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
+                Value::Number(n) => n
+                    .as_i64()
+                    .map(SqlValue::Integer)
+                    .unwrap_or_else(|| SqlValue::Real(n.as_f64().unwrap_or(0.0))),
+                Value::String(s) => SqlValue::Text(s.clone()),
+                other => SqlValue::Text(other.to_string()),
+            });
+        }
+        if values.is_empty() {
+            sql.push_str("NULL");
+        }
+        sql.push(')');
+    }
+    if !q.sso_app_ids.is_empty() {
+        sql.push_str(" AND EXISTS (SELECT 1 FROM json_each(u.sso_app_ids) j WHERE 1");
+        in_list(&mut sql, &mut args, "j.value", &q.sso_app_ids);
+        sql.push(')');
+    }
+    for (column, bound, op) in [
+        ("u.created_ms", q.from_created_ms, ">="),
+        ("u.created_ms", q.to_created_ms, "<="),
+        ("u.modified_ms", q.from_modified_ms, ">="),
+        ("u.modified_ms", q.to_modified_ms, "<="),
+    ] {
+        if let Some(ms) = bound {
+            sql.push_str(&format!(" AND {column} {op} ?"));
+            args.push(SqlValue::Integer(ms));
+        }
+    }
+    for f in &q.tenant_roles {
+        sql.push_str(" AND u.pk IN (SELECT user_pk FROM user_roles WHERE tenant_id = ?");
+        args.push(SqlValue::Text(f.tenant_id.clone()));
+        in_list(&mut sql, &mut args, "role_name", &f.roles);
+        if f.all {
+            sql.push_str(" GROUP BY user_pk HAVING COUNT(DISTINCT role_name) = ?");
+            args.push(SqlValue::Integer(
+                f.roles.iter().collect::<std::collections::BTreeSet<_>>().len() as i64
+            ));
+        }
+        sql.push(')');
+    }
     (sql.replace("?1x", "?"), args)
+}
+
+/// ORDER BY for the requested sort, always ending with the row key so that pages are stable.
+fn order_by(sort: &[SortBy]) -> String {
+    let mut parts: Vec<String> = sort
+        .iter()
+        .map(|s| {
+            let column = match s.field {
+                SortField::Name => "u.name COLLATE NOCASE",
+                SortField::GivenName => "u.given_name COLLATE NOCASE",
+                SortField::FamilyName => "u.family_name COLLATE NOCASE",
+                SortField::Email => "u.email",
+                SortField::Phone => "u.phone",
+                SortField::Status => "u.status",
+                SortField::UserId => "u.user_id",
+                SortField::LoginId => "u.login_ids COLLATE NOCASE",
+                SortField::CreatedTime => "u.created_ms",
+                SortField::ModifiedTime => "u.modified_ms",
+            };
+            format!("{column} {}", if s.desc { "DESC" } else { "ASC" })
+        })
+        .collect();
+    // Ties fall back to creation order, in the direction of the first sort key.
+    parts.push(if sort.first().is_some_and(|s| s.desc) { "u.pk DESC".into() } else { "u.pk".into() });
+    parts.join(", ")
 }
 
 #[async_trait]
@@ -219,10 +306,9 @@ impl UserStore for SqliteStore {
 
     async fn search_users(&self, project: &ProjectId, query: &UserQuery) -> Result<(Vec<User>, u64)> {
         let (filter, args) = search_filter(project, query);
-        let (limit, offset) = (
-            i64::from(query.limit),
-            i64::try_from(query.offset()).unwrap_or(i64::MAX),
-        );
+        let order = order_by(&query.sort);
+        let project_for_enrich = project.clone();
+        let (limit, offset) = (i64::from(query.limit), i64::try_from(query.offset()).unwrap_or(i64::MAX));
         self.read_blocking(move |c| {
             // One read transaction, so that the page and the total see the same snapshot.
             c.execute_batch("BEGIN").map_err(storage_err)?;
@@ -236,13 +322,16 @@ impl UserStore for SqliteStore {
                 page_args.push(SqlValue::Integer(offset));
                 let mut stmt = c
                     .prepare(&format!(
-                        "SELECT {USER_COLUMNS} FROM users u WHERE {filter} ORDER BY u.pk LIMIT ? OFFSET ?"
+                        "SELECT {USER_COLUMNS} FROM users u WHERE {filter} ORDER BY {order} LIMIT ? OFFSET ?"
                     ))
                     .map_err(storage_err)?;
-                let users = stmt
+                let mut users = stmt
                     .query_map(params_from_iter(page_args.iter()), user_from_row)
                     .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
                     .map_err(storage_err)?;
+                for u in users.iter_mut().filter(|u| !u.tenants.is_empty()) {
+                    crate::directory::enrich(c, &project_for_enrich, u)?;
+                }
                 Ok((users, u64::try_from(total).unwrap_or(0)))
             })();
             let _ = c.execute_batch("COMMIT");
@@ -267,12 +356,9 @@ impl UserStore for SqliteStore {
     async fn delete_test_users(&self, project: &ProjectId) -> Result<u64> {
         let project = project.clone();
         self.write(move |c| {
-            c.execute(
-                "DELETE FROM users WHERE project_id = ?1 AND test = 1",
-                [project.as_str()],
-            )
-            .map(|n| n as u64)
-            .map_err(storage_err)
+            c.execute("DELETE FROM users WHERE project_id = ?1 AND test = 1", [project.as_str()])
+                .map(|n| n as u64)
+                .map_err(storage_err)
         })
         .await
     }

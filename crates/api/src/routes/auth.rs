@@ -34,10 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/auth/logoutall", post(logout_all))
         .route("/v1/auth/me", get(me))
         .route("/v2/keys/{project_id}", get(public_keys))
-        .route(
-            "/v1/mgmt/auth/settings",
-            get(load_auth_settings).post(set_auth_settings),
-        )
+        .route("/v1/mgmt/auth/settings", get(load_auth_settings).post(set_auth_settings))
         .route("/v1/mgmt/auth/signingkey/rotate", post(rotate_signing_key))
 }
 
@@ -52,20 +49,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ProjectBearer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let refused = || {
-            ApiError::from(Error::Unauthorized(
-                "authorization must be 'Bearer <projectId>[:<token>]'",
-            ))
-        };
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(refused)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(refused)?;
+        let refused =
+            || ApiError::from(Error::Unauthorized("authorization must be 'Bearer <projectId>[:<token>]'"));
+        let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(refused)?;
+        let token =
+            header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).ok_or_else(refused)?;
         let mut pieces = token.trim().split(':');
         let project = ProjectId::parse(pieces.next().unwrap_or_default()).map_err(|_| refused())?;
         let jwt = pieces.find(|p| p.matches('.').count() == 2).map(str::to_owned);
@@ -123,7 +111,7 @@ struct UrlBody {
 
 /// Starts an OAuth sign-in. The body (login options) is accepted and not needed: idvault has no
 /// step-up or MFA yet.
-#[tracing::instrument(skip_all, fields(project = %bearer.project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %bearer.project))]
 async fn oauth_authorize(
     State(state): State<AppState>,
     bearer: ProjectBearer,
@@ -134,12 +122,7 @@ async fn oauth_authorize(
     }
     let url = state
         .auth
-        .authorize(
-            &bearer.project,
-            &q.provider,
-            q.redirect_url.as_deref(),
-            q.login_hint.as_deref(),
-        )
+        .authorize(&bearer.project, &q.provider, q.redirect_url.as_deref(), q.login_hint.as_deref())
         .await?;
     Ok(Json(UrlBody { url }))
 }
@@ -153,7 +136,7 @@ struct CallbackQuery {
 }
 
 /// Where the provider sends the browser back. Redirects (302) to the application with a code.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn oauth_callback(
     State(state): State<AppState>,
     AppQuery(q): AppQuery<CallbackQuery>,
@@ -174,7 +157,7 @@ struct ExchangeBody {
     code: String,
 }
 
-#[tracing::instrument(skip_all, fields(project = %bearer.project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %bearer.project))]
 async fn oauth_exchange(
     State(state): State<AppState>,
     bearer: ProjectBearer,
@@ -185,46 +168,32 @@ async fn oauth_exchange(
 }
 
 fn refresh_jwt(bearer: &ProjectBearer) -> ApiResult<&str> {
-    bearer
-        .jwt
-        .as_deref()
-        .ok_or_else(|| Error::InvalidSession("missing refresh token").into())
+    bearer.jwt.as_deref().ok_or_else(|| Error::InvalidSession("missing refresh token").into())
 }
 
-#[tracing::instrument(skip_all, fields(project = %bearer.project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %bearer.project))]
 async fn refresh_session(
     State(state): State<AppState>,
     bearer: ProjectBearer,
 ) -> ApiResult<Json<JwtResponseBody>> {
-    Ok(jwt_body(
-        state.auth.refresh(&bearer.project, refresh_jwt(&bearer)?).await?,
-    ))
+    Ok(jwt_body(state.auth.refresh(&bearer.project, refresh_jwt(&bearer)?).await?))
 }
 
-#[tracing::instrument(skip_all, fields(project = %bearer.project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %bearer.project))]
 async fn logout(State(state): State<AppState>, bearer: ProjectBearer) -> ApiResult<Json<Value>> {
     state.auth.logout(&bearer.project, refresh_jwt(&bearer)?).await?;
     Ok(empty_ok())
 }
 
-#[tracing::instrument(skip_all, fields(project = %bearer.project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %bearer.project))]
 async fn logout_all(State(state): State<AppState>, bearer: ProjectBearer) -> ApiResult<Json<Value>> {
-    state
-        .auth
-        .logout_all(&bearer.project, refresh_jwt(&bearer)?)
-        .await?;
+    state.auth.logout_all(&bearer.project, refresh_jwt(&bearer)?).await?;
     Ok(empty_ok())
 }
 
-#[tracing::instrument(skip_all, fields(project = %bearer.project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %bearer.project))]
 async fn me(State(state): State<AppState>, bearer: ProjectBearer) -> ApiResult<Json<UserResponse>> {
-    Ok(Json(
-        state
-            .auth
-            .me(&bearer.project, refresh_jwt(&bearer)?)
-            .await?
-            .into(),
-    ))
+    Ok(Json(state.auth.me(&bearer.project, refresh_jwt(&bearer)?).await?.into()))
 }
 
 #[derive(Serialize)]
@@ -233,16 +202,14 @@ struct KeysBody {
 }
 
 /// The project's public signing keys (no auth: they are public).
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn public_keys(
     State(state): State<AppState>,
     Path(project_id): Path<String>,
 ) -> ApiResult<Json<KeysBody>> {
     let project = ProjectId::parse(&project_id).map_err(|_| Error::Unauthorized("unknown project"))?;
     state.auth.require_project(&project).await?;
-    Ok(Json(KeysBody {
-        keys: state.auth.signer().jwks(&project).await?,
-    }))
+    Ok(Json(KeysBody { keys: state.auth.signer().jwks(&project).await? }))
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -259,7 +226,7 @@ fn default_true() -> bool {
 }
 
 /// idvault extension: the project's allowed redirect URLs and account-linking rule.
-#[tracing::instrument(skip_all, fields(project = %project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_auth_settings(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,
@@ -271,16 +238,13 @@ async fn load_auth_settings(
     }))
 }
 
-#[tracing::instrument(skip_all, fields(project = %project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn set_auth_settings(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,
     AppJson(body): AppJson<AuthSettingsBody>,
 ) -> ApiResult<Json<AuthSettingsBody>> {
-    state
-        .auth
-        .set_settings(&project, body.redirect_urls.clone(), body.link_by_verified_email)
-        .await?;
+    state.auth.set_settings(&project, body.redirect_urls.clone(), body.link_by_verified_email).await?;
     Ok(Json(body))
 }
 
@@ -291,7 +255,10 @@ struct RotatedBody {
 
 /// idvault extension: a new session-signing key; the previous ones stay published until the
 /// tokens they signed have expired.
-#[tracing::instrument(skip_all, fields(project = %project))]
-async fn rotate_signing_key(State(state): State<AppState>, MgmtAuth(project): MgmtAuth) -> ApiResult<Json<RotatedBody>> {
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn rotate_signing_key(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+) -> ApiResult<Json<RotatedBody>> {
     Ok(Json(RotatedBody { kid: state.auth.signer().rotate(&project).await? }))
 }

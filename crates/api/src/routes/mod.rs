@@ -1,6 +1,7 @@
 //! Route handlers by area; each area's `router()` sits next to its handlers.
 
 pub mod auth;
+pub mod directory;
 pub mod health;
 pub mod license;
 pub mod provider_tokens;

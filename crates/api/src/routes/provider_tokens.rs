@@ -21,9 +21,7 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new().route(
         "/v1/mgmt/user/provider/token",
-        get(get_provider_token)
-            .put(put_provider_token)
-            .delete(delete_provider_token),
+        get(get_provider_token).put(put_provider_token).delete(delete_provider_token),
     )
 }
 
@@ -67,7 +65,7 @@ impl From<ProviderToken> for TokenResponse {
     }
 }
 
-#[tracing::instrument(skip_all, fields(project = %project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn get_provider_token(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,
@@ -75,10 +73,7 @@ async fn get_provider_token(
 ) -> ApiResult<Json<TokenResponse>> {
     let user = UserRef::from_parts(q.login_id.as_deref(), q.user_id.as_deref())?;
     let provider = ProviderName::parse(&q.provider)?;
-    let opts = ReadOptions {
-        with_refresh_token: q.with_refresh_token,
-        force_refresh: q.force_refresh,
-    };
+    let opts = ReadOptions { with_refresh_token: q.with_refresh_token, force_refresh: q.force_refresh };
     let token = state.vault.get(&project, &user, &provider, opts).await?;
     Ok(Json(token.into()))
 }
@@ -102,7 +97,7 @@ struct PutTokenRequest {
     scopes: Option<Vec<String>>,
 }
 
-#[tracing::instrument(skip_all, fields(project = %project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn put_provider_token(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,
@@ -112,9 +107,7 @@ async fn put_provider_token(
     let req = StoreTokenRequest {
         provider: ProviderName::parse(&body.provider)?,
         provider_user_id: body.provider_user_id.unwrap_or_default(),
-        access_token: body
-            .access_token
-            .unwrap_or_else(|| SecretString::from(String::new())),
+        access_token: body.access_token.unwrap_or_else(|| SecretString::from(String::new())),
         refresh_token: body.refresh_token.filter(|r| !r.expose_secret().is_empty()),
         expiration: body.expiration.unwrap_or(0),
         scopes: body.scopes.unwrap_or_default(),
@@ -132,7 +125,7 @@ struct DeleteTokenQuery {
     provider: String,
 }
 
-#[tracing::instrument(skip_all, fields(project = %project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_provider_token(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,

@@ -100,7 +100,7 @@ struct NameBody {
     name: String,
 }
 
-#[tracing::instrument(skip_all, fields(project = %project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn set_provider(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,
@@ -117,42 +117,32 @@ async fn set_provider(
         userinfo_endpoint: body.userinfo_endpoint,
         jwks_uri: body.jwks_uri,
         scopes: body.scopes,
-        auth_method: body
-            .auth_method
-            .as_deref()
-            .map(ClientAuthMethod::parse)
-            .transpose()?,
+        auth_method: body.auth_method.as_deref().map(ClientAuthMethod::parse).transpose()?,
     };
     let config = state.providers.set(&project, req).await?;
-    Ok(Json(ProviderEnvelope {
-        provider: config.into(),
-    }))
+    Ok(Json(ProviderEnvelope { provider: config.into() }))
 }
 
-#[tracing::instrument(skip_all, fields(project = %project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_provider(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,
     AppQuery(q): AppQuery<NameQuery>,
 ) -> ApiResult<Json<ProviderEnvelope>> {
     let config = state.providers.get(&project, &q.name).await?;
-    Ok(Json(ProviderEnvelope {
-        provider: config.into(),
-    }))
+    Ok(Json(ProviderEnvelope { provider: config.into() }))
 }
 
-#[tracing::instrument(skip_all, fields(project = %project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_all_providers(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,
 ) -> ApiResult<Json<ProvidersEnvelope>> {
     let providers = state.providers.list(&project).await?;
-    Ok(Json(ProvidersEnvelope {
-        providers: providers.into_iter().map(Into::into).collect(),
-    }))
+    Ok(Json(ProvidersEnvelope { providers: providers.into_iter().map(Into::into).collect() }))
 }
 
-#[tracing::instrument(skip_all, fields(project = %project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_provider(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,

@@ -139,23 +139,11 @@ impl AuthService {
         clock: SharedClock,
         settings: AuthSettings,
     ) -> Self {
-        Self {
-            store,
-            cipher,
-            signer,
-            oauth,
-            providers,
-            users,
-            clock,
-            settings: Arc::new(settings),
-        }
+        Self { store, cipher, signer, oauth, providers, users, clock, settings: Arc::new(settings) }
     }
 
     pub fn callback_url(&self) -> String {
-        format!(
-            "{}/v1/auth/oauth/callback",
-            self.settings.public_url.trim_end_matches('/')
-        )
+        format!("{}/v1/auth/oauth/callback", self.settings.public_url.trim_end_matches('/'))
     }
 
     pub fn signer(&self) -> &Arc<dyn SessionSigner> {
@@ -252,10 +240,8 @@ impl AuthService {
     /// The provider's redirect back. Answers where to send the browser: the application's
     /// redirect URL with a one-time `code`.
     pub async fn callback(&self, params: CallbackParams) -> Result<String> {
-        let state = params
-            .state
-            .filter(|s| !s.is_empty())
-            .ok_or(Error::InvalidOAuthState("missing state"))?;
+        let state =
+            params.state.filter(|s| !s.is_empty()).ok_or(Error::InvalidOAuthState("missing state"))?;
         if state.len() > 128 {
             return Err(Error::InvalidOAuthState("unknown state"));
         }
@@ -263,9 +249,7 @@ impl AuthService {
             .store
             .take_oauth_state(&sha256(&state))
             .await?
-            .ok_or(Error::InvalidOAuthState(
-                "unknown, tampered or already used state",
-            ))?;
+            .ok_or(Error::InvalidOAuthState("unknown, tampered or already used state"))?;
         if record.expires_ms <= self.clock.now_ms() {
             return Err(Error::InvalidOAuthState("expired state"));
         }
@@ -282,11 +266,7 @@ impl AuthService {
         let config = self.providers.get(&project, record.provider.as_str()).await?;
         let verifier = self
             .cipher
-            .open(
-                &project,
-                &record.code_verifier,
-                &state_aad(&project, &record.state_hash),
-            )
+            .open(&project, &record.code_verifier, &state_aad(&project, &record.state_hash))
             .await?;
         let verifier =
             std::str::from_utf8(&verifier).map_err(|_| Error::Decrypt("code verifier is not UTF-8"))?;
@@ -301,10 +281,7 @@ impl AuthService {
             .oauth
             .exchange_code(&endpoint, &code, &self.callback_url(), verifier)
             .await
-            .map_err(|failure| Error::Provider {
-                provider: config.name.to_string(),
-                failure,
-            })?;
+            .map_err(|failure| Error::Provider { provider: config.name.to_string(), failure })?;
         let identity = self.identity(&config, &grant, &record.nonce).await?;
 
         let (user, first_seen) = self.resolve_user(&project, &config.name, &identity).await?;
@@ -314,15 +291,8 @@ impl AuthService {
         };
         let mut token = self.seal_grant(&project, &user_id, &config, &grant).await?;
         token.provider_user_id = identity.subject.clone();
-        let sign_in = SignIn {
-            user,
-            provider_user_id: identity.subject.clone(),
-            token,
-        };
-        let user_id = self
-            .store
-            .complete_sign_in(&project, &config.name, &sign_in)
-            .await?;
+        let sign_in = SignIn { user, provider_user_id: identity.subject.clone(), token };
+        let user_id = self.store.complete_sign_in(&project, &config.name, &sign_in).await?;
 
         let code = random_token(32);
         let now = self.clock.now_ms();
@@ -344,12 +314,7 @@ impl AuthService {
         if let (Some(id_token), Some(jwks_uri), Some(issuer)) =
             (&grant.id_token, &config.jwks_uri, &config.issuer)
         {
-            let check = IdTokenCheck {
-                jwks_uri,
-                issuer,
-                client_id: &config.client_id,
-                nonce,
-            };
+            let check = IdTokenCheck { jwks_uri, issuer, client_id: &config.client_id, nonce };
             let mut claims = self.oauth.verify_id_token(id_token, &check).await?;
             let subject =
                 str_claim(&claims, "sub").ok_or_else(|| Error::InvalidIdToken("no sub claim".into()))?;
@@ -357,18 +322,10 @@ impl AuthService {
             // userinfo, and accept its answer only for the same subject.
             if claims.get("email").is_none() {
                 if let Some(url) = &config.userinfo_endpoint {
-                    let fail = |failure| Error::Provider {
-                        provider: config.name.to_string(),
-                        failure,
-                    };
-                    let info = self
-                        .oauth
-                        .get_json(url, &grant.access_token)
-                        .await
-                        .map_err(fail)?;
-                    if let Some(info) = info
-                        .as_object()
-                        .filter(|i| str_claim(i, "sub").as_deref() == Some(subject.as_str()))
+                    let fail = |failure| Error::Provider { provider: config.name.to_string(), failure };
+                    let info = self.oauth.get_json(url, &grant.access_token).await.map_err(fail)?;
+                    if let Some(info) =
+                        info.as_object().filter(|i| str_claim(i, "sub").as_deref() == Some(subject.as_str()))
                     {
                         for (k, v) in info {
                             claims.entry(k.clone()).or_insert_with(|| v.clone());
@@ -379,10 +336,7 @@ impl AuthService {
             return Ok(Identity {
                 subject,
                 email: str_claim(&claims, "email"),
-                email_verified: claims
-                    .get("email_verified")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false),
+                email_verified: claims.get("email_verified").and_then(Value::as_bool).unwrap_or(false),
                 name: str_claim(&claims, "name"),
                 given_name: str_claim(&claims, "given_name"),
                 family_name: str_claim(&claims, "family_name"),
@@ -392,15 +346,8 @@ impl AuthService {
         let userinfo_url = config.userinfo_endpoint.as_deref().ok_or_else(|| {
             Error::ProviderCallbackError("no id_token and no userinfo endpoint to identify the user".into())
         })?;
-        let fail = |failure| Error::Provider {
-            provider: config.name.to_string(),
-            failure,
-        };
-        let info = self
-            .oauth
-            .get_json(userinfo_url, &grant.access_token)
-            .await
-            .map_err(fail)?;
+        let fail = |failure| Error::Provider { provider: config.name.to_string(), failure };
+        let info = self.oauth.get_json(userinfo_url, &grant.access_token).await.map_err(fail)?;
         let info = info.as_object().cloned().unwrap_or_default();
         let is_github = userinfo_url.starts_with("https://api.github.com/");
         let subject = str_claim(&info, "sub")
@@ -409,10 +356,7 @@ impl AuthService {
         let mut identity = Identity {
             subject,
             email: str_claim(&info, "email"),
-            email_verified: info
-                .get("email_verified")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            email_verified: info.get("email_verified").and_then(Value::as_bool).unwrap_or(false),
             name: str_claim(&info, "name").or_else(|| str_claim(&info, "login")),
             given_name: str_claim(&info, "given_name"),
             family_name: str_claim(&info, "family_name"),
@@ -427,8 +371,7 @@ impl AuthService {
                 .await
                 .map_err(fail)?;
             let primary = emails.as_array().and_then(|list| {
-                list.iter()
-                    .find(|e| e["primary"] == Value::Bool(true) && e["verified"] == Value::Bool(true))
+                list.iter().find(|e| e["primary"] == Value::Bool(true) && e["verified"] == Value::Bool(true))
             });
             if let Some(p) = primary.and_then(|p| p["email"].as_str()) {
                 identity.email = Some(p.to_owned());
@@ -444,27 +387,18 @@ impl AuthService {
         provider: &ProviderName,
         identity: &Identity,
     ) -> Result<(SignInUser, bool)> {
-        if let Some(id) = self
-            .store
-            .find_identity(project, provider, &identity.subject)
-            .await?
-        {
+        if let Some(id) = self.store.find_identity(project, provider, &identity.subject).await? {
             return Ok((SignInUser::Existing(id), false));
         }
         let settings = self.store.get_auth_settings(project).await?;
-        if let (true, true, Some(email)) = (
-            settings.link_by_verified_email,
-            identity.email_verified,
-            &identity.email,
-        ) {
+        if let (true, true, Some(email)) =
+            (settings.link_by_verified_email, identity.email_verified, &identity.email)
+        {
             if let Some(id) = self.store.find_user_by_verified_email(project, email).await? {
                 return Ok((SignInUser::Existing(id), false));
             }
         }
-        let login_id = identity
-            .email
-            .clone()
-            .unwrap_or_else(|| format!("{provider}-{}", identity.subject));
+        let login_id = identity.email.clone().unwrap_or_else(|| format!("{provider}-{}", identity.subject));
         let new = NewUser {
             login_id,
             email: identity.email.clone(),
@@ -518,10 +452,7 @@ impl AuthService {
             provider_user_id: String::new(),
             access_token: access,
             refresh_token: refresh,
-            expiration: grant
-                .expires_in
-                .map(|s| now.div_euclid(1000).saturating_add(s))
-                .unwrap_or(0),
+            expiration: grant.expires_in.map(|s| now.div_euclid(1000).saturating_add(s)).unwrap_or(0),
             scopes,
             updated_ms: now,
             version: 0,
@@ -534,18 +465,11 @@ impl AuthService {
         if code.is_empty() {
             return Err(Error::MissingArgument("code"));
         }
-        let record = self
-            .store
-            .take_auth_code(&sha256(code))
-            .await?
-            .ok_or(Error::InvalidAuthCode)?;
+        let record = self.store.take_auth_code(&sha256(code)).await?.ok_or(Error::InvalidAuthCode)?;
         if &record.project_id != project || record.expires_ms <= self.clock.now_ms() {
             return Err(Error::InvalidAuthCode);
         }
-        let user = self
-            .users
-            .load(project, &UserRef::UserId(record.user_id.clone()))
-            .await?;
+        let user = self.users.load(project, &UserRef::UserId(record.user_id.clone())).await?;
         let now = self.clock.now_ms();
         let session = SessionRecord {
             id: random_token(24),
@@ -556,17 +480,10 @@ impl AuthService {
             revoked_ms: None,
         };
         self.store.insert_session(&session).await?;
-        let refresh_jwt = self
-            .sign(
-                project,
-                &user,
-                "DSR",
-                session.expires_ms.div_euclid(1000),
-                Some(&session.id),
-            )
-            .await?;
-        self.respond(project, user, refresh_jwt, &session, record.first_seen)
-            .await
+        self.store.record_login(project, &user.user_id, now, "").await?;
+        let refresh_jwt =
+            self.sign(project, &user, "DSR", session.expires_ms.div_euclid(1000), Some(&session.id)).await?;
+        self.respond(project, user, refresh_jwt, &session, record.first_seen).await
     }
 
     async fn respond(
@@ -603,10 +520,7 @@ impl AuthService {
     ) -> Result<String> {
         let mut tenants = Map::new();
         for t in &user.tenants {
-            tenants.insert(
-                t.tenant_id.clone(),
-                json!({"roles": t.role_names, "permissions": []}),
-            );
+            tenants.insert(t.tenant_id.clone(), json!({"roles": t.role_names, "permissions": []}));
         }
         let mut claims = Map::new();
         claims.insert("sub".into(), json!(user.user_id.as_str()));
@@ -636,26 +550,16 @@ impl AuthService {
         if claims.get("iss").and_then(Value::as_str) != Some(project.as_str()) {
             return Err(Error::InvalidSession("issued for another project"));
         }
-        let jti = claims
-            .get("jti")
-            .and_then(Value::as_str)
-            .ok_or(Error::InvalidSession("no session id"))?;
-        let session = self
-            .store
-            .get_session(project, jti)
-            .await?
-            .ok_or(Error::InvalidSession("unknown session"))?;
+        let jti = claims.get("jti").and_then(Value::as_str).ok_or(Error::InvalidSession("no session id"))?;
+        let session =
+            self.store.get_session(project, jti).await?.ok_or(Error::InvalidSession("unknown session"))?;
         if session.revoked_ms.is_some() {
             return Err(Error::SessionRevoked);
         }
         if session.expires_ms <= self.clock.now_ms() {
             return Err(Error::InvalidSession("session expired"));
         }
-        let user = match self
-            .users
-            .load(project, &UserRef::UserId(session.user_id.clone()))
-            .await
-        {
+        let user = match self.users.load(project, &UserRef::UserId(session.user_id.clone())).await {
             Ok(u) => u,
             Err(Error::UserNotFound) => return Err(Error::InvalidSession("the user no longer exists")),
             Err(e) => return Err(e),
@@ -669,30 +573,21 @@ impl AuthService {
     /// A new session JWT for a live refresh JWT (the refresh JWT itself is kept).
     pub async fn refresh(&self, project: &ProjectId, refresh_jwt: &str) -> Result<JwtResponse> {
         let (session, user) = self.live_session(project, refresh_jwt).await?;
-        self.respond(project, user, refresh_jwt.to_owned(), &session, false)
-            .await
+        self.respond(project, user, refresh_jwt.to_owned(), &session, false).await
     }
 
     pub async fn logout(&self, project: &ProjectId, refresh_jwt: &str) -> Result<()> {
         let (session, _) = self.live_session(project, refresh_jwt).await?;
-        self.store
-            .revoke_session(project, &session.id, self.clock.now_ms())
-            .await
-            .map(|_| ())
+        self.store.revoke_session(project, &session.id, self.clock.now_ms()).await.map(|_| ())
     }
 
     pub async fn logout_all(&self, project: &ProjectId, refresh_jwt: &str) -> Result<()> {
         let (session, _) = self.live_session(project, refresh_jwt).await?;
-        self.store
-            .revoke_user_sessions(project, &session.user_id, self.clock.now_ms())
-            .await
-            .map(|_| ())
+        self.store.revoke_user_sessions(project, &session.user_id, self.clock.now_ms()).await.map(|_| ())
     }
 
     pub async fn me(&self, project: &ProjectId, refresh_jwt: &str) -> Result<User> {
-        self.live_session(project, refresh_jwt)
-            .await
-            .map(|(_, user)| user)
+        self.live_session(project, refresh_jwt).await.map(|(_, user)| user)
     }
 
     /// Sets the project's allowed redirect URLs and linking rule.
@@ -705,10 +600,7 @@ impl AuthService {
         for u in &redirect_urls {
             crate::provider::validate_url("redirectUrls", u)?;
         }
-        let settings = crate::auth::ProjectAuthSettings {
-            redirect_urls,
-            link_by_verified_email,
-        };
+        let settings = crate::auth::ProjectAuthSettings { redirect_urls, link_by_verified_email };
         self.store.set_auth_settings(project, &settings).await
     }
 

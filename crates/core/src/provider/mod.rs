@@ -35,10 +35,7 @@ impl ClientAuthMethod {
         match s {
             "client_secret_basic" => Ok(ClientAuthMethod::ClientSecretBasic),
             "client_secret_post" => Ok(ClientAuthMethod::ClientSecretPost),
-            _ => Err(Error::invalid(
-                "authMethod",
-                "must be client_secret_basic or client_secret_post",
-            )),
+            _ => Err(Error::invalid("authMethod", "must be client_secret_basic or client_secret_post")),
         }
     }
 }
@@ -155,10 +152,7 @@ pub fn validate_url(field: &'static str, url: &str) -> Result<String> {
     let ok = (url.starts_with("https://") || url.starts_with("http://"))
         && url.len() <= 2048
         && !url.chars().any(|c| c.is_whitespace() || c.is_control())
-        && url
-            .split("://")
-            .nth(1)
-            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+        && url.split("://").nth(1).is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
     if ok {
         Ok(url.to_owned())
     } else {

@@ -40,9 +40,7 @@ pub struct ProviderService {
 }
 
 fn opt_url(field: &'static str, v: Option<String>) -> Result<Option<String>> {
-    v.filter(|s| !s.is_empty())
-        .map(|s| validate_url(field, &s))
-        .transpose()
+    v.filter(|s| !s.is_empty()).map(|s| validate_url(field, &s)).transpose()
 }
 
 impl ProviderService {
@@ -52,12 +50,7 @@ impl ProviderService {
         oauth: Arc<dyn OAuthClient>,
         clock: SharedClock,
     ) -> Self {
-        Self {
-            store,
-            cipher,
-            oauth,
-            clock,
-        }
+        Self { store, cipher, oauth, clock }
     }
 
     pub async fn set(&self, project: &ProjectId, req: SetProvider) -> Result<ProviderConfig> {
@@ -66,10 +59,7 @@ impl ProviderService {
             return Err(Error::MissingArgument("clientId"));
         }
         if req.client_id.len() > MAX_FIELD_LEN {
-            return Err(Error::invalid(
-                "clientId",
-                format!("at most {MAX_FIELD_LEN} bytes"),
-            ));
+            return Err(Error::invalid("clientId", format!("at most {MAX_FIELD_LEN} bytes")));
         }
         let base = match req.preset.as_deref().filter(|p| !p.is_empty()) {
             Some(p) => {
@@ -98,34 +88,22 @@ impl ProviderService {
                 jwks = found.jwks_uri.or(jwks);
             }
         }
-        let token_endpoint = explicit_token
-            .or(token)
-            .ok_or(Error::MissingArgument("tokenEndpoint"))?;
+        let token_endpoint = explicit_token.or(token).ok_or(Error::MissingArgument("tokenEndpoint"))?;
         let token_endpoint = validate_url("tokenEndpoint", &token_endpoint)?;
         let scopes = req.scopes.unwrap_or_else(|| {
-            base.map(|b| b.scopes.iter().map(|s| (*s).to_owned()).collect())
-                .unwrap_or_default()
+            base.map(|b| b.scopes.iter().map(|s| (*s).to_owned()).collect()).unwrap_or_default()
         });
         if scopes.len() > MAX_SCOPES
-            || scopes
-                .iter()
-                .any(|s| s.is_empty() || s.len() > MAX_FIELD_LEN || s.contains(' '))
+            || scopes.iter().any(|s| s.is_empty() || s.len() > MAX_FIELD_LEN || s.contains(' '))
         {
-            return Err(Error::invalid(
-                "scopes",
-                format!("at most {MAX_SCOPES} scopes without spaces"),
-            ));
+            return Err(Error::invalid("scopes", format!("at most {MAX_SCOPES} scopes without spaces")));
         }
 
         let existing = self.store.get_provider(project, &name).await?;
         let client_secret = match req.client_secret.filter(|s| !s.expose_secret().is_empty()) {
             Some(secret) => {
                 let aad = client_secret_aad(project, &name);
-                Some(
-                    self.cipher
-                        .seal(project, secret.expose_secret().as_bytes(), &aad)
-                        .await?,
-                )
+                Some(self.cipher.seal(project, secret.expose_secret().as_bytes(), &aad).await?)
             }
             None => existing.as_ref().and_then(|e| e.client_secret.clone()),
         };

@@ -6,5 +6,5 @@ pub mod search;
 pub mod service;
 
 pub use model::{NewUser, User, UserRef, UserStatus, UserTenant};
-pub use search::{TestUserFilter, UserQuery};
+pub use search::{SortBy, SortField, TenantRoleFilter, TestUserFilter, UserQuery};
 pub use service::UserService;

@@ -32,21 +32,24 @@ impl UserStatus {
             "disabled" => Ok(UserStatus::Disabled),
             "invited" => Ok(UserStatus::Invited),
             "expired" => Ok(UserStatus::Expired),
-            _ => Err(Error::invalid(
-                "status",
-                "must be one of enabled, disabled, invited, expired",
-            )),
+            _ => Err(Error::invalid("status", "must be one of enabled, disabled, invited, expired")),
         }
     }
 }
 
-/// A user's membership in a tenant, with the roles it holds there.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A user's membership in a tenant, with the roles it holds there. The tenant's name and the
+/// permissions the roles grant are filled in when a user is loaded; they are not stored with
+/// the user, so that renaming a tenant or changing a role shows at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct UserTenant {
     pub tenant_id: String,
     #[serde(default)]
     pub role_names: Vec<String>,
+    #[serde(skip)]
+    pub tenant_name: String,
+    #[serde(skip)]
+    pub permissions: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -86,10 +89,7 @@ pub enum UserRef {
 impl UserRef {
     /// From the two optional query/body fields the SDKs send; exactly one must be present.
     pub fn from_parts(login_id: Option<&str>, user_id: Option<&str>) -> Result<Self> {
-        match (
-            login_id.filter(|s| !s.is_empty()),
-            user_id.filter(|s| !s.is_empty()),
-        ) {
+        match (login_id.filter(|s| !s.is_empty()), user_id.filter(|s| !s.is_empty())) {
             (Some(l), _) => Ok(UserRef::LoginId(LoginId::parse(l)?)),
             (None, Some(u)) => Ok(UserRef::UserId(UserId::parse(u)?)),
             (None, None) => Err(Error::MissingArgument("loginId")),
@@ -119,6 +119,74 @@ pub struct NewUser {
     pub sso_app_ids: Vec<String>,
 }
 
+impl User {
+    /// Checks the fields of a changed user: formats, lengths, list sizes. (Unknown roles,
+    /// tenants and attributes are the store's check, against the directory.)
+    pub fn validate(&self) -> Result<()> {
+        for l in &self.login_ids {
+            LoginId::parse(l)?;
+        }
+        if self.login_ids.is_empty() {
+            return Err(Error::invalid("loginId", "a user keeps at least one login id"));
+        }
+        if self.login_ids.len() > MAX_LOGIN_IDS {
+            return Err(Error::invalid("loginIds", format!("a user has at most {MAX_LOGIN_IDS} login ids")));
+        }
+        for f in [
+            ("email", &self.email),
+            ("phone", &self.phone),
+            ("displayName", &self.name),
+            ("givenName", &self.given_name),
+            ("middleName", &self.middle_name),
+            ("familyName", &self.family_name),
+            ("picture", &self.picture),
+        ] {
+            check_len(f.0, f.1)?;
+        }
+        if self.email.as_deref().is_some_and(|e| !looks_like_email(e)) {
+            return Err(Error::invalid("email", "is not a valid email address"));
+        }
+        if self.phone.as_deref().is_some_and(|p| !looks_like_phone(p)) {
+            return Err(Error::invalid("phone", "must be in E.164 format, e.g. +14155550123"));
+        }
+        check_list("roleNames", &self.role_names)?;
+        check_list("ssoAppIds", &self.sso_app_ids)?;
+        if self.tenants.len() > MAX_LIST_ITEMS {
+            return Err(Error::invalid("userTenants", format!("at most {MAX_LIST_ITEMS} entries")));
+        }
+        for t in &self.tenants {
+            check_list("userTenants.roleNames", &t.role_names)?;
+        }
+        let attrs_len = serde_json::to_vec(&self.custom_attributes).map(|v| v.len()).unwrap_or(usize::MAX);
+        if attrs_len > MAX_CUSTOM_ATTRIBUTES_BYTES {
+            return Err(Error::invalid(
+                "customAttributes",
+                format!("must serialize to at most {MAX_CUSTOM_ATTRIBUTES_BYTES} bytes"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The user's membership in a tenant, added if missing.
+    pub fn tenant_mut(&mut self, tenant_id: &str) -> &mut UserTenant {
+        if let Some(i) = self.tenants.iter().position(|t| t.tenant_id == tenant_id) {
+            return &mut self.tenants[i];
+        }
+        self.tenants.push(UserTenant { tenant_id: tenant_id.to_owned(), ..Default::default() });
+        let last = self.tenants.len() - 1;
+        &mut self.tenants[last]
+    }
+}
+
+/// Adds values not yet in `list`, keeping order.
+pub fn add_all(list: &mut Vec<String>, values: &[String]) {
+    for v in values {
+        if !list.contains(v) {
+            list.push(v.clone());
+        }
+    }
+}
+
 /// A light email shape check: one `@`, a non-empty local part, a dotted domain, no spaces.
 pub fn looks_like_email(s: &str) -> bool {
     let Some((local, domain)) = s.split_once('@') else {
@@ -142,10 +210,9 @@ pub fn looks_like_phone(s: &str) -> bool {
 
 fn check_len(field: &'static str, value: &Option<String>) -> Result<()> {
     match value {
-        Some(v) if v.len() > MAX_FIELD_LEN => Err(Error::invalid(
-            field,
-            format!("must be at most {MAX_FIELD_LEN} bytes"),
-        )),
+        Some(v) if v.len() > MAX_FIELD_LEN => {
+            Err(Error::invalid(field, format!("must be at most {MAX_FIELD_LEN} bytes")))
+        }
         Some(v) if v.chars().any(char::is_control) => {
             Err(Error::invalid(field, "must not contain control characters"))
         }
@@ -202,10 +269,7 @@ impl NewUser {
         check_list("ssoAppIds", &self.sso_app_ids)?;
         check_list("additionalLoginIds", &self.additional_login_ids)?;
         if self.tenants.len() > MAX_LIST_ITEMS {
-            return Err(Error::invalid(
-                "userTenants",
-                format!("at most {MAX_LIST_ITEMS} entries"),
-            ));
+            return Err(Error::invalid("userTenants", format!("at most {MAX_LIST_ITEMS} entries")));
         }
         for t in &self.tenants {
             if t.tenant_id.is_empty() {
@@ -213,9 +277,7 @@ impl NewUser {
             }
             check_list("userTenants.roleNames", &t.role_names)?;
         }
-        let attrs_len = serde_json::to_vec(&self.custom_attributes)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX);
+        let attrs_len = serde_json::to_vec(&self.custom_attributes).map(|v| v.len()).unwrap_or(usize::MAX);
         if attrs_len > MAX_CUSTOM_ATTRIBUTES_BYTES {
             return Err(Error::invalid(
                 "customAttributes",
@@ -232,10 +294,7 @@ impl NewUser {
         }
         if let Some(p) = &phone {
             if !looks_like_phone(p) {
-                return Err(Error::invalid(
-                    "phone",
-                    "must be in E.164 format, e.g. +14155550123",
-                ));
+                return Err(Error::invalid("phone", "must be in E.164 format, e.g. +14155550123"));
             }
         }
 
@@ -301,10 +360,7 @@ mod tests {
     use super::*;
 
     fn new(login: &str) -> NewUser {
-        NewUser {
-            login_id: login.into(),
-            ..Default::default()
-        }
+        NewUser { login_id: login.into(), ..Default::default() }
     }
 
     #[test]
@@ -329,14 +385,8 @@ mod tests {
         let mut n = new("dana");
         n.email = Some("d@example.com".into());
         n.verified_email = Some(true);
-        assert_eq!(
-            n.into_user(UserId::generate(), 1).unwrap().status,
-            UserStatus::Enabled
-        );
-        assert_eq!(
-            new("plain-name").into_user(UserId::generate(), 1).unwrap().status,
-            UserStatus::Enabled
-        );
+        assert_eq!(n.into_user(UserId::generate(), 1).unwrap().status, UserStatus::Enabled);
+        assert_eq!(new("plain-name").into_user(UserId::generate(), 1).unwrap().status, UserStatus::Enabled);
     }
 
     #[test]
@@ -350,25 +400,16 @@ mod tests {
     fn bad_email_and_phone_are_rejected() {
         let mut n = new("x");
         n.email = Some("not-an-email".into());
-        assert!(matches!(
-            n.into_user(UserId::generate(), 1),
-            Err(Error::Invalid { field: "email", .. })
-        ));
+        assert!(matches!(n.into_user(UserId::generate(), 1), Err(Error::Invalid { field: "email", .. })));
         let mut n = new("x");
         n.phone = Some("12345".into());
-        assert!(matches!(
-            n.into_user(UserId::generate(), 1),
-            Err(Error::Invalid { field: "phone", .. })
-        ));
+        assert!(matches!(n.into_user(UserId::generate(), 1), Err(Error::Invalid { field: "phone", .. })));
     }
 
     #[test]
     fn additional_login_ids_are_deduplicated_after_the_primary() {
         let mut n = new("a");
         n.additional_login_ids = vec!["b".into(), "a".into(), "b".into()];
-        assert_eq!(
-            n.into_user(UserId::generate(), 1).unwrap().login_ids,
-            vec!["a", "b"]
-        );
+        assert_eq!(n.into_user(UserId::generate(), 1).unwrap().login_ids, vec!["a", "b"]);
     }
 }

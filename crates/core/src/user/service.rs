@@ -21,10 +21,9 @@ impl UserService {
 
     pub async fn create(&self, project: &ProjectId, new: NewUser) -> Result<User> {
         let user = new.into_user(UserId::generate(), self.clock.now_ms())?;
-        self.store
-            .create_users(project, std::slice::from_ref(&user))
-            .await?;
-        Ok(user)
+        self.store.create_users(project, std::slice::from_ref(&user)).await?;
+        // Read back: the answer shows tenant names and permissions like any load.
+        Ok(self.store.get_user(project, &UserRef::UserId(user.user_id.clone())).await?.unwrap_or(user))
     }
 
     /// All-or-nothing batch create: one invalid or duplicate user fails the whole batch, and
@@ -34,16 +33,11 @@ impl UserService {
             return Err(Error::MissingArgument("users"));
         }
         if news.len() > MAX_BATCH_USERS {
-            return Err(Error::invalid(
-                "users",
-                format!("at most {MAX_BATCH_USERS} users per batch"),
-            ));
+            return Err(Error::invalid("users", format!("at most {MAX_BATCH_USERS} users per batch")));
         }
         let now = self.clock.now_ms();
-        let users = news
-            .into_iter()
-            .map(|n| n.into_user(UserId::generate(), now))
-            .collect::<Result<Vec<_>>>()?;
+        let users =
+            news.into_iter().map(|n| n.into_user(UserId::generate(), now)).collect::<Result<Vec<_>>>()?;
         let mut seen = std::collections::HashSet::new();
         for u in &users {
             for l in &u.login_ids {
@@ -64,11 +58,9 @@ impl UserService {
         }
         match user {
             UserRef::LoginId(login_id) => match UserId::parse(login_id.as_str()) {
-                Ok(id) => self
-                    .store
-                    .get_user(project, &UserRef::UserId(id))
-                    .await?
-                    .ok_or(Error::UserNotFound),
+                Ok(id) => {
+                    self.store.get_user(project, &UserRef::UserId(id)).await?.ok_or(Error::UserNotFound)
+                }
                 Err(_) => Err(Error::UserNotFound),
             },
             UserRef::UserId(_) => Err(Error::UserNotFound),
@@ -101,5 +93,101 @@ impl UserService {
 
     pub async fn delete_all_test_users(&self, project: &ProjectId) -> Result<u64> {
         self.store.delete_test_users(project).await
+    }
+}
+
+impl UserService {
+    /// Applies `change` to the user atomically (the store runs it on the current row inside its
+    /// write transaction), validates the result, stamps `modified_ms`, and answers the saved
+    /// user.
+    pub async fn mutate(
+        &self,
+        project: &ProjectId,
+        user: &UserRef,
+        change: impl FnOnce(&mut User) -> Result<()> + Send + 'static,
+    ) -> Result<User> {
+        let found = self.load(project, user).await?;
+        let now = self.clock.now_ms();
+        self.store
+            .update_user(
+                project,
+                &found.user_id,
+                Box::new(move |u: &mut User| {
+                    change(u)?;
+                    u.validate()?;
+                    u.modified_ms = now;
+                    Ok(())
+                }),
+            )
+            .await
+    }
+
+    /// Batch create where each user succeeds or fails on its own; answers the created users and,
+    /// for the others, the login id and the reason.
+    pub async fn create_each(
+        &self,
+        project: &ProjectId,
+        news: Vec<NewUser>,
+    ) -> Result<(Vec<User>, Vec<(String, Error)>)> {
+        if news.is_empty() {
+            return Err(Error::MissingArgument("users"));
+        }
+        if news.len() > MAX_BATCH_USERS {
+            return Err(Error::invalid("users", format!("at most {MAX_BATCH_USERS} users per batch")));
+        }
+        let now = self.clock.now_ms();
+        let mut failed = Vec::new();
+        let mut valid = Vec::new();
+        for n in news {
+            let login = n.login_id.clone();
+            match n.into_user(UserId::generate(), now) {
+                Ok(u) => valid.push(u),
+                Err(e) => failed.push((login, e)),
+            }
+        }
+        let mut created = Vec::new();
+        if !valid.is_empty() {
+            let results = self.store.create_users_each(project, &valid).await?;
+            for (u, r) in valid.iter().zip(results) {
+                match r {
+                    Ok(saved) => created.push(saved),
+                    Err(e @ (Error::Storage(_) | Error::Internal(_))) => return Err(e),
+                    Err(e) => failed.push((u.login_ids.first().cloned().unwrap_or_default(), e)),
+                }
+            }
+        }
+        Ok((created, failed))
+    }
+
+    /// Ends every session of the user.
+    pub async fn logout(&self, project: &ProjectId, user: &UserRef) -> Result<()> {
+        let found = self.load(project, user).await?;
+        self.store.revoke_user_sessions(project, &found.user_id, self.clock.now_ms()).await.map(|_| ())
+    }
+
+    pub async fn history(
+        &self,
+        project: &ProjectId,
+        user_ids: &[String],
+    ) -> Result<Vec<crate::store::LoginRecord>> {
+        if user_ids.len() > MAX_LOAD_USERS {
+            return Err(Error::invalid("userIds", format!("at most {MAX_LOAD_USERS} ids")));
+        }
+        self.store.login_history(project, user_ids).await
+    }
+
+    /// Resolves `tenantRoleIds` to role names for search.
+    pub async fn role_names_for_ids(
+        &self,
+        project: &ProjectId,
+        tenant: &str,
+        ids: &[String],
+    ) -> Result<Vec<String>> {
+        let roles = self.store.list_roles(project).await?;
+        Ok(roles
+            .into_iter()
+            .filter(|r| ids.contains(&r.id) && r.tenant_id.as_deref().is_none_or(|t| t == tenant))
+            .map(|r| r.name)
+            .collect())
     }
 }

@@ -40,9 +40,7 @@ pub struct VaultSettings {
 
 impl Default for VaultSettings {
     fn default() -> Self {
-        VaultSettings {
-            refresh_skew: Duration::from_secs(60),
-        }
+        VaultSettings { refresh_skew: Duration::from_secs(60) }
     }
 }
 
@@ -69,16 +67,7 @@ impl VaultService {
         clock: SharedClock,
         settings: VaultSettings,
     ) -> Self {
-        Self {
-            store,
-            cipher,
-            users,
-            providers,
-            oauth,
-            clock,
-            locks: Arc::default(),
-            settings,
-        }
+        Self { store, cipher, users, providers, oauth, clock, locks: Arc::default(), settings }
     }
 
     /// The token of `user` for `provider`, refreshed first when forced or about to expire.
@@ -100,17 +89,12 @@ impl VaultService {
             if sealed.refresh_token.is_none() {
                 return Err(Error::NoRefreshToken(provider.to_string()));
             }
-            return self
-                .refresh(project, &user_id, sealed, opts.with_refresh_token, true)
-                .await;
+            return self.refresh(project, &user_id, sealed, opts.with_refresh_token, true).await;
         }
         if expiring && sealed.refresh_token.is_some() {
-            return self
-                .refresh(project, &user_id, sealed, opts.with_refresh_token, false)
-                .await;
+            return self.refresh(project, &user_id, sealed, opts.with_refresh_token, false).await;
         }
-        self.open(project, &user_id, sealed, opts.with_refresh_token)
-            .await
+        self.open(project, &user_id, sealed, opts.with_refresh_token).await
     }
 
     async fn lookup(
@@ -122,10 +106,7 @@ impl VaultService {
         let mut lookup = self.store.get_token(project, user, provider).await?;
         if let (TokenLookup::NoUser, UserRef::LoginId(l)) = (&lookup, user) {
             if let Ok(id) = UserId::parse(l.as_str()) {
-                lookup = self
-                    .store
-                    .get_token(project, &UserRef::UserId(id), provider)
-                    .await?;
+                lookup = self.store.get_token(project, &UserRef::UserId(id), provider).await?;
             }
         }
         match lookup {
@@ -158,9 +139,7 @@ impl VaultService {
         let lock = self.locks.lock_for(project, user_id, &provider);
         let _guard = lock.lock().await;
 
-        let (_, current) = self
-            .lookup(project, &UserRef::UserId(user_id.clone()), &provider)
-            .await?;
+        let (_, current) = self.lookup(project, &UserRef::UserId(user_id.clone()), &provider).await?;
         if current.version != seen.version {
             // Someone refreshed (or stored new tokens) while we waited: theirs is as fresh as a
             // refresh of ours would be, and the refresh token we saw may already be rotated away.
@@ -172,9 +151,8 @@ impl VaultService {
         let Some(sealed_refresh) = &current.refresh_token else {
             return Err(Error::NoRefreshToken(provider.to_string()));
         };
-        let refresh_token = self
-            .open_secret(project, user_id, &provider, TokenField::Refresh, sealed_refresh)
-            .await?;
+        let refresh_token =
+            self.open_secret(project, user_id, &provider, TokenField::Refresh, sealed_refresh).await?;
         let client_secret = self.providers.open_client_secret(project, &config).await?;
         let endpoint = TokenEndpoint {
             url: &config.token_endpoint,
@@ -186,27 +164,18 @@ impl VaultService {
         let grant = match self.oauth.refresh(&endpoint, &refresh_token).await {
             Ok(grant) => grant,
             Err(ProviderFailure::InvalidGrant) => {
-                self.store
-                    .flag_reauth_required(project, user_id, &provider, current.version)
-                    .await?;
+                self.store.flag_reauth_required(project, user_id, &provider, current.version).await?;
                 tracing::warn!(%provider, %user_id, "provider refused the refresh token; flagged for re-authentication");
                 return Err(Error::ProviderReauthRequired(provider.to_string()));
             }
             Err(failure) => {
                 tracing::warn!(%provider, %user_id, %failure, "token refresh failed; stored tokens unchanged");
-                return Err(Error::Provider {
-                    provider: provider.to_string(),
-                    failure,
-                });
+                return Err(Error::Provider { provider: provider.to_string(), failure });
             }
         };
         tracing::info!(%provider, %user_id, elapsed_ms = started.elapsed().as_millis() as u64, "token refreshed");
         let refreshed = self.seal_refreshed(project, user_id, &current, &grant).await?;
-        if !self
-            .store
-            .replace_refreshed_token(project, user_id, &refreshed, current.version)
-            .await?
-        {
+        if !self.store.replace_refreshed_token(project, user_id, &refreshed, current.version).await? {
             // Only a concurrent writer outside this process's lock (an import) can get here.
             return Err(Error::Internal("token row changed during refresh".into()));
         }
@@ -214,11 +183,7 @@ impl VaultService {
             provider,
             provider_user_id: current.provider_user_id,
             access_token: grant.access_token,
-            refresh_token: if with_refresh {
-                grant.refresh_token.or(Some(refresh_token))
-            } else {
-                None
-            },
+            refresh_token: if with_refresh { grant.refresh_token.or(Some(refresh_token)) } else { None },
             expiration: refreshed.expiration,
             scopes: refreshed.scopes,
         })
@@ -233,23 +198,13 @@ impl VaultService {
     ) -> Result<SealedToken> {
         let provider = &current.provider;
         let access_aad = token_aad(project, user_id, provider, TokenField::Access);
-        let access_token = self
-            .cipher
-            .seal(
-                project,
-                grant.access_token.expose_secret().as_bytes(),
-                &access_aad,
-            )
-            .await?;
+        let access_token =
+            self.cipher.seal(project, grant.access_token.expose_secret().as_bytes(), &access_aad).await?;
         // A provider that does not rotate refresh tokens answers none: keep the stored one.
         let refresh_token = match &grant.refresh_token {
             Some(rt) => {
                 let aad = token_aad(project, user_id, provider, TokenField::Refresh);
-                Some(
-                    self.cipher
-                        .seal(project, rt.expose_secret().as_bytes(), &aad)
-                        .await?,
-                )
+                Some(self.cipher.seal(project, rt.expose_secret().as_bytes(), &aad).await?)
             }
             None => current.refresh_token.clone(),
         };
@@ -301,18 +256,12 @@ impl VaultService {
         req: StoreTokenRequest,
     ) -> Result<SealedToken> {
         let access_aad = token_aad(project, user_id, &req.provider, TokenField::Access);
-        let access_token = self
-            .cipher
-            .seal(project, req.access_token.expose_secret().as_bytes(), &access_aad)
-            .await?;
+        let access_token =
+            self.cipher.seal(project, req.access_token.expose_secret().as_bytes(), &access_aad).await?;
         let refresh_token = match &req.refresh_token {
             Some(rt) => {
                 let aad = token_aad(project, user_id, &req.provider, TokenField::Refresh);
-                Some(
-                    self.cipher
-                        .seal(project, rt.expose_secret().as_bytes(), &aad)
-                        .await?,
-                )
+                Some(self.cipher.seal(project, rt.expose_secret().as_bytes(), &aad).await?)
             }
             None => None,
         };
@@ -352,20 +301,12 @@ impl VaultService {
         with_refresh: bool,
     ) -> Result<ProviderToken> {
         let provider = sealed.provider;
-        let access_token = self
-            .open_secret(
-                project,
-                user_id,
-                &provider,
-                TokenField::Access,
-                &sealed.access_token,
-            )
-            .await?;
+        let access_token =
+            self.open_secret(project, user_id, &provider, TokenField::Access, &sealed.access_token).await?;
         let refresh_token = match (&sealed.refresh_token, with_refresh) {
-            (Some(ct), true) => Some(
-                self.open_secret(project, user_id, &provider, TokenField::Refresh, ct)
-                    .await?,
-            ),
+            (Some(ct), true) => {
+                Some(self.open_secret(project, user_id, &provider, TokenField::Refresh, ct).await?)
+            }
             _ => None,
         };
         Ok(ProviderToken {
@@ -385,36 +326,21 @@ fn validate_request(req: &StoreTokenRequest) -> Result<()> {
         return Err(Error::MissingArgument("accessToken"));
     }
     if access.len() > MAX_TOKEN_LEN {
-        return Err(Error::invalid(
-            "accessToken",
-            format!("must be at most {MAX_TOKEN_LEN} bytes"),
-        ));
+        return Err(Error::invalid("accessToken", format!("must be at most {MAX_TOKEN_LEN} bytes")));
     }
     if let Some(rt) = &req.refresh_token {
         if rt.expose_secret().len() > MAX_TOKEN_LEN {
-            return Err(Error::invalid(
-                "refreshToken",
-                format!("must be at most {MAX_TOKEN_LEN} bytes"),
-            ));
+            return Err(Error::invalid("refreshToken", format!("must be at most {MAX_TOKEN_LEN} bytes")));
         }
     }
     if req.provider_user_id.len() > MAX_FIELD_LEN {
-        return Err(Error::invalid(
-            "providerUserId",
-            format!("must be at most {MAX_FIELD_LEN} bytes"),
-        ));
+        return Err(Error::invalid("providerUserId", format!("must be at most {MAX_FIELD_LEN} bytes")));
     }
     if req.expiration < 0 {
-        return Err(Error::invalid(
-            "expiration",
-            "must be Unix seconds, or 0 for none",
-        ));
+        return Err(Error::invalid("expiration", "must be Unix seconds, or 0 for none"));
     }
     if req.scopes.len() > MAX_SCOPES || req.scopes.iter().any(|s| s.is_empty() || s.len() > MAX_FIELD_LEN) {
-        return Err(Error::invalid(
-            "scopes",
-            format!("at most {MAX_SCOPES} non-empty scopes"),
-        ));
+        return Err(Error::invalid("scopes", format!("at most {MAX_SCOPES} non-empty scopes")));
     }
     Ok(())
 }

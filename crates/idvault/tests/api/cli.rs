@@ -7,27 +7,13 @@ use crate::helpers::*;
 
 /// Runs `idvault --data-dir <dir> <args>` and answers its stdout; panics on failure.
 pub fn run_ok(data_dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "idvault {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(BIN).arg("--data-dir").arg(data_dir).args(args).output().unwrap();
+    assert!(out.status.success(), "idvault {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
 pub fn run_err(data_dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).arg("--data-dir").arg(data_dir).args(args).output().unwrap();
     assert!(!out.status.success(), "idvault {args:?} should have failed");
     String::from_utf8(out.stderr).unwrap()
 }
@@ -36,41 +22,18 @@ pub fn run_err(data_dir: &Path, args: &[&str]) -> String {
 fn project_and_key_lifecycle_without_a_server() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("d");
-    let pid = run_ok(&data, &["project", "create", "--name", "Acme"])
-        .trim()
-        .to_owned();
+    let pid = run_ok(&data, &["project", "create", "--name", "Acme"]).trim().to_owned();
     assert!(pid.starts_with('P') && pid.len() == 28, "{pid}");
     let list = run_ok(&data, &["project", "list"]);
     assert!(list.contains(&pid) && list.contains("Acme"), "{list}");
 
-    let key = run_ok(
-        &data,
-        &[
-            "key",
-            "create",
-            "--project",
-            &pid,
-            "--name",
-            "ci",
-            "--expires-in",
-            "30d",
-        ],
-    )
-    .trim()
-    .to_owned();
-    assert!(key.starts_with("idv_"), "{key}");
-    let key_id = key
-        .strip_prefix("idv_")
-        .unwrap()
-        .split('.')
-        .next()
-        .unwrap()
+    let key = run_ok(&data, &["key", "create", "--project", &pid, "--name", "ci", "--expires-in", "30d"])
+        .trim()
         .to_owned();
+    assert!(key.starts_with("idv_"), "{key}");
+    let key_id = key.strip_prefix("idv_").unwrap().split('.').next().unwrap().to_owned();
     let keys = run_ok(&data, &["key", "list", "--project", &pid]);
-    assert!(
-        keys.contains(&key_id) && keys.contains("active") && keys.contains("ci"),
-        "{keys}"
-    );
+    assert!(keys.contains(&key_id) && keys.contains("active") && keys.contains("ci"), "{keys}");
     let secret = key.split('.').nth(1).unwrap();
     assert!(!keys.contains(secret), "key list must never show the key");
 

@@ -38,19 +38,12 @@ impl TestServer {
         let stderr_path = data_dir.with_extension(format!("stderr-{}.log", rand_suffix()));
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut cmd = Command::new(BIN);
-        cmd.args(["--data-dir"])
-            .arg(data_dir)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(serve_args);
+        cmd.args(["--data-dir"]).arg(data_dir).args(["serve", "--listen", "127.0.0.1:0"]).args(serve_args);
         cmd.env_remove("IDVAULT_MASTER_KEY").env("IDVAULT_LOG", "info");
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr))
-            .spawn()
-            .unwrap();
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::from(stderr)).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel::<String>();
         std::thread::spawn(move || {
@@ -81,9 +74,7 @@ impl TestServer {
             }
         };
         let field = |label: &str| {
-            lines
-                .iter()
-                .find_map(|l| l.trim().strip_prefix(label).map(|v| v.trim().to_owned()))
+            lines.iter().find_map(|l| l.trim().strip_prefix(label).map(|v| v.trim().to_owned()))
         };
         TestServer {
             project_id: field("Project ID:"),
@@ -189,13 +180,7 @@ impl Resp {
     pub fn assert_error(&self, status: u16, code: &str) {
         assert_eq!(self.status, status, "body: {}", self.body);
         assert_eq!(self.body["errorCode"], code, "body: {}", self.body);
-        assert!(
-            self.body["errorDescription"]
-                .as_str()
-                .is_some_and(|s| !s.is_empty()),
-            "body: {}",
-            self.body
-        );
+        assert!(self.body["errorDescription"].as_str().is_some_and(|s| !s.is_empty()), "body: {}", self.body);
         assert!(self.body["errorMessage"].is_string(), "body: {}", self.body);
     }
 }
@@ -240,8 +225,7 @@ impl Api {
     }
 
     pub async fn put_token(&self, body: Value) -> Resp {
-        self.send(reqwest::Method::PUT, "/v1/mgmt/user/provider/token", Some(body))
-            .await
+        self.send(reqwest::Method::PUT, "/v1/mgmt/user/provider/token", Some(body)).await
     }
 
     pub async fn get_token(&self, login_id: &str, provider: &str, with_refresh: bool) -> Resp {
@@ -272,4 +256,26 @@ pub fn google_token(login_id: &str, access: &str, refresh: &str) -> Value {
         "expiration": 4102444800i64,
         "scopes": ["openid", "email"],
     })
+}
+
+/// The tenants, roles and custom attributes the user tests refer to (users may only name
+/// defined ones).
+pub async fn seed_directory(api: &Api) {
+    for (id, name) in [("t1", "Tenant One"), ("acme", "Acme Inc")] {
+        let r = api
+            .post("/v1/mgmt/tenant/create", json!({"id": id, "name": name, "selfProvisioningDomains": []}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    for name in ["admin", "viewer", "r", "boss"] {
+        let r = api.post("/v1/mgmt/role/create", json!({"name": name})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let r = api
+        .post(
+            "/v1/mgmt/user/customattribute/create",
+            json!({"attributes": [{"name": "plan", "type": 1, "displayName": "Plan"}, {"name": "seats", "type": "number", "displayName": "Seats"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
 }

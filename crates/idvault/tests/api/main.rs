@@ -6,9 +6,11 @@
 
 mod auth;
 mod cli;
+mod directory;
 mod errors;
 mod helpers;
 mod keys;
+mod mutations;
 mod oauth_server;
 mod persistence;
 mod provider_tokens;

@@ -54,21 +54,11 @@ impl OAuthServer {
                 }
             }
         };
-        OAuthServer {
-            child,
-            issuer,
-            http: reqwest::Client::new(),
-        }
+        OAuthServer { child, issuer, http: reqwest::Client::new() }
     }
 
     pub async fn control(&self, path: &str, body: Value) -> Value {
-        let r = self
-            .http
-            .post(format!("{}/__test/{path}", self.issuer))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = self.http.post(format!("{}/__test/{path}", self.issuer)).json(&body).send().await.unwrap();
         let status = r.status();
         let v: Value = r.json().await.unwrap();
         assert!(status.is_success(), "{path}: {status} {v}");
@@ -81,14 +71,7 @@ impl OAuthServer {
     }
 
     pub async fn stats(&self) -> Value {
-        self.http
-            .get(format!("{}/__test/stats", self.issuer))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.http.get(format!("{}/__test/stats", self.issuer)).send().await.unwrap().json().await.unwrap()
     }
 
     pub async fn refresh_requests(&self) -> u64 {

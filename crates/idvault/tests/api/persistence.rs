@@ -22,11 +22,7 @@ async fn restart_keeps_users_and_tokens_and_never_reprints_secrets() {
         app.api.create_user(json!({"loginId": login})).await;
         assert_eq!(
             app.api
-                .put_token(google_token(
-                    &login,
-                    &format!("{access}-{i}"),
-                    &format!("{refresh}-{i}")
-                ))
+                .put_token(google_token(&login, &format!("{access}-{i}"), &format!("{refresh}-{i}")))
                 .await
                 .status,
             200
@@ -34,33 +30,17 @@ async fn restart_keeps_users_and_tokens_and_never_reprints_secrets() {
     }
     // While running, the database and its WAL hold no token in clear.
     let data = app.server.data_dir.clone();
-    assert!(
-        !files_contain(&data, "PLAINTEXT"),
-        "a token was written in clear text"
-    );
+    assert!(!files_contain(&data, "PLAINTEXT"), "a token was written in clear text");
 
     let TestApp { server, api, dir } = app;
     let status = server.stop();
     assert!(status.success(), "graceful stop exits 0");
-    assert!(
-        !files_contain(&data, "PLAINTEXT"),
-        "a token was written in clear text"
-    );
+    assert!(!files_contain(&data, "PLAINTEXT"), "a token was written in clear text");
 
     let server = TestServer::start(&data);
-    assert!(
-        server.project_id.is_none() && server.management_key.is_none(),
-        "restart printed secrets"
-    );
-    assert!(
-        !server.stdout_lines.iter().any(|l| l.contains("idv_")),
-        "{:?}",
-        server.stdout_lines
-    );
-    let api = Api {
-        base_url: server.base_url.clone(),
-        ..api
-    };
+    assert!(server.project_id.is_none() && server.management_key.is_none(), "restart printed secrets");
+    assert!(!server.stdout_lines.iter().any(|l| l.contains("idv_")), "{:?}", server.stdout_lines);
+    let api = Api { base_url: server.base_url.clone(), ..api };
     let all = api.post("/v2/mgmt/user/search", json!({"limit": 100})).await;
     assert_eq!(all.body["total"], 20);
     for i in 0..20 {
@@ -78,26 +58,14 @@ async fn acknowledged_writes_survive_kill_9() {
     for i in 0..25 {
         app.api.create_user(json!({"loginId": format!("k{i}")})).await;
     }
-    assert_eq!(
-        app.api.put_token(google_token("k3", "acc", "ref")).await.status,
-        200
-    );
+    assert_eq!(app.api.put_token(google_token("k3", "acc", "ref")).await.status, 200);
     let TestApp { server, api, dir } = app;
     let data = server.data_dir.clone();
     server.kill_hard();
     let server = TestServer::start(&data);
-    let api = Api {
-        base_url: server.base_url.clone(),
-        ..api
-    };
-    assert_eq!(
-        api.post("/v2/mgmt/user/search", json!({})).await.body["total"],
-        25
-    );
-    assert_eq!(
-        api.get_token("k3", "google", false).await.body["accessToken"],
-        "acc"
-    );
+    let api = Api { base_url: server.base_url.clone(), ..api };
+    assert_eq!(api.post("/v2/mgmt/user/search", json!({})).await.body["total"], 25);
+    assert_eq!(api.get_token("k3", "google", false).await.body["accessToken"], "acc");
     drop(dir);
 }
 
@@ -106,32 +74,16 @@ async fn a_ciphertext_moved_to_another_row_fails_to_decrypt_cleanly() {
     let app = TestApp::spawn();
     app.api.create_user(json!({"loginId": "alice"})).await;
     app.api.create_user(json!({"loginId": "mallory"})).await;
-    assert_eq!(
-        app.api
-            .put_token(google_token("alice", "alice-secret", "r1"))
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        app.api
-            .put_token(google_token("mallory", "mallory-token", "r2"))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(app.api.put_token(google_token("alice", "alice-secret", "r1")).await.status, 200);
+    assert_eq!(app.api.put_token(google_token("mallory", "mallory-token", "r2")).await.status, 200);
     let TestApp { server, api, dir } = app;
     let data = server.data_dir.clone();
     assert!(server.stop().success());
 
     let conn = rusqlite::Connection::open(data.join("idvault.db")).unwrap();
     let pk = |login: &str| -> i64 {
-        conn.query_row(
-            "SELECT user_pk FROM user_login_ids WHERE login_id = ?1",
-            [login],
-            |r| r.get(0),
-        )
-        .unwrap()
+        conn.query_row("SELECT user_pk FROM user_login_ids WHERE login_id = ?1", [login], |r| r.get(0))
+            .unwrap()
     };
     let (alice, mallory) = (pk("alice"), pk("mallory"));
     conn.execute(
@@ -142,17 +94,11 @@ async fn a_ciphertext_moved_to_another_row_fails_to_decrypt_cleanly() {
     drop(conn);
 
     let server = TestServer::start(&data);
-    let api = Api {
-        base_url: server.base_url.clone(),
-        ..api
-    };
+    let api = Api { base_url: server.base_url.clone(), ..api };
     let r = api.get_token("mallory", "google", false).await;
     r.assert_error(500, "E112104");
     assert!(!r.body.to_string().contains("alice-secret"));
-    assert_eq!(
-        api.get_token("alice", "google", false).await.body["accessToken"],
-        "alice-secret"
-    );
+    assert_eq!(api.get_token("alice", "google", false).await.body["accessToken"], "alice-secret");
     drop(dir);
 }
 
@@ -164,10 +110,7 @@ async fn wrong_master_key_cannot_read_tokens() {
     let key_a = base64::engine::general_purpose::STANDARD.encode([1u8; 32]);
     let key_b = base64::engine::general_purpose::STANDARD.encode([2u8; 32]);
     let server = TestServer::start_with_env(&data, &[("IDVAULT_MASTER_KEY", &key_a)]);
-    assert!(
-        !data.join("master.key").exists(),
-        "an env master key must not create a key file"
-    );
+    assert!(!data.join("master.key").exists(), "an env master key must not create a key file");
     let api = Api::new(
         &server.base_url,
         server.project_id.as_deref().unwrap(),
@@ -178,13 +121,8 @@ async fn wrong_master_key_cannot_read_tokens() {
     assert!(server.stop().success());
 
     let server = TestServer::start_with_env(&data, &[("IDVAULT_MASTER_KEY", &key_b)]);
-    let api = Api {
-        base_url: server.base_url.clone(),
-        ..api
-    };
-    api.get_token("u", "google", false)
-        .await
-        .assert_error(500, "E112104");
+    let api = Api { base_url: server.base_url.clone(), ..api };
+    api.get_token("u", "google", false).await.assert_error(500, "E112104");
     assert!(!server.stderr().contains("tok\""));
     drop(server);
 
@@ -197,8 +135,5 @@ async fn wrong_master_key_cannot_read_tokens() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("IDVAULT_MASTER_KEY"));
-    assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("too-short"),
-        "the bad key is not echoed"
-    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("too-short"), "the bad key is not echoed");
 }

@@ -27,11 +27,9 @@ async fn user_with_grant(api: &Api, oauth: &OAuthServer, login: &str, expires_at
     api.create_user(json!({"loginId": login})).await;
     let grant = oauth.grant(login).await;
     let r = api
-        .put_token(
-            json!({"loginId": login, "provider": "acme", "providerUserId": login,
+        .put_token(json!({"loginId": login, "provider": "acme", "providerUserId": login,
             "accessToken": grant["access_token"], "refreshToken": grant["refresh_token"],
-            "expiration": expires_at, "scopes": ["openid", "email", "offline_access"]}),
-        )
+            "expiration": expires_at, "scopes": ["openid", "email", "offline_access"]}))
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     grant
@@ -50,11 +48,7 @@ async fn provider_configuration_discovery_and_secret_never_returned() {
     let oauth = OAuthServer::start();
     let app = TestApp::spawn();
     let p = configure_provider(&app.api, &oauth).await;
-    assert_eq!(
-        p["tokenEndpoint"],
-        format!("{}/token", oauth.issuer),
-        "filled by OIDC discovery"
-    );
+    assert_eq!(p["tokenEndpoint"], format!("{}/token", oauth.issuer), "filled by OIDC discovery");
     assert_eq!(p["issuer"], oauth.issuer);
     assert_eq!(p["hasClientSecret"], true);
     assert_eq!(p["authMethod"], "client_secret_basic");
@@ -62,15 +56,9 @@ async fn provider_configuration_discovery_and_secret_never_returned() {
 
     let google = app
         .api
-        .post(
-            "/v1/mgmt/provider/set",
-            json!({"name": "google", "clientId": "gid", "clientSecret": "gs"}),
-        )
+        .post("/v1/mgmt/provider/set", json!({"name": "google", "clientId": "gid", "clientSecret": "gs"}))
         .await;
-    assert_eq!(
-        google.body["provider"]["tokenEndpoint"], "https://oauth2.googleapis.com/token",
-        "preset"
-    );
+    assert_eq!(google.body["provider"]["tokenEndpoint"], "https://oauth2.googleapis.com/token", "preset");
     let all = app.api.get("/v1/mgmt/provider/all").await;
     assert_eq!(all.body["providers"].as_array().unwrap().len(), 2);
     assert!(!all.body.to_string().contains("gs\""));
@@ -78,20 +66,11 @@ async fn provider_configuration_discovery_and_secret_never_returned() {
     assert_eq!(one.body["provider"]["clientId"], "gid");
 
     // Updating without a secret keeps the stored one.
-    let upd = app
-        .api
-        .post(
-            "/v1/mgmt/provider/set",
-            json!({"name": "google", "clientId": "gid2"}),
-        )
-        .await;
+    let upd = app.api.post("/v1/mgmt/provider/set", json!({"name": "google", "clientId": "gid2"})).await;
     assert_eq!(upd.body["provider"]["hasClientSecret"], true);
 
     app.api
-        .post(
-            "/v1/mgmt/provider/set",
-            json!({"name": "custom", "clientId": "x"}),
-        )
+        .post("/v1/mgmt/provider/set", json!({"name": "custom", "clientId": "x"}))
         .await
         .assert_error(400, "E011002");
     app.api
@@ -108,17 +87,8 @@ async fn provider_configuration_discovery_and_secret_never_returned() {
         )
         .await
         .assert_error(400, "E011004");
-    assert_eq!(
-        app.api
-            .post("/v1/mgmt/provider/delete", json!({"name": "google"}))
-            .await
-            .status,
-        200
-    );
-    app.api
-        .get("/v1/mgmt/provider?name=google")
-        .await
-        .assert_error(404, "E112112");
+    assert_eq!(app.api.post("/v1/mgmt/provider/delete", json!({"name": "google"})).await.status, 200);
+    app.api.get("/v1/mgmt/provider?name=google").await.assert_error(404, "E112112");
 
     // The client secret is sealed at rest.
     let TestApp { server, dir, .. } = app;
@@ -138,19 +108,10 @@ async fn expired_token_is_refreshed_on_read_and_rotation_is_followed() {
 
     let r = read(&app.api, "exp@example.com", false, true).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_ne!(
-        r.body["accessToken"], grant["access_token"],
-        "an expired token is refreshed"
-    );
-    assert_ne!(
-        r.body["refreshToken"], grant["refresh_token"],
-        "oidc-provider rotated the refresh token"
-    );
+    assert_ne!(r.body["accessToken"], grant["access_token"], "an expired token is refreshed");
+    assert_ne!(r.body["refreshToken"], grant["refresh_token"], "oidc-provider rotated the refresh token");
     let exp = r.body["expiration"].as_i64().unwrap();
-    assert!(
-        (exp - (now() + 3600)).abs() < 30,
-        "expiration from expires_in: {exp}"
-    );
+    assert!((exp - (now() + 3600)).abs() < 30, "expiration from expires_in: {exp}");
     assert_eq!(oauth.refresh_requests().await, 1);
 
     // Now valid: served as stored, no provider call.
@@ -165,11 +126,7 @@ async fn expired_token_is_refreshed_on_read_and_rotation_is_followed() {
     assert_ne!(forced.body["accessToken"], r.body["accessToken"]);
     let stats = oauth.stats().await;
     let presented = stats["last_refresh_tokens"].as_array().unwrap();
-    assert_eq!(
-        presented.last().unwrap(),
-        &r.body["refreshToken"],
-        "the newest refresh token was used"
-    );
+    assert_eq!(presented.last().unwrap(), &r.body["refreshToken"], "the newest refresh token was used");
     let forced2 = read(&app.api, "exp@example.com", true, false).await;
     assert_eq!(forced2.status, 200, "{}", forced2.body);
     assert_eq!(oauth.refresh_requests().await, 3);
@@ -194,9 +151,7 @@ async fn hundred_concurrent_forced_refreshes_make_one_provider_call() {
             base_url: app.api.base_url.clone(),
             auth: app.api.auth.clone(),
         };
-        tasks.push(tokio::spawn(async move {
-            read(&api, "busy@example.com", true, false).await
-        }));
+        tasks.push(tokio::spawn(async move { read(&api, "busy@example.com", true, false).await }));
     }
     let mut tokens = std::collections::HashSet::new();
     for t in tasks {
@@ -219,25 +174,15 @@ async fn revoked_grant_is_flagged_and_later_reads_fail_fast() {
     let app = TestApp::spawn();
     configure_provider(&app.api, &oauth).await;
     let grant = user_with_grant(&app.api, &oauth, "gone@example.com", now() + 3600).await;
-    oauth
-        .control("revoke", json!({"grant_id": grant["grant_id"]}))
-        .await;
+    oauth.control("revoke", json!({"grant_id": grant["grant_id"]})).await;
     oauth.control("stats/reset", json!({})).await;
 
-    read(&app.api, "gone@example.com", true, false)
-        .await
-        .assert_error(409, "E112105");
+    read(&app.api, "gone@example.com", true, false).await.assert_error(409, "E112105");
     assert_eq!(oauth.refresh_requests().await, 1);
     for force in [false, true] {
-        read(&app.api, "gone@example.com", force, false)
-            .await
-            .assert_error(409, "E112105");
+        read(&app.api, "gone@example.com", force, false).await.assert_error(409, "E112105");
     }
-    assert_eq!(
-        oauth.refresh_requests().await,
-        1,
-        "flagged: no further provider calls"
-    );
+    assert_eq!(oauth.refresh_requests().await, 1, "flagged: no further provider calls");
 
     // A new sign-in (here: an import) clears the flag.
     let fresh = oauth.grant("gone@example.com").await;
@@ -258,11 +203,7 @@ async fn provider_failures_leave_tokens_intact_and_map_to_distinct_codes() {
     user_with_grant(&app.api, &oauth, "f@example.com", now() + 3600).await;
     let before = read(&app.api, "f@example.com", false, true).await.body;
 
-    for (mode, code) in [
-        ("error500", "E112108"),
-        ("garbage", "E112109"),
-        ("huge", "E112109"),
-    ] {
+    for (mode, code) in [("error500", "E112108"), ("garbage", "E112109"), ("huge", "E112109")] {
         oauth.mode(mode).await;
         let r = read(&app.api, "f@example.com", true, false).await;
         r.assert_error(502, code);
@@ -289,20 +230,11 @@ async fn provider_failures_leave_tokens_intact_and_map_to_distinct_codes() {
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
-    assert_eq!(
-        app.api.get("/v1/mgmt/user?loginId=f%40example.com").await.status,
-        200
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "other requests are not blocked by a hung provider"
-    );
+    assert_eq!(app.api.get("/v1/mgmt/user?loginId=f%40example.com").await.status, 200);
+    assert!(started.elapsed() < Duration::from_secs(1), "other requests are not blocked by a hung provider");
     let (r, elapsed) = hung.await.unwrap();
     r.assert_error(502, "E112107");
-    assert!(
-        elapsed >= Duration::from_millis(1500) && elapsed < Duration::from_secs(6),
-        "{elapsed:?}"
-    );
+    assert!(elapsed >= Duration::from_millis(1500) && elapsed < Duration::from_secs(6), "{elapsed:?}");
     oauth.mode("normal").await;
     assert_eq!(read(&app.api, "f@example.com", false, true).await.body, before);
 
@@ -333,9 +265,7 @@ async fn provider_failures_leave_tokens_intact_and_map_to_distinct_codes() {
         "issuer": oauth.issuer}),
         )
         .await;
-    read(&app.api, "f@example.com", true, false)
-        .await
-        .assert_error(502, "E112106");
+    read(&app.api, "f@example.com", true, false).await.assert_error(502, "E112106");
     // An unreachable token endpoint.
     app.api
         .post(
@@ -344,14 +274,8 @@ async fn provider_failures_leave_tokens_intact_and_map_to_distinct_codes() {
         "tokenEndpoint": "http://127.0.0.1:9/token"}),
         )
         .await;
-    read(&app.api, "f@example.com", true, false)
-        .await
-        .assert_error(502, "E112110");
-    assert_eq!(
-        read(&app.api, "f@example.com", false, false).await.status,
-        200,
-        "tokens still readable"
-    );
+    read(&app.api, "f@example.com", true, false).await.assert_error(502, "E112110");
+    assert_eq!(read(&app.api, "f@example.com", false, false).await.status, 200, "tokens still readable");
 }
 
 #[tokio::test]
@@ -361,15 +285,9 @@ async fn forced_refresh_needs_a_refresh_token_and_a_configured_provider() {
     app.api
         .put_token(json!({"loginId": "n", "provider": "acme", "accessToken": "a", "refreshToken": "r"}))
         .await;
-    read(&app.api, "n", true, false)
-        .await
-        .assert_error(404, "E112112");
-    app.api
-        .put_token(json!({"loginId": "n", "provider": "acme", "accessToken": "a"}))
-        .await;
-    read(&app.api, "n", true, false)
-        .await
-        .assert_error(400, "E112111");
+    read(&app.api, "n", true, false).await.assert_error(404, "E112112");
+    app.api.put_token(json!({"loginId": "n", "provider": "acme", "accessToken": "a"})).await;
+    read(&app.api, "n", true, false).await.assert_error(400, "E112111");
     // Expired, with no way to refresh: returned as stored.
     app.api.put_token(json!({"loginId": "n", "provider": "acme", "accessToken": "old", "refreshToken": "r", "expiration": 5})).await;
     assert_eq!(read(&app.api, "n", false, false).await.body["accessToken"], "old");

@@ -11,21 +11,15 @@ const APP_REDIRECT: &str = "http://app.example/done";
 
 fn claims(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap())
+        .unwrap()
 }
 
 /// Sets up the provider `acme` (discovered from the issuer), the allowed redirect, and the
 /// provider's knowledge of idvault's callback.
 async fn setup(app: &TestApp, oauth: &OAuthServer) {
     let callback = format!("{}/v1/auth/oauth/callback", app.server.base_url);
-    oauth
-        .control("redirect_uris", json!({"redirect_uris": [callback]}))
-        .await;
+    oauth.control("redirect_uris", json!({"redirect_uris": [callback]})).await;
     let r = app
         .api
         .post(
@@ -35,10 +29,7 @@ async fn setup(app: &TestApp, oauth: &OAuthServer) {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = app
-        .api
-        .post("/v1/mgmt/auth/settings", json!({"redirectUrls": [APP_REDIRECT]}))
-        .await;
+    let r = app.api.post("/v1/mgmt/auth/settings", json!({"redirectUrls": [APP_REDIRECT]})).await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
@@ -89,19 +80,10 @@ async fn browse(start_url: &str, account: &str, idvault_base: &str) -> Outcome {
     let mut callback_url = None;
     for _ in 0..20 {
         if url.as_str().starts_with(APP_REDIRECT) {
-            let code = url
-                .query_pairs()
-                .find(|(k, _)| k == "code")
-                .map(|(_, v)| v.into_owned());
-            return Outcome {
-                code,
-                callback_error: None,
-                callback_url,
-            };
+            let code = url.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned());
+            return Outcome { code, callback_error: None, callback_url };
         }
-        let is_callback = url
-            .as_str()
-            .starts_with(&format!("{idvault_base}/v1/auth/oauth/callback"));
+        let is_callback = url.as_str().starts_with(&format!("{idvault_base}/v1/auth/oauth/callback"));
         if is_callback {
             callback_url = Some(url.to_string());
         }
@@ -118,11 +100,7 @@ async fn browse(start_url: &str, account: &str, idvault_base: &str) -> Outcome {
         let text = resp.text().await.unwrap();
         if is_callback {
             let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-            return Outcome {
-                code: None,
-                callback_error: Some(Resp { status, body }),
-                callback_url,
-            };
+            return Outcome { code: None, callback_error: Some(Resp { status, body }), callback_url };
         }
         assert_eq!(status, 200, "unexpected page at {url}: {text}");
         if text.contains(r#"name="prompt" value="login""#) {
@@ -141,10 +119,7 @@ async fn browse(start_url: &str, account: &str, idvault_base: &str) -> Outcome {
 }
 
 async fn start(app: &TestApp, redirect: &str) -> Resp {
-    let path = format!(
-        "/v1/auth/oauth/authorize?provider=acme&redirectURL={}",
-        urlencode(redirect)
-    );
+    let path = format!("/v1/auth/oauth/authorize?provider=acme&redirectURL={}", urlencode(redirect));
     auth_call(
         app,
         reqwest::Method::POST,
@@ -162,20 +137,11 @@ async fn sign_in(app: &TestApp, account: &str) -> Outcome {
 }
 
 async fn exchange(app: &TestApp, code: &str) -> Resp {
-    auth_call(
-        app,
-        reqwest::Method::POST,
-        "/v1/auth/oauth/exchange",
-        None,
-        Some(json!({"code": code})),
-    )
-    .await
+    auth_call(app, reqwest::Method::POST, "/v1/auth/oauth/exchange", None, Some(json!({"code": code}))).await
 }
 
 async fn user_count(app: &TestApp) -> u64 {
-    app.api.post("/v2/mgmt/user/search", json!({})).await.body["total"]
-        .as_u64()
-        .unwrap()
+    app.api.post("/v2/mgmt/user/search", json!({})).await.body["total"].as_u64().unwrap()
 }
 
 #[tokio::test]
@@ -187,20 +153,13 @@ async fn sign_in_exchange_sessions_and_the_vault() {
     let outcome = sign_in(&app, "dana").await;
     let code = outcome.code.expect("the app received a code");
     // PKCE, state and nonce went to the provider; consent was asked for offline_access.
-    let asked: Value = reqwest::get(format!("{}/__test/last_authorize", oauth.issuer))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let asked: Value =
+        reqwest::get(format!("{}/__test/last_authorize", oauth.issuer)).await.unwrap().json().await.unwrap();
     assert_eq!(asked["code_challenge_method"], "S256");
     assert!(asked["code_challenge"].as_str().is_some_and(|c| c.len() == 43));
     assert!(asked["nonce"].as_str().is_some_and(|n| !n.is_empty()));
     assert_eq!(asked["prompt"], "consent");
-    assert_eq!(
-        asked["redirect_uri"],
-        format!("{}/v1/auth/oauth/callback", app.server.base_url)
-    );
+    assert_eq!(asked["redirect_uri"], format!("{}/v1/auth/oauth/callback", app.server.base_url));
 
     let r = exchange(&app, &code).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -225,17 +184,11 @@ async fn sign_in_exchange_sessions_and_the_vault() {
     // Public keys name the signing key.
     let keys = auth_call(&app, reqwest::Method::GET, &format!("/v2/keys/{pid}"), None, None).await;
     let kid = serde_json::from_slice::<Value>(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(session.split('.').next().unwrap())
-            .unwrap(),
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(session.split('.').next().unwrap()).unwrap(),
     )
     .unwrap()["kid"]
         .clone();
-    assert!(keys.body["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|k| k["kid"] == kid && k["alg"] == "ES384"));
+    assert!(keys.body["keys"].as_array().unwrap().iter().any(|k| k["kid"] == kid && k["alg"] == "ES384"));
 
     // The vault holds the provider tokens issued at sign-in; they refresh.
     let t = app.api.get_token("dana@example.com", "acme", true).await;
@@ -250,49 +203,21 @@ async fn sign_in_exchange_sessions_and_the_vault() {
     assert_ne!(forced.body["accessToken"], t.body["accessToken"]);
 
     // Sessions: refresh, me, logout.
-    let refreshed = auth_call(
-        &app,
-        reqwest::Method::POST,
-        "/v1/auth/refresh",
-        Some(&refresh),
-        Some(json!({})),
-    )
-    .await;
+    let refreshed =
+        auth_call(&app, reqwest::Method::POST, "/v1/auth/refresh", Some(&refresh), Some(json!({}))).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
     assert_eq!(refreshed.body["firstSeen"], false);
-    assert_eq!(
-        claims(refreshed.body["sessionJwt"].as_str().unwrap())["sub"],
-        user_id.as_str()
-    );
+    assert_eq!(claims(refreshed.body["sessionJwt"].as_str().unwrap())["sub"], user_id.as_str());
     let me = auth_call(&app, reqwest::Method::GET, "/v1/auth/me", Some(&refresh), None).await;
     assert_eq!(me.body["userId"], user_id.as_str());
-    auth_call(
-        &app,
-        reqwest::Method::POST,
-        "/v1/auth/refresh",
-        Some(&session),
-        None,
-    )
-    .await
-    .assert_error(401, "E061001");
-    let out = auth_call(
-        &app,
-        reqwest::Method::POST,
-        "/v1/auth/logout",
-        Some(&refresh),
-        None,
-    )
-    .await;
+    auth_call(&app, reqwest::Method::POST, "/v1/auth/refresh", Some(&session), None)
+        .await
+        .assert_error(401, "E061001");
+    let out = auth_call(&app, reqwest::Method::POST, "/v1/auth/logout", Some(&refresh), None).await;
     assert_eq!((out.status, out.body.clone()), (200, json!({})));
-    auth_call(
-        &app,
-        reqwest::Method::POST,
-        "/v1/auth/refresh",
-        Some(&refresh),
-        None,
-    )
-    .await
-    .assert_error(401, "E064001");
+    auth_call(&app, reqwest::Method::POST, "/v1/auth/refresh", Some(&refresh), None)
+        .await
+        .assert_error(401, "E064001");
 
     // Signing in again finds the same user.
     let again = exchange(&app, &sign_in(&app, "dana").await.code.unwrap()).await;
@@ -304,9 +229,7 @@ async fn sign_in_exchange_sessions_and_the_vault() {
     let third = exchange(&app, &sign_in(&app, "dana").await.code.unwrap()).await;
     let r3 = third.body["refreshJwt"].as_str().unwrap().to_owned();
     assert_eq!(
-        auth_call(&app, reqwest::Method::POST, "/v1/auth/logoutall", Some(&r3), None)
-            .await
-            .status,
+        auth_call(&app, reqwest::Method::POST, "/v1/auth/logoutall", Some(&r3), None).await.status,
         200
     );
     auth_call(&app, reqwest::Method::POST, "/v1/auth/refresh", Some(&r2), None)
@@ -320,9 +243,7 @@ async fn replays_tampering_and_disallowed_redirects_are_rejected() {
     let app = TestApp::spawn();
     setup(&app, &oauth).await;
 
-    start(&app, "http://evil.example/steal")
-        .await
-        .assert_error(400, "E113002");
+    start(&app, "http://evil.example/steal").await.assert_error(400, "E113002");
     let outcome = sign_in(&app, "erin").await;
     let code = outcome.code.unwrap();
     assert_eq!(exchange(&app, &code).await.status, 200);
@@ -330,18 +251,11 @@ async fn replays_tampering_and_disallowed_redirects_are_rejected() {
     exchange(&app, "made-up-code").await.assert_error(400, "E113005");
 
     // Replaying the provider's callback (same state) is refused.
-    let replay = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let replay = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let r = replay.get(outcome.callback_url.unwrap()).send().await.unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["errorCode"], "E113001");
-    let r = replay
-        .get(app.server.url("/v1/auth/oauth/callback?state=forged&code=x"))
-        .send()
-        .await
-        .unwrap();
+    let r = replay.get(app.server.url("/v1/auth/oauth/callback?state=forged&code=x")).send().await.unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["errorCode"], "E113001");
 
     // Unknown project and unknown provider.
@@ -350,18 +264,10 @@ async fn replays_tampering_and_disallowed_redirects_are_rejected() {
         base_url: app.server.base_url.clone(),
         auth: "Bearer Pnope".into(),
     };
-    bad.post("/v1/auth/oauth/authorize?provider=acme", json!({}))
+    bad.post("/v1/auth/oauth/authorize?provider=acme", json!({})).await.assert_error(401, "E011401");
+    auth_call(&app, reqwest::Method::POST, "/v1/auth/oauth/authorize?provider=nope", None, None)
         .await
-        .assert_error(401, "E011401");
-    auth_call(
-        &app,
-        reqwest::Method::POST,
-        "/v1/auth/oauth/authorize?provider=nope",
-        None,
-        None,
-    )
-    .await
-    .assert_error(404, "E112112");
+        .assert_error(404, "E112112");
 }
 
 #[tokio::test]
@@ -384,22 +290,13 @@ async fn provider_errors_and_bad_id_tokens_store_nothing() {
     ] {
         oauth.mode(mode).await;
         let outcome = sign_in(&app, "frank").await;
-        let err = outcome
-            .callback_error
-            .unwrap_or_else(|| panic!("{mode}: the sign-in went through"));
+        let err = outcome.callback_error.unwrap_or_else(|| panic!("{mode}: the sign-in went through"));
         err.assert_error(400, "E113004");
-        assert!(
-            err.body["errorMessage"].as_str().unwrap().contains(why),
-            "{mode}: {}",
-            err.body
-        );
+        assert!(err.body["errorMessage"].as_str().unwrap().contains(why), "{mode}: {}", err.body);
     }
     oauth.mode("normal").await;
     assert_eq!(user_count(&app).await, 0, "nothing stored by rejected sign-ins");
-    app.api
-        .get_token("frank@example.com", "acme", false)
-        .await
-        .assert_error(400, "E112102");
+    app.api.get_token("frank@example.com", "acme", false).await.assert_error(400, "E112102");
 
     // And a clean sign-in still works afterwards.
     let ok = sign_in(&app, "frank").await;
@@ -423,10 +320,7 @@ async fn an_existing_user_with_the_verified_email_is_linked() {
     let oauth = OAuthServer::start();
     let app = TestApp::spawn();
     setup(&app, &oauth).await;
-    let existing = app
-        .api
-        .create_user(json!({"loginId": "hank@example.com", "verifiedEmail": true}))
-        .await;
+    let existing = app.api.create_user(json!({"loginId": "hank@example.com", "verifiedEmail": true})).await;
     let r = exchange(&app, &sign_in(&app, "hank").await.code.unwrap()).await;
     assert_eq!(r.body["user"]["userId"], existing["userId"]);
     assert_eq!(r.body["firstSeen"], false);
@@ -435,7 +329,9 @@ async fn an_existing_user_with_the_verified_email_is_linked() {
 
 fn kid_of(jwt: &str) -> Value {
     let header = jwt.split('.').next().unwrap();
-    serde_json::from_slice::<Value>(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap()["kid"].clone()
+    serde_json::from_slice::<Value>(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap())
+        .unwrap()["kid"]
+        .clone()
 }
 
 #[tokio::test]

@@ -6,7 +6,9 @@ use serde_json::{Map, Value};
 
 use idvault_core::error::{Error, Result};
 use idvault_core::user::search::RawPaging;
-use idvault_core::user::{NewUser, User, UserQuery, UserStatus, UserTenant};
+use idvault_core::user::{
+    NewUser, SortBy, SortField, TenantRoleFilter, User, UserQuery, UserStatus, UserTenant,
+};
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -52,6 +54,7 @@ impl CreateUserRequest {
             .map(|t| UserTenant {
                 tenant_id: t.tenant_id.unwrap_or_default(),
                 role_names: t.role_names.unwrap_or_default(),
+                ..Default::default()
             })
             .collect();
         Ok(NewUser {
@@ -67,12 +70,7 @@ impl CreateUserRequest {
             verified_phone: self.verified_phone,
             role_names: self.role_names.unwrap_or_default(),
             tenants,
-            status: self
-                .status
-                .as_deref()
-                .filter(|s| !s.is_empty())
-                .map(UserStatus::parse)
-                .transpose()?,
+            status: self.status.as_deref().filter(|s| !s.is_empty()).map(UserStatus::parse).transpose()?,
             picture: self.picture,
             test: force_test || self.test.unwrap_or(false),
             custom_attributes: self.custom_attributes.unwrap_or_default(),
@@ -122,8 +120,6 @@ pub struct SearchRequest {
     pub login_ids: Option<Vec<String>>,
     pub user_ids: Option<Vec<String>>,
     pub text: Option<String>,
-    // Filters not implemented yet are named so that a request using them is refused instead of
-    // silently answered as if they were absent.
     pub custom_attributes: Option<Map<String, Value>>,
     #[serde(alias = "ssoAppIDs")]
     pub sso_app_ids: Option<Vec<String>>,
@@ -136,46 +132,59 @@ pub struct SearchRequest {
     pub tenant_role_names: Option<Map<String, Value>>,
 }
 
+/// `{"values": [...], "and": bool}` of `tenantRoleIds` / `tenantRoleNames`.
+#[derive(Deserialize, Default)]
+pub struct RoleValues {
+    #[serde(default)]
+    pub values: Vec<String>,
+    #[serde(default)]
+    pub and: bool,
+}
+
+#[derive(Deserialize)]
+pub struct SortDto {
+    pub field: String,
+    #[serde(default)]
+    pub desc: bool,
+}
+
 impl SearchRequest {
-    pub fn into_query(self, test_only: bool) -> Result<UserQuery> {
-        let unsupported = [
-            (
-                "customAttributes",
-                self.custom_attributes.as_ref().is_some_and(|m| !m.is_empty()),
-            ),
-            (
-                "ssoAppIds",
-                self.sso_app_ids.as_ref().is_some_and(|v| !v.is_empty()),
-            ),
-            ("sort", self.sort.as_ref().is_some_and(|v| !v.is_empty())),
-            ("fromCreatedTime", self.from_created_time.is_some_and(|t| t != 0)),
-            ("toCreatedTime", self.to_created_time.is_some_and(|t| t != 0)),
-            (
-                "fromModifiedTime",
-                self.from_modified_time.is_some_and(|t| t != 0),
-            ),
-            ("toModifiedTime", self.to_modified_time.is_some_and(|t| t != 0)),
-            (
-                "tenantRoleIds",
-                self.tenant_role_ids.as_ref().is_some_and(|m| !m.is_empty()),
-            ),
-            (
-                "tenantRoleNames",
-                self.tenant_role_names.as_ref().is_some_and(|m| !m.is_empty()),
-            ),
-        ];
-        if let Some((field, _)) = unsupported.iter().find(|(_, used)| *used) {
-            return Err(Error::invalid(
-                field,
-                "this search filter is not supported by this idvault version",
-            ));
-        }
+    pub async fn into_query(
+        self,
+        state: &crate::state::AppState,
+        project: &idvault_core::ids::ProjectId,
+        test_only: bool,
+    ) -> Result<UserQuery> {
         let statuses = self
             .statuses
             .unwrap_or_default()
             .iter()
             .map(|s| UserStatus::parse(s))
             .collect::<Result<Vec<_>>>()?;
+        let sort = self
+            .sort
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| {
+                let s: SortDto = serde_json::from_value(v)
+                    .map_err(|_| Error::invalid("sort", "entries are {field, desc}"))?;
+                Ok(SortBy { field: SortField::parse(&s.field)?, desc: s.desc })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut tenant_roles = Vec::new();
+        for (by_id, map) in [(false, self.tenant_role_names), (true, self.tenant_role_ids)] {
+            for (tenant, spec) in map.unwrap_or_default() {
+                let spec: RoleValues = serde_json::from_value(spec)
+                    .map_err(|_| Error::invalid("tenantRoleNames", "entries are {values, and}"))?;
+                let roles = if by_id {
+                    state.users.role_names_for_ids(project, &tenant, &spec.values).await?
+                } else {
+                    spec.values
+                };
+                tenant_roles.push(TenantRoleFilter { tenant_id: tenant, roles, all: spec.and });
+            }
+        }
+        let nonzero = |t: Option<i64>| t.filter(|v| *v != 0);
         let query = UserQuery {
             login_ids: self.login_ids.unwrap_or_default(),
             user_ids: self.user_ids.unwrap_or_default(),
@@ -185,6 +194,14 @@ impl SearchRequest {
             role_names: self.role_names.unwrap_or_default(),
             statuses,
             text: self.text.filter(|t| !t.is_empty()),
+            custom_attributes: self.custom_attributes.unwrap_or_default(),
+            sso_app_ids: self.sso_app_ids.unwrap_or_default(),
+            sort,
+            from_created_ms: nonzero(self.from_created_time),
+            to_created_ms: nonzero(self.to_created_time),
+            from_modified_ms: nonzero(self.from_modified_time),
+            to_modified_ms: nonzero(self.to_modified_time),
+            tenant_roles,
             ..Default::default()
         };
         query.paging(RawPaging {
@@ -257,9 +274,9 @@ impl From<User> for UserResponse {
                 .into_iter()
                 .map(|t| UserTenantResponse {
                     tenant_id: t.tenant_id,
-                    tenant_name: String::new(),
+                    tenant_name: t.tenant_name,
                     role_names: t.role_names,
-                    permissions: Vec::new(),
+                    permissions: t.permissions,
                 })
                 .collect(),
             status: u.status.as_str(),
@@ -273,11 +290,7 @@ impl From<User> for UserResponse {
             password: false,
             saml: false,
             scim: false,
-            oauth: u
-                .oauth_providers
-                .into_iter()
-                .map(|p| (p, Value::Bool(true)))
-                .collect(),
+            oauth: u.oauth_providers.into_iter().map(|p| (p, Value::Bool(true))).collect(),
             sso_app_ids: u.sso_app_ids,
         }
     }

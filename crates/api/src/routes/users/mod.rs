@@ -1,6 +1,7 @@
 //! User management: create, load, search, delete.
 
 pub mod dto;
+pub mod mutations;
 
 use axum::extract::State;
 use axum::routing::{delete, get, post};
@@ -27,9 +28,10 @@ pub fn router() -> Router<AppState> {
         .route("/v2/mgmt/user/search/test", post(search_test_users))
         .route("/v1/mgmt/user/delete", post(delete_user))
         .route("/v1/mgmt/user/test/delete/all", delete(delete_all_test_users))
+        .merge(mutations::router())
 }
 
-#[tracing::instrument(skip_all, fields(project = %project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn create_user(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,
@@ -39,7 +41,7 @@ async fn create_user(
     Ok(Json(UserEnvelope { user: user.into() }))
 }
 
-#[tracing::instrument(skip_all, fields(project = %project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn create_test_user(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,
@@ -49,26 +51,35 @@ async fn create_test_user(
     Ok(Json(UserEnvelope { user: user.into() }))
 }
 
-#[tracing::instrument(skip_all, fields(project = %project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn create_users_batch(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,
     AppJson(body): AppJson<BatchCreateRequest>,
 ) -> ApiResult<Json<BatchCreateResponse>> {
-    let news = body
-        .users
-        .ok_or(Error::MissingArgument("users"))?
-        .into_iter()
-        .map(|u| u.into_new_user(false))
-        .collect::<Result<Vec<_>, _>>()?;
-    let users = state.users.create_batch(&project, news).await?;
+    // A user whose request cannot even be parsed into a user fails alone, like any other.
+    let mut failed_users = Vec::new();
+    let mut news = Vec::new();
+    for u in body.users.ok_or(Error::MissingArgument("users"))? {
+        let login = u.login_id.clone().unwrap_or_default();
+        match u.into_new_user(false) {
+            Ok(n) => news.push(n),
+            Err(e) => failed_users
+                .push(FailedUser { failure: e.to_string(), user: serde_json::json!({"loginIds": [login]}) }),
+        }
+    }
+    let (created, failed) = state.users.create_each(&project, news).await?;
+    failed_users.extend(failed.into_iter().map(|(login, e)| FailedUser {
+        failure: e.to_string(),
+        user: serde_json::json!({"loginIds": [login]}),
+    }));
     Ok(Json(BatchCreateResponse {
-        created_users: users.into_iter().map(Into::into).collect(),
-        failed_users: Vec::new(),
+        created_users: created.into_iter().map(Into::into).collect(),
+        failed_users,
     }))
 }
 
-#[tracing::instrument(skip_all, fields(project = %project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_user(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,
@@ -79,48 +90,39 @@ async fn load_user(
     Ok(Json(UserEnvelope { user: user.into() }))
 }
 
-#[tracing::instrument(skip_all, fields(project = %project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_users(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,
     AppJson(body): AppJson<LoadUsersRequest>,
 ) -> ApiResult<Json<UsersEnvelope>> {
-    let users = state
-        .users
-        .load_many(&project, &body.user_ids.unwrap_or_default())
-        .await?;
-    Ok(Json(UsersEnvelope {
-        users: users.into_iter().map(Into::into).collect(),
-    }))
+    let users = state.users.load_many(&project, &body.user_ids.unwrap_or_default()).await?;
+    Ok(Json(UsersEnvelope { users: users.into_iter().map(Into::into).collect() }))
 }
 
-#[tracing::instrument(skip_all, fields(project = %project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn search_users(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,
     AppJson(body): AppJson<SearchRequest>,
 ) -> ApiResult<Json<SearchResponse>> {
-    let (users, total) = state.users.search(&project, &body.into_query(false)?).await?;
-    Ok(Json(SearchResponse {
-        users: users.into_iter().map(Into::into).collect(),
-        total,
-    }))
+    let query = body.into_query(&state, &project, false).await?;
+    let (users, total) = state.users.search(&project, &query).await?;
+    Ok(Json(SearchResponse { users: users.into_iter().map(Into::into).collect(), total }))
 }
 
-#[tracing::instrument(skip_all, fields(project = %project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn search_test_users(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,
     AppJson(body): AppJson<SearchRequest>,
 ) -> ApiResult<Json<SearchResponse>> {
-    let (users, total) = state.users.search(&project, &body.into_query(true)?).await?;
-    Ok(Json(SearchResponse {
-        users: users.into_iter().map(Into::into).collect(),
-        total,
-    }))
+    let query = body.into_query(&state, &project, true).await?;
+    let (users, total) = state.users.search(&project, &query).await?;
+    Ok(Json(SearchResponse { users: users.into_iter().map(Into::into).collect(), total }))
 }
 
-#[tracing::instrument(skip_all, fields(project = %project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_user(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,
@@ -131,7 +133,7 @@ async fn delete_user(
     Ok(empty_ok())
 }
 
-#[tracing::instrument(skip_all, fields(project = %project))]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_all_test_users(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,

@@ -1,0 +1,701 @@
+//! Changing users: replace, patch (one or many), status, single-field updates, roles, tenants,
+//! SSO apps, logout and login history. Every change is applied by the store to the current row
+//! inside one write transaction; every answer is `{"user": <user>}` unless noted.
+
+use axum::extract::State;
+use axum::routing::{patch, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use idvault_core::error::Error;
+use idvault_core::user::model::add_all;
+use idvault_core::user::{User, UserRef, UserStatus};
+
+use super::dto::{CreateUserRequest, UserEnvelope, UserResponse};
+use crate::error::ApiResult;
+use crate::extract::{AppJson, MgmtAuth};
+use crate::routes::empty_ok;
+use crate::state::AppState;
+
+pub fn router() -> axum::Router<AppState> {
+    Router::new()
+        .route("/v1/mgmt/user/update", post(update_user))
+        .route("/v1/mgmt/user/patch", patch(patch_user))
+        .route("/v1/mgmt/user/patch/batch", patch(patch_users_batch))
+        .route("/v1/mgmt/user/update/status", post(update_status))
+        .route("/v1/mgmt/user/update/loginid", post(update_login_id))
+        .route("/v1/mgmt/user/update/email", post(update_email))
+        .route("/v1/mgmt/user/update/phone", post(update_phone))
+        .route("/v1/mgmt/user/update/name", post(update_name))
+        .route("/v1/mgmt/user/update/picture", post(update_picture))
+        .route("/v1/mgmt/user/update/customAttribute", post(update_custom_attribute))
+        .route("/v1/mgmt/user/update/role/set", post(set_roles))
+        .route("/v1/mgmt/user/update/role/add", post(add_roles))
+        .route("/v2/mgmt/user/update/role/add", post(add_roles))
+        .route("/v1/mgmt/user/update/role/remove", post(remove_roles))
+        .route("/v1/mgmt/user/update/tenant/add", post(add_tenant))
+        .route("/v1/mgmt/user/update/tenant/remove", post(remove_tenant))
+        .route("/v1/mgmt/user/update/ssoapp/add", post(add_sso_apps))
+        .route("/v1/mgmt/user/update/ssoapp/set", post(set_sso_apps))
+        .route("/v1/mgmt/user/update/ssoapp/remove", post(remove_sso_apps))
+        .route("/v1/mgmt/user/logout", post(logout_user))
+        .route("/v1/mgmt/user/history", post(user_history))
+}
+
+fn user_ref(login_id: &Option<String>, user_id: &Option<String>) -> Result<UserRef, Error> {
+    UserRef::from_parts(login_id.as_deref(), user_id.as_deref())
+}
+
+fn envelope(user: User) -> Json<UserEnvelope> {
+    Json(UserEnvelope { user: user.into() })
+}
+
+/// An email or phone set by management is verified unless the caller says otherwise.
+fn contact(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
+}
+
+/// Replaces every field of the user with the request's (login id identifies the user; absent
+/// or null fields are cleared; verified flags and status change only when given).
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn update_user(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+    AppJson(body): AppJson<CreateUserRequest>,
+) -> ApiResult<Json<UserEnvelope>> {
+    let who = user_ref(&body.login_id, &None)?;
+    let new = body.into_new_user(false)?;
+    let user = state
+        .users
+        .mutate(&project, &who, move |u| {
+            let primary = u.login_ids.first().cloned().unwrap_or_default();
+            let mut login_ids = vec![primary];
+            add_all(&mut login_ids, &new.additional_login_ids);
+            u.login_ids = login_ids;
+            let email = contact(new.email);
+            let phone = contact(new.phone);
+            u.verified_email = match (&email, new.verified_email) {
+                (_, Some(v)) => v,
+                (Some(e), None) => {
+                    u.email.as_ref() == Some(e) && u.verified_email || u.email.as_ref() != Some(e)
+                }
+                (None, None) => false,
+            };
+            u.verified_phone = match (&phone, new.verified_phone) {
+                (_, Some(v)) => v,
+                (Some(p), None) => {
+                    u.phone.as_ref() == Some(p) && u.verified_phone || u.phone.as_ref() != Some(p)
+                }
+                (None, None) => false,
+            };
+            u.email = email;
+            u.phone = phone;
+            u.name = new.name.filter(|s| !s.is_empty());
+            u.given_name = new.given_name.filter(|s| !s.is_empty());
+            u.middle_name = new.middle_name.filter(|s| !s.is_empty());
+            u.family_name = new.family_name.filter(|s| !s.is_empty());
+            u.role_names = new.role_names;
+            u.tenants = new.tenants;
+            u.picture = new.picture.filter(|s| !s.is_empty());
+            u.custom_attributes = new.custom_attributes;
+            u.sso_app_ids = new.sso_app_ids;
+            if let Some(status) = new.status {
+                u.status = status;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(envelope(user))
+}
+
+/// A patch: only the fields present change.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchUserRequest {
+    login_id: Option<String>,
+    user_id: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    display_name: Option<String>,
+    given_name: Option<String>,
+    middle_name: Option<String>,
+    family_name: Option<String>,
+    role_names: Option<Vec<String>>,
+    user_tenants: Option<Vec<super::dto::TenantDto>>,
+    picture: Option<String>,
+    custom_attributes: Option<Map<String, Value>>,
+    verified_email: Option<bool>,
+    verified_phone: Option<bool>,
+    #[serde(alias = "ssoAppIDs")]
+    sso_app_ids: Option<Vec<String>>,
+    status: Option<String>,
+}
+
+impl PatchUserRequest {
+    fn apply(self, u: &mut User) -> Result<(), Error> {
+        if let Some(e) = self.email {
+            let changed = u.email.as_deref() != Some(e.as_str());
+            u.email = contact(Some(e));
+            if changed {
+                u.verified_email = self.verified_email.unwrap_or(u.email.is_some());
+            }
+        }
+        if let Some(v) = self.verified_email {
+            u.verified_email = v;
+        }
+        if let Some(p) = self.phone {
+            let changed = u.phone.as_deref() != Some(p.as_str());
+            u.phone = contact(Some(p));
+            if changed {
+                u.verified_phone = self.verified_phone.unwrap_or(u.phone.is_some());
+            }
+        }
+        if let Some(v) = self.verified_phone {
+            u.verified_phone = v;
+        }
+        for (field, value) in [
+            (&mut u.name, self.display_name),
+            (&mut u.given_name, self.given_name),
+            (&mut u.middle_name, self.middle_name),
+            (&mut u.family_name, self.family_name),
+            (&mut u.picture, self.picture),
+        ] {
+            if let Some(v) = value {
+                *field = Some(v).filter(|s| !s.is_empty());
+            }
+        }
+        if let Some(r) = self.role_names {
+            u.role_names = r;
+        }
+        if let Some(t) = self.user_tenants {
+            u.tenants = t
+                .into_iter()
+                .map(|t| idvault_core::user::UserTenant {
+                    tenant_id: t.tenant_id.unwrap_or_default(),
+                    role_names: t.role_names.unwrap_or_default(),
+                    ..Default::default()
+                })
+                .collect();
+        }
+        if let Some(attrs) = self.custom_attributes {
+            for (k, v) in attrs {
+                u.custom_attributes.insert(k, v);
+            }
+        }
+        if let Some(apps) = self.sso_app_ids {
+            u.sso_app_ids = apps;
+        }
+        if let Some(s) = self.status.filter(|s| !s.is_empty()) {
+            u.status = UserStatus::parse(&s)?;
+        }
+        Ok(())
+    }
+}
+
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn patch_user(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+    AppJson(body): AppJson<PatchUserRequest>,
+) -> ApiResult<Json<UserEnvelope>> {
+    let who = user_ref(&body.login_id, &body.user_id)?;
+    let user = state.users.mutate(&project, &who, move |u| body.apply(u)).await?;
+    Ok(envelope(user))
+}
+
+#[derive(Deserialize, Default)]
+struct PatchBatchRequest {
+    users: Option<Vec<PatchUserRequest>>,
+}
+
+#[derive(Serialize)]
+struct FailedPatch {
+    failure: String,
+    user: Value,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PatchBatchResponse {
+    patched_users: Vec<UserResponse>,
+    failed_users: Vec<FailedPatch>,
+}
+
+/// Patches many users; each succeeds or fails on its own.
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn patch_users_batch(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+    AppJson(body): AppJson<PatchBatchRequest>,
+) -> ApiResult<Json<PatchBatchResponse>> {
+    let users = body.users.ok_or(Error::MissingArgument("users"))?;
+    if users.len() > idvault_core::limits::MAX_BATCH_USERS {
+        return Err(Error::invalid("users", "too many users in one batch").into());
+    }
+    let mut out = PatchBatchResponse { patched_users: Vec::new(), failed_users: Vec::new() };
+    for patch in users {
+        let login = patch.login_id.clone().unwrap_or_default();
+        let result = match user_ref(&patch.login_id, &patch.user_id) {
+            Ok(who) => state.users.mutate(&project, &who, move |u| patch.apply(u)).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(u) => out.patched_users.push(u.into()),
+            Err(e @ (Error::Storage(_) | Error::Internal(_))) => return Err(e.into()),
+            Err(e) => out
+                .failed_users
+                .push(FailedPatch { failure: e.to_string(), user: serde_json::json!({"loginId": login}) }),
+        }
+    }
+    Ok(Json(out))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct StatusRequest {
+    login_id: Option<String>,
+    user_id: Option<String>,
+    status: Option<String>,
+}
+
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn update_status(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+    AppJson(body): AppJson<StatusRequest>,
+) -> ApiResult<Json<UserEnvelope>> {
+    let who = user_ref(&body.login_id, &body.user_id)?;
+    let status = UserStatus::parse(body.status.as_deref().ok_or(Error::MissingArgument("status"))?)?;
+    Ok(envelope(
+        state
+            .users
+            .mutate(&project, &who, move |u| {
+                u.status = status;
+                Ok(())
+            })
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct LoginIdRequest {
+    login_id: Option<String>,
+    new_login_id: Option<String>,
+}
+
+/// Replaces the login id the user was found by; an empty new id removes it (the user must keep
+/// at least one).
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn update_login_id(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+    AppJson(body): AppJson<LoginIdRequest>,
+) -> ApiResult<Json<UserEnvelope>> {
+    let old = body.login_id.clone().unwrap_or_default();
+    let who = user_ref(&body.login_id, &None)?;
+    let new = body.new_login_id.unwrap_or_default();
+    Ok(envelope(
+        state
+            .users
+            .mutate(&project, &who, move |u| {
+                let pos = u.login_ids.iter().position(|l| *l == old).unwrap_or(0);
+                if new.is_empty() {
+                    u.login_ids.remove(pos);
+                } else if !u.login_ids.contains(&new) {
+                    u.login_ids[pos] = new;
+                }
+                Ok(())
+            })
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ContactRequest {
+    login_id: Option<String>,
+    user_id: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    verified: Option<bool>,
+    fail_on_conflict: Option<bool>,
+}
+
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn update_email(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+    AppJson(body): AppJson<ContactRequest>,
+) -> ApiResult<Json<UserEnvelope>> {
+    let who = user_ref(&body.login_id, &body.user_id)?;
+    let email = contact(body.email);
+    if let (Some(e), Some(true)) = (&email, body.fail_on_conflict) {
+        let q = idvault_core::user::UserQuery { emails: vec![e.clone()], limit: 2, ..Default::default() };
+        let (found, _) = state.users.search(&project, &q).await?;
+        let me = state.users.load(&project, &who).await?;
+        if found.iter().any(|f| f.user_id != me.user_id) {
+            return Err(Error::UserAlreadyExists(e.clone()).into());
+        }
+    }
+    let verified = body.verified;
+    Ok(envelope(
+        state
+            .users
+            .mutate(&project, &who, move |u| {
+                u.verified_email = email.is_some() && verified.unwrap_or(false);
+                u.email = email;
+                Ok(())
+            })
+            .await?,
+    ))
+}
+
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn update_phone(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+    AppJson(body): AppJson<ContactRequest>,
+) -> ApiResult<Json<UserEnvelope>> {
+    let who = user_ref(&body.login_id, &body.user_id)?;
+    let phone = contact(body.phone);
+    if let (Some(p), Some(true)) = (&phone, body.fail_on_conflict) {
+        let q = idvault_core::user::UserQuery { phones: vec![p.clone()], limit: 2, ..Default::default() };
+        let (found, _) = state.users.search(&project, &q).await?;
+        let me = state.users.load(&project, &who).await?;
+        if found.iter().any(|f| f.user_id != me.user_id) {
+            return Err(Error::UserAlreadyExists(p.clone()).into());
+        }
+    }
+    let verified = body.verified;
+    Ok(envelope(
+        state
+            .users
+            .mutate(&project, &who, move |u| {
+                u.verified_phone = phone.is_some() && verified.unwrap_or(false);
+                u.phone = phone;
+                Ok(())
+            })
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct NameRequest {
+    login_id: Option<String>,
+    user_id: Option<String>,
+    display_name: Option<String>,
+    given_name: Option<String>,
+    middle_name: Option<String>,
+    family_name: Option<String>,
+}
+
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn update_name(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+    AppJson(body): AppJson<NameRequest>,
+) -> ApiResult<Json<UserEnvelope>> {
+    let who = user_ref(&body.login_id, &body.user_id)?;
+    Ok(envelope(
+        state
+            .users
+            .mutate(&project, &who, move |u| {
+                for (field, value) in [
+                    (&mut u.name, body.display_name),
+                    (&mut u.given_name, body.given_name),
+                    (&mut u.middle_name, body.middle_name),
+                    (&mut u.family_name, body.family_name),
+                ] {
+                    if let Some(v) = value {
+                        *field = Some(v).filter(|s| !s.is_empty());
+                    }
+                }
+                Ok(())
+            })
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct PictureRequest {
+    login_id: Option<String>,
+    user_id: Option<String>,
+    picture: Option<String>,
+}
+
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn update_picture(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+    AppJson(body): AppJson<PictureRequest>,
+) -> ApiResult<Json<UserEnvelope>> {
+    let who = user_ref(&body.login_id, &body.user_id)?;
+    Ok(envelope(
+        state
+            .users
+            .mutate(&project, &who, move |u| {
+                u.picture = body.picture.filter(|p| !p.is_empty());
+                Ok(())
+            })
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct AttributeRequest {
+    login_id: Option<String>,
+    user_id: Option<String>,
+    attribute_key: Option<String>,
+    attribute_value: Option<Value>,
+}
+
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn update_custom_attribute(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+    AppJson(body): AppJson<AttributeRequest>,
+) -> ApiResult<Json<UserEnvelope>> {
+    let who = user_ref(&body.login_id, &body.user_id)?;
+    let key = body.attribute_key.filter(|k| !k.is_empty()).ok_or(Error::MissingArgument("attributeKey"))?;
+    let value = body.attribute_value.unwrap_or(Value::Null);
+    Ok(envelope(
+        state
+            .users
+            .mutate(&project, &who, move |u| {
+                u.custom_attributes.insert(key, value);
+                Ok(())
+            })
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RolesRequest {
+    login_id: Option<String>,
+    user_id: Option<String>,
+    tenant_id: Option<String>,
+    #[serde(default)]
+    role_names: Vec<String>,
+}
+
+enum RoleChange {
+    Set,
+    Add,
+    Remove,
+}
+
+async fn change_roles(
+    state: AppState,
+    project: idvault_core::ids::ProjectId,
+    body: RolesRequest,
+    how: RoleChange,
+) -> ApiResult<Json<UserEnvelope>> {
+    let who = user_ref(&body.login_id, &body.user_id)?;
+    let tenant = body.tenant_id.filter(|t| !t.is_empty());
+    let roles = body.role_names;
+    Ok(envelope(
+        state
+            .users
+            .mutate(&project, &who, move |u| {
+                let list = match &tenant {
+                    Some(t) => &mut u.tenant_mut(t).role_names,
+                    None => &mut u.role_names,
+                };
+                match how {
+                    RoleChange::Set => *list = roles,
+                    RoleChange::Add => add_all(list, &roles),
+                    RoleChange::Remove => list.retain(|r| !roles.contains(r)),
+                }
+                Ok(())
+            })
+            .await?,
+    ))
+}
+
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn set_roles(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+    AppJson(body): AppJson<RolesRequest>,
+) -> ApiResult<Json<UserEnvelope>> {
+    change_roles(state, project, body, RoleChange::Set).await
+}
+
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn add_roles(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+    AppJson(body): AppJson<RolesRequest>,
+) -> ApiResult<Json<UserEnvelope>> {
+    change_roles(state, project, body, RoleChange::Add).await
+}
+
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn remove_roles(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+    AppJson(body): AppJson<RolesRequest>,
+) -> ApiResult<Json<UserEnvelope>> {
+    change_roles(state, project, body, RoleChange::Remove).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct TenantRequest {
+    login_id: Option<String>,
+    user_id: Option<String>,
+    tenant_id: Option<String>,
+}
+
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn add_tenant(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+    AppJson(body): AppJson<TenantRequest>,
+) -> ApiResult<Json<UserEnvelope>> {
+    let who = user_ref(&body.login_id, &body.user_id)?;
+    let tenant = body.tenant_id.filter(|t| !t.is_empty()).ok_or(Error::MissingArgument("tenantId"))?;
+    Ok(envelope(
+        state
+            .users
+            .mutate(&project, &who, move |u| {
+                u.tenant_mut(&tenant);
+                Ok(())
+            })
+            .await?,
+    ))
+}
+
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn remove_tenant(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+    AppJson(body): AppJson<TenantRequest>,
+) -> ApiResult<Json<UserEnvelope>> {
+    let who = user_ref(&body.login_id, &body.user_id)?;
+    let tenant = body.tenant_id.filter(|t| !t.is_empty()).ok_or(Error::MissingArgument("tenantId"))?;
+    Ok(envelope(
+        state
+            .users
+            .mutate(&project, &who, move |u| {
+                u.tenants.retain(|t| t.tenant_id != tenant);
+                Ok(())
+            })
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct SsoAppsRequest {
+    login_id: Option<String>,
+    user_id: Option<String>,
+    #[serde(default, alias = "ssoAppIDs")]
+    sso_app_ids: Vec<String>,
+}
+
+async fn change_sso_apps(
+    state: AppState,
+    project: idvault_core::ids::ProjectId,
+    body: SsoAppsRequest,
+    how: RoleChange,
+) -> ApiResult<Json<UserEnvelope>> {
+    let who = user_ref(&body.login_id, &body.user_id)?;
+    let apps = body.sso_app_ids;
+    Ok(envelope(
+        state
+            .users
+            .mutate(&project, &who, move |u| {
+                match how {
+                    RoleChange::Set => u.sso_app_ids = apps,
+                    RoleChange::Add => add_all(&mut u.sso_app_ids, &apps),
+                    RoleChange::Remove => u.sso_app_ids.retain(|a| !apps.contains(a)),
+                }
+                Ok(())
+            })
+            .await?,
+    ))
+}
+
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn add_sso_apps(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+    AppJson(body): AppJson<SsoAppsRequest>,
+) -> ApiResult<Json<UserEnvelope>> {
+    change_sso_apps(state, project, body, RoleChange::Add).await
+}
+
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn set_sso_apps(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+    AppJson(body): AppJson<SsoAppsRequest>,
+) -> ApiResult<Json<UserEnvelope>> {
+    change_sso_apps(state, project, body, RoleChange::Set).await
+}
+
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn remove_sso_apps(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+    AppJson(body): AppJson<SsoAppsRequest>,
+) -> ApiResult<Json<UserEnvelope>> {
+    change_sso_apps(state, project, body, RoleChange::Remove).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct LogoutRequest {
+    login_id: Option<String>,
+    user_id: Option<String>,
+}
+
+/// Ends every session of the user.
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn logout_user(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+    AppJson(body): AppJson<LogoutRequest>,
+) -> ApiResult<Json<Value>> {
+    state.users.logout(&project, &user_ref(&body.login_id, &body.user_id)?).await?;
+    Ok(empty_ok())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HistoryEntry {
+    user_id: String,
+    login_time: i64,
+    city: String,
+    country: String,
+    ip: String,
+}
+
+/// Login history of users (the body is a JSON array of user ids), newest first.
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn user_history(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+    AppJson(ids): AppJson<Vec<String>>,
+) -> ApiResult<Json<Vec<HistoryEntry>>> {
+    let records = state.users.history(&project, &ids).await?;
+    Ok(Json(
+        records
+            .into_iter()
+            .map(|r| HistoryEntry {
+                user_id: r.user_id.into_string(),
+                login_time: r.login_ms.div_euclid(1000),
+                city: String::new(),
+                country: String::new(),
+                ip: r.ip,
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,376 @@
+//! The project directory: tenants, roles, permissions and custom attribute definitions, and the
+//! rules users must satisfy against them (known tenants and roles, typed attribute values).
+
+use std::sync::Arc;
+
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+use serde_json::{Map, Value};
+
+use crate::clock::SharedClock;
+use crate::error::{Error, Result};
+use crate::ids::ProjectId;
+use crate::limits::{MAX_FIELD_LEN, MAX_LIST_ITEMS};
+use crate::store::SharedStore;
+
+fn random_id(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        rand::thread_rng().sample_iter(&Alphanumeric).take(27).map(char::from).collect::<String>()
+    )
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub self_provisioning_domains: Vec<String>,
+    pub custom_attributes: Map<String, Value>,
+    pub disabled: bool,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permission {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    pub id: String,
+    pub name: String,
+    /// None for a project-level role.
+    pub tenant_id: Option<String>,
+    pub description: String,
+    pub permission_names: Vec<String>,
+    pub default: bool,
+    pub private: bool,
+    pub created_ms: i64,
+}
+
+/// Custom attribute types, numbered as Descope's tools number them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttributeType {
+    String = 1,
+    Number = 2,
+    Boolean = 3,
+    SingleSelect = 4,
+    MultiSelect = 5,
+    Date = 6,
+}
+
+impl AttributeType {
+    pub fn from_number(n: i64) -> Result<Self> {
+        Ok(match n {
+            1 => AttributeType::String,
+            2 => AttributeType::Number,
+            3 => AttributeType::Boolean,
+            4 => AttributeType::SingleSelect,
+            5 => AttributeType::MultiSelect,
+            6 => AttributeType::Date,
+            _ => return Err(Error::invalid("type", "must be 1 (string) to 6 (date)")),
+        })
+    }
+
+    /// Accepts the number (Node SDK) or the name (Python SDK).
+    pub fn from_json(v: &Value) -> Result<Self> {
+        match v {
+            Value::Number(n) => Self::from_number(n.as_i64().unwrap_or(0)),
+            Value::String(s) => Ok(match s.to_ascii_lowercase().as_str() {
+                "string" | "text" => AttributeType::String,
+                "number" | "numeric" => AttributeType::Number,
+                "boolean" | "bool" => AttributeType::Boolean,
+                "singleselect" | "single_select" | "select" => AttributeType::SingleSelect,
+                "multiselect" | "multi_select" | "array" => AttributeType::MultiSelect,
+                "date" => AttributeType::Date,
+                other => match other.parse::<i64>() {
+                    Ok(n) => Self::from_number(n)?,
+                    Err(_) => return Err(Error::invalid("type", format!("unknown attribute type '{s}'"))),
+                },
+            }),
+            _ => Err(Error::invalid("type", "must be a type name or number")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeOption {
+    pub value: String,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeDef {
+    pub name: String,
+    pub kind: AttributeType,
+    pub display_name: String,
+    pub options: Vec<AttributeOption>,
+    pub required: bool,
+}
+
+impl AttributeDef {
+    /// Checks one value against the definition. Null clears an attribute and is always allowed.
+    pub fn check(&self, value: &Value) -> Result<()> {
+        let allowed = |s: &str| self.options.is_empty() || self.options.iter().any(|o| o.value == s);
+        let ok = match (self.kind, value) {
+            (_, Value::Null) => true,
+            (AttributeType::String, Value::String(s)) => s.len() <= MAX_FIELD_LEN,
+            (AttributeType::Number, Value::Number(_)) => true,
+            (AttributeType::Boolean, Value::Bool(_)) => true,
+            (AttributeType::SingleSelect, Value::String(s)) => allowed(s),
+            (AttributeType::MultiSelect, Value::Array(items)) => {
+                items.iter().all(|i| i.as_str().is_some_and(allowed))
+            }
+            // Dates as Unix milliseconds or ISO-8601 text.
+            (AttributeType::Date, Value::Number(_)) => true,
+            (AttributeType::Date, Value::String(s)) => {
+                s.len() >= 10 && s.as_bytes()[4] == b'-' && s.as_bytes()[7] == b'-'
+            }
+            _ => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::invalid("customAttributes", format!("value of '{}' does not fit its type", self.name)))
+        }
+    }
+}
+
+/// Validates a user's custom attributes against the project's definitions: every key must be
+/// defined, and every value fit its type.
+pub fn check_custom_attributes(defs: &[AttributeDef], attrs: &Map<String, Value>) -> Result<()> {
+    for (key, value) in attrs {
+        let def = defs.iter().find(|d| &d.name == key).ok_or_else(|| {
+            Error::invalid("customAttributes", format!("'{key}' is not a defined custom attribute"))
+        })?;
+        def.check(value)?;
+    }
+    Ok(())
+}
+
+fn check_name(field: &'static str, name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::MissingArgument(field));
+    }
+    if name.len() > MAX_FIELD_LEN || name.chars().any(char::is_control) {
+        return Err(Error::invalid(field, format!("at most {MAX_FIELD_LEN} printable bytes")));
+    }
+    Ok(name.to_owned())
+}
+
+fn check_list(field: &'static str, values: &[String]) -> Result<()> {
+    if values.len() > MAX_LIST_ITEMS || values.iter().any(|v| v.is_empty() || v.len() > MAX_FIELD_LEN) {
+        return Err(Error::invalid(field, format!("at most {MAX_LIST_ITEMS} non-empty values")));
+    }
+    Ok(())
+}
+
+/// A tenant search (tenants per project are few: filtered in memory).
+#[derive(Debug, Clone, Default)]
+pub struct TenantQuery {
+    pub ids: Vec<String>,
+    pub names: Vec<String>,
+    pub self_provisioning_domains: Vec<String>,
+    pub custom_attributes: Map<String, Value>,
+}
+
+/// A role search.
+#[derive(Debug, Clone, Default)]
+pub struct RoleQuery {
+    pub tenant_ids: Vec<String>,
+    pub role_names: Vec<String>,
+    pub role_name_like: Option<String>,
+    pub permission_names: Vec<String>,
+    pub include_project_roles: bool,
+    pub role_ids: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct DirectoryService {
+    store: SharedStore,
+    clock: SharedClock,
+}
+
+impl DirectoryService {
+    pub fn new(store: SharedStore, clock: SharedClock) -> Self {
+        Self { store, clock }
+    }
+
+    // ---- tenants ----
+
+    pub async fn create_tenant(&self, project: &ProjectId, mut tenant: Tenant) -> Result<Tenant> {
+        tenant.name = check_name("name", &tenant.name)?;
+        tenant.id = match tenant.id.trim() {
+            "" => random_id("T"),
+            id => check_name("id", id)?,
+        };
+        check_list("selfProvisioningDomains", &tenant.self_provisioning_domains)?;
+        tenant.created_ms = self.clock.now_ms();
+        self.store.create_tenant(project, &tenant).await?;
+        Ok(tenant)
+    }
+
+    pub async fn update_tenant(&self, project: &ProjectId, mut tenant: Tenant) -> Result<Tenant> {
+        tenant.name = check_name("name", &tenant.name)?;
+        check_list("selfProvisioningDomains", &tenant.self_provisioning_domains)?;
+        self.store.update_tenant(project, &tenant).await
+    }
+
+    pub async fn load_tenant(&self, project: &ProjectId, id: &str) -> Result<Tenant> {
+        self.store.get_tenant(project, id).await?.ok_or_else(|| Error::NotFound(format!("tenant '{id}'")))
+    }
+
+    pub async fn delete_tenant(&self, project: &ProjectId, id: &str) -> Result<()> {
+        if id.is_empty() {
+            return Err(Error::MissingArgument("id"));
+        }
+        self.store.delete_tenant(project, id).await.map(|_| ())
+    }
+
+    pub async fn search_tenants(&self, project: &ProjectId, q: &TenantQuery) -> Result<Vec<Tenant>> {
+        let all = self.store.list_tenants(project).await?;
+        Ok(all
+            .into_iter()
+            .filter(|t| q.ids.is_empty() || q.ids.contains(&t.id))
+            .filter(|t| q.names.is_empty() || q.names.iter().any(|n| n.eq_ignore_ascii_case(&t.name)))
+            .filter(|t| {
+                q.self_provisioning_domains.is_empty()
+                    || t.self_provisioning_domains.iter().any(|d| q.self_provisioning_domains.contains(d))
+            })
+            .filter(|t| q.custom_attributes.iter().all(|(k, v)| t.custom_attributes.get(k) == Some(v)))
+            .collect())
+    }
+
+    // ---- permissions ----
+
+    pub async fn create_permission(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        description: &str,
+    ) -> Result<Permission> {
+        let p = Permission {
+            id: random_id("PRM"),
+            name: check_name("name", name)?,
+            description: description.to_owned(),
+            created_ms: self.clock.now_ms(),
+        };
+        self.store.create_permission(project, &p).await?;
+        Ok(p)
+    }
+
+    pub async fn update_permission(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        new_name: &str,
+        description: &str,
+    ) -> Result<()> {
+        let new_name = check_name("newName", if new_name.is_empty() { name } else { new_name })?;
+        self.store.update_permission(project, &check_name("name", name)?, &new_name, description).await
+    }
+
+    pub async fn delete_permission(&self, project: &ProjectId, name: &str) -> Result<()> {
+        self.store.delete_permission(project, &check_name("name", name)?).await.map(|_| ())
+    }
+
+    pub async fn list_permissions(&self, project: &ProjectId) -> Result<Vec<Permission>> {
+        self.store.list_permissions(project).await
+    }
+
+    // ---- roles ----
+
+    pub async fn create_role(&self, project: &ProjectId, mut role: Role) -> Result<Role> {
+        role.name = check_name("name", &role.name)?;
+        role.id = random_id("ROL");
+        role.tenant_id = role.tenant_id.filter(|t| !t.is_empty());
+        check_list("permissionNames", &role.permission_names)?;
+        role.created_ms = self.clock.now_ms();
+        self.store.create_role(project, &role).await?;
+        Ok(role)
+    }
+
+    /// Replaces a role found by name (and tenant); `new_name` renames it, also on users.
+    pub async fn update_role(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        tenant: Option<&str>,
+        mut role: Role,
+    ) -> Result<()> {
+        role.name = check_name("newName", &role.name)?;
+        check_list("permissionNames", &role.permission_names)?;
+        self.store
+            .update_role(project, &check_name("name", name)?, tenant.filter(|t| !t.is_empty()), &role)
+            .await
+    }
+
+    pub async fn delete_role(&self, project: &ProjectId, name: &str, tenant: Option<&str>) -> Result<()> {
+        self.store
+            .delete_role(project, &check_name("name", name)?, tenant.filter(|t| !t.is_empty()))
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn list_roles(&self, project: &ProjectId) -> Result<Vec<Role>> {
+        self.store.list_roles(project).await
+    }
+
+    pub async fn search_roles(&self, project: &ProjectId, q: &RoleQuery) -> Result<Vec<Role>> {
+        let like = q.role_name_like.as_ref().map(|s| s.to_lowercase());
+        Ok(self
+            .store
+            .list_roles(project)
+            .await?
+            .into_iter()
+            .filter(|r| match &r.tenant_id {
+                Some(t) => q.tenant_ids.is_empty() || q.tenant_ids.contains(t),
+                None => q.tenant_ids.is_empty() || q.include_project_roles,
+            })
+            .filter(|r| q.role_names.is_empty() || q.role_names.contains(&r.name))
+            .filter(|r| q.role_ids.is_empty() || q.role_ids.contains(&r.id))
+            .filter(|r| like.as_ref().is_none_or(|l| r.name.to_lowercase().contains(l)))
+            .filter(|r| {
+                q.permission_names.is_empty()
+                    || r.permission_names.iter().any(|p| q.permission_names.contains(p))
+            })
+            .collect())
+    }
+
+    // ---- custom attributes ----
+
+    pub async fn create_attributes(
+        &self,
+        project: &ProjectId,
+        defs: Vec<AttributeDef>,
+    ) -> Result<Vec<AttributeDef>> {
+        if defs.is_empty() {
+            return Err(Error::MissingArgument("attributes"));
+        }
+        for d in &defs {
+            check_name("name", &d.name)?;
+        }
+        self.store.put_attribute_defs(project, &defs).await?;
+        self.store.list_attribute_defs(project).await
+    }
+
+    pub async fn delete_attributes(
+        &self,
+        project: &ProjectId,
+        names: &[String],
+    ) -> Result<Vec<AttributeDef>> {
+        self.store.delete_attribute_defs(project, names).await?;
+        self.store.list_attribute_defs(project).await
+    }
+
+    pub async fn list_attributes(&self, project: &ProjectId) -> Result<Vec<AttributeDef>> {
+        self.store.list_attribute_defs(project).await
+    }
+}
+
+/// Keeps `Arc` in the public API surface for services built around the directory.
+pub type SharedDirectory = Arc<DirectoryService>;
