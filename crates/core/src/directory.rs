@@ -224,11 +224,40 @@ impl DirectoryService {
         self.store.get_tenant(project, id).await?.ok_or_else(|| Error::NotFound(format!("tenant '{id}'")))
     }
 
-    pub async fn delete_tenant(&self, project: &ProjectId, id: &str) -> Result<()> {
+    /// Deletes a tenant (and its roles and memberships). With `cascade`, the users who belonged
+    /// to no other tenant are deleted too, each in its own transaction, before the tenant.
+    pub async fn delete_tenant(&self, project: &ProjectId, id: &str, cascade: bool) -> Result<()> {
         if id.is_empty() {
             return Err(Error::MissingArgument("id"));
         }
+        if cascade {
+            let mut only_here = Vec::new();
+            for page in 0.. {
+                let q = crate::user::UserQuery {
+                    tenant_ids: vec![id.to_owned()],
+                    test: crate::user::TestUserFilter::Include,
+                    limit: 1000,
+                    page,
+                    ..Default::default()
+                };
+                let (members, _) = self.store.search_users(project, &q).await?;
+                if members.is_empty() {
+                    break;
+                }
+                only_here.extend(members.into_iter().filter(|u| u.tenants.len() == 1).map(|u| u.user_id));
+            }
+            for user_id in only_here {
+                self.store.delete_user(project, &user_id).await?;
+            }
+        }
         self.store.delete_tenant(project, id).await.map(|_| ())
+    }
+
+    /// Changes only the given fields of a tenant.
+    pub async fn patch_tenant(&self, project: &ProjectId, id: &str, change: impl FnOnce(&mut Tenant)) -> Result<Tenant> {
+        let mut tenant = self.load_tenant(project, id).await?;
+        change(&mut tenant);
+        self.update_tenant(project, tenant).await
     }
 
     pub async fn search_tenants(&self, project: &ProjectId, q: &TenantQuery) -> Result<Vec<Tenant>> {

@@ -265,6 +265,35 @@ pub trait DirectoryStore: Send + Sync {
     async fn login_history(&self, project: &ProjectId, user_ids: &[String]) -> Result<Vec<LoginRecord>>;
 }
 
+/// A provider identity linked to a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityLink {
+    pub provider: ProviderName,
+    pub provider_user_id: String,
+    pub user_id: UserId,
+}
+
+/// Reading and writing a whole project, for `idvault export` / `idvault import` between
+/// backends. Secrets travel as stored: sealed tokens, wrapped data keys, key hashes.
+#[async_trait]
+pub trait TransferStore: Send + Sync {
+    /// Every provider-token row of the project.
+    async fn export_tokens(&self, project: &ProjectId) -> Result<Vec<(UserId, SealedToken)>>;
+    async fn export_identities(&self, project: &ProjectId) -> Result<Vec<IdentityLink>>;
+    async fn import_identity(&self, project: &ProjectId, link: &IdentityLink) -> Result<()>;
+}
+
+/// Held while a token refresh runs; dropping it releases the lock.
+pub type RefreshGuard = Box<dyn Send + Sync>;
+
+/// Exactly one refresh at a time per (project, user, provider) across every process sharing the
+/// database. Within a process the vault already serializes refreshes; a backend shared by
+/// several replicas (PostgreSQL) adds a database lock that a crashed holder cannot keep.
+#[async_trait]
+pub trait RefreshLock: Send + Sync {
+    async fn refresh_lock(&self, project: &ProjectId, user_id: &UserId, provider: &ProviderName) -> Result<RefreshGuard>;
+}
+
 #[async_trait]
 pub trait HealthCheck: Send + Sync {
     /// Answers Ok when the database answers a trivial query.
@@ -280,6 +309,7 @@ pub trait Store:
     + DataKeyStore
     + AuthStore
     + DirectoryStore
+    + RefreshLock
     + HealthCheck
 {
 }
@@ -291,6 +321,7 @@ impl<T> Store for T where
         + DataKeyStore
         + AuthStore
         + DirectoryStore
+        + RefreshLock
         + HealthCheck
 {
 }

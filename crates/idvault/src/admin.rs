@@ -297,3 +297,23 @@ pub async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<()> {
         anyhow::bail!("not ready: {}", head.lines().next().unwrap_or("no answer"))
     }
 }
+
+pub async fn export(data_dir: &Path, project: &str, out: &Path) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    let project = ProjectId::parse(project)?;
+    let counts = crate::transfer::export(&store, &store, &project, out).await?;
+    println!("exported project {project} to {}: {counts:?}", out.display());
+    Ok(())
+}
+
+pub async fn import(data_dir: &Path, input: &Path) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    let (expected, found) = crate::transfer::import(&store, &store, input).await?;
+    println!("file:     {expected:?}");
+    println!("imported: {found:?}");
+    if expected != found {
+        anyhow::bail!("verification failed: the imported counts differ from the file's");
+    }
+    println!("verified: every count matches");
+    Ok(())
+}

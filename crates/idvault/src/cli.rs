@@ -50,6 +50,20 @@ pub enum Command {
     /// Manage the master keyring (envelope encryption of stored secrets).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Write a whole project (users, tenants, roles, keys, sealed tokens...) to a JSON Lines file.
+    Export {
+        #[arg(long)]
+        project: String,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Load a project exported with `idvault export` into this backend, then verify the counts.
+    Import {
+        /// Input file.
+        #[arg(long = "in")]
+        input: PathBuf,
+    },
     /// Exit 0 if a running server answers its readiness probe (for container health checks).
     Healthcheck(HealthcheckArgs),
 }

@@ -5,6 +5,7 @@ mod admin;
 mod cli;
 mod startup;
 mod telemetry;
+mod transfer;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,8 @@ fn main() -> ExitCode {
             Command::Provider(cmd) => admin::provider(&cli.data_dir, cli.master_key.as_deref(), cmd).await,
             Command::Keys(cmd) => admin::keys(&cli.data_dir, cli.master_key.as_deref(), cmd).await,
             Command::Healthcheck(args) => admin::healthcheck(args).await,
+            Command::Export { project, out } => admin::export(&cli.data_dir, &project, &out).await,
+            Command::Import { input } => admin::import(&cli.data_dir, &input).await,
         }
     });
     match result {

@@ -227,6 +227,12 @@ fn search_filter(project: &ProjectId, q: &UserQuery) -> (String, Vec<SqlValue>) 
             args.push(SqlValue::Integer(ms));
         }
     }
+    for (column, wanted) in [("u.verified_email", q.verified_email), ("u.verified_phone", q.verified_phone)] {
+        if let Some(v) = wanted {
+            sql.push_str(&format!(" AND {column} = ?"));
+            args.push(SqlValue::Integer(i64::from(v)));
+        }
+    }
     for f in &q.tenant_roles {
         sql.push_str(" AND u.pk IN (SELECT user_pk FROM user_roles WHERE tenant_id = ?");
         args.push(SqlValue::Text(f.tenant_id.clone()));

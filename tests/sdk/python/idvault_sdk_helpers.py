@@ -1,8 +1,11 @@
-"""Helpers shared by the SDK conformance tests: the server handle, unique ids, and the one
-idvault extension the SDK cannot call (storing a provider token)."""
+"""Helpers shared by the SDK conformance tests: the server handle, unique ids, the one idvault
+extension the SDK cannot call (storing a provider token), error checks, and making tenants, roles
+and permissions through the SDK."""
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,3 +67,83 @@ def put_provider_token(
 def tampered_key(key: str) -> str:
     """The same management key with its last character changed: right key id, wrong secret."""
     return key[:-1] + ("B" if key.endswith("A") else "A")
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+
+USER_NOT_FOUND = "E112102"
+USER_ALREADY_EXISTS = "E062107"
+# Route-level answers: a request that gets one of these never reached the operation it names.
+NO_SUCH_ROUTE = "E011404"
+METHOD_NOT_ALLOWED = "E011405"
+
+
+def error_code(exc) -> Optional[str]:
+    """The Descope `errorCode` of an `AuthException` raised for an HTTP answer, if it has one."""
+    try:
+        body = json.loads(exc.error_message)
+    except (TypeError, ValueError):
+        return None
+    return body.get("errorCode") if isinstance(body, dict) else None
+
+
+def assert_refused(exc, *statuses: int) -> None:
+    """The operation was reached and refused with a 4xx (one of `statuses` when given).
+
+    A 404 "no such route" or a 405 does not count: it would let a test of a missing endpoint pass."""
+    code = error_code(exc)
+    assert code not in (NO_SUCH_ROUTE, METHOD_NOT_ALLOWED), f"endpoint missing: {exc.status_code} {exc.error_message}"
+    if statuses:
+        assert exc.status_code in statuses, f"{exc.status_code} {exc.error_message}"
+    else:
+        assert 400 <= exc.status_code < 500, f"{exc.status_code} {exc.error_message}"
+
+
+def assert_user_not_found(exc) -> None:
+    assert exc.status_code == 400, f"{exc.status_code} {exc.error_message}"
+    assert error_code(exc) == USER_NOT_FOUND, exc.error_message
+
+
+# ---------------------------------------------------------------------------------------------
+# Tenants, roles, permissions (through the SDK)
+# ---------------------------------------------------------------------------------------------
+
+
+def new_tenant(client, name: Optional[str] = None, tenant_id: Optional[str] = None, **kwargs) -> str:
+    """Creates a tenant through `mgmt.tenant.create` and answers its id."""
+    suffix = uuid.uuid4().hex
+    name = name if name is not None else f"Tenant {suffix}"
+    tenant_id = tenant_id if tenant_id is not None else f"t-{suffix}"
+    resp = client.mgmt.tenant.create(name=name, id=tenant_id, **kwargs)
+    assert resp["id"] == tenant_id, resp
+    return tenant_id
+
+
+def new_role(client, name: Optional[str] = None, permission_names: Optional[list[str]] = None,
+             tenant_id: Optional[str] = None, description: Optional[str] = None) -> str:
+    """Creates a role through `mgmt.role.create` (which answers nothing) and answers its name."""
+    name = name if name is not None else f"role-{uuid.uuid4().hex}"
+    client.mgmt.role.create(name, description=description, permission_names=permission_names, tenant_id=tenant_id)
+    return name
+
+
+def new_permission(client, name: Optional[str] = None, description: Optional[str] = None) -> str:
+    name = name if name is not None else f"perm-{uuid.uuid4().hex}"
+    client.mgmt.permission.create(name, description=description)
+    return name
+
+
+def role_named(client, name: str, tenant_id: Optional[str] = None) -> dict:
+    """The role of that name, as `role.search` answers it."""
+    body = {"role_names": [name]}
+    if tenant_id is not None:
+        body["tenant_ids"] = [tenant_id]
+    roles = [r for r in client.mgmt.role.search(**body)["roles"] if r["name"] == name]
+    assert len(roles) == 1, roles
+    return roles[0]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

@@ -9,7 +9,7 @@ import warnings
 import pytest
 from descope import AssociatedTenant, AuthException, DescopeClient, UserObj
 
-from idvault_sdk_helpers import unique_login_id, unique_phone
+from idvault_sdk_helpers import new_role, new_tenant, unique_login_id, unique_phone
 
 USER_NOT_FOUND = "E112102"
 
@@ -72,9 +72,16 @@ def test_create_with_all_fields_echoes_them(client, uid):
     login_id = f"full-{uid}"
     email = f"full-{uid}@example.com"
     phone = unique_phone()
-    tenant_id = f"tenant-{uid}"
-    role = f"role-{uid}"
-    attrs = {"department": "engineering", "level": 3, "beta": True}
+    # Tenants and roles must exist before a user can hold them (unknown ones are refused).
+    tenant_id = new_tenant(client, tenant_id=f"tenant-{uid}")
+    role = new_role(client, f"role-{uid}")
+    tenant_admin = new_role(client, f"tenant-admin-{uid}")
+    viewer = new_role(client, f"viewer-{uid}")
+    # So must the custom attributes (their definitions).
+    suffix = uid[:10]
+    for name, kind in ((f"department{suffix}", "string"), (f"level{suffix}", "number"), (f"beta{suffix}", "boolean")):
+        client.mgmt.user.create_custom_attribute(name, name.capitalize(), kind)
+    attrs = {f"department{suffix}": "engineering", f"level{suffix}": 3, f"beta{suffix}": True}
 
     before = time.time()
     resp = client.mgmt.user.create(
@@ -83,7 +90,7 @@ def test_create_with_all_fields_echoes_them(client, uid):
         phone=phone,
         display_name="Dana Scully",
         role_names=[role],
-        user_tenants=[AssociatedTenant(tenant_id, role_names=["tenant-admin", "viewer"])],
+        user_tenants=[AssociatedTenant(tenant_id, role_names=[tenant_admin, viewer])],
         custom_attributes=attrs,
     )
     after = time.time()
@@ -98,7 +105,7 @@ def test_create_with_all_fields_echoes_them(client, uid):
     assert user["roleNames"] == [role]
     assert len(user["userTenants"]) == 1
     assert user["userTenants"][0]["tenantId"] == tenant_id
-    assert user["userTenants"][0]["roleNames"] == ["tenant-admin", "viewer"]
+    assert user["userTenants"][0]["roleNames"] == [tenant_admin, viewer]
     assert user["customAttributes"] == attrs
     assert user["test"] is False
     # createdTime is Unix seconds (not milliseconds).
@@ -129,12 +136,13 @@ def test_create_test_user(client):
 
 
 def test_invite_batch_creates_users(client, uid):
-    tenant_id = f"batch-tenant-{uid}"
+    tenant_id = new_tenant(client, tenant_id=f"batch-tenant-{uid}")
+    member = new_role(client, f"member-{uid}")
     users = [
         UserObj(
             login_id=f"batch{i}-{uid}@example.com",
             display_name=f"Batch User {i}",
-            user_tenants=[AssociatedTenant(tenant_id, role_names=["member"])],
+            user_tenants=[AssociatedTenant(tenant_id, role_names=[member])],
         )
         for i in range(3)
     ]
@@ -206,8 +214,8 @@ def test_search_by_emails_and_phones(client, uid):
 
 
 def test_search_by_tenant_ids_role_names_and_statuses(client, uid):
-    tenant = f"t-{uid}"
-    role = f"r-{uid}"
+    tenant = new_tenant(client, tenant_id=f"t-{uid}")
+    role = new_role(client, f"r-{uid}")
     in_tenant = client.mgmt.user.create(
         login_id=unique_login_id("tenant"), user_tenants=[AssociatedTenant(tenant)]
     )["user"]
@@ -243,7 +251,7 @@ def test_search_by_text(client, uid):
 
 
 def test_search_paging(client, uid):
-    tenant = f"paging-{uid}"
+    tenant = new_tenant(client, tenant_id=f"paging-{uid}")
     created = {
         client.mgmt.user.create(login_id=f"page{i}-{uid}@example.com", user_tenants=[AssociatedTenant(tenant)])[
             "user"
@@ -267,7 +275,7 @@ def test_search_paging(client, uid):
 
 
 def test_search_test_user_flags(client, uid):
-    tenant = f"testflags-{uid}"
+    tenant = new_tenant(client, tenant_id=f"testflags-{uid}")
     regular = client.mgmt.user.create(login_id=unique_login_id("regular"), user_tenants=[AssociatedTenant(tenant)])[
         "user"
     ]

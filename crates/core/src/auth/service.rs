@@ -518,9 +518,18 @@ impl AuthService {
         exp: i64,
         jti: Option<&str>,
     ) -> Result<String> {
+        // Tenant permissions come with the loaded user; project-level ones from its roles.
         let mut tenants = Map::new();
         for t in &user.tenants {
-            tenants.insert(t.tenant_id.clone(), json!({"roles": t.role_names, "permissions": []}));
+            tenants.insert(t.tenant_id.clone(), json!({"roles": t.role_names, "permissions": t.permissions}));
+        }
+        let mut permissions = std::collections::BTreeSet::new();
+        if !user.role_names.is_empty() {
+            for role in self.store.list_roles(project).await? {
+                if role.tenant_id.is_none() && user.role_names.contains(&role.name) {
+                    permissions.extend(role.permission_names);
+                }
+            }
         }
         let mut claims = Map::new();
         claims.insert("sub".into(), json!(user.user_id.as_str()));
@@ -530,7 +539,7 @@ impl AuthService {
         claims.insert("drn".into(), json!(drn));
         claims.insert("amr".into(), json!(["oauth"]));
         claims.insert("roles".into(), json!(user.role_names));
-        claims.insert("permissions".into(), json!([]));
+        claims.insert("permissions".into(), json!(permissions));
         claims.insert("tenants".into(), Value::Object(tenants));
         if let Some(jti) = jti {
             claims.insert("jti".into(), json!(jti));

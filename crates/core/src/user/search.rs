@@ -42,6 +42,8 @@ pub struct UserQuery {
     pub to_modified_ms: Option<i64>,
     /// Roles held in given tenants (role ids already resolved to names).
     pub tenant_roles: Vec<TenantRoleFilter>,
+    pub verified_email: Option<bool>,
+    pub verified_phone: Option<bool>,
     pub limit: u32,
     pub page: u32,
 }

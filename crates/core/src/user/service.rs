@@ -67,6 +67,15 @@ impl UserService {
         }
     }
 
+    /// Users by id; disabled and expired users only when `include_invalid` (as the SDKs document).
+    pub async fn load_many_filtered(&self, project: &ProjectId, user_ids: &[String], include_invalid: bool) -> Result<Vec<User>> {
+        let mut users = self.load_many(project, user_ids).await?;
+        if !include_invalid {
+            users.retain(|u| !matches!(u.status, crate::user::UserStatus::Disabled | crate::user::UserStatus::Expired));
+        }
+        Ok(users)
+    }
+
     pub async fn load_many(&self, project: &ProjectId, user_ids: &[String]) -> Result<Vec<User>> {
         if user_ids.is_empty() {
             return Err(Error::MissingArgument("userIds"));

@@ -138,6 +138,8 @@ impl VaultService {
         };
         let lock = self.locks.lock_for(project, user_id, &provider);
         let _guard = lock.lock().await;
+        // Other replicas on the same database: their refreshes queue here.
+        let _shared = self.store.refresh_lock(project, user_id, &provider).await?;
 
         let (_, current) = self.lookup(project, &UserRef::UserId(user_id.clone()), &provider).await?;
         if current.version != seen.version {

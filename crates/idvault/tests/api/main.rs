@@ -16,4 +16,5 @@ mod persistence;
 mod provider_tokens;
 mod refresh;
 mod signin;
+mod transfer;
 mod users;
