@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: Rust unit and integration tests, then the conformance suites that drive
-# a real idvault with the official Descope SDKs. Installs what the SDK suites need (a Python virtual
-# environment with pinned packages) on first use. Usage: ./scripts/test.sh
+# Runs the whole test suite, twice over the storage backends:
+#   1. Rust unit tests (every crate; the PostgreSQL store's own tests included);
+#   2. the integration suite (the real server over HTTP) and the conformance suites that drive a
+#      real idvault with the official Descope SDKs (Python, the Python SDK's own e2e scenario,
+#      Node), first on SQLite, then again on PostgreSQL, each server on its own fresh database.
+# Installs what the suites need on first use: a Python virtual environment and npm packages, all
+# pinned. PostgreSQL is expected at 127.0.0.1:5432 (IDVAULT_TEST_PG_ADMIN_URL); without it the
+# PostgreSQL pass is skipped with a message, except in CI (CI set), where it is required.
+# Usage: ./scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+export IDVAULT_TEST_PG_ADMIN_URL="${IDVAULT_TEST_PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/test}"
+mkdir -p target
+total=0
+add() { total=$(( total + ${1:-0} )); }
 
 step "Rust: build"
 cargo build --workspace --all-targets --locked
@@ -15,31 +25,54 @@ step "Node: the test OAuth server (oidc-provider, pinned in tests/oauth-server/p
 node tests/oauth-server/selftest.js > target/oauth-selftest.log 2>&1 || { cat target/oauth-selftest.log; exit 1; }
 tail -1 target/oauth-selftest.log
 
-step "Rust: unit and integration tests"
-cargo test --workspace --locked 2>&1 | tee target/cargo-test.log
-rust_passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' target/cargo-test.log | awk '{s+=$4} END {print s+0}')
-
-step "Python SDK conformance (descope, pinned in tests/sdk/python/requirements.txt)"
+step "SDK suites: install (Python venv, npm packages)"
 venv=.venv
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/sdk/python/requirements.txt
-IDVAULT_BIN="$PWD/target/debug/idvault" "$venv/bin/python" -m pytest tests/sdk/python -q -p no:cacheprovider \
-  2>&1 | tee target/pytest.log
-py_passed=$(grep -Eo '[0-9]+ passed' target/pytest.log | tail -1 | awk '{print $1}')
-
-step "The Descope Python SDK's own e2e user scenario, configured by DESCOPE_* variables only"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/sdk/python-e2e/requirements.txt
-IDVAULT_BIN="$PWD/target/debug/idvault" E2E_PYTHON="$PWD/$venv/bin/python" tests/sdk/python-e2e/run.sh -q -p no:cacheprovider \
-  2>&1 | tee target/python-e2e.log
-e2e_passed=$(grep -Eo '[0-9]+ passed' target/python-e2e.log | tail -1 | awk '{print $1}')
-
-step "Node SDK conformance (@descope/node-sdk, pinned in tests/sdk/node/package-lock.json)"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/sdk/python/requirements.txt \
+  -r tests/sdk/python-e2e/requirements.txt
 (cd tests/sdk/node && npm ci --no-audit --no-fund --loglevel=error)
-(cd tests/sdk/node && IDVAULT_BIN="$PWD/../../../target/debug/idvault" node --test) 2>&1 | tee target/node-test.log
-node_passed=$(grep -Eo '^# pass [0-9]+' target/node-test.log | awk '{print $3}')
+export IDVAULT_BIN="$PWD/target/debug/idvault"
+
+step "Rust: unit tests and the integration suite on SQLite"
+cargo test --workspace --locked 2>&1 | tee target/cargo-test.log
+add "$(grep -Eo 'test result: ok\. [0-9]+ passed' target/cargo-test.log | awk '{s+=$4} END {print s+0}')"
+
+# The SDK suites, on the backend named by IDVAULT_TEST_BACKEND.
+sdk_suites() {
+  local tag=$1
+  step "Python SDK conformance ($tag)"
+  "$venv/bin/python" -m pytest tests/sdk/python -q -p no:cacheprovider 2>&1 | tee "target/pytest-$tag.log"
+  add "$(grep -Eo '[0-9]+ passed' "target/pytest-$tag.log" | tail -1 | awk '{print $1}')"
+
+  step "The Descope Python SDK's own e2e user scenario, configured by DESCOPE_* only ($tag)"
+  E2E_PYTHON="$PWD/$venv/bin/python" tests/sdk/python-e2e/run.sh -q -p no:cacheprovider 2>&1 | tee "target/e2e-$tag.log"
+  add "$(grep -Eo '[0-9]+ passed' "target/e2e-$tag.log" | tail -1 | awk '{print $1}')"
+
+  step "Node SDK conformance ($tag)"
+  (cd tests/sdk/node && node --test) 2>&1 | tee "target/node-$tag.log"
+  add "$(grep -Eo '^# pass [0-9]+' "target/node-$tag.log" | awk '{print $3}')"
+}
+
+export IDVAULT_TEST_BACKEND=sqlite
+sdk_suites sqlite
+
+if psql "$IDVAULT_TEST_PG_ADMIN_URL" -Atc 'SELECT 1' >/dev/null 2>&1; then
+  export IDVAULT_TEST_BACKEND=postgres
+  step "Rust: the integration suite on PostgreSQL"
+  cargo test -p idvault --test api --locked 2>&1 | tee target/cargo-test-pg.log
+  add "$(grep -Eo 'test result: ok\. [0-9]+ passed' target/cargo-test-pg.log | awk '{s+=$4} END {print s+0}')"
+  sdk_suites postgres
+  step "PostgreSQL: dropping the test databases"
+  psql "$IDVAULT_TEST_PG_ADMIN_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'idv\_%'" |
+    while read -r db; do psql "$IDVAULT_TEST_PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"; done
+elif [ -n "${CI:-}" ]; then
+  echo "PostgreSQL is not reachable at $IDVAULT_TEST_PG_ADMIN_URL, and CI requires the PostgreSQL pass" >&2
+  exit 1
+else
+  step "PostgreSQL pass skipped: PostgreSQL is not reachable at $IDVAULT_TEST_PG_ADMIN_URL"
+fi
 
 step "Summary"
-echo "rust: ${rust_passed} passed; python sdk: ${py_passed:-0} passed; python e2e: ${e2e_passed:-0} passed; node sdk: ${node_passed:-0} passed"
-echo "$(( rust_passed + ${py_passed:-0} + ${e2e_passed:-0} + ${node_passed:-0} )) passed, 0 failed"
+echo "$total passed, 0 failed"

@@ -55,11 +55,18 @@ pub fn describe(code: Code) -> (StatusCode, &'static str, &'static str) {
     }
 }
 
-#[derive(Serialize)]
+/// The Descope error body of every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorBody {
+    /// The Descope error code, such as `E011002`.
+    #[schema(example = "E011002")]
     pub error_code: &'static str,
+    /// The fixed description of the code.
+    #[schema(example = "Missing arguments")]
     pub error_description: &'static str,
+    /// What went wrong in this request.
+    #[schema(example = "missing argument: loginId")]
     pub error_message: String,
 }
 

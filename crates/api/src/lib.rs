@@ -7,9 +7,10 @@
 
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod router;
 pub mod routes;
 pub mod state;
 
-pub use router::router;
+pub use router::{openapi, router};
 pub use state::AppState;

@@ -1,23 +1,30 @@
-//! The whole route table, with the layers every request passes through.
+//! The whole route table, with the layers every request passes through, and the OpenAPI document
+//! built from the same route registrations.
 
 use std::any::Any;
+use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Router;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use idvault_core::error::Code;
 use idvault_core::limits::MAX_BODY_BYTES;
 
 use crate::error::ApiError;
+use crate::openapi::{ApiDoc, DOCS_HTML};
 use crate::routes;
 use crate::state::AppState;
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// Every documented route, with the document that describes them.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::health::router())
         .merge(routes::auth::router())
         .merge(routes::directory::router())
@@ -25,6 +32,25 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::users::router())
         .merge(routes::provider_tokens::router())
         .merge(routes::providers::router())
+}
+
+/// The OpenAPI document of the API, as served at `/openapi.json` (needs no state).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().into_openapi()
+}
+
+pub fn router(state: AppState) -> Router {
+    let (routes, doc) = api_routes().split_for_parts();
+    let doc = Arc::new(doc);
+    routes
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json(&*doc).into_response() }
+            }),
+        )
+        .route("/docs", get(|| async { Html(DOCS_HTML) }))
         .fallback(|| async { ApiError::new(Code::RouteNotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(Code::MethodNotAllowed, "method not allowed on this route")

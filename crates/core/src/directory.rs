@@ -27,6 +27,8 @@ pub struct Tenant {
     pub self_provisioning_domains: Vec<String>,
     pub custom_attributes: Map<String, Value>,
     pub disabled: bool,
+    /// Users of this tenant must sign in with its SSO.
+    pub enforce_sso: bool,
     pub created_ms: i64,
 }
 
@@ -254,7 +256,12 @@ impl DirectoryService {
     }
 
     /// Changes only the given fields of a tenant.
-    pub async fn patch_tenant(&self, project: &ProjectId, id: &str, change: impl FnOnce(&mut Tenant)) -> Result<Tenant> {
+    pub async fn patch_tenant(
+        &self,
+        project: &ProjectId,
+        id: &str,
+        change: impl FnOnce(&mut Tenant),
+    ) -> Result<Tenant> {
         let mut tenant = self.load_tenant(project, id).await?;
         change(&mut tenant);
         self.update_tenant(project, tenant).await

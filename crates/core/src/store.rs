@@ -291,7 +291,12 @@ pub type RefreshGuard = Box<dyn Send + Sync>;
 /// several replicas (PostgreSQL) adds a database lock that a crashed holder cannot keep.
 #[async_trait]
 pub trait RefreshLock: Send + Sync {
-    async fn refresh_lock(&self, project: &ProjectId, user_id: &UserId, provider: &ProviderName) -> Result<RefreshGuard>;
+    async fn refresh_lock(
+        &self,
+        project: &ProjectId,
+        user_id: &UserId,
+        provider: &ProviderName,
+    ) -> Result<RefreshGuard>;
 }
 
 #[async_trait]

@@ -16,25 +16,28 @@ use idvault_core::ids::ProjectId;
 use idvault_core::project::{KeyState, ProjectService};
 use idvault_core::provider::service::SetProvider;
 use idvault_core::provider::{ClientAuthMethod, ProviderConfig, ProviderService};
-use idvault_core::store::AuthStore;
-use idvault_core::store::{DataKeyStore, WrappedDataKey};
+use idvault_core::store::SharedStore;
+use idvault_core::store::WrappedDataKey;
 use idvault_crypto::{rewrap_data_keys, Envelope, JwtSigner, Keyring};
 use idvault_oauth::{HttpOAuthClient, OAuthSettings};
-use idvault_store_sqlite::{SqliteOptions, SqliteStore};
+
+use crate::backend::Backend;
 
 use crate::cli::{
     HealthcheckArgs, KeyCommand, KeysCommand, ProjectCommand, ProviderCommand, ProviderSetArgs,
 };
 use crate::startup::{db_path, ensure_data_dir, load_keyring};
 
-fn open_store(data_dir: &Path) -> anyhow::Result<SqliteStore> {
-    ensure_data_dir(data_dir)?;
-    let opts = SqliteOptions { readers: 1, ..SqliteOptions::default() };
-    SqliteStore::open(&db_path(data_dir), &opts).context("opening the database")
+async fn open_backend(data_dir: &Path, db: Option<&str>) -> anyhow::Result<Backend> {
+    Backend::open(data_dir, db, true, false).await
 }
 
-fn projects(store: SqliteStore) -> ProjectService {
-    ProjectService::new(Arc::new(store), Arc::new(SystemClock))
+async fn open_store(data_dir: &Path, db: Option<&str>) -> anyhow::Result<SharedStore> {
+    Ok(open_backend(data_dir, db).await?.store())
+}
+
+fn projects(store: SharedStore) -> ProjectService {
+    ProjectService::new(store, Arc::new(SystemClock))
 }
 
 fn format_ms(ms: i64) -> String {
@@ -42,11 +45,11 @@ fn format_ms(ms: i64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-fn provider_service(store: SqliteStore, keyring: Keyring) -> anyhow::Result<ProviderService> {
+fn provider_service(store: SharedStore, keyring: Keyring) -> anyhow::Result<ProviderService> {
     let clock: SharedClock = Arc::new(SystemClock);
-    let cipher = Arc::new(Envelope::new(keyring, Arc::new(store.clone()), clock.clone()));
+    let cipher = Arc::new(Envelope::new(keyring, store.clone(), clock.clone()));
     let oauth = HttpOAuthClient::new(OAuthSettings::default()).map_err(anyhow::Error::msg)?;
-    Ok(ProviderService::new(Arc::new(store), cipher, Arc::new(oauth), clock))
+    Ok(ProviderService::new(store, cipher, Arc::new(oauth), clock))
 }
 
 fn print_provider(p: &ProviderConfig) {
@@ -69,8 +72,13 @@ fn read_client_secret(args: &ProviderSetArgs) -> anyhow::Result<Option<SecretStr
     Ok(std::env::var("IDVAULT_CLIENT_SECRET").ok().filter(|s| !s.is_empty()).map(SecretString::from))
 }
 
-pub async fn provider(data_dir: &Path, master_key: Option<&str>, cmd: ProviderCommand) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+pub async fn provider(
+    data_dir: &Path,
+    db: Option<&str>,
+    master_key: Option<&str>,
+    cmd: ProviderCommand,
+) -> anyhow::Result<()> {
+    let store = open_store(data_dir, db).await?;
     let keyring = load_keyring(master_key, data_dir)?;
     let svc = provider_service(store, keyring)?;
     match cmd {
@@ -108,12 +116,17 @@ pub async fn provider(data_dir: &Path, master_key: Option<&str>, cmd: ProviderCo
     Ok(())
 }
 
-pub async fn keys(data_dir: &Path, master_key: Option<&str>, cmd: KeysCommand) -> anyhow::Result<()> {
+pub async fn keys(
+    data_dir: &Path,
+    db: Option<&str>,
+    master_key: Option<&str>,
+    cmd: KeysCommand,
+) -> anyhow::Result<()> {
     if let KeysCommand::Generate { version } = cmd {
         println!("{}", idvault_crypto::generate_entry(version).as_str());
         return Ok(());
     }
-    let store = open_store(data_dir)?;
+    let store = open_store(data_dir, db).await?;
     let mut keyring = load_keyring(master_key, data_dir)?;
     let usage = |keys: &[WrappedDataKey], v: u32| keys.iter().filter(|k| k.master_key_version == v).count();
     match cmd {
@@ -142,7 +155,7 @@ pub async fn keys(data_dir: &Path, master_key: Option<&str>, cmd: KeysCommand) -
                 ProgressStyle::with_template("{spinner} re-wrapping data keys [{bar:40}] {pos}/{len}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
-            let report = rewrap_data_keys(&keyring, &store, |done, total| {
+            let report = rewrap_data_keys(&keyring, store.as_ref(), |done, total| {
                 bar.set_length(total as u64);
                 bar.set_position(done as u64);
             })
@@ -170,14 +183,10 @@ pub async fn keys(data_dir: &Path, master_key: Option<&str>, cmd: KeysCommand) -
         KeysCommand::RotateSigning { project } => {
             let project = ProjectId::parse(&project)?;
             let clock: SharedClock = Arc::new(SystemClock);
-            let cipher = Arc::new(Envelope::new(keyring, Arc::new(store.clone()), clock.clone()));
+            let cipher = Arc::new(Envelope::new(keyring, store.clone(), clock.clone()));
             // Retired keys stay published for the longest refresh-token lifetime (30 days by default).
-            let signer = JwtSigner::new(
-                Arc::new(store.clone()),
-                cipher,
-                clock,
-                std::time::Duration::from_secs(30 * 24 * 3600),
-            );
+            let signer =
+                JwtSigner::new(store.clone(), cipher, clock, std::time::Duration::from_secs(30 * 24 * 3600));
             let kid = signer.rotate(&project).await?;
             println!(
                 "new signing key {kid} is active; the previous keys stay published until their tokens expire"
@@ -188,9 +197,15 @@ pub async fn keys(data_dir: &Path, master_key: Option<&str>, cmd: KeysCommand) -
     Ok(())
 }
 
-pub fn migrate(data_dir: &Path) -> anyhow::Result<()> {
+pub async fn migrate(data_dir: &Path, db: Option<&str>) -> anyhow::Result<()> {
     ensure_data_dir(data_dir)?;
-    let applied = idvault_store_sqlite::migrate(&db_path(data_dir)).context("migrating the database")?;
+    let applied = match db.filter(|u| !u.is_empty()) {
+        Some(url) if crate::backend::is_postgres(url) => {
+            idvault_store_postgres::migrate(url).await.context("migrating the database")?
+        }
+        Some(_) => anyhow::bail!("--database-url must be a postgres:// URL"),
+        None => idvault_store_sqlite::migrate(&db_path(data_dir)).context("migrating the database")?,
+    };
     if applied.is_empty() {
         println!("database is up to date (schema version {})", idvault_store_sqlite::known_schema_version());
     } else {
@@ -199,8 +214,8 @@ pub fn migrate(data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn project(data_dir: &Path, cmd: ProjectCommand) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+pub async fn project(data_dir: &Path, db: Option<&str>, cmd: ProjectCommand) -> anyhow::Result<()> {
+    let store = open_store(data_dir, db).await?;
     let svc = projects(store.clone());
     match cmd {
         ProjectCommand::Create { name } => {
@@ -230,8 +245,8 @@ pub async fn project(data_dir: &Path, cmd: ProjectCommand) -> anyhow::Result<()>
     Ok(())
 }
 
-pub async fn key(data_dir: &Path, cmd: KeyCommand) -> anyhow::Result<()> {
-    let svc = projects(open_store(data_dir)?);
+pub async fn key(data_dir: &Path, db: Option<&str>, cmd: KeyCommand) -> anyhow::Result<()> {
+    let svc = projects(open_store(data_dir, db).await?);
     match cmd {
         KeyCommand::Create { project, name, expires_in } => {
             let project = ProjectId::parse(&project)?;
@@ -298,17 +313,18 @@ pub async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<()> {
     }
 }
 
-pub async fn export(data_dir: &Path, project: &str, out: &Path) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+pub async fn export(data_dir: &Path, db: Option<&str>, project: &str, out: &Path) -> anyhow::Result<()> {
+    let backend = open_backend(data_dir, db).await?;
     let project = ProjectId::parse(project)?;
-    let counts = crate::transfer::export(&store, &store, &project, out).await?;
+    let counts = crate::transfer::export(backend.store().as_ref(), backend.transfer(), &project, out).await?;
     println!("exported project {project} to {}: {counts:?}", out.display());
     Ok(())
 }
 
-pub async fn import(data_dir: &Path, input: &Path) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
-    let (expected, found) = crate::transfer::import(&store, &store, input).await?;
+pub async fn import(data_dir: &Path, db: Option<&str>, input: &Path) -> anyhow::Result<()> {
+    let backend = open_backend(data_dir, db).await?;
+    let (expected, found) =
+        crate::transfer::import(backend.store().as_ref(), backend.transfer(), input).await?;
     println!("file:     {expected:?}");
     println!("imported: {found:?}");
     if expected != found {

@@ -17,6 +17,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "IDVAULT_DATA_DIR", default_value = "./idvault-data")]
     pub data_dir: PathBuf,
 
+    /// PostgreSQL instead of SQLite in the data directory, e.g.
+    /// `postgres://idvault@db.example/idvault`. Several replicas may share one database.
+    #[arg(long, global = true, env = "IDVAULT_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
     /// Master keyring: one base64 key, or `version:base64` entries separated by commas. When
     /// unset, `master.key` in the data directory is used (created on first start).
     #[arg(

@@ -2,6 +2,7 @@
 //! `startup` (the server) or `admin` (project and key management on the same data directory).
 
 mod admin;
+mod backend;
 mod cli;
 mod startup;
 mod telemetry;
@@ -24,16 +25,19 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
+        let db = cli.database_url.as_deref();
         match cli.command {
-            Command::Serve(args) => startup::serve(&cli.data_dir, cli.master_key.as_deref(), args).await,
-            Command::Migrate => admin::migrate(&cli.data_dir),
-            Command::Project(cmd) => admin::project(&cli.data_dir, cmd).await,
-            Command::Key(cmd) => admin::key(&cli.data_dir, cmd).await,
-            Command::Provider(cmd) => admin::provider(&cli.data_dir, cli.master_key.as_deref(), cmd).await,
-            Command::Keys(cmd) => admin::keys(&cli.data_dir, cli.master_key.as_deref(), cmd).await,
+            Command::Serve(args) => startup::serve(&cli.data_dir, db, cli.master_key.as_deref(), args).await,
+            Command::Migrate => admin::migrate(&cli.data_dir, db).await,
+            Command::Project(cmd) => admin::project(&cli.data_dir, db, cmd).await,
+            Command::Key(cmd) => admin::key(&cli.data_dir, db, cmd).await,
+            Command::Provider(cmd) => {
+                admin::provider(&cli.data_dir, db, cli.master_key.as_deref(), cmd).await
+            }
+            Command::Keys(cmd) => admin::keys(&cli.data_dir, db, cli.master_key.as_deref(), cmd).await,
             Command::Healthcheck(args) => admin::healthcheck(args).await,
-            Command::Export { project, out } => admin::export(&cli.data_dir, &project, &out).await,
-            Command::Import { input } => admin::import(&cli.data_dir, &input).await,
+            Command::Export { project, out } => admin::export(&cli.data_dir, db, &project, &out).await,
+            Command::Import { input } => admin::import(&cli.data_dir, db, &input).await,
         }
     });
     match result {

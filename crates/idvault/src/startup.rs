@@ -15,8 +15,8 @@ use idvault_core::store::{ProjectStore, SharedStore};
 use idvault_core::vault::VaultSettings;
 use idvault_crypto::{Envelope, JwtSigner, KeySource, Keyring};
 use idvault_oauth::{HttpOAuthClient, OAuthSettings};
-use idvault_store_sqlite::{SqliteOptions, SqliteStore};
 
+use crate::backend::Backend;
 use crate::cli::ServeArgs;
 
 pub const DB_FILE: &str = "idvault.db";
@@ -58,15 +58,19 @@ pub fn load_keyring(master_key: Option<&str>, data_dir: &Path) -> anyhow::Result
     Ok(keyring)
 }
 
-pub async fn serve(data_dir: &Path, master_key: Option<&str>, args: ServeArgs) -> anyhow::Result<()> {
+pub async fn serve(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    master_key: Option<&str>,
+    args: ServeArgs,
+) -> anyhow::Result<()> {
     ensure_data_dir(data_dir)?;
     let keyring = load_keyring(master_key, data_dir)?;
 
-    let opts = SqliteOptions { migrate: !args.no_migrate, ..SqliteOptions::default() };
-    let sqlite = SqliteStore::open(&db_path(data_dir), &opts).context("opening the database")?;
-    let store: SharedStore = Arc::new(sqlite.clone());
+    let backend = Backend::open(data_dir, database_url, !args.no_migrate, true).await?;
+    let store: SharedStore = backend.store();
     let clock = Arc::new(SystemClock);
-    let cipher = Arc::new(Envelope::new(keyring, Arc::new(sqlite.clone()), clock.clone()));
+    let cipher = Arc::new(Envelope::new(keyring, store.clone(), clock.clone()));
     let oauth = HttpOAuthClient::new(OAuthSettings {
         timeout: args.provider_timeout,
         max_concurrent_per_provider: args.provider_concurrency.max(1),
@@ -86,8 +90,7 @@ pub async fn serve(data_dir: &Path, master_key: Option<&str>, args: ServeArgs) -
         state_ttl: args.oauth_state_ttl,
         ..AuthSettings::with_public_url(public_url)
     };
-    let signer =
-        Arc::new(JwtSigner::new(Arc::new(sqlite.clone()), cipher.clone(), clock.clone(), args.refresh_ttl));
+    let signer = Arc::new(JwtSigner::new(store.clone(), cipher.clone(), clock.clone(), args.refresh_ttl));
     let state =
         AppState::new(store.clone(), cipher, signer, Arc::new(oauth), clock.clone(), settings, auth_settings);
 
@@ -103,7 +106,7 @@ pub async fn serve(data_dir: &Path, master_key: Option<&str>, args: ServeArgs) -
         .context("serving")?;
 
     tracing::info!("stopped accepting; in-flight requests finished; closing the database");
-    sqlite.close().await.context("closing the database")?;
+    backend.close().await?;
     tracing::info!("idvault stopped");
     Ok(())
 }

@@ -37,20 +37,83 @@ fn unb64(s: &str) -> anyhow::Result<Vec<u8>> {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "record", rename_all = "camelCase", rename_all_fields = "camelCase")]
 enum Record {
-    Header { version: u32, project_id: String },
-    Project { id: String, name: String, created_ms: i64, redirect_urls: Vec<String>, link_by_verified_email: bool },
-    ManagementKey { key_id: String, name: String, key_hash: String, created_ms: i64, expires_ms: Option<i64>, revoked_ms: Option<i64> },
-    DataKey { version: u32, wrapped: String, master_key_version: u32, created_ms: i64 },
-    SigningKey { kid: String, alg: String, private_key: String, public_jwk: String, created_ms: i64, retired_ms: Option<i64> },
+    Header {
+        version: u32,
+        project_id: String,
+    },
+    Project {
+        id: String,
+        name: String,
+        created_ms: i64,
+        redirect_urls: Vec<String>,
+        link_by_verified_email: bool,
+    },
+    ManagementKey {
+        key_id: String,
+        name: String,
+        key_hash: String,
+        created_ms: i64,
+        expires_ms: Option<i64>,
+        revoked_ms: Option<i64>,
+    },
+    DataKey {
+        version: u32,
+        wrapped: String,
+        master_key_version: u32,
+        created_ms: i64,
+    },
+    SigningKey {
+        kid: String,
+        alg: String,
+        private_key: String,
+        public_jwk: String,
+        created_ms: i64,
+        retired_ms: Option<i64>,
+    },
     Provider(Box<ProviderRecord>),
-    Permission { id: String, name: String, description: String, created_ms: i64 },
-    Tenant { id: String, name: String, self_provisioning_domains: Vec<String>, custom_attributes: Map<String, Value>, disabled: bool, created_ms: i64 },
-    Role { id: String, name: String, tenant_id: Option<String>, description: String, permission_names: Vec<String>, default: bool, private: bool, created_ms: i64 },
-    Attribute { name: String, kind: i64, display_name: String, options: Vec<(String, String)>, required: bool },
+    Permission {
+        id: String,
+        name: String,
+        description: String,
+        created_ms: i64,
+    },
+    Tenant {
+        id: String,
+        name: String,
+        self_provisioning_domains: Vec<String>,
+        custom_attributes: Map<String, Value>,
+        disabled: bool,
+        #[serde(default)]
+        enforce_sso: bool,
+        created_ms: i64,
+    },
+    Role {
+        id: String,
+        name: String,
+        tenant_id: Option<String>,
+        description: String,
+        permission_names: Vec<String>,
+        default: bool,
+        private: bool,
+        created_ms: i64,
+    },
+    Attribute {
+        name: String,
+        kind: i64,
+        display_name: String,
+        options: Vec<(String, String)>,
+        required: bool,
+    },
     User(Box<UserRecord>),
     Token(Box<TokenRecord>),
-    Identity { provider: String, provider_user_id: String, user_id: String },
-    Footer { counts: Counts },
+    Identity {
+        provider: String,
+        provider_user_id: String,
+        user_id: String,
+    },
+    Footer {
+        counts: Counts,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -206,7 +269,11 @@ async fn all_users(store: &dyn Store, project: &ProjectId) -> anyhow::Result<Vec
 }
 
 /// Counts what the store holds for a project, for the verification after an import.
-pub async fn count(store: &dyn Store, transfer: &dyn TransferStore, project: &ProjectId) -> anyhow::Result<Counts> {
+pub async fn count(
+    store: &dyn Store,
+    transfer: &dyn TransferStore,
+    project: &ProjectId,
+) -> anyhow::Result<Counts> {
     let q = UserQuery { test: TestUserFilter::Include, limit: 1, ..Default::default() };
     Ok(Counts {
         management_keys: store.list_keys(project).await?.len() as u64,
@@ -223,13 +290,18 @@ pub async fn count(store: &dyn Store, transfer: &dyn TransferStore, project: &Pr
     })
 }
 
-pub async fn export(store: &dyn Store, transfer: &dyn TransferStore, project: &ProjectId, out: &Path) -> anyhow::Result<Counts> {
+pub async fn export(
+    store: &dyn Store,
+    transfer: &dyn TransferStore,
+    project: &ProjectId,
+    out: &Path,
+) -> anyhow::Result<Counts> {
     let p: Project = store.get_project(project).await?.with_context(|| format!("no project {project}"))?;
     let settings: ProjectAuthSettings = store.get_auth_settings(project).await?;
     let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let mut w = BufWriter::new(file);
     let mut counts = Counts::default();
-    let mut put = |w: &mut BufWriter<std::fs::File>, r: &Record| -> anyhow::Result<()> {
+    let put = |w: &mut BufWriter<std::fs::File>, r: &Record| -> anyhow::Result<()> {
         serde_json::to_writer(&mut *w, r)?;
         w.write_all(b"\n")?;
         Ok(())
@@ -247,84 +319,119 @@ pub async fn export(store: &dyn Store, transfer: &dyn TransferStore, project: &P
     )?;
     for k in store.list_keys(project).await? {
         counts.management_keys += 1;
-        put(&mut w, &Record::ManagementKey {
-            key_id: k.key_id,
-            name: k.name,
-            key_hash: b64(&k.key_hash),
-            created_ms: k.created_ms,
-            expires_ms: k.expires_ms,
-            revoked_ms: k.revoked_ms,
-        })?;
+        put(
+            &mut w,
+            &Record::ManagementKey {
+                key_id: k.key_id,
+                name: k.name,
+                key_hash: b64(&k.key_hash),
+                created_ms: k.created_ms,
+                expires_ms: k.expires_ms,
+                revoked_ms: k.revoked_ms,
+            },
+        )?;
     }
     for k in store.list_data_keys().await?.into_iter().filter(|k| &k.project_id == project) {
         counts.data_keys += 1;
-        put(&mut w, &Record::DataKey { version: k.version, wrapped: b64(&k.wrapped), master_key_version: k.master_key_version, created_ms: k.created_ms })?;
+        put(
+            &mut w,
+            &Record::DataKey {
+                version: k.version,
+                wrapped: b64(&k.wrapped),
+                master_key_version: k.master_key_version,
+                created_ms: k.created_ms,
+            },
+        )?;
     }
     for k in store.list_signing_keys(project).await? {
         counts.signing_keys += 1;
-        put(&mut w, &Record::SigningKey {
-            kid: k.kid,
-            alg: k.alg,
-            private_key: b64(&k.private_key),
-            public_jwk: k.public_jwk,
-            created_ms: k.created_ms,
-            retired_ms: k.retired_ms,
-        })?;
+        put(
+            &mut w,
+            &Record::SigningKey {
+                kid: k.kid,
+                alg: k.alg,
+                private_key: b64(&k.private_key),
+                public_jwk: k.public_jwk,
+                created_ms: k.created_ms,
+                retired_ms: k.retired_ms,
+            },
+        )?;
     }
     for c in store.list_providers(project).await? {
         counts.providers += 1;
-        put(&mut w, &Record::Provider(Box::new(ProviderRecord {
-            name: c.name.into_string(),
-            client_id: c.client_id,
-            client_secret: c.client_secret.as_deref().map(b64),
-            issuer: c.issuer,
-            authorization_endpoint: c.authorization_endpoint,
-            token_endpoint: c.token_endpoint,
-            userinfo_endpoint: c.userinfo_endpoint,
-            jwks_uri: c.jwks_uri,
-            scopes: c.scopes,
-            auth_method: c.auth_method.as_str().to_owned(),
-            created_ms: c.created_ms,
-            updated_ms: c.updated_ms,
-        })))?;
+        put(
+            &mut w,
+            &Record::Provider(Box::new(ProviderRecord {
+                name: c.name.into_string(),
+                client_id: c.client_id,
+                client_secret: c.client_secret.as_deref().map(b64),
+                issuer: c.issuer,
+                authorization_endpoint: c.authorization_endpoint,
+                token_endpoint: c.token_endpoint,
+                userinfo_endpoint: c.userinfo_endpoint,
+                jwks_uri: c.jwks_uri,
+                scopes: c.scopes,
+                auth_method: c.auth_method.as_str().to_owned(),
+                created_ms: c.created_ms,
+                updated_ms: c.updated_ms,
+            })),
+        )?;
     }
     for x in store.list_permissions(project).await? {
         counts.permissions += 1;
-        put(&mut w, &Record::Permission { id: x.id, name: x.name, description: x.description, created_ms: x.created_ms })?;
+        put(
+            &mut w,
+            &Record::Permission {
+                id: x.id,
+                name: x.name,
+                description: x.description,
+                created_ms: x.created_ms,
+            },
+        )?;
     }
     for t in store.list_tenants(project).await? {
         counts.tenants += 1;
-        put(&mut w, &Record::Tenant {
-            id: t.id,
-            name: t.name,
-            self_provisioning_domains: t.self_provisioning_domains,
-            custom_attributes: t.custom_attributes,
-            disabled: t.disabled,
-            created_ms: t.created_ms,
-        })?;
+        put(
+            &mut w,
+            &Record::Tenant {
+                id: t.id,
+                name: t.name,
+                self_provisioning_domains: t.self_provisioning_domains,
+                custom_attributes: t.custom_attributes,
+                disabled: t.disabled,
+                enforce_sso: t.enforce_sso,
+                created_ms: t.created_ms,
+            },
+        )?;
     }
     for r in store.list_roles(project).await? {
         counts.roles += 1;
-        put(&mut w, &Record::Role {
-            id: r.id,
-            name: r.name,
-            tenant_id: r.tenant_id,
-            description: r.description,
-            permission_names: r.permission_names,
-            default: r.default,
-            private: r.private,
-            created_ms: r.created_ms,
-        })?;
+        put(
+            &mut w,
+            &Record::Role {
+                id: r.id,
+                name: r.name,
+                tenant_id: r.tenant_id,
+                description: r.description,
+                permission_names: r.permission_names,
+                default: r.default,
+                private: r.private,
+                created_ms: r.created_ms,
+            },
+        )?;
     }
     for a in store.list_attribute_defs(project).await? {
         counts.attributes += 1;
-        put(&mut w, &Record::Attribute {
-            name: a.name,
-            kind: a.kind as i64,
-            display_name: a.display_name,
-            options: a.options.into_iter().map(|o| (o.value, o.label)).collect(),
-            required: a.required,
-        })?;
+        put(
+            &mut w,
+            &Record::Attribute {
+                name: a.name,
+                kind: a.kind as i64,
+                display_name: a.display_name,
+                options: a.options.into_iter().map(|o| (o.value, o.label)).collect(),
+                required: a.required,
+            },
+        )?;
     }
     let users = all_users(store, project).await?;
     let progress = bar(users.len() as u64, "users ");
@@ -338,23 +445,33 @@ pub async fn export(store: &dyn Store, transfer: &dyn TransferStore, project: &P
     let progress = bar(tokens.len() as u64, "tokens");
     for (user, t) in tokens {
         counts.tokens += 1;
-        put(&mut w, &Record::Token(Box::new(TokenRecord {
-            user_id: user.into_string(),
-            provider: t.provider.into_string(),
-            provider_user_id: t.provider_user_id,
-            access_token: b64(&t.access_token),
-            refresh_token: t.refresh_token.as_deref().map(b64),
-            expiration: t.expiration,
-            scopes: t.scopes,
-            updated_ms: t.updated_ms,
-            reauth_required: t.reauth_required,
-        })))?;
+        put(
+            &mut w,
+            &Record::Token(Box::new(TokenRecord {
+                user_id: user.into_string(),
+                provider: t.provider.into_string(),
+                provider_user_id: t.provider_user_id,
+                access_token: b64(&t.access_token),
+                refresh_token: t.refresh_token.as_deref().map(b64),
+                expiration: t.expiration,
+                scopes: t.scopes,
+                updated_ms: t.updated_ms,
+                reauth_required: t.reauth_required,
+            })),
+        )?;
         progress.inc(1);
     }
     progress.finish_and_clear();
     for i in transfer.export_identities(project).await? {
         counts.identities += 1;
-        put(&mut w, &Record::Identity { provider: i.provider.into_string(), provider_user_id: i.provider_user_id, user_id: i.user_id.into_string() })?;
+        put(
+            &mut w,
+            &Record::Identity {
+                provider: i.provider.into_string(),
+                provider_user_id: i.provider_user_id,
+                user_id: i.user_id.into_string(),
+            },
+        )?;
     }
     put(&mut w, &Record::Footer { counts: counts.clone() })?;
     w.flush()?;
@@ -364,7 +481,11 @@ pub async fn export(store: &dyn Store, transfer: &dyn TransferStore, project: &P
 
 /// Imports a file into an empty project slot of `store`. Answers the file's counts and the
 /// counts found in the store afterwards (the verification).
-pub async fn import(store: &dyn Store, transfer: &dyn TransferStore, input: &Path) -> anyhow::Result<(Counts, Counts)> {
+pub async fn import(
+    store: &dyn Store,
+    transfer: &dyn TransferStore,
+    input: &Path,
+) -> anyhow::Result<(Counts, Counts)> {
     let file = std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
     let lines: Vec<String> = BufReader::new(file).lines().collect::<Result<_, _>>()?;
     let progress = bar(lines.len() as u64, "records");
@@ -376,7 +497,9 @@ pub async fn import(store: &dyn Store, transfer: &dyn TransferStore, input: &Pat
     for (n, line) in lines.iter().enumerate() {
         let record: Record = serde_json::from_str(line).with_context(|| format!("line {}", n + 1))?;
         match record {
-            Record::Header { version, .. } if version != FORMAT_VERSION => bail!("unsupported export format version {version}"),
+            Record::Header { version, .. } if version != FORMAT_VERSION => {
+                bail!("unsupported export format version {version}")
+            }
             Record::Header { .. } => {}
             Record::Project { id, name, created_ms, redirect_urls, link_by_verified_email } => {
                 let id = ProjectId::parse(&id)?;
@@ -384,17 +507,34 @@ pub async fn import(store: &dyn Store, transfer: &dyn TransferStore, input: &Pat
                     bail!("project {id} already exists in the target");
                 }
                 store.create_project(&Project { id: id.clone(), name, created_ms }).await?;
-                store.set_auth_settings(&id, &ProjectAuthSettings { redirect_urls, link_by_verified_email }).await?;
+                store
+                    .set_auth_settings(&id, &ProjectAuthSettings { redirect_urls, link_by_verified_email })
+                    .await?;
                 project = Some(id);
             }
             Record::ManagementKey { key_id, name, key_hash, created_ms, expires_ms, revoked_ms } => {
-                let hash: [u8; 32] = unb64(&key_hash)?.try_into().map_err(|_| anyhow::anyhow!("bad key hash"))?;
+                let hash: [u8; 32] =
+                    unb64(&key_hash)?.try_into().map_err(|_| anyhow::anyhow!("bad key hash"))?;
                 store
-                    .insert_key(&ManagementKey { key_id, project_id: pid(&project)?, name, key_hash: hash, created_ms, expires_ms, revoked_ms })
+                    .insert_key(&ManagementKey {
+                        key_id,
+                        project_id: pid(&project)?,
+                        name,
+                        key_hash: hash,
+                        created_ms,
+                        expires_ms,
+                        revoked_ms,
+                    })
                     .await?;
             }
             Record::DataKey { version, wrapped, master_key_version, created_ms } => {
-                let key = WrappedDataKey { project_id: pid(&project)?, version, wrapped: unb64(&wrapped)?, master_key_version, created_ms };
+                let key = WrappedDataKey {
+                    project_id: pid(&project)?,
+                    version,
+                    wrapped: unb64(&wrapped)?,
+                    master_key_version,
+                    created_ms,
+                };
                 store.insert_data_key(&key).await?;
             }
             Record::SigningKey { kid, alg, private_key, public_jwk, created_ms, retired_ms } => {
@@ -428,14 +568,42 @@ pub async fn import(store: &dyn Store, transfer: &dyn TransferStore, input: &Pat
                 store.put_provider(&pid(&project)?, &config).await?;
             }
             Record::Permission { id, name, description, created_ms } => {
-                store.create_permission(&pid(&project)?, &Permission { id, name, description, created_ms }).await?;
+                store
+                    .create_permission(&pid(&project)?, &Permission { id, name, description, created_ms })
+                    .await?;
             }
-            Record::Tenant { id, name, self_provisioning_domains, custom_attributes, disabled, created_ms } => {
-                let t = Tenant { id, name, self_provisioning_domains, custom_attributes, disabled, created_ms };
+            Record::Tenant {
+                id,
+                name,
+                self_provisioning_domains,
+                custom_attributes,
+                disabled,
+                enforce_sso,
+                created_ms,
+            } => {
+                let t = Tenant {
+                    id,
+                    name,
+                    self_provisioning_domains,
+                    custom_attributes,
+                    disabled,
+                    enforce_sso,
+                    created_ms,
+                };
                 store.create_tenant(&pid(&project)?, &t).await?;
             }
-            Record::Role { id, name, tenant_id, description, permission_names, default, private, created_ms } => {
-                let r = Role { id, name, tenant_id, description, permission_names, default, private, created_ms };
+            Record::Role {
+                id,
+                name,
+                tenant_id,
+                description,
+                permission_names,
+                default,
+                private,
+                created_ms,
+            } => {
+                let r =
+                    Role { id, name, tenant_id, description, permission_names, default, private, created_ms };
                 store.create_role(&pid(&project)?, &r).await?;
             }
             Record::Attribute { name, kind, display_name, options, required } => {
@@ -443,7 +611,10 @@ pub async fn import(store: &dyn Store, transfer: &dyn TransferStore, input: &Pat
                     name,
                     kind: AttributeType::from_number(kind)?,
                     display_name,
-                    options: options.into_iter().map(|(value, label)| AttributeOption { value, label }).collect(),
+                    options: options
+                        .into_iter()
+                        .map(|(value, label)| AttributeOption { value, label })
+                        .collect(),
                     required,
                 };
                 store.put_attribute_defs(&pid(&project)?, &[def]).await?;
@@ -474,7 +645,11 @@ pub async fn import(store: &dyn Store, transfer: &dyn TransferStore, input: &Pat
                     store.create_users(&pid(&project)?, &users).await?;
                     users.clear();
                 }
-                let link = IdentityLink { provider: ProviderName::parse(&provider)?, provider_user_id, user_id: UserId::parse(&user_id)? };
+                let link = IdentityLink {
+                    provider: ProviderName::parse(&provider)?,
+                    provider_user_id,
+                    user_id: UserId::parse(&user_id)?,
+                };
                 transfer.import_identity(&pid(&project)?, &link).await?;
             }
             Record::Footer { counts } => expected = Some(counts),

@@ -250,6 +250,7 @@ fn tenant_row(r: &Row<'_>) -> rusqlite::Result<Tenant> {
         custom_attributes: serde_json::from_str::<Map<String, Value>>(&attrs).unwrap_or_default(),
         disabled: r.get(4)?,
         created_ms: r.get(5)?,
+        enforce_sso: r.get(6)?,
     })
 }
 
@@ -290,8 +291,8 @@ impl DirectoryStore for SqliteStore {
         let (project, t) = (project.clone(), tenant.clone());
         self.write(move |c| {
             c.execute(
-                "INSERT INTO tenants (project_id, id, name, self_provisioning_domains, custom_attributes, disabled, created_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO tenants (project_id, id, name, self_provisioning_domains, custom_attributes, disabled, created_ms, enforce_sso) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     project.as_str(),
                     t.id,
@@ -299,7 +300,8 @@ impl DirectoryStore for SqliteStore {
                     to_json(&t.self_provisioning_domains)?,
                     to_json(&t.custom_attributes)?,
                     t.disabled,
-                    t.created_ms
+                    t.created_ms,
+                    t.enforce_sso
                 ],
             )
             .map(|_| ())
@@ -313,15 +315,16 @@ impl DirectoryStore for SqliteStore {
         self.write(move |c| {
             let n = c
                 .execute(
-                    "UPDATE tenants SET name = ?3, self_provisioning_domains = ?4, custom_attributes = ?5, disabled = ?6 \
-                     WHERE project_id = ?1 AND id = ?2",
+                    "UPDATE tenants SET name = ?3, self_provisioning_domains = ?4, custom_attributes = ?5, disabled = ?6, \
+                     enforce_sso = ?7 WHERE project_id = ?1 AND id = ?2",
                     params![
                         project.as_str(),
                         t.id,
                         t.name,
                         to_json(&t.self_provisioning_domains)?,
                         to_json(&t.custom_attributes)?,
-                        t.disabled
+                        t.disabled,
+                        t.enforce_sso
                     ],
                 )
                 .map_err(|e| if is_constraint(&e) { Error::AlreadyExists(format!("tenant name '{}'", t.name)) } else { storage_err(e) })?;
@@ -329,7 +332,7 @@ impl DirectoryStore for SqliteStore {
                 return Err(Error::NotFound(format!("tenant '{}'", t.id)));
             }
             c.query_row(
-                "SELECT id, name, self_provisioning_domains, custom_attributes, disabled, created_ms FROM tenants \
+                "SELECT id, name, self_provisioning_domains, custom_attributes, disabled, created_ms, enforce_sso FROM tenants \
                  WHERE project_id = ?1 AND id = ?2",
                 params![project.as_str(), t.id],
                 tenant_row,
@@ -342,7 +345,7 @@ impl DirectoryStore for SqliteStore {
     async fn get_tenant(&self, project: &ProjectId, id: &str) -> Result<Option<Tenant>> {
         self.read(|c| {
             c.prepare_cached(
-                "SELECT id, name, self_provisioning_domains, custom_attributes, disabled, created_ms FROM tenants \
+                "SELECT id, name, self_provisioning_domains, custom_attributes, disabled, created_ms, enforce_sso FROM tenants \
                  WHERE project_id = ?1 AND id = ?2",
             )
             .and_then(|mut s| s.query_row(params![project.as_str(), id], tenant_row).optional())
@@ -354,7 +357,7 @@ impl DirectoryStore for SqliteStore {
         self.read(|c| {
             let mut s = c
                 .prepare_cached(
-                    "SELECT id, name, self_provisioning_domains, custom_attributes, disabled, created_ms FROM tenants \
+                    "SELECT id, name, self_provisioning_domains, custom_attributes, disabled, created_ms, enforce_sso FROM tenants \
                      WHERE project_id = ?1 ORDER BY created_ms, id",
                 )
                 .map_err(storage_err)?;

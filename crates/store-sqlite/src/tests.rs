@@ -30,6 +30,7 @@ async fn fixture() -> Fixture {
             self_provisioning_domains: vec![],
             custom_attributes: Default::default(),
             disabled: false,
+            enforce_sso: false,
             created_ms: 1,
         };
         store.create_tenant(&project, &t).await.unwrap();

@@ -43,22 +43,24 @@ impl TransferStore for SqliteStore {
             })
             .await?;
         rows.into_iter()
-            .map(|(user, provider, puid, access, refresh, expiration, scopes, updated_ms, version, reauth)| {
-                Ok((
-                    UserId::parse(&user)?,
-                    SealedToken {
-                        provider: ProviderName::parse(&provider)?,
-                        provider_user_id: puid,
-                        access_token: access,
-                        refresh_token: refresh,
-                        expiration,
-                        scopes: serde_json::from_str(&scopes).unwrap_or_default(),
-                        updated_ms,
-                        version,
-                        reauth_required: reauth,
-                    },
-                ))
-            })
+            .map(
+                |(user, provider, puid, access, refresh, expiration, scopes, updated_ms, version, reauth)| {
+                    Ok((
+                        UserId::parse(&user)?,
+                        SealedToken {
+                            provider: ProviderName::parse(&provider)?,
+                            provider_user_id: puid,
+                            access_token: access,
+                            refresh_token: refresh,
+                            expiration,
+                            scopes: serde_json::from_str(&scopes).unwrap_or_default(),
+                            updated_ms,
+                            version,
+                            reauth_required: reauth,
+                        },
+                    ))
+                },
+            )
             .collect()
     }
 
@@ -80,7 +82,11 @@ impl TransferStore for SqliteStore {
             .await?;
         rows.into_iter()
             .map(|(provider, provider_user_id, user)| {
-                Ok(IdentityLink { provider: ProviderName::parse(&provider)?, provider_user_id, user_id: UserId::parse(&user)? })
+                Ok(IdentityLink {
+                    provider: ProviderName::parse(&provider)?,
+                    provider_user_id,
+                    user_id: UserId::parse(&user)?,
+                })
             })
             .collect()
     }

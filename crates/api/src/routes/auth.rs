@@ -8,34 +8,37 @@ use axum::http::header::{AUTHORIZATION, LOCATION};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use idvault_core::auth::service::CallbackParams;
 use idvault_core::auth::JwtResponse;
 use idvault_core::error::Error;
 use idvault_core::ids::ProjectId;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{AppJson, AppQuery, MgmtAuth};
+use crate::openapi::{BodyErrors, Empty, MgmtErrors, SessionErrors};
 use crate::routes::empty_ok;
 use crate::routes::users::dto::UserResponse;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/auth/oauth/authorize", post(oauth_authorize))
-        .route("/v1/auth/oauth/callback", get(oauth_callback))
-        .route("/v1/auth/oauth/exchange", post(oauth_exchange))
-        .route("/v1/auth/refresh", post(refresh_session))
-        .route("/v1/auth/logout", post(logout))
-        .route("/v1/auth/logoutall", post(logout_all))
-        .route("/v1/auth/me", get(me))
-        .route("/v2/keys/{project_id}", get(public_keys))
-        .route("/v1/mgmt/auth/settings", get(load_auth_settings).post(set_auth_settings))
-        .route("/v1/mgmt/auth/signingkey/rotate", post(rotate_signing_key))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(oauth_authorize))
+        .routes(routes!(oauth_callback))
+        .routes(routes!(oauth_exchange))
+        .routes(routes!(refresh_session))
+        .routes(routes!(logout))
+        .routes(routes!(logout_all))
+        .routes(routes!(me))
+        .routes(routes!(public_keys))
+        .routes(routes!(load_auth_settings, set_auth_settings))
+        .routes(routes!(rotate_signing_key))
 }
 
 /// `Bearer <projectId>[:<refreshJwt>][:<key>]`: the project, and the JWT part if any (a JWT has
@@ -62,18 +65,22 @@ impl<S: Send + Sync> FromRequestParts<S> for ProjectBearer {
 }
 
 /// The Descope JWT response.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct JwtResponseBody {
     session_jwt: String,
     refresh_jwt: String,
+    /// Always empty.
     cookie_domain: String,
+    /// Always `/`.
+    #[schema(example = "/")]
     cookie_path: &'static str,
     /// Seconds; an int32 for the Go SDK.
     cookie_max_age: i32,
     /// Unix seconds; an int32 for the Go SDK.
     cookie_expiration: i32,
     user: UserResponse,
+    /// The user was created by this sign-in.
     first_seen: bool,
 }
 
@@ -94,23 +101,47 @@ fn jwt_body(r: JwtResponse) -> Json<JwtResponseBody> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuthorizeQuery {
+    /// The provider's name, such as `google`.
     #[serde(default)]
+    #[param(required = true)]
     provider: String,
+    /// Where to send the browser after the sign-in (also accepted as `redirectUrl`); one of the
+    /// project's allowed redirect URLs. May be left out when exactly one is allowed.
     #[serde(rename = "redirectURL", alias = "redirectUrl")]
     redirect_url: Option<String>,
+    /// Passed to the provider as `login_hint`.
     #[serde(rename = "loginHint")]
     login_hint: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct UrlBody {
+    /// The provider's authorization URL, where to send the browser.
     url: String,
 }
 
-/// Starts an OAuth sign-in. The body (login options) is accepted and not needed: idvault has no
-/// step-up or MFA yet.
+/// Starts an OAuth sign-in.
+///
+/// Answers the provider's authorization URL, with `state`, PKCE S256, a `nonce`, and
+/// `prompt=consent` when `offline_access` is requested. The body (login options) is accepted and
+/// not needed: idvault has no step-up or MFA yet.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/oauth/authorize",
+    tag = "auth",
+    security(("project" = [])),
+    params(AuthorizeQuery),
+    request_body(content = Option<Object>, description = "Login options: optional, accepted and ignored"),
+    responses(
+        (status = 200, description = "The provider's authorization URL", body = UrlBody),
+        SessionErrors,
+        BodyErrors,
+        (status = 404, description = "The provider is not configured (`E112112`)", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %bearer.project))]
 async fn oauth_authorize(
     State(state): State<AppState>,
@@ -127,15 +158,34 @@ async fn oauth_authorize(
     Ok(Json(UrlBody { url }))
 }
 
-#[derive(Deserialize)]
+/// The provider's redirect back (RFC 6749 section 4.1.2).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CallbackQuery {
     code: Option<String>,
+    #[param(required = true)]
     state: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
 }
 
 /// Where the provider sends the browser back. Redirects (302) to the application with a code.
+#[utoipa::path(
+    get,
+    path = "/v1/auth/oauth/callback",
+    tag = "auth",
+    params(CallbackQuery),
+    responses(
+        (status = 302, description = "To the application's redirect URL with `?code=<one-time code>`",
+            headers(("Location" = String, description = "The redirect URL with the code"))),
+        (status = 400, description = "Missing, unknown, used or expired state (`E113001`), an error from \
+            the provider (`E113003`) or a rejected id_token (`E113004`)", body = ErrorBody),
+        (status = 409, description = "The provider revoked the grant (`E112105`)", body = ErrorBody),
+        (status = 500, description = "Internal error (`E011500`)", body = ErrorBody),
+        (status = 502, description = "The provider failed the code exchange or userinfo \
+            (`E112106`–`E112110`)", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all)]
 async fn oauth_callback(
     State(state): State<AppState>,
@@ -151,12 +201,29 @@ async fn oauth_callback(
     Ok((StatusCode::FOUND, [(LOCATION, location)]).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct ExchangeBody {
+    /// The one-time code from the callback's redirect.
     #[serde(default)]
+    #[schema(required = true)]
     code: String,
 }
 
+/// Exchanges the one-time code of a sign-in for a session.
+///
+/// A code works once, within 2 minutes.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/oauth/exchange",
+    tag = "auth",
+    security(("project" = [])),
+    request_body = ExchangeBody,
+    responses(
+        (status = 200, description = "The session", body = JwtResponseBody),
+        SessionErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %bearer.project))]
 async fn oauth_exchange(
     State(state): State<AppState>,
@@ -171,6 +238,14 @@ fn refresh_jwt(bearer: &ProjectBearer) -> ApiResult<&str> {
     bearer.jwt.as_deref().ok_or_else(|| Error::InvalidSession("missing refresh token").into())
 }
 
+/// A new session JWT for a refresh JWT (the refresh JWT is kept).
+#[utoipa::path(
+    post,
+    path = "/v1/auth/refresh",
+    tag = "auth",
+    security(("project" = [])),
+    responses((status = 200, description = "The session", body = JwtResponseBody), SessionErrors),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %bearer.project))]
 async fn refresh_session(
     State(state): State<AppState>,
@@ -179,29 +254,66 @@ async fn refresh_session(
     Ok(jwt_body(state.auth.refresh(&bearer.project, refresh_jwt(&bearer)?).await?))
 }
 
+/// Revokes the refresh JWT's session.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/logout",
+    tag = "auth",
+    security(("project" = [])),
+    responses((status = 200, description = "Logged out", body = Empty), SessionErrors),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %bearer.project))]
 async fn logout(State(state): State<AppState>, bearer: ProjectBearer) -> ApiResult<Json<Value>> {
     state.auth.logout(&bearer.project, refresh_jwt(&bearer)?).await?;
     Ok(empty_ok())
 }
 
+/// Revokes every session of the refresh JWT's user.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/logoutall",
+    tag = "auth",
+    security(("project" = [])),
+    responses((status = 200, description = "Logged out everywhere", body = Empty), SessionErrors),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %bearer.project))]
 async fn logout_all(State(state): State<AppState>, bearer: ProjectBearer) -> ApiResult<Json<Value>> {
     state.auth.logout_all(&bearer.project, refresh_jwt(&bearer)?).await?;
     Ok(empty_ok())
 }
 
+/// The refresh JWT's user.
+#[utoipa::path(
+    get,
+    path = "/v1/auth/me",
+    tag = "auth",
+    security(("project" = [])),
+    responses((status = 200, description = "The user", body = UserResponse), SessionErrors),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %bearer.project))]
 async fn me(State(state): State<AppState>, bearer: ProjectBearer) -> ApiResult<Json<UserResponse>> {
     Ok(Json(state.auth.me(&bearer.project, refresh_jwt(&bearer)?).await?.into()))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct KeysBody {
+    /// JWKs (ES384, with `kid`, `alg` and `use: sig`).
+    #[schema(value_type = Vec<Object>)]
     keys: Vec<Value>,
 }
 
 /// The project's public signing keys (no auth: they are public).
+#[utoipa::path(
+    get,
+    path = "/v2/keys/{project_id}",
+    tag = "auth",
+    params(("project_id" = String, Path, description = "The project id")),
+    responses(
+        (status = 200, description = "The JWK set", body = KeysBody),
+        (status = 401, description = "Unknown project (`E011401`)", body = ErrorBody),
+        (status = 500, description = "Internal error (`E011500`)", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all)]
 async fn public_keys(
     State(state): State<AppState>,
@@ -212,12 +324,15 @@ async fn public_keys(
     Ok(Json(KeysBody { keys: state.auth.signer().jwks(&project).await? }))
 }
 
-#[derive(Serialize, Deserialize, Default)]
+#[derive(Serialize, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AuthSettingsBody {
+    /// The allowed redirect URLs of sign-ins (compared without their query string).
     #[serde(default)]
     redirect_urls: Vec<String>,
+    /// Sign-ins link to an existing user with the same verified email (default true).
     #[serde(default = "default_true")]
+    #[schema(default = true)]
     link_by_verified_email: bool,
 }
 
@@ -226,6 +341,13 @@ fn default_true() -> bool {
 }
 
 /// idvault extension: the project's allowed redirect URLs and account-linking rule.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/auth/settings",
+    tag = "auth",
+    security(("management_key" = [])),
+    responses((status = 200, description = "The settings", body = AuthSettingsBody), MgmtErrors),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_auth_settings(
     State(state): State<AppState>,
@@ -238,6 +360,15 @@ async fn load_auth_settings(
     }))
 }
 
+/// idvault extension: replaces the project's allowed redirect URLs and account-linking rule.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/auth/settings",
+    tag = "auth",
+    security(("management_key" = [])),
+    request_body = AuthSettingsBody,
+    responses((status = 200, description = "The settings as stored", body = AuthSettingsBody), MgmtErrors, BodyErrors),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn set_auth_settings(
     State(state): State<AppState>,
@@ -248,13 +379,22 @@ async fn set_auth_settings(
     Ok(Json(body))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct RotatedBody {
+    /// The new key's id.
     kid: String,
 }
 
-/// idvault extension: a new session-signing key; the previous ones stay published until the
-/// tokens they signed have expired.
+/// idvault extension: a new session-signing key.
+///
+/// The previous keys stay published until the tokens they signed have expired.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/auth/signingkey/rotate",
+    tag = "auth",
+    security(("management_key" = [])),
+    responses((status = 200, description = "The new key", body = RotatedBody), MgmtErrors),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn rotate_signing_key(
     State(state): State<AppState>,

@@ -2,53 +2,122 @@
 //! bodies of the Descope SDKs.
 
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use idvault_core::directory::{
     AttributeDef, AttributeOption, AttributeType, Permission, Role, RoleQuery, Tenant, TenantQuery,
 };
 use idvault_core::error::Error;
 
-use crate::error::ApiResult;
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{AppJson, AppQuery, MgmtAuth};
+use crate::openapi::{BodyErrors, Empty, MgmtErrors};
 use crate::routes::empty_ok;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/mgmt/tenant/create", post(create_tenant))
-        .route("/v1/mgmt/tenant/update", post(update_tenant))
-        .route("/v1/mgmt/tenant/delete", post(delete_tenant))
-        .route("/v1/mgmt/tenant", get(load_tenant))
-        .route("/v1/mgmt/tenant/all", get(load_all_tenants))
-        .route("/v1/mgmt/tenant/search", post(search_tenants))
-        .route("/v1/mgmt/role/create", post(create_role))
-        .route("/v1/mgmt/role/update", post(update_role))
-        .route("/v1/mgmt/role/delete", post(delete_role))
-        .route("/v1/mgmt/role/all", get(load_all_roles))
-        .route("/v1/mgmt/role/search", post(search_roles))
-        .route("/v1/mgmt/permission/create", post(create_permission))
-        .route("/v1/mgmt/permission/update", post(update_permission))
-        .route("/v1/mgmt/permission/delete", post(delete_permission))
-        .route("/v1/mgmt/permission/all", get(load_all_permissions))
-        .route("/v1/mgmt/user/customattribute/create", post(create_custom_attributes))
-        .route("/v1/mgmt/user/customattribute/delete", post(delete_custom_attributes))
-        .route("/v1/mgmt/user/customattributes", get(load_custom_attributes))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_tenant))
+        .routes(routes!(update_tenant))
+        .routes(routes!(patch_tenant))
+        .routes(routes!(delete_tenant))
+        .routes(routes!(load_tenant))
+        .routes(routes!(load_all_tenants))
+        .routes(routes!(search_tenants))
+        .routes(routes!(create_role))
+        .routes(routes!(update_role))
+        .routes(routes!(delete_role))
+        .routes(routes!(load_all_roles))
+        .routes(routes!(search_roles))
+        .routes(routes!(create_permission))
+        .routes(routes!(update_permission))
+        .routes(routes!(delete_permission))
+        .routes(routes!(load_all_permissions))
+        .routes(routes!(create_custom_attributes))
+        .routes(routes!(delete_custom_attributes))
+        .routes(routes!(load_custom_attributes))
 }
 
 // ---- tenants ----
 
-#[derive(Deserialize, Default)]
+/// A tenant to create (the id is generated when absent) or to replace (the id is required).
+/// Only the given fields change.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct TenantRequest {
+struct TenantPatchRequest {
+    #[schema(required = true)]
     id: Option<String>,
     name: Option<String>,
     self_provisioning_domains: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
     custom_attributes: Option<Map<String, Value>>,
     disabled: Option<bool>,
+    #[serde(rename = "enforceSSO")]
+    enforce_sso: Option<bool>,
+}
+
+/// Changes only the given fields of a tenant.
+#[utoipa::path(
+    patch,
+    path = "/v1/mgmt/tenant/patch",
+    tag = "tenants",
+    security(("management_key" = [])),
+    request_body = TenantPatchRequest,
+    responses(
+        (status = 200, description = "Updated", body = Empty),
+        MgmtErrors,
+        BodyErrors,
+        (status = 404, description = "No such tenant (`E011406`)", body = ErrorBody),
+        (status = 409, description = "Another tenant has this name (`E011409`)", body = ErrorBody),
+    ),
+)]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn patch_tenant(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+    AppJson(body): AppJson<TenantPatchRequest>,
+) -> ApiResult<Json<Value>> {
+    let id = body.id.clone().filter(|i| !i.is_empty()).ok_or(Error::MissingArgument("id"))?;
+    state
+        .directory
+        .patch_tenant(&project, &id, move |t| {
+            if let Some(n) = body.name {
+                t.name = n;
+            }
+            if let Some(d) = body.self_provisioning_domains {
+                t.self_provisioning_domains = d;
+            }
+            if let Some(a) = body.custom_attributes {
+                t.custom_attributes.extend(a);
+            }
+            if let Some(d) = body.disabled {
+                t.disabled = d;
+            }
+            if let Some(e) = body.enforce_sso {
+                t.enforce_sso = e;
+            }
+        })
+        .await?;
+    Ok(empty_ok())
+}
+
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct TenantRequest {
+    id: Option<String>,
+    #[schema(required = true)]
+    name: Option<String>,
+    self_provisioning_domains: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
+    custom_attributes: Option<Map<String, Value>>,
+    disabled: Option<bool>,
+    #[serde(rename = "enforceSSO")]
+    enforce_sso: Option<bool>,
 }
 
 impl TenantRequest {
@@ -59,19 +128,24 @@ impl TenantRequest {
             self_provisioning_domains: self.self_provisioning_domains.unwrap_or_default(),
             custom_attributes: self.custom_attributes.unwrap_or_default(),
             disabled: self.disabled.unwrap_or(false),
+            enforce_sso: self.enforce_sso.unwrap_or(false),
             created_ms: 0,
         }
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TenantResponse {
     id: String,
     name: String,
     self_provisioning_domains: Vec<String>,
+    #[schema(value_type = Object)]
     custom_attributes: Map<String, Value>,
     disabled: bool,
+    #[serde(rename = "enforceSSO")]
+    enforce_sso: bool,
+    /// Unix seconds.
     created_time: i64,
 }
 
@@ -83,21 +157,37 @@ impl From<Tenant> for TenantResponse {
             self_provisioning_domains: t.self_provisioning_domains,
             custom_attributes: t.custom_attributes,
             disabled: t.disabled,
+            enforce_sso: t.enforce_sso,
             created_time: t.created_ms.div_euclid(1000),
         }
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct IdBody {
+    /// The new tenant's id.
     id: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct TenantsBody {
     tenants: Vec<TenantResponse>,
 }
 
+/// Creates a tenant.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/tenant/create",
+    tag = "tenants",
+    security(("management_key" = [])),
+    request_body = TenantRequest,
+    responses(
+        (status = 200, description = "The new tenant's id", body = IdBody),
+        MgmtErrors,
+        BodyErrors,
+        (status = 409, description = "A tenant with this id or name exists (`E011409`)", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn create_tenant(
     State(state): State<AppState>,
@@ -108,6 +198,21 @@ async fn create_tenant(
     Ok(Json(IdBody { id: t.id }))
 }
 
+/// Replaces a tenant's fields.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/tenant/update",
+    tag = "tenants",
+    security(("management_key" = [])),
+    request_body = TenantRequest,
+    responses(
+        (status = 200, description = "Updated", body = Empty),
+        MgmtErrors,
+        BodyErrors,
+        (status = 404, description = "No such tenant (`E011406`)", body = ErrorBody),
+        (status = 409, description = "Another tenant has this name (`E011409`)", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_tenant(
     State(state): State<AppState>,
@@ -121,27 +226,71 @@ async fn update_tenant(
     Ok(empty_ok())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
+#[schema(as = TenantIdBody)]
 struct IdRequest {
+    /// The tenant's id.
     #[serde(default)]
+    #[schema(required = true)]
+    id: String,
+    /// Also delete the users who belong to no other tenant.
+    #[serde(default)]
+    cascade: bool,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct IdQuery {
+    /// The tenant's id.
+    #[serde(default)]
+    #[param(required = true)]
     id: String,
 }
 
+/// Deletes a tenant.
+///
+/// Its roles and memberships go with it; with `cascade`, so do the users who belong to no other
+/// tenant.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/tenant/delete",
+    tag = "tenants",
+    security(("management_key" = [])),
+    request_body = IdRequest,
+    responses(
+        (status = 200, description = "Deleted", body = Empty),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_tenant(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,
     AppJson(body): AppJson<IdRequest>,
 ) -> ApiResult<Json<Value>> {
-    state.directory.delete_tenant(&project, &body.id).await?;
+    state.directory.delete_tenant(&project, &body.id, body.cascade).await?;
     Ok(empty_ok())
 }
 
+/// One tenant.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/tenant",
+    tag = "tenants",
+    security(("management_key" = [])),
+    params(IdQuery),
+    responses(
+        (status = 200, description = "The tenant", body = TenantResponse),
+        MgmtErrors,
+        (status = 404, description = "No such tenant (`E011406`)", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_tenant(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,
-    AppQuery(q): AppQuery<IdRequest>,
+    AppQuery(q): AppQuery<IdQuery>,
 ) -> ApiResult<Json<TenantResponse>> {
     if q.id.is_empty() {
         return Err(Error::MissingArgument("id").into());
@@ -149,6 +298,17 @@ async fn load_tenant(
     Ok(Json(state.directory.load_tenant(&project, &q.id).await?.into()))
 }
 
+/// Every tenant of the project.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/tenant/all",
+    tag = "tenants",
+    security(("management_key" = [])),
+    responses(
+        (status = 200, description = "The tenants", body = TenantsBody),
+        MgmtErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_all_tenants(
     State(state): State<AppState>,
@@ -158,15 +318,30 @@ async fn load_all_tenants(
     Ok(Json(TenantsBody { tenants: all.into_iter().map(Into::into).collect() }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TenantSearchRequest {
     tenant_ids: Option<Vec<String>>,
     tenant_names: Option<Vec<String>>,
     tenant_self_provisioning_domains: Option<Vec<String>>,
+    /// Attribute values the tenant must have.
+    #[schema(value_type = Option<Object>)]
     custom_attributes: Option<Map<String, Value>>,
 }
 
+/// Tenants matching every filter given.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/tenant/search",
+    tag = "tenants",
+    security(("management_key" = [])),
+    request_body = TenantSearchRequest,
+    responses(
+        (status = 200, description = "The tenants found", body = TenantsBody),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn search_tenants(
     State(state): State<AppState>,
@@ -185,29 +360,34 @@ async fn search_tenants(
 
 // ---- roles ----
 
-#[derive(Deserialize, Default)]
+/// A role. Update and delete find it by `name` or, when absent, by `id`.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct RoleRequest {
     id: Option<String>,
     name: Option<String>,
+    /// Update only: the new name.
     new_name: Option<String>,
     description: Option<String>,
     permission_names: Option<Vec<String>>,
+    /// The tenant of a tenant role; absent for a project role.
     tenant_id: Option<String>,
     default: Option<bool>,
     private: Option<bool>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct RoleResponse {
     id: String,
     name: String,
     description: String,
     permission_names: Vec<String>,
+    /// Empty for a project role.
     tenant_id: String,
     default: bool,
     private: bool,
+    /// Unix seconds.
     created_time: i64,
 }
 
@@ -226,7 +406,7 @@ impl From<Role> for RoleResponse {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct RolesBody {
     roles: Vec<RoleResponse>,
 }
@@ -251,6 +431,20 @@ async fn role_name(
         .ok_or_else(|| Error::NotFound(format!("role '{id}'")))
 }
 
+/// Creates a role, project-wide or in a tenant.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/role/create",
+    tag = "roles",
+    security(("management_key" = [])),
+    request_body = RoleRequest,
+    responses(
+        (status = 200, description = "Created", body = Empty),
+        MgmtErrors,
+        BodyErrors,
+        (status = 409, description = "A role with this name exists in this scope (`E011409`)", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn create_role(
     State(state): State<AppState>,
@@ -271,6 +465,21 @@ async fn create_role(
     Ok(empty_ok())
 }
 
+/// Replaces a role, found by `name` or `id` (and `tenantId`); `newName` renames it.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/role/update",
+    tag = "roles",
+    security(("management_key" = [])),
+    request_body = RoleRequest,
+    responses(
+        (status = 200, description = "Updated", body = Empty),
+        MgmtErrors,
+        BodyErrors,
+        (status = 404, description = "No such role (`E011406`)", body = ErrorBody),
+        (status = 409, description = "A role with the new name exists (`E011409`)", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_role(
     State(state): State<AppState>,
@@ -292,6 +501,20 @@ async fn update_role(
     Ok(empty_ok())
 }
 
+/// Deletes a role, found by `name` or `id` (and `tenantId`).
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/role/delete",
+    tag = "roles",
+    security(("management_key" = [])),
+    request_body = RoleRequest,
+    responses(
+        (status = 200, description = "Deleted", body = Empty),
+        MgmtErrors,
+        BodyErrors,
+        (status = 404, description = "No such role (`E011406`)", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_role(
     State(state): State<AppState>,
@@ -303,6 +526,17 @@ async fn delete_role(
     Ok(empty_ok())
 }
 
+/// Every role of the project, project-wide and per tenant.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/role/all",
+    tag = "roles",
+    security(("management_key" = [])),
+    responses(
+        (status = 200, description = "The roles", body = RolesBody),
+        MgmtErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_all_roles(
     State(state): State<AppState>,
@@ -312,7 +546,7 @@ async fn load_all_roles(
     Ok(Json(RolesBody { roles: roles.into_iter().map(Into::into).collect() }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct RoleSearchRequest {
     tenant_ids: Option<Vec<String>>,
@@ -323,6 +557,19 @@ struct RoleSearchRequest {
     role_ids: Option<Vec<String>>,
 }
 
+/// Roles matching every filter given; without tenant filters, project roles are included.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/role/search",
+    tag = "roles",
+    security(("management_key" = [])),
+    request_body = RoleSearchRequest,
+    responses(
+        (status = 200, description = "The roles found", body = RolesBody),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn search_roles(
     State(state): State<AppState>,
@@ -345,16 +592,18 @@ async fn search_roles(
 
 // ---- permissions ----
 
-#[derive(Deserialize, Default)]
+/// A permission. Update and delete find it by `name` or, when absent, by `id`.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PermissionRequest {
     id: Option<String>,
     name: Option<String>,
+    /// Update only: the new name.
     new_name: Option<String>,
     description: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PermissionResponse {
     id: String,
@@ -363,7 +612,7 @@ struct PermissionResponse {
     system_default: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct PermissionsBody {
     permissions: Vec<PermissionResponse>,
 }
@@ -387,6 +636,20 @@ async fn permission_name(
         .ok_or_else(|| Error::NotFound(format!("permission '{id}'")))
 }
 
+/// Creates a permission.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/permission/create",
+    tag = "permissions",
+    security(("management_key" = [])),
+    request_body = PermissionRequest,
+    responses(
+        (status = 200, description = "Created", body = Empty),
+        MgmtErrors,
+        BodyErrors,
+        (status = 409, description = "A permission with this name exists (`E011409`)", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn create_permission(
     State(state): State<AppState>,
@@ -404,6 +667,21 @@ async fn create_permission(
     Ok(empty_ok())
 }
 
+/// Replaces a permission, found by `name` or `id`; `newName` renames it.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/permission/update",
+    tag = "permissions",
+    security(("management_key" = [])),
+    request_body = PermissionRequest,
+    responses(
+        (status = 200, description = "Updated", body = Empty),
+        MgmtErrors,
+        BodyErrors,
+        (status = 404, description = "No such permission (`E011406`)", body = ErrorBody),
+        (status = 409, description = "A permission with the new name exists (`E011409`)", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_permission(
     State(state): State<AppState>,
@@ -423,6 +701,20 @@ async fn update_permission(
     Ok(empty_ok())
 }
 
+/// Deletes a permission, found by `name` or `id`.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/permission/delete",
+    tag = "permissions",
+    security(("management_key" = [])),
+    request_body = PermissionRequest,
+    responses(
+        (status = 200, description = "Deleted", body = Empty),
+        MgmtErrors,
+        BodyErrors,
+        (status = 404, description = "No such permission (`E011406`)", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_permission(
     State(state): State<AppState>,
@@ -434,6 +726,17 @@ async fn delete_permission(
     Ok(empty_ok())
 }
 
+/// Every permission of the project.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/permission/all",
+    tag = "permissions",
+    security(("management_key" = [])),
+    responses(
+        (status = 200, description = "The permissions", body = PermissionsBody),
+        MgmtErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_all_permissions(
     State(state): State<AppState>,
@@ -455,39 +758,55 @@ async fn load_all_permissions(
 
 // ---- custom attributes ----
 
-#[derive(Deserialize)]
+/// A custom attribute definition.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AttributeDto {
     #[serde(default)]
+    #[schema(required = true)]
     name: String,
+    /// The type: a number from 1 (string) to 6 (date), or a type name (`string`, `number`,
+    /// `boolean`, `singleSelect`, `multiSelect`, `date`).
     #[serde(rename = "type")]
+    #[schema(value_type = Value, required = true)]
     kind: Option<Value>,
+    /// Defaults to the name.
     #[serde(default)]
     display_name: String,
+    /// The allowed values: strings (Python SDK) or `{value, label}` objects (Node SDK).
     #[serde(default)]
+    #[schema(value_type = Vec<Value>)]
     options: Vec<Value>,
     #[serde(default)]
     required: bool,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct AttributesRequest {
     #[serde(default)]
+    #[schema(required = true)]
     attributes: Vec<AttributeDto>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+struct AttributeOptionBody {
+    value: String,
+    label: String,
+}
+
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AttributeResponse {
     name: String,
+    /// A number from 1 (string) to 6 (date).
     #[serde(rename = "type")]
     kind: i64,
     display_name: String,
-    options: Vec<Value>,
+    options: Vec<AttributeOptionBody>,
     required: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct AttributesBody {
     data: Vec<AttributeResponse>,
 }
@@ -503,7 +822,7 @@ fn attributes_body(defs: Vec<AttributeDef>) -> Json<AttributesBody> {
                 options: d
                     .options
                     .into_iter()
-                    .map(|o| serde_json::json!({"value": o.value, "label": o.label}))
+                    .map(|o| AttributeOptionBody { value: o.value, label: o.label })
                     .collect(),
                 required: d.required,
             })
@@ -525,6 +844,19 @@ fn option_of(v: &Value) -> Result<AttributeOption, Error> {
     }
 }
 
+/// Creates (or replaces) custom attribute definitions.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/customattribute/create",
+    tag = "custom-attributes",
+    security(("management_key" = [])),
+    request_body = AttributesRequest,
+    responses(
+        (status = 200, description = "Every definition of the project", body = AttributesBody),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn create_custom_attributes(
     State(state): State<AppState>,
@@ -547,12 +879,26 @@ async fn create_custom_attributes(
     Ok(attributes_body(state.directory.create_attributes(&project, defs).await?))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct NamesRequest {
+    /// The names of the definitions to delete.
     #[serde(default)]
     names: Vec<String>,
 }
 
+/// Deletes custom attribute definitions by name.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/customattribute/delete",
+    tag = "custom-attributes",
+    security(("management_key" = [])),
+    request_body = NamesRequest,
+    responses(
+        (status = 200, description = "The definitions left", body = AttributesBody),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_custom_attributes(
     State(state): State<AppState>,
@@ -562,6 +908,17 @@ async fn delete_custom_attributes(
     Ok(attributes_body(state.directory.delete_attributes(&project, &body.names).await?))
 }
 
+/// Every custom attribute definition of the project.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/user/customattributes",
+    tag = "custom-attributes",
+    security(("management_key" = [])),
+    responses(
+        (status = 200, description = "The definitions", body = AttributesBody),
+        MgmtErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_custom_attributes(
     State(state): State<AppState>,

@@ -2,52 +2,62 @@
 //! forget (DELETE) a user's provider tokens.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use idvault_core::ids::ProviderName;
 use idvault_core::user::UserRef;
 use idvault_core::vault::ReadOptions;
 use idvault_core::vault::{ProviderToken, StoreTokenRequest};
 
-use crate::error::ApiResult;
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{query_bool, AppJson, AppQuery, MgmtAuth};
+use crate::openapi::{BodyErrors, Empty, MgmtErrors};
 use crate::routes::empty_ok;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/v1/mgmt/user/provider/token",
-        get(get_provider_token).put(put_provider_token).delete(delete_provider_token),
-    )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_provider_token, put_provider_token, delete_provider_token))
 }
 
-#[derive(Deserialize)]
+/// The user is named by `loginId` or `userId` (one of them is required).
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct TokenQuery {
+    /// The user's login id (or give `userId`).
     login_id: Option<String>,
+    /// The user's id (or give `loginId`).
     user_id: Option<String>,
+    /// The provider's name, such as `google`.
     #[serde(default)]
+    #[param(required = true)]
     provider: String,
+    /// Also answer the refresh token (`true`/`false`, `1`/`0`).
     #[serde(default, deserialize_with = "query_bool")]
     with_refresh_token: bool,
+    /// Refresh the access token at the provider first, even if it has not expired.
     #[serde(default, deserialize_with = "query_bool")]
     force_refresh: bool,
 }
 
 /// The wire answer. `providerUserId` as the Descope docs show it; Go's case-insensitive JSON
 /// decoding maps it onto its `providerUserID` field.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TokenResponse {
     provider: String,
     provider_user_id: String,
     access_token: String,
+    /// Unix seconds when the access token expires; 0 when unknown.
     expiration: i64,
     scopes: Vec<String>,
+    /// Only with `withRefreshToken=true`, when one is stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
 }
@@ -65,6 +75,28 @@ impl From<ProviderToken> for TokenResponse {
     }
 }
 
+/// A user's access token for a provider.
+///
+/// The token is refreshed at the provider first when it has expired, or when `forceRefresh` is
+/// set.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/user/provider/token",
+    tag = "provider-tokens",
+    security(("management_key" = [])),
+    params(TokenQuery),
+    responses(
+        (status = 200, description = "The token", body = TokenResponse),
+        MgmtErrors,
+        (status = 500, description = "Internal error (`E011500`), or the stored token could not be \
+            decrypted (`E112104`)", body = ErrorBody),
+        (status = 404, description = "No token stored for this user and provider (`E112103`), or a refresh \
+            is needed and the provider is not configured (`E112112`)", body = ErrorBody),
+        (status = 409, description = "The provider revoked the grant: the user must sign in again \
+            (`E112105`)", body = ErrorBody),
+        (status = 502, description = "The provider failed the refresh (`E112106`–`E112110`)", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn get_provider_token(
     State(state): State<AppState>,
@@ -78,25 +110,41 @@ async fn get_provider_token(
     Ok(Json(token.into()))
 }
 
-#[derive(Deserialize)]
+/// A provider token to store; the user is named by `loginId` or `userId`.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PutTokenRequest {
     login_id: Option<String>,
     user_id: Option<String>,
+    /// The provider's name, such as `google`.
     #[serde(default)]
+    #[schema(required = true)]
     provider: String,
     #[serde(default)]
     provider_user_id: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     access_token: Option<SecretString>,
+    /// An empty string stores no refresh token.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     refresh_token: Option<SecretString>,
+    /// Unix seconds when the access token expires; 0 or absent when unknown.
     #[serde(default)]
     expiration: Option<i64>,
     #[serde(default)]
     scopes: Option<Vec<String>>,
 }
 
+/// idvault extension: stores (replaces) a user's tokens for a provider, encrypted at rest.
+#[utoipa::path(
+    put,
+    path = "/v1/mgmt/user/provider/token",
+    tag = "provider-tokens",
+    security(("management_key" = [])),
+    request_body = PutTokenRequest,
+    responses((status = 200, description = "Stored", body = Empty), MgmtErrors, BodyErrors),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn put_provider_token(
     State(state): State<AppState>,
@@ -116,15 +164,30 @@ async fn put_provider_token(
     Ok(empty_ok())
 }
 
-#[derive(Deserialize)]
+/// The user is named by `loginId` or `userId` (one of them is required).
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct DeleteTokenQuery {
+    /// The user's login id (or give `userId`).
     login_id: Option<String>,
+    /// The user's id (or give `loginId`).
     user_id: Option<String>,
+    /// The provider's name, such as `google`.
     #[serde(default)]
+    #[param(required = true)]
     provider: String,
 }
 
+/// idvault extension: forgets a user's tokens for a provider.
+#[utoipa::path(
+    delete,
+    path = "/v1/mgmt/user/provider/token",
+    tag = "provider-tokens",
+    security(("management_key" = [])),
+    params(DeleteTokenQuery),
+    responses((status = 200, description = "Forgotten (also when none was stored)", body = Empty), MgmtErrors),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_provider_token(
     State(state): State<AppState>,

@@ -3,34 +3,44 @@
 //! ever contains it.
 
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use idvault_core::provider::service::SetProvider;
 use idvault_core::provider::{ClientAuthMethod, ProviderConfig};
 
-use crate::error::ApiResult;
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{AppJson, AppQuery, MgmtAuth};
+use crate::openapi::{BodyErrors, Empty, MgmtErrors};
 use crate::routes::empty_ok;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/mgmt/provider", get(load_provider))
-        .route("/v1/mgmt/provider/all", get(load_all_providers))
-        .route("/v1/mgmt/provider/set", post(set_provider))
-        .route("/v1/mgmt/provider/delete", post(delete_provider))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(load_provider))
+        .routes(routes!(load_all_providers))
+        .routes(routes!(set_provider))
+        .routes(routes!(delete_provider))
 }
 
-#[derive(Deserialize, Default)]
+/// A provider's OAuth app. A `preset` (such as `google`) fills the endpoints; fields given
+/// override it.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct SetProviderRequest {
+    /// The provider's name, such as `google`.
+    #[schema(required = true)]
     name: Option<String>,
     preset: Option<String>,
+    #[schema(required = true)]
     client_id: Option<String>,
+    /// Write-only: never answered. Absent keeps the stored secret.
+    #[schema(value_type = Option<String>)]
     client_secret: Option<SecretString>,
     issuer: Option<String>,
     authorization_endpoint: Option<String>,
@@ -38,11 +48,14 @@ struct SetProviderRequest {
     userinfo_endpoint: Option<String>,
     jwks_uri: Option<String>,
     scopes: Option<Vec<String>>,
+    /// How the client authenticates at the token endpoint: `client_secret_basic` or
+    /// `client_secret_post`.
+    #[schema(example = "client_secret_post")]
     auth_method: Option<String>,
 }
 
 /// A provider as answered: everything but the secret.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ProviderView {
     name: String,
@@ -54,8 +67,12 @@ struct ProviderView {
     userinfo_endpoint: Option<String>,
     jwks_uri: Option<String>,
     scopes: Vec<String>,
+    /// `client_secret_basic` or `client_secret_post`.
+    #[schema(example = "client_secret_post")]
     auth_method: &'static str,
+    /// Unix seconds.
     created_time: i64,
+    /// Unix seconds.
     modified_time: i64,
 }
 
@@ -78,28 +95,43 @@ impl From<ProviderConfig> for ProviderView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ProviderEnvelope {
     provider: ProviderView,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ProvidersEnvelope {
     providers: Vec<ProviderView>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct NameQuery {
+    /// The provider's name.
     #[serde(default)]
+    #[param(required = true)]
     name: String,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
+#[schema(as = ProviderNameBody)]
 struct NameBody {
+    /// The provider's name.
     #[serde(default)]
+    #[schema(required = true)]
     name: String,
 }
 
+/// Creates or replaces a provider's OAuth app.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/provider/set",
+    tag = "providers",
+    security(("management_key" = [])),
+    request_body = SetProviderRequest,
+    responses((status = 200, description = "The provider as stored", body = ProviderEnvelope), MgmtErrors, BodyErrors),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn set_provider(
     State(state): State<AppState>,
@@ -123,6 +155,19 @@ async fn set_provider(
     Ok(Json(ProviderEnvelope { provider: config.into() }))
 }
 
+/// One provider.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/provider",
+    tag = "providers",
+    security(("management_key" = [])),
+    params(NameQuery),
+    responses(
+        (status = 200, description = "The provider", body = ProviderEnvelope),
+        MgmtErrors,
+        (status = 404, description = "No such provider (`E112112`)", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_provider(
     State(state): State<AppState>,
@@ -133,6 +178,14 @@ async fn load_provider(
     Ok(Json(ProviderEnvelope { provider: config.into() }))
 }
 
+/// Every provider of the project.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/provider/all",
+    tag = "providers",
+    security(("management_key" = [])),
+    responses((status = 200, description = "The providers", body = ProvidersEnvelope), MgmtErrors),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_all_providers(
     State(state): State<AppState>,
@@ -142,6 +195,20 @@ async fn load_all_providers(
     Ok(Json(ProvidersEnvelope { providers: providers.into_iter().map(Into::into).collect() }))
 }
 
+/// Deletes a provider.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/provider/delete",
+    tag = "providers",
+    security(("management_key" = [])),
+    request_body = NameBody,
+    responses(
+        (status = 200, description = "Deleted", body = Empty),
+        MgmtErrors,
+        BodyErrors,
+        (status = 404, description = "No such provider (`E112112`)", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_provider(
     State(state): State<AppState>,

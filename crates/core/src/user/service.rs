@@ -68,10 +68,17 @@ impl UserService {
     }
 
     /// Users by id; disabled and expired users only when `include_invalid` (as the SDKs document).
-    pub async fn load_many_filtered(&self, project: &ProjectId, user_ids: &[String], include_invalid: bool) -> Result<Vec<User>> {
+    pub async fn load_many_filtered(
+        &self,
+        project: &ProjectId,
+        user_ids: &[String],
+        include_invalid: bool,
+    ) -> Result<Vec<User>> {
         let mut users = self.load_many(project, user_ids).await?;
         if !include_invalid {
-            users.retain(|u| !matches!(u.status, crate::user::UserStatus::Disabled | crate::user::UserStatus::Expired));
+            users.retain(|u| {
+                !matches!(u.status, crate::user::UserStatus::Disabled | crate::user::UserStatus::Expired)
+            });
         }
         Ok(users)
     }

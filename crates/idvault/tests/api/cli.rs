@@ -6,14 +6,25 @@ use std::process::Command;
 use crate::helpers::*;
 
 /// Runs `idvault --data-dir <dir> <args>` and answers its stdout; panics on failure.
+/// `idvault --data-dir <dir> [--database-url <its test database>] <args>`.
+fn command(data_dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--data-dir").arg(data_dir);
+    if let Some(url) = database_url_for(data_dir) {
+        cmd.args(["--database-url", &url]);
+    }
+    cmd.args(args);
+    cmd
+}
+
 pub fn run_ok(data_dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN).arg("--data-dir").arg(data_dir).args(args).output().unwrap();
+    let out = command(data_dir, args).output().unwrap();
     assert!(out.status.success(), "idvault {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
 pub fn run_err(data_dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN).arg("--data-dir").arg(data_dir).args(args).output().unwrap();
+    let out = command(data_dir, args).output().unwrap();
     assert!(!out.status.success(), "idvault {args:?} should have failed");
     String::from_utf8(out.stderr).unwrap()
 }
@@ -47,7 +58,7 @@ fn project_and_key_lifecycle_without_a_server() {
     assert!(err.contains("name"), "{err}");
 
     // The database keeps only a hash of the key.
-    let db = std::fs::read(data.join("idvault.db")).unwrap();
+    let db = storage_dump(&data);
     assert!(!db.windows(secret.len()).any(|w| w == secret.as_bytes()));
     assert!(run_ok(&data, &["migrate"]).contains("up to date"));
 }

@@ -10,6 +10,49 @@ use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_idvault");
 
+/// The backend the suite runs on: `IDVAULT_TEST_BACKEND=postgres` runs every server of this
+/// suite on its own fresh PostgreSQL database (scripts/test.sh runs the suite on both).
+pub fn postgres_mode() -> bool {
+    std::env::var("IDVAULT_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("IDVAULT_TEST_PG_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Runs SQL on the admin database with psql, failing loudly.
+pub fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
+        .output()
+        .expect("psql must be installed");
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const PG_URL_FILE: &str = ".test-database-url";
+
+/// In PostgreSQL mode, the database of this data directory (created on first use, remembered in
+/// the directory so that a restart finds it again).
+pub fn database_url_for(data_dir: &Path) -> Option<String> {
+    if !postgres_mode() {
+        return None;
+    }
+    let file = data_dir.join(PG_URL_FILE);
+    if let Ok(url) = std::fs::read_to_string(&file) {
+        return Some(url.trim().to_owned());
+    }
+    std::fs::create_dir_all(data_dir).unwrap();
+    let name = format!("idv_api_{}", rand_suffix());
+    psql(&pg_admin_url(), &format!("CREATE DATABASE {name}"));
+    let admin = pg_admin_url();
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin);
+    let url = format!("{base}/{name}");
+    std::fs::write(&file, &url).unwrap();
+    Some(url)
+}
+
 /// A running idvault process. Killed (SIGKILL) on drop unless stopped gracefully first.
 pub struct TestServer {
     pub child: Child,
@@ -38,7 +81,11 @@ impl TestServer {
         let stderr_path = data_dir.with_extension(format!("stderr-{}.log", rand_suffix()));
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut cmd = Command::new(BIN);
-        cmd.args(["--data-dir"]).arg(data_dir).args(["serve", "--listen", "127.0.0.1:0"]).args(serve_args);
+        cmd.args(["--data-dir"]).arg(data_dir);
+        if let Some(url) = database_url_for(data_dir) {
+            cmd.args(["--database-url", &url]);
+        }
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(serve_args);
         cmd.env_remove("IDVAULT_MASTER_KEY").env("IDVAULT_LOG", "info");
         for (k, v) in env {
             cmd.env(k, v);
@@ -135,6 +182,9 @@ fn rand_suffix() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(std::process::id() as u64);
+    h.write_u128(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0),
+    );
     h.finish()
 }
 
@@ -278,4 +328,46 @@ pub async fn seed_directory(api: &Api) {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Whether the stored data of a data directory holds `needle` in clear: the SQLite files, or in
+/// PostgreSQL mode a `pg_dump` of its database.
+pub fn storage_contains(data_dir: &Path, needle: &str) -> bool {
+    let mut blobs: Vec<Vec<u8>> = std::fs::read_dir(data_dir)
+        .map(|d| d.flatten().filter_map(|e| std::fs::read(e.path()).ok()).collect())
+        .unwrap_or_default();
+    if let Some(url) = database_url_for(data_dir) {
+        let out =
+            Command::new("pg_dump").args(["--data-only", &url]).output().expect("pg_dump must be installed");
+        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(!out.stdout.is_empty());
+        blobs.push(out.stdout);
+    }
+    blobs.iter().any(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+}
+
+/// Runs one SQL statement on the stored data (SQLite file, or the PostgreSQL database).
+pub fn exec_sql(data_dir: &Path, sql: &str) {
+    match database_url_for(data_dir) {
+        Some(url) => {
+            psql(&url, sql);
+        }
+        None => {
+            let conn = rusqlite::Connection::open(data_dir.join("idvault.db")).unwrap();
+            conn.execute_batch(sql).unwrap();
+        }
+    }
+}
+
+/// Everything stored for a data directory, as bytes (for "no secret in clear" checks).
+pub fn storage_dump(data_dir: &Path) -> Vec<u8> {
+    let mut all = std::fs::read(data_dir.join("idvault.db")).unwrap_or_default();
+    if let Some(url) = database_url_for(data_dir) {
+        let out =
+            Command::new("pg_dump").args(["--data-only", &url]).output().expect("pg_dump must be installed");
+        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+        all.extend(out.stdout);
+    }
+    assert!(!all.is_empty(), "nothing stored to inspect");
+    all
 }

@@ -5,11 +5,7 @@ use serde_json::json;
 use crate::helpers::*;
 
 fn files_contain(dir: &std::path::Path, needle: &str) -> bool {
-    std::fs::read_dir(dir).unwrap().flatten().any(|e| {
-        std::fs::read(e.path())
-            .map(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
-            .unwrap_or(false)
-    })
+    storage_contains(dir, needle)
 }
 
 #[tokio::test]
@@ -80,18 +76,14 @@ async fn a_ciphertext_moved_to_another_row_fails_to_decrypt_cleanly() {
     let data = server.data_dir.clone();
     assert!(server.stop().success());
 
-    let conn = rusqlite::Connection::open(data.join("idvault.db")).unwrap();
-    let pk = |login: &str| -> i64 {
-        conn.query_row("SELECT user_pk FROM user_login_ids WHERE login_id = ?1", [login], |r| r.get(0))
-            .unwrap()
-    };
-    let (alice, mallory) = (pk("alice"), pk("mallory"));
-    conn.execute(
-        "UPDATE provider_tokens SET access_token = (SELECT access_token FROM provider_tokens WHERE user_pk = ?1) WHERE user_pk = ?2",
-        [alice, mallory],
-    )
-    .unwrap();
-    drop(conn);
+    // Copy alice's sealed access token onto mallory's row, as an attacker with database access
+    // might.
+    exec_sql(
+        &data,
+        "UPDATE provider_tokens SET access_token = (SELECT t.access_token FROM provider_tokens t \
+         JOIN user_login_ids l ON l.user_pk = t.user_pk WHERE l.login_id = 'alice') \
+         WHERE user_pk = (SELECT user_pk FROM user_login_ids WHERE login_id = 'mallory')",
+    );
 
     let server = TestServer::start(&data);
     let api = Api { base_url: server.base_url.clone(), ..api };

@@ -94,7 +94,7 @@ async fn provider_configuration_discovery_and_secret_never_returned() {
     let TestApp { server, dir, .. } = app;
     let data = server.data_dir.clone();
     assert!(server.stop().success());
-    let db = std::fs::read(data.join("idvault.db")).unwrap();
+    let db = storage_dump(&data);
     assert!(!db.windows(19).any(|w| w == b"idvault-test-secret"));
     drop(dir);
 }

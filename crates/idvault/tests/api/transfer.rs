@@ -7,7 +7,9 @@ use crate::cli::run_ok;
 use crate::helpers::*;
 
 async fn snapshot(api: &Api) -> (Value, Vec<Value>) {
-    let users = api.post("/v2/mgmt/user/search", json!({"withTestUser": true, "limit": 1000})).await.body["users"].clone();
+    let users = api.post("/v2/mgmt/user/search", json!({"withTestUser": true, "limit": 1000})).await.body
+        ["users"]
+        .clone();
     let mut tokens = Vec::new();
     for u in users.as_array().unwrap() {
         let login = u["loginIds"][0].as_str().unwrap();
@@ -28,11 +30,20 @@ async fn export_then_import_reads_back_identical() {
                 "userTenants": [{"tenantId": "acme", "roleNames": ["viewer"]}], "customAttributes": {"seats": i}}))
             .await;
         if i % 3 == 0 {
-            assert_eq!(app.api.put_token(google_token(&login, &format!("access-{i}"), &format!("refresh-{i}"))).await.status, 200);
+            assert_eq!(
+                app.api
+                    .put_token(google_token(&login, &format!("access-{i}"), &format!("refresh-{i}")))
+                    .await
+                    .status,
+                200
+            );
         }
     }
     app.api.post("/v1/mgmt/user/create/test", json!({"loginId": "tester"})).await;
-    let provider = app.api.post("/v1/mgmt/provider/set", json!({"name": "google", "clientId": "cid", "clientSecret": "s3cret"})).await;
+    let provider = app
+        .api
+        .post("/v1/mgmt/provider/set", json!({"name": "google", "clientId": "cid", "clientSecret": "s3cret"}))
+        .await;
     assert_eq!(provider.status, 200);
     let before = snapshot(&app.api).await;
     let pid = app.server.project_id.clone().unwrap();

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use idvault_core::error::{Error, Result};
 use idvault_core::user::search::RawPaging;
@@ -10,7 +11,8 @@ use idvault_core::user::{
     NewUser, SortBy, SortField, TenantRoleFilter, User, UserQuery, UserStatus, UserTenant,
 };
 
-#[derive(Deserialize, Default)]
+/// A tenant membership of the user, with the user's roles in it.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantDto {
     #[serde(default)]
@@ -19,9 +21,12 @@ pub struct TenantDto {
     pub role_names: Option<Vec<String>>,
 }
 
-#[derive(Deserialize, Default)]
+/// A user to create, or (update) the whole new state of a user. Invitation options (`invite`,
+/// `inviteUrl`, `sendMail`, `sendSMS`, `templateId`, `locale`) are accepted and ignored.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateUserRequest {
+    #[schema(required = true)]
     pub login_id: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
@@ -33,6 +38,8 @@ pub struct CreateUserRequest {
     pub user_tenants: Option<Vec<TenantDto>>,
     pub test: Option<bool>,
     pub picture: Option<String>,
+    /// Values of defined custom attributes, by name.
+    #[schema(value_type = Option<Object>)]
     pub custom_attributes: Option<Map<String, Value>>,
     pub additional_login_ids: Option<Vec<String>>,
     /// Python sends `ssoAppIDs`, Node `ssoAppIds`.
@@ -40,7 +47,10 @@ pub struct CreateUserRequest {
     pub sso_app_ids: Option<Vec<String>>,
     pub verified_email: Option<bool>,
     pub verified_phone: Option<bool>,
+    /// `enabled`, `disabled`, `invited` or `expired`.
     pub status: Option<String>,
+    /// Send an invitation; for an existing user, a re-invitation (idvault sends no messages).
+    pub invite: Option<bool>,
     // Invitation options (invite, inviteUrl, sendMail, sendSMS, templateId, locale) are accepted
     // and ignored: idvault sends no messages.
 }
@@ -79,70 +89,93 @@ impl CreateUserRequest {
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchCreateRequest {
     pub users: Option<Vec<CreateUserRequest>>,
 }
 
-#[derive(Deserialize, Default)]
+/// Names a user by `loginId` or `userId`.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserRefBody {
     pub login_id: Option<String>,
     pub user_id: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct UserRefQuery {
+    /// The user's login id (or give `userId`).
     pub login_id: Option<String>,
+    /// The user's id (or give `loginId`).
     pub user_id: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoadUsersRequest {
     pub user_ids: Option<Vec<String>>,
+    /// Also answer disabled and expired users.
+    pub include_invalid_users: Option<bool>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
+/// User search filters; every filter given must match.
 pub struct SearchRequest {
     pub tenant_ids: Option<Vec<String>>,
     pub role_names: Option<Vec<String>>,
+    /// Page size.
     pub limit: Option<i64>,
+    /// Page number, from 0.
     pub page: Option<i64>,
     pub test_users_only: Option<bool>,
     pub with_test_user: Option<bool>,
+    /// `enabled`, `disabled`, `invited` or `expired`.
     pub statuses: Option<Vec<String>>,
     pub emails: Option<Vec<String>>,
     pub phones: Option<Vec<String>>,
     pub login_ids: Option<Vec<String>>,
     pub user_ids: Option<Vec<String>>,
+    /// Case-insensitive free text over login ids, names, email and phone.
     pub text: Option<String>,
+    /// Attribute values the user must have.
+    #[schema(value_type = Option<Object>)]
     pub custom_attributes: Option<Map<String, Value>>,
+    /// Also accepted as `ssoAppIDs`.
     #[serde(alias = "ssoAppIDs")]
     pub sso_app_ids: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<SortDto>>)]
     pub sort: Option<Vec<Value>>,
     pub from_created_time: Option<i64>,
     pub to_created_time: Option<i64>,
     pub from_modified_time: Option<i64>,
     pub to_modified_time: Option<i64>,
+    /// Per tenant id, role ids the user must have in it.
+    #[schema(value_type = Option<HashMap<String, RoleValues>>)]
     pub tenant_role_ids: Option<Map<String, Value>>,
+    /// Per tenant id, role names the user must have in it.
+    #[schema(value_type = Option<HashMap<String, RoleValues>>)]
     pub tenant_role_names: Option<Map<String, Value>>,
+    pub verified_email: Option<bool>,
+    pub verified_phone: Option<bool>,
 }
 
 /// `{"values": [...], "and": bool}` of `tenantRoleIds` / `tenantRoleNames`.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 pub struct RoleValues {
     #[serde(default)]
     pub values: Vec<String>,
+    /// The user must have all the roles (default: any of them).
     #[serde(default)]
     pub and: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct SortDto {
+    /// A user field, such as `name` or `createdTime`.
     pub field: String,
     #[serde(default)]
     pub desc: bool,
@@ -202,6 +235,8 @@ impl SearchRequest {
             from_modified_ms: nonzero(self.from_modified_time),
             to_modified_ms: nonzero(self.to_modified_time),
             tenant_roles,
+            verified_email: self.verified_email,
+            verified_phone: self.verified_phone,
             ..Default::default()
         };
         query.paging(RawPaging {
@@ -213,7 +248,7 @@ impl SearchRequest {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserTenantResponse {
     pub tenant_id: String,
@@ -223,7 +258,7 @@ pub struct UserTenantResponse {
 }
 
 /// The Descope user object.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserResponse {
     pub user_id: String,
@@ -238,9 +273,12 @@ pub struct UserResponse {
     pub verified_phone: bool,
     pub role_names: Vec<String>,
     pub user_tenants: Vec<UserTenantResponse>,
+    /// `enabled`, `disabled`, `invited` or `expired`.
+    #[schema(example = "enabled")]
     pub status: &'static str,
     pub picture: String,
     pub test: bool,
+    #[schema(value_type = Object)]
     pub custom_attributes: Map<String, Value>,
     /// Unix seconds.
     pub created_time: i64,
@@ -251,8 +289,21 @@ pub struct UserResponse {
     pub password: bool,
     pub saml: bool,
     pub scim: bool,
+    /// The OAuth providers the user signed in with, each mapped to `true`.
+    #[schema(value_type = HashMap<String, bool>)]
     pub oauth: Map<String, Value>,
     pub sso_app_ids: Vec<String>,
+    /// The same flags as spelled by the Node SDK's `UserResponse` type (`TOTP`, `SAML`, `SCIM`,
+    /// `OAuth`); Go decodes either spelling.
+    #[serde(rename = "TOTP")]
+    pub totp_upper: bool,
+    #[serde(rename = "SAML")]
+    pub saml_upper: bool,
+    #[serde(rename = "SCIM")]
+    pub scim_upper: bool,
+    #[serde(rename = "OAuth")]
+    #[schema(value_type = HashMap<String, bool>)]
+    pub oauth_upper: Map<String, Value>,
 }
 
 impl From<User> for UserResponse {
@@ -290,35 +341,42 @@ impl From<User> for UserResponse {
             password: false,
             saml: false,
             scim: false,
+            oauth_upper: u.oauth_providers.iter().map(|p| (p.clone(), Value::Bool(true))).collect(),
             oauth: u.oauth_providers.into_iter().map(|p| (p, Value::Bool(true))).collect(),
+            totp_upper: false,
+            saml_upper: false,
+            scim_upper: false,
             sso_app_ids: u.sso_app_ids,
         }
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserEnvelope {
     pub user: UserResponse,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UsersEnvelope {
     pub users: Vec<UserResponse>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SearchResponse {
     pub users: Vec<UserResponse>,
     pub total: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct FailedUser {
+    /// Why this user was not created.
     pub failure: String,
+    /// `{"loginIds": [<login id>]}`.
+    #[schema(value_type = Object)]
     pub user: Value,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchCreateResponse {
     pub created_users: Vec<UserResponse>,

@@ -4,43 +4,85 @@ pub mod dto;
 pub mod mutations;
 
 use axum::extract::State;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use idvault_core::error::Error;
 use idvault_core::user::UserRef;
 
-use crate::error::ApiResult;
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{AppJson, AppQuery, MgmtAuth};
+use crate::openapi::{BodyErrors, Empty, MgmtErrors};
 use crate::routes::empty_ok;
 use crate::state::AppState;
 use dto::*;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/mgmt/user/create", post(create_user))
-        .route("/v1/mgmt/user/create/test", post(create_test_user))
-        .route("/v1/mgmt/user/create/batch", post(create_users_batch))
-        .route("/v1/mgmt/user", get(load_user))
-        .route("/v1/mgmt/users/load", post(load_users))
-        .route("/v2/mgmt/user/search", post(search_users))
-        .route("/v2/mgmt/user/search/test", post(search_test_users))
-        .route("/v1/mgmt/user/delete", post(delete_user))
-        .route("/v1/mgmt/user/test/delete/all", delete(delete_all_test_users))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_user))
+        .routes(routes!(create_test_user))
+        .routes(routes!(create_users_batch))
+        .routes(routes!(load_user))
+        .routes(routes!(load_users))
+        .routes(routes!(search_users))
+        .routes(routes!(search_test_users))
+        .routes(routes!(delete_user))
+        .routes(routes!(delete_users_batch))
+        .routes(routes!(delete_all_test_users))
         .merge(mutations::router())
 }
 
+/// Creates a user.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/create",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = CreateUserRequest,
+    responses(
+        (status = 200, description = "The new user", body = UserEnvelope),
+        MgmtErrors,
+        BodyErrors,
+        (status = 409, description = "A user with one of these login ids exists (`E062107`)", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn create_user(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,
     AppJson(body): AppJson<CreateUserRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
+    // Inviting a user who exists (by login id, or user id as the Node SDK allows) re-invites
+    // them: idvault sends no messages, so the answer is the existing user.
+    if body.invite == Some(true) {
+        if let Some(existing) = body.login_id.as_deref().filter(|l| !l.is_empty()) {
+            match state.users.load(&project, &UserRef::from_parts(Some(existing), None)?).await {
+                Ok(user) => return Ok(Json(UserEnvelope { user: user.into() })),
+                Err(Error::UserNotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
     let user = state.users.create(&project, body.into_new_user(false)?).await?;
     Ok(Json(UserEnvelope { user: user.into() }))
 }
 
+/// Creates a test user.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/create/test",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = CreateUserRequest,
+    responses(
+        (status = 200, description = "The new test user", body = UserEnvelope),
+        MgmtErrors,
+        BodyErrors,
+        (status = 409, description = "A user with one of these login ids exists (`E062107`)", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn create_test_user(
     State(state): State<AppState>,
@@ -51,6 +93,19 @@ async fn create_test_user(
     Ok(Json(UserEnvelope { user: user.into() }))
 }
 
+/// Creates many users; each succeeds or fails on its own.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/create/batch",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = BatchCreateRequest,
+    responses(
+        (status = 200, description = "The users created and the failures", body = BatchCreateResponse),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn create_users_batch(
     State(state): State<AppState>,
@@ -79,6 +134,18 @@ async fn create_users_batch(
     }))
 }
 
+/// One user, by login id or user id.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/user",
+    tag = "users",
+    security(("management_key" = [])),
+    params(UserRefQuery),
+    responses(
+        (status = 200, description = "The user", body = UserEnvelope),
+        MgmtErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_user(
     State(state): State<AppState>,
@@ -90,16 +157,44 @@ async fn load_user(
     Ok(Json(UserEnvelope { user: user.into() }))
 }
 
+/// Users by id, in the order given; unknown ids are skipped.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/users/load",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = LoadUsersRequest,
+    responses(
+        (status = 200, description = "The users found", body = UsersEnvelope),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_users(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,
     AppJson(body): AppJson<LoadUsersRequest>,
 ) -> ApiResult<Json<UsersEnvelope>> {
-    let users = state.users.load_many(&project, &body.user_ids.unwrap_or_default()).await?;
+    let include_invalid = body.include_invalid_users.unwrap_or(false);
+    let users =
+        state.users.load_many_filtered(&project, &body.user_ids.unwrap_or_default(), include_invalid).await?;
     Ok(Json(UsersEnvelope { users: users.into_iter().map(Into::into).collect() }))
 }
 
+/// Searches users (test users only on request).
+#[utoipa::path(
+    post,
+    path = "/v2/mgmt/user/search",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = SearchRequest,
+    responses(
+        (status = 200, description = "One page of users, and the total", body = SearchResponse),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn search_users(
     State(state): State<AppState>,
@@ -111,6 +206,19 @@ async fn search_users(
     Ok(Json(SearchResponse { users: users.into_iter().map(Into::into).collect(), total }))
 }
 
+/// Searches test users.
+#[utoipa::path(
+    post,
+    path = "/v2/mgmt/user/search/test",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = SearchRequest,
+    responses(
+        (status = 200, description = "One page of test users, and the total", body = SearchResponse),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn search_test_users(
     State(state): State<AppState>,
@@ -122,6 +230,19 @@ async fn search_test_users(
     Ok(Json(SearchResponse { users: users.into_iter().map(Into::into).collect(), total }))
 }
 
+/// Deletes a user (idempotent: an unknown user is not an error).
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/delete",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = UserRefBody,
+    responses(
+        (status = 200, description = "Deleted", body = Empty),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_user(
     State(state): State<AppState>,
@@ -133,11 +254,51 @@ async fn delete_user(
     Ok(empty_ok())
 }
 
+/// Deletes every test user of the project.
+#[utoipa::path(
+    delete,
+    path = "/v1/mgmt/user/test/delete/all",
+    tag = "users",
+    security(("management_key" = [])),
+    responses(
+        (status = 200, description = "Deleted", body = Empty),
+        MgmtErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_all_test_users(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,
 ) -> ApiResult<Json<Value>> {
     state.users.delete_all_test_users(&project).await?;
+    Ok(empty_ok())
+}
+
+/// Deletes several users by id (idempotent).
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/delete/batch",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = LoadUsersRequest,
+    responses(
+        (status = 200, description = "Deleted", body = Empty),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn delete_users_batch(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+    AppJson(body): AppJson<LoadUsersRequest>,
+) -> ApiResult<Json<Value>> {
+    let ids = body.user_ids.unwrap_or_default();
+    if ids.len() > idvault_core::limits::MAX_LOAD_USERS {
+        return Err(Error::invalid("userIds", "too many ids").into());
+    }
+    for id in &ids {
+        state.users.delete(&project, &UserRef::from_parts(None, Some(id))?).await?;
+    }
     Ok(empty_ok())
 }

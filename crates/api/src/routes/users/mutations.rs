@@ -3,44 +3,47 @@
 //! inside one write transaction; every answer is `{"user": <user>}` unless noted.
 
 use axum::extract::State;
-use axum::routing::{patch, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use idvault_core::error::Error;
 use idvault_core::user::model::add_all;
 use idvault_core::user::{User, UserRef, UserStatus};
 
-use super::dto::{CreateUserRequest, UserEnvelope, UserResponse};
-use crate::error::ApiResult;
+use super::dto::{CreateUserRequest, TenantDto, UserEnvelope, UserResponse};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{AppJson, MgmtAuth};
+use crate::openapi::{BodyErrors, Empty, MgmtErrors};
 use crate::routes::empty_ok;
 use crate::state::AppState;
 
-pub fn router() -> axum::Router<AppState> {
-    Router::new()
-        .route("/v1/mgmt/user/update", post(update_user))
-        .route("/v1/mgmt/user/patch", patch(patch_user))
-        .route("/v1/mgmt/user/patch/batch", patch(patch_users_batch))
-        .route("/v1/mgmt/user/update/status", post(update_status))
-        .route("/v1/mgmt/user/update/loginid", post(update_login_id))
-        .route("/v1/mgmt/user/update/email", post(update_email))
-        .route("/v1/mgmt/user/update/phone", post(update_phone))
-        .route("/v1/mgmt/user/update/name", post(update_name))
-        .route("/v1/mgmt/user/update/picture", post(update_picture))
-        .route("/v1/mgmt/user/update/customAttribute", post(update_custom_attribute))
-        .route("/v1/mgmt/user/update/role/set", post(set_roles))
-        .route("/v1/mgmt/user/update/role/add", post(add_roles))
-        .route("/v2/mgmt/user/update/role/add", post(add_roles))
-        .route("/v1/mgmt/user/update/role/remove", post(remove_roles))
-        .route("/v1/mgmt/user/update/tenant/add", post(add_tenant))
-        .route("/v1/mgmt/user/update/tenant/remove", post(remove_tenant))
-        .route("/v1/mgmt/user/update/ssoapp/add", post(add_sso_apps))
-        .route("/v1/mgmt/user/update/ssoapp/set", post(set_sso_apps))
-        .route("/v1/mgmt/user/update/ssoapp/remove", post(remove_sso_apps))
-        .route("/v1/mgmt/user/logout", post(logout_user))
-        .route("/v1/mgmt/user/history", post(user_history))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(update_user))
+        .routes(routes!(patch_user))
+        .routes(routes!(patch_users_batch))
+        .routes(routes!(update_status))
+        .routes(routes!(update_login_id))
+        .routes(routes!(update_email))
+        .routes(routes!(update_phone))
+        .routes(routes!(update_name))
+        .routes(routes!(update_picture))
+        .routes(routes!(update_custom_attribute))
+        .routes(routes!(set_roles))
+        .routes(routes!(add_roles))
+        .routes(routes!(add_roles_v2))
+        .routes(routes!(remove_roles))
+        .routes(routes!(add_tenant))
+        .routes(routes!(remove_tenant))
+        .routes(routes!(add_sso_apps))
+        .routes(routes!(set_sso_apps))
+        .routes(routes!(remove_sso_apps))
+        .routes(routes!(logout_user))
+        .routes(routes!(user_history))
 }
 
 fn user_ref(login_id: &Option<String>, user_id: &Option<String>) -> Result<UserRef, Error> {
@@ -56,8 +59,23 @@ fn contact(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
 }
 
-/// Replaces every field of the user with the request's (login id identifies the user; absent
-/// or null fields are cleared; verified flags and status change only when given).
+/// Replaces every field of the user with the request's.
+///
+/// The login id identifies the user; absent or null fields are cleared; verified flags and status
+/// change only when given.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/update",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = CreateUserRequest,
+    responses(
+        (status = 200, description = "The user as changed", body = UserEnvelope),
+        MgmtErrors,
+        BodyErrors,
+        (status = 409, description = "Another user has one of these login ids (`E062107`)", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_user(
     State(state): State<AppState>,
@@ -110,7 +128,7 @@ async fn update_user(
 }
 
 /// A patch: only the fields present change.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PatchUserRequest {
     login_id: Option<String>,
@@ -122,13 +140,17 @@ pub struct PatchUserRequest {
     middle_name: Option<String>,
     family_name: Option<String>,
     role_names: Option<Vec<String>>,
-    user_tenants: Option<Vec<super::dto::TenantDto>>,
+    user_tenants: Option<Vec<TenantDto>>,
     picture: Option<String>,
+    /// Merged into the user's values: the attributes given change, the others stay.
+    #[schema(value_type = Option<Object>)]
     custom_attributes: Option<Map<String, Value>>,
     verified_email: Option<bool>,
     verified_phone: Option<bool>,
+    /// Also accepted as `ssoAppIDs`.
     #[serde(alias = "ssoAppIDs")]
     sso_app_ids: Option<Vec<String>>,
+    /// `enabled`, `disabled`, `invited` or `expired`.
     status: Option<String>,
 }
 
@@ -193,6 +215,19 @@ impl PatchUserRequest {
     }
 }
 
+/// Changes the fields given, and only those.
+#[utoipa::path(
+    patch,
+    path = "/v1/mgmt/user/patch",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = PatchUserRequest,
+    responses(
+        (status = 200, description = "The user as changed", body = UserEnvelope),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn patch_user(
     State(state): State<AppState>,
@@ -204,18 +239,21 @@ async fn patch_user(
     Ok(envelope(user))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct PatchBatchRequest {
     users: Option<Vec<PatchUserRequest>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct FailedPatch {
+    /// Why this user was not patched.
     failure: String,
+    /// `{"loginId": <login id>}`.
+    #[schema(value_type = Object)]
     user: Value,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PatchBatchResponse {
     patched_users: Vec<UserResponse>,
@@ -223,6 +261,18 @@ struct PatchBatchResponse {
 }
 
 /// Patches many users; each succeeds or fails on its own.
+#[utoipa::path(
+    patch,
+    path = "/v1/mgmt/user/patch/batch",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = PatchBatchRequest,
+    responses(
+        (status = 200, description = "The users patched and the failures", body = PatchBatchResponse),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn patch_users_batch(
     State(state): State<AppState>,
@@ -251,14 +301,30 @@ async fn patch_users_batch(
     Ok(Json(out))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = UserStatusRequest)]
 struct StatusRequest {
     login_id: Option<String>,
     user_id: Option<String>,
+    /// `enabled`, `disabled`, `invited` or `expired`.
+    #[schema(required = true)]
     status: Option<String>,
 }
 
+/// Sets the user's status.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/update/status",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = StatusRequest,
+    responses(
+        (status = 200, description = "The user as changed", body = UserEnvelope),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_status(
     State(state): State<AppState>,
@@ -278,15 +344,33 @@ async fn update_status(
     ))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = UserLoginIdRequest)]
 struct LoginIdRequest {
+    /// The login id to replace (it also finds the user).
+    #[schema(required = true)]
     login_id: Option<String>,
+    /// Empty or absent removes the login id.
     new_login_id: Option<String>,
 }
 
-/// Replaces the login id the user was found by; an empty new id removes it (the user must keep
-/// at least one).
+/// Replaces the login id the user was found by.
+///
+/// An empty new id removes it (the user must keep at least one).
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/update/loginid",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = LoginIdRequest,
+    responses(
+        (status = 200, description = "The user as changed", body = UserEnvelope),
+        MgmtErrors,
+        BodyErrors,
+        (status = 409, description = "Another user has the new login id (`E062107`)", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_login_id(
     State(state): State<AppState>,
@@ -312,17 +396,33 @@ async fn update_login_id(
     ))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = UserContactRequest)]
 struct ContactRequest {
     login_id: Option<String>,
     user_id: Option<String>,
     email: Option<String>,
     phone: Option<String>,
     verified: Option<bool>,
+    /// Fail (409) when another user has this email or phone.
     fail_on_conflict: Option<bool>,
 }
 
+/// Sets (or, when empty, clears) the user's email.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/update/email",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = ContactRequest,
+    responses(
+        (status = 200, description = "The user as changed", body = UserEnvelope),
+        MgmtErrors,
+        BodyErrors,
+        (status = 409, description = "With `failOnConflict`: another user has this email (`E062107`)", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_email(
     State(state): State<AppState>,
@@ -352,6 +452,20 @@ async fn update_email(
     ))
 }
 
+/// Sets (or, when empty, clears) the user's phone.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/update/phone",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = ContactRequest,
+    responses(
+        (status = 200, description = "The user as changed", body = UserEnvelope),
+        MgmtErrors,
+        BodyErrors,
+        (status = 409, description = "With `failOnConflict`: another user has this phone (`E062107`)", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_phone(
     State(state): State<AppState>,
@@ -381,8 +495,9 @@ async fn update_phone(
     ))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = UserNameRequest)]
 struct NameRequest {
     login_id: Option<String>,
     user_id: Option<String>,
@@ -392,6 +507,19 @@ struct NameRequest {
     family_name: Option<String>,
 }
 
+/// Sets the user's names given (an empty one clears it).
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/update/name",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = NameRequest,
+    responses(
+        (status = 200, description = "The user as changed", body = UserEnvelope),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_name(
     State(state): State<AppState>,
@@ -419,14 +547,28 @@ async fn update_name(
     ))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = UserPictureRequest)]
 struct PictureRequest {
     login_id: Option<String>,
     user_id: Option<String>,
     picture: Option<String>,
 }
 
+/// Sets (or, when empty, clears) the user's picture URL.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/update/picture",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = PictureRequest,
+    responses(
+        (status = 200, description = "The user as changed", body = UserEnvelope),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_picture(
     State(state): State<AppState>,
@@ -445,15 +587,32 @@ async fn update_picture(
     ))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = UserAttributeRequest)]
 struct AttributeRequest {
     login_id: Option<String>,
     user_id: Option<String>,
+    #[schema(required = true)]
     attribute_key: Option<String>,
+    /// Any JSON value of the attribute's type; null clears it.
+    #[schema(value_type = Value)]
     attribute_value: Option<Value>,
 }
 
+/// Sets one custom attribute of the user.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/update/customAttribute",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = AttributeRequest,
+    responses(
+        (status = 200, description = "The user as changed", body = UserEnvelope),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_custom_attribute(
     State(state): State<AppState>,
@@ -474,11 +633,13 @@ async fn update_custom_attribute(
     ))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = UserRolesRequest)]
 struct RolesRequest {
     login_id: Option<String>,
     user_id: Option<String>,
+    /// The tenant whose roles change; absent for project roles.
     tenant_id: Option<String>,
     #[serde(default)]
     role_names: Vec<String>,
@@ -518,6 +679,19 @@ async fn change_roles(
     ))
 }
 
+/// Replaces the user's roles, project-wide or in `tenantId`.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/update/role/set",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = RolesRequest,
+    responses(
+        (status = 200, description = "The user as changed", body = UserEnvelope),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn set_roles(
     State(state): State<AppState>,
@@ -527,6 +701,19 @@ async fn set_roles(
     change_roles(state, project, body, RoleChange::Set).await
 }
 
+/// Adds roles to the user, project-wide or in `tenantId`.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/update/role/add",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = RolesRequest,
+    responses(
+        (status = 200, description = "The user as changed", body = UserEnvelope),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn add_roles(
     State(state): State<AppState>,
@@ -536,6 +723,41 @@ async fn add_roles(
     change_roles(state, project, body, RoleChange::Add).await
 }
 
+/// Adds roles to the user, project-wide or in `tenantId` (the v2 path of the newer SDKs).
+#[utoipa::path(
+    post,
+    path = "/v2/mgmt/user/update/role/add",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = RolesRequest,
+    responses(
+        (status = 200, description = "The user as changed", body = UserEnvelope),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
+#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
+async fn add_roles_v2(
+    State(state): State<AppState>,
+    MgmtAuth(project): MgmtAuth,
+    AppJson(body): AppJson<RolesRequest>,
+) -> ApiResult<Json<UserEnvelope>> {
+    change_roles(state, project, body, RoleChange::Add).await
+}
+
+/// Removes roles from the user, project-wide or in `tenantId`.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/update/role/remove",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = RolesRequest,
+    responses(
+        (status = 200, description = "The user as changed", body = UserEnvelope),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn remove_roles(
     State(state): State<AppState>,
@@ -545,14 +767,29 @@ async fn remove_roles(
     change_roles(state, project, body, RoleChange::Remove).await
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = UserTenantRequest)]
 struct TenantRequest {
     login_id: Option<String>,
     user_id: Option<String>,
+    #[schema(required = true)]
     tenant_id: Option<String>,
 }
 
+/// Adds the user to a tenant.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/update/tenant/add",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = TenantRequest,
+    responses(
+        (status = 200, description = "The user as changed", body = UserEnvelope),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn add_tenant(
     State(state): State<AppState>,
@@ -572,6 +809,19 @@ async fn add_tenant(
     ))
 }
 
+/// Removes the user from a tenant.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/update/tenant/remove",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = TenantRequest,
+    responses(
+        (status = 200, description = "The user as changed", body = UserEnvelope),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn remove_tenant(
     State(state): State<AppState>,
@@ -591,11 +841,13 @@ async fn remove_tenant(
     ))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = UserSsoAppsRequest)]
 struct SsoAppsRequest {
     login_id: Option<String>,
     user_id: Option<String>,
+    /// Also accepted as `ssoAppIDs`.
     #[serde(default, alias = "ssoAppIDs")]
     sso_app_ids: Vec<String>,
 }
@@ -623,6 +875,19 @@ async fn change_sso_apps(
     ))
 }
 
+/// Adds SSO apps to the user.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/update/ssoapp/add",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = SsoAppsRequest,
+    responses(
+        (status = 200, description = "The user as changed", body = UserEnvelope),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn add_sso_apps(
     State(state): State<AppState>,
@@ -632,6 +897,19 @@ async fn add_sso_apps(
     change_sso_apps(state, project, body, RoleChange::Add).await
 }
 
+/// Replaces the user's SSO apps.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/update/ssoapp/set",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = SsoAppsRequest,
+    responses(
+        (status = 200, description = "The user as changed", body = UserEnvelope),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn set_sso_apps(
     State(state): State<AppState>,
@@ -641,6 +919,19 @@ async fn set_sso_apps(
     change_sso_apps(state, project, body, RoleChange::Set).await
 }
 
+/// Removes SSO apps from the user.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/update/ssoapp/remove",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = SsoAppsRequest,
+    responses(
+        (status = 200, description = "The user as changed", body = UserEnvelope),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn remove_sso_apps(
     State(state): State<AppState>,
@@ -650,14 +941,27 @@ async fn remove_sso_apps(
     change_sso_apps(state, project, body, RoleChange::Remove).await
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = UserLogoutRequest)]
 struct LogoutRequest {
     login_id: Option<String>,
     user_id: Option<String>,
 }
 
 /// Ends every session of the user.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/logout",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = LogoutRequest,
+    responses(
+        (status = 200, description = "Logged out", body = Empty),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn logout_user(
     State(state): State<AppState>,
@@ -668,17 +972,32 @@ async fn logout_user(
     Ok(empty_ok())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct HistoryEntry {
     user_id: String,
+    /// Unix seconds.
     login_time: i64,
+    /// Always empty.
     city: String,
+    /// Always empty.
     country: String,
     ip: String,
 }
 
 /// Login history of users (the body is a JSON array of user ids), newest first.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/user/history",
+    tag = "users",
+    security(("management_key" = [])),
+    request_body = Vec<String>,
+    responses(
+        (status = 200, description = "The logins, newest first", body = Vec<HistoryEntry>),
+        MgmtErrors,
+        BodyErrors,
+    ),
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn user_history(
     State(state): State<AppState>,

@@ -1,0 +1,172 @@
+//! The OpenAPI 3.1 document of the API. Every route is registered together with its
+//! `#[utoipa::path]` annotation (`utoipa_axum::routes!`), so the served document and the route
+//! table come from the same place; this module holds what the document has beyond the routes:
+//! its info, security schemes, tags, and the shared error answers.
+
+use std::collections::BTreeMap;
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
+
+use crate::error::ErrorBody;
+
+/// The document's fixed part; the paths and their schemas are added by the area routers.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "idvault",
+        description = "A self-hosted, Descope-compatible identity back end with a provider-token vault. \
+            Management routes take `Authorization: Bearer <projectId>:<managementKey>`; the auth \
+            (sign-in and session) routes take `Authorization: Bearer <projectId>[:<refreshJwt>]`. \
+            Every error answer is a Descope error body; see docs/api.md for the codes."
+    ),
+    modifiers(&Components),
+    components(schemas(ErrorBody, Empty)),
+    tags(
+        (name = "health", description = "Liveness and readiness probes (no auth)."),
+        (name = "license", description = "The Python SDK's handshake."),
+        (name = "users", description = "User management: create, load, search, change, delete."),
+        (name = "provider-tokens", description = "The provider-token vault: read (Descope), store and forget (idvault extensions)."),
+        (name = "providers", description = "idvault extension: a project's own OAuth app per provider."),
+        (name = "tenants", description = "Tenants."),
+        (name = "roles", description = "Roles, project-wide or per tenant."),
+        (name = "permissions", description = "Permissions."),
+        (name = "custom-attributes", description = "Custom attribute definitions of users."),
+        (name = "auth", description = "OAuth sign-in, sessions and signing keys (Descope auth API), and their settings."),
+    )
+)]
+pub struct ApiDoc;
+
+/// The answer of a success with nothing to say: an empty JSON object `{}`.
+#[derive(ToSchema)]
+pub struct Empty {}
+
+/// Security schemes and the shared error responses.
+struct Components;
+
+/// Names of the shared error responses in `components.responses`.
+const BAD_REQUEST: &str = "BadRequest";
+const UNAUTHORIZED: &str = "Unauthorized";
+const SESSION_UNAUTHORIZED: &str = "SessionUnauthorized";
+const TOO_LARGE: &str = "PayloadTooLarge";
+const INTERNAL: &str = "InternalError";
+
+impl Modify for Components {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "management_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("projectId:managementKey")
+                    .description(Some("`Bearer <projectId>:<managementKey>`"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "project",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("projectId[:refreshJwt]")
+                    .description(Some(
+                        "`Bearer <projectId>` to start a sign-in, `Bearer <projectId>:<refreshJwt>` for \
+                         session calls",
+                    ))
+                    .build(),
+            ),
+        );
+        for (name, description) in [
+            (
+                BAD_REQUEST,
+                "Bad request: malformed JSON body or query (`E011001`), missing (`E011002`) or invalid \
+                 (`E011004`) arguments, or another 400 error of the area (such as `E112102` user not \
+                 found)",
+            ),
+            (UNAUTHORIZED, "Missing, malformed or unknown management key (`E011401`)"),
+            (
+                SESSION_UNAUTHORIZED,
+                "Missing or malformed project bearer or unknown project (`E011401`), invalid or expired \
+                 refresh token (`E061001`), or session logged out (`E064001`)",
+            ),
+            (TOO_LARGE, "Request body too large (`E011413`); the connection is closed"),
+            (INTERNAL, "Internal error (`E011500`); the cause is logged, not sent"),
+        ] {
+            components.responses.insert(name.to_owned(), error_response(description));
+        }
+    }
+}
+
+/// A response whose body is the Descope error body.
+pub(crate) fn error_response(description: &str) -> RefOr<Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+        )
+        .build()
+        .into()
+}
+
+fn refs(list: &[(&str, &str)]) -> BTreeMap<String, RefOr<Response>> {
+    list.iter()
+        .map(|(status, name)| ((*status).to_owned(), RefOr::Ref(Ref::from_response_name(*name))))
+        .collect()
+}
+
+/// The errors of every management route: 400, 401 and 500.
+pub struct MgmtErrors;
+
+impl IntoResponses for MgmtErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        refs(&[("400", BAD_REQUEST), ("401", UNAUTHORIZED), ("500", INTERNAL)])
+    }
+}
+
+/// The errors of the auth routes that take the project bearer: 400, 401 and 500.
+pub struct SessionErrors;
+
+impl IntoResponses for SessionErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        refs(&[("400", BAD_REQUEST), ("401", SESSION_UNAUTHORIZED), ("500", INTERNAL)])
+    }
+}
+
+/// The error of a route that reads a request body: 413.
+pub struct BodyErrors;
+
+impl IntoResponses for BodyErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        refs(&[("413", TOO_LARGE)])
+    }
+}
+
+/// The page at `/docs`: the document at `/openapi.json` (relative, so that it also works behind a
+/// path prefix) rendered by Swagger UI, loaded from a CDN by the browser, pinned to one version
+/// with subresource integrity. Nothing is downloaded at build time; without access to the CDN the
+/// raw document at `/openapi.json` is the reference.
+pub const DOCS_HTML: &str = r##"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>idvault API</title>
+  <link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.35.0/swagger-ui.css"
+        integrity="sha384-WlYgdmXYOOBWL5apwjDEZwN+U3HmXSSu5R6V5aGxEcf7z+KuRNwBhoxKVN1i3D5I" crossorigin="anonymous">
+</head>
+<body>
+  <noscript>This page needs JavaScript; the raw document is at <a href="openapi.json">openapi.json</a>.</noscript>
+  <div id="swagger-ui"></div>
+  <script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.35.0/swagger-ui-bundle.js"
+          integrity="sha384-gjRm0bEPMeTmMh5jT2cHccIwCUZSTd8YC+j0d0sXw0MdGEfScduGpSyF3ZSSLkX9" crossorigin="anonymous"></script>
+  <script>
+    window.addEventListener("load", function () {
+      window.ui = SwaggerUIBundle({ url: "openapi.json", dom_id: "#swagger-ui", deepLinking: true });
+    });
+  </script>
+</body>
+</html>
+"##;

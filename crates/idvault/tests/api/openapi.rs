@@ -1,0 +1,213 @@
+//! The OpenAPI document: served at `/openapi.json`, equal to the committed `docs/openapi.json`,
+//! and true to the router (every documented operation is routed).
+//!
+//! After a deliberate change of a route or a wire type, regenerate the committed document with
+//! `UPDATE_OPENAPI=1 cargo test -p idvault --test api openapi` and commit it.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+fn committed_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json")
+}
+
+async fn served(app: &TestApp) -> Value {
+    let r = reqwest::get(app.server.url("/openapi.json")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(ct.starts_with("application/json"), "{ct}");
+    r.json().await.unwrap()
+}
+
+/// Every (method, path) the document lists.
+fn operations(doc: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for m in METHODS {
+            if item.get(m).is_some() {
+                out.push((m.to_owned(), path.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn served_document_matches_the_committed_one() {
+    let app = TestApp::spawn();
+    let doc = served(&app).await;
+
+    // The document the library builds without a server is the one served.
+    assert_eq!(serde_json::to_value(idvault_api::openapi()).unwrap(), doc);
+
+    let path = committed_path();
+    let committed: Option<Value> =
+        std::fs::read_to_string(&path).ok().and_then(|text| serde_json::from_str(&text).ok());
+    if committed.as_ref() != Some(&doc) {
+        if std::env::var("UPDATE_OPENAPI").is_ok_and(|v| v == "1") {
+            let text = serde_json::to_string_pretty(&doc).unwrap() + "\n";
+            std::fs::write(&path, text).unwrap();
+            eprintln!("rewrote {}", path.display());
+        } else {
+            let ops = |d: Option<&Value>| -> BTreeSet<(String, String)> {
+                d.map(operations).unwrap_or_default().into_iter().collect()
+            };
+            let (now, then) = (ops(Some(&doc)), ops(committed.as_ref()));
+            let schemas = |d: Option<&Value>| d.and_then(|d| d["components"]["schemas"].as_object().cloned());
+            let (now_s, then_s) =
+                (schemas(Some(&doc)).unwrap_or_default(), schemas(committed.as_ref()).unwrap_or_default());
+            let changed: BTreeSet<&String> =
+                now_s.keys().chain(then_s.keys()).filter(|k| now_s.get(*k) != then_s.get(*k)).collect();
+            panic!(
+                "docs/openapi.json is not the document the server serves (routes or wire types changed).\n\
+                 operations added: {:?}\noperations removed: {:?}\nschemas changed: {:?}\n\
+                 If the change is deliberate, regenerate it with\n  \
+                 UPDATE_OPENAPI=1 cargo test -p idvault --test api openapi\nand commit docs/openapi.json.",
+                now.difference(&then).collect::<Vec<_>>(),
+                then.difference(&now).collect::<Vec<_>>(),
+                changed,
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn document_is_openapi_3_1_and_self_consistent() {
+    let app = TestApp::spawn();
+    let doc = served(&app).await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1."), "{}", doc["openapi"]);
+    assert_eq!(doc["info"]["title"], "idvault");
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["management_key"]["scheme"], "bearer");
+    assert_eq!(schemes["project"]["scheme"], "bearer");
+
+    // Every reference resolves.
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r.clone());
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(!all.is_empty());
+    for r in all {
+        let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("external $ref {r}"));
+        assert!(doc.pointer(pointer).is_some(), "unresolved $ref {r}");
+    }
+
+    // Every operation has a declared tag, a 200 (or 302) answer and, under /mgmt/, the
+    // management key.
+    let tags: BTreeSet<&str> =
+        doc["tags"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    for (method, path) in operations(&doc) {
+        let op = &doc["paths"][&path][&method];
+        let op_tags = op["tags"].as_array().unwrap_or_else(|| panic!("{method} {path}: no tags"));
+        assert!(
+            op_tags.iter().all(|t| tags.contains(t.as_str().unwrap())) && !op_tags.is_empty(),
+            "{method} {path}: {op_tags:?}"
+        );
+        let responses = op["responses"].as_object().unwrap();
+        assert!(responses.contains_key("200") || responses.contains_key("302"), "{method} {path}");
+        if path.contains("/mgmt/") {
+            assert_eq!(op["security"], serde_json::json!([{"management_key": []}]), "{method} {path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_documented_operation_is_routed() {
+    let app = TestApp::spawn();
+    let doc = served(&app).await;
+    let ops = operations(&doc);
+    assert!(ops.len() > 50, "{}", ops.len());
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    for (method, path) in ops {
+        let mut url = String::new();
+        for (i, piece) in path.split('{').enumerate() {
+            match piece.split_once('}') {
+                Some((_, rest)) if i > 0 => {
+                    url.push('x');
+                    url.push_str(rest);
+                }
+                _ => url.push_str(piece),
+            }
+        }
+        let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let r = http.request(m, app.server.url(&url)).send().await.unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        let code = body["errorCode"].as_str().unwrap_or_default();
+        assert!(
+            code != "E011404" && code != "E011405" && status != 405,
+            "{method} {path} is documented but not routed: {status} {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sdk_critical_operations_are_documented() {
+    let app = TestApp::spawn();
+    let doc = served(&app).await;
+    let ops: BTreeSet<(String, String)> = operations(&doc).into_iter().collect();
+    for (method, path) in [
+        ("get", "/v1/mgmt/user/provider/token"),
+        ("put", "/v1/mgmt/user/provider/token"),
+        ("delete", "/v1/mgmt/user/provider/token"),
+        ("get", "/v1/mgmt/user"),
+        ("post", "/v2/mgmt/user/search"),
+        ("post", "/v1/mgmt/user/create"),
+        ("post", "/v1/mgmt/user/update"),
+        ("patch", "/v1/mgmt/user/patch"),
+        ("post", "/v1/mgmt/user/delete"),
+        ("post", "/v1/mgmt/tenant/create"),
+        ("post", "/v1/mgmt/role/create"),
+        ("post", "/v1/mgmt/permission/create"),
+        ("get", "/v1/mgmt/license"),
+        ("post", "/v1/auth/oauth/authorize"),
+        ("post", "/v1/auth/oauth/exchange"),
+        ("post", "/v1/auth/refresh"),
+        ("get", "/v2/keys/{project_id}"),
+    ] {
+        assert!(ops.contains(&(method.to_owned(), path.to_owned())), "{method} {path} is not documented");
+    }
+    // The key read's query and answer are described.
+    let get = &doc["paths"]["/v1/mgmt/user/provider/token"]["get"];
+    let params: BTreeSet<&str> =
+        get["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    for p in ["loginId", "userId", "provider", "withRefreshToken", "forceRefresh"] {
+        assert!(params.contains(p), "{p}: {params:?}");
+    }
+    let schema = &doc["components"]["schemas"]["TokenResponse"]["properties"];
+    for f in ["provider", "providerUserId", "accessToken", "expiration", "scopes", "refreshToken"] {
+        assert!(schema.get(f).is_some(), "TokenResponse.{f}");
+    }
+}
+
+#[tokio::test]
+async fn docs_page_is_html_that_loads_the_document() {
+    let app = TestApp::spawn();
+    let r = reqwest::get(app.server.url("/docs")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(ct.starts_with("text/html"), "{ct}");
+    let html = r.text().await.unwrap();
+    assert!(html.contains("openapi.json"), "{html}");
+    // Neither page nor document needs auth, and other methods stay the JSON 405.
+    let r = reqwest::Client::new().post(app.server.url("/openapi.json")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["errorCode"], "E011405");
+}

@@ -1,0 +1,922 @@
+//! Tenants, roles, permissions, custom attribute definitions; saving changed users with their
+//! references checked; the tenant names and permissions shown on loaded users.
+//!
+//! Concurrency: a user write checks the user's roles, tenants and attributes against the
+//! directory, and a directory write (deleting or renaming a role, tenant or permission) rewrites
+//! the users and roles that refer to it. In SQLite the single writer serializes the two. Here
+//! every user write takes the project's directory advisory lock shared
+//! (`pg_advisory_xact_lock_shared`) and every directory write takes it exclusively, as the first
+//! statement of their transactions: user writes still run in parallel with each other, a check
+//! never races a cascade, and since the advisory lock always comes before any row lock the two
+//! kinds of transactions cannot deadlock.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Transaction};
+use serde_json::{Map, Value};
+use tokio_postgres::types::Json;
+use tokio_postgres::Row;
+
+use idvault_core::directory::{
+    check_custom_attributes, AttributeDef, AttributeOption, AttributeType, Permission, Role, Tenant,
+};
+use idvault_core::error::{Error, Result};
+use idvault_core::ids::{ProjectId, UserId};
+use idvault_core::store::{DirectoryStore, LoginRecord, UserMutation};
+use idvault_core::user::User;
+
+use crate::rows::{col, json_col, now_ms, user_columns, user_from_row};
+use crate::users::{insert_login_id, insert_user, lock_login_ids, write_user_index};
+use crate::{pg_err, unique_violation, PgStore};
+
+/// Takes the project's directory lock for the rest of the transaction: shared for user writes,
+/// exclusive for directory writes.
+pub(crate) async fn lock_directory(tx: &Transaction<'_>, project: &ProjectId, exclusive: bool) -> Result<()> {
+    let sql = if exclusive {
+        "SELECT pg_advisory_xact_lock($1)"
+    } else {
+        "SELECT pg_advisory_xact_lock_shared($1)"
+    };
+    let stmt = tx.prepare_cached(sql).await.map_err(pg_err)?;
+    tx.execute(&stmt, &[&crate::lock::directory_key(project)]).await.map(|_| ()).map_err(pg_err)
+}
+
+fn json_list(value: Option<Json<Vec<String>>>) -> Vec<String> {
+    value.map(|Json(v)| v).unwrap_or_default()
+}
+
+async fn attribute_defs<C: GenericClient>(c: &C, project: &ProjectId) -> Result<Vec<AttributeDef>> {
+    let stmt = c
+        .prepare_cached(
+            "SELECT name, type, display_name, options, required FROM custom_attribute_defs \
+             WHERE project_id = $1 ORDER BY name COLLATE \"C\"",
+        )
+        .await
+        .map_err(pg_err)?;
+    let rows = c.query(&stmt, &[&project.as_str()]).await.map_err(pg_err)?;
+    rows.iter()
+        .map(|r| {
+            let options: Vec<Value> = json_col::<Vec<Value>>(r, 3).unwrap_or_default();
+            Ok(AttributeDef {
+                name: col(r, 0)?,
+                kind: AttributeType::from_number(i64::from(col::<i32>(r, 1)?))?,
+                display_name: col(r, 2)?,
+                options: options
+                    .iter()
+                    .map(|o| AttributeOption {
+                        value: o["value"].as_str().unwrap_or_default().to_owned(),
+                        label: o["label"].as_str().unwrap_or_default().to_owned(),
+                    })
+                    .collect(),
+                required: col(r, 4)?,
+            })
+        })
+        .collect()
+}
+
+async fn tenant_exists<C: GenericClient>(c: &C, project: &ProjectId, id: &str) -> Result<bool> {
+    let stmt =
+        c.prepare_cached("SELECT 1 FROM tenants WHERE project_id = $1 AND id = $2").await.map_err(pg_err)?;
+    c.query_opt(&stmt, &[&project.as_str(), &id]).await.map(|r| r.is_some()).map_err(pg_err)
+}
+
+/// Refuses a user that names unknown tenants or roles, or undefined or mistyped custom
+/// attributes (as hosted Descope does). Errors come in the order SQLite reports them.
+pub(crate) async fn check_references<C: GenericClient>(
+    c: &C,
+    project: &ProjectId,
+    user: &User,
+) -> Result<()> {
+    let mut role_names: Vec<&str> = user.role_names.iter().map(String::as_str).collect();
+    role_names.extend(user.tenants.iter().flat_map(|t| t.role_names.iter().map(String::as_str)));
+    let tenant_ids: Vec<&str> = user.tenants.iter().map(|t| t.tenant_id.as_str()).collect();
+
+    // (tenant id, role name) of every role that exists under one of the names; '' = project.
+    let mut roles: HashSet<(String, String)> = HashSet::new();
+    if !role_names.is_empty() {
+        let stmt = c
+            .prepare_cached(
+                "SELECT tenant_id, name FROM roles WHERE project_id = $1 AND name = ANY($2::text[])",
+            )
+            .await
+            .map_err(pg_err)?;
+        for r in c.query(&stmt, &[&project.as_str(), &role_names]).await.map_err(pg_err)? {
+            roles.insert((col(&r, 0)?, col(&r, 1)?));
+        }
+    }
+    let mut tenants: HashSet<String> = HashSet::new();
+    if !tenant_ids.is_empty() {
+        let stmt = c
+            .prepare_cached("SELECT id FROM tenants WHERE project_id = $1 AND id = ANY($2::text[])")
+            .await
+            .map_err(pg_err)?;
+        for r in c.query(&stmt, &[&project.as_str(), &tenant_ids]).await.map_err(pg_err)? {
+            tenants.insert(col(&r, 0)?);
+        }
+    }
+    // A role usable in a tenant is a role of that tenant or a project role.
+    let role_exists = |tenant: &str, name: &str| {
+        roles.contains(&(String::new(), name.to_owned()))
+            || roles.contains(&(tenant.to_owned(), name.to_owned()))
+    };
+    for role in &user.role_names {
+        if !role_exists("", role) {
+            return Err(Error::invalid("roleNames", format!("unknown role '{role}'")));
+        }
+    }
+    for t in &user.tenants {
+        if !tenants.contains(&t.tenant_id) {
+            return Err(Error::invalid("userTenants", format!("unknown tenant '{}'", t.tenant_id)));
+        }
+        for role in &t.role_names {
+            if !role_exists(&t.tenant_id, role) {
+                return Err(Error::invalid(
+                    "roleNames",
+                    format!("unknown role '{role}' in tenant '{}'", t.tenant_id),
+                ));
+            }
+        }
+    }
+    if !user.custom_attributes.is_empty() {
+        check_custom_attributes(&attribute_defs(c, project).await?, &user.custom_attributes)?;
+    }
+    Ok(())
+}
+
+/// Fills in tenant names and the permissions the users' tenant roles grant (two queries for the
+/// whole batch, none when no user belongs to a tenant).
+pub(crate) async fn enrich<C: GenericClient>(c: &C, project: &ProjectId, users: &mut [User]) -> Result<()> {
+    let mut tenant_ids: BTreeSet<&str> = BTreeSet::new();
+    let mut role_names: BTreeSet<&str> = BTreeSet::new();
+    for u in users.iter() {
+        for t in &u.tenants {
+            tenant_ids.insert(&t.tenant_id);
+            role_names.extend(t.role_names.iter().map(String::as_str));
+        }
+    }
+    if tenant_ids.is_empty() {
+        return Ok(());
+    }
+    let tenant_list: Vec<&str> = tenant_ids.iter().copied().collect();
+    let mut role_tenants: Vec<&str> = vec![""];
+    role_tenants.extend(tenant_ids.iter().copied());
+    let role_list: Vec<&str> = role_names.iter().copied().collect();
+
+    let names_stmt = c
+        .prepare_cached("SELECT id, name FROM tenants WHERE project_id = $1 AND id = ANY($2::text[])")
+        .await
+        .map_err(pg_err)?;
+    let roles_stmt = c
+        .prepare_cached(
+            "SELECT tenant_id, name, permission_names FROM roles \
+             WHERE project_id = $1 AND tenant_id = ANY($2::text[]) AND name = ANY($3::text[])",
+        )
+        .await
+        .map_err(pg_err)?;
+    let (name_rows, role_rows) = tokio::try_join!(
+        async { c.query(&names_stmt, &[&project.as_str(), &tenant_list]).await.map_err(pg_err) },
+        async {
+            if role_list.is_empty() {
+                return Ok(Vec::new());
+            }
+            c.query(&roles_stmt, &[&project.as_str(), &role_tenants, &role_list]).await.map_err(pg_err)
+        },
+    )?;
+    let mut names: HashMap<String, String> = HashMap::new();
+    for r in &name_rows {
+        names.insert(col(r, 0)?, col(r, 1)?);
+    }
+    let mut grants: HashMap<(String, String), Vec<String>> = HashMap::new();
+    for r in &role_rows {
+        grants.insert((col(r, 0)?, col(r, 1)?), json_list(col(r, 2)?));
+    }
+    for u in users.iter_mut() {
+        for t in &mut u.tenants {
+            t.tenant_name = names.get(&t.tenant_id).cloned().unwrap_or_default();
+            let mut perms = BTreeSet::new();
+            for role in &t.role_names {
+                // The tenant's own role of that name wins over a project role.
+                let found = grants
+                    .get(&(t.tenant_id.clone(), role.clone()))
+                    .or_else(|| grants.get(&(String::new(), role.clone())));
+                perms.extend(found.into_iter().flatten().cloned());
+            }
+            t.permissions = perms.into_iter().collect();
+        }
+    }
+    Ok(())
+}
+
+const USER_FOR_UPDATE: &str = concat!(
+    "SELECT u.pk, ",
+    user_columns!(),
+    " FROM users u WHERE u.project_id = $1 AND u.user_id = $2 FOR UPDATE"
+);
+
+/// Writes a changed user: the row, its login ids (when changed) and its index rows.
+pub(crate) async fn save_user(
+    tx: &Transaction<'_>,
+    project: &ProjectId,
+    pk: i64,
+    old: &User,
+    new: &User,
+) -> Result<()> {
+    check_references(tx, project, new).await?;
+    let stmt = tx
+        .prepare_cached(
+            "UPDATE users SET login_ids = $2, name = $3, given_name = $4, middle_name = $5, family_name = $6, \
+             email = $7, phone = $8, verified_email = $9, verified_phone = $10, status = $11, picture = $12, \
+             test = $13, role_names = $14, tenants = $15, custom_attributes = $16, sso_app_ids = $17, \
+             modified_ms = $18 WHERE pk = $1",
+        )
+        .await
+        .map_err(pg_err)?;
+    tx.execute(
+        &stmt,
+        &[
+            &pk,
+            &Json(&new.login_ids),
+            &new.name,
+            &new.given_name,
+            &new.middle_name,
+            &new.family_name,
+            &new.email,
+            &new.phone,
+            &new.verified_email,
+            &new.verified_phone,
+            &new.status.as_str(),
+            &new.picture,
+            &new.test,
+            &Json(&new.role_names),
+            &Json(&new.tenants),
+            &Json(&new.custom_attributes),
+            &Json(&new.sso_app_ids),
+            &new.modified_ms,
+        ],
+    )
+    .await
+    .map_err(pg_err)?;
+    if old.login_ids != new.login_ids {
+        // Freed ids too: a create waiting to reuse one must wait for this transaction.
+        lock_login_ids(tx, project, old.login_ids.iter().chain(new.login_ids.iter())).await?;
+        tx.execute("DELETE FROM user_login_ids WHERE user_pk = $1", &[&pk]).await.map_err(pg_err)?;
+        for l in &new.login_ids {
+            insert_login_id(tx, project, l, pk).await?;
+        }
+    }
+    reindex(tx, pk, new).await
+}
+
+/// Replaces the role and tenant index rows of a user.
+async fn reindex(tx: &Transaction<'_>, pk: i64, user: &User) -> Result<()> {
+    tx.execute("DELETE FROM user_roles WHERE user_pk = $1", &[&pk]).await.map_err(pg_err)?;
+    tx.execute("DELETE FROM user_tenants WHERE user_pk = $1", &[&pk]).await.map_err(pg_err)?;
+    write_user_index(tx, pk, user).await
+}
+
+/// Applies `change` to every user of the project whose row key is in `pks`, without reference
+/// checks (used by cascades, which only remove or rename). Rows are locked in key order.
+async fn rewrite_users(
+    tx: &Transaction<'_>,
+    project: &ProjectId,
+    pks: &[i64],
+    now_ms: i64,
+    change: &(dyn Fn(&mut User) + Sync),
+) -> Result<()> {
+    if pks.is_empty() {
+        return Ok(());
+    }
+    let rows = tx
+        .query(
+            concat!(
+                "SELECT u.pk, ",
+                user_columns!(),
+                " FROM users u WHERE u.pk = ANY($1::bigint[]) AND u.project_id = $2 ORDER BY u.pk FOR UPDATE"
+            ),
+            &[&pks, &project.as_str()],
+        )
+        .await
+        .map_err(pg_err)?;
+    for row in &rows {
+        let pk: i64 = col(row, 0)?;
+        let old = user_from_row(row, 1)?;
+        let mut new = old.clone();
+        change(&mut new);
+        if new != old {
+            new.modified_ms = now_ms;
+            tx.execute(
+                "UPDATE users SET role_names = $2, tenants = $3, modified_ms = $4 WHERE pk = $1",
+                &[&pk, &Json(&new.role_names), &Json(&new.tenants), &now_ms],
+            )
+            .await
+            .map_err(pg_err)?;
+            reindex(tx, pk, &new).await?;
+        }
+    }
+    Ok(())
+}
+
+const TENANT_COLUMNS: &str =
+    "id, name, self_provisioning_domains, custom_attributes, disabled, created_ms, enforce_sso";
+
+fn tenant_row(r: &Row) -> Result<Tenant> {
+    Ok(Tenant {
+        id: col(r, 0)?,
+        name: col(r, 1)?,
+        self_provisioning_domains: json_list(col(r, 2)?),
+        custom_attributes: col::<Option<Json<Map<String, Value>>>>(r, 3)?
+            .map(|Json(m)| m)
+            .unwrap_or_default(),
+        disabled: col(r, 4)?,
+        created_ms: col(r, 5)?,
+        enforce_sso: col(r, 6)?,
+    })
+}
+
+const ROLE_COLUMNS: &str =
+    "project_id, tenant_id, name, id, description, permission_names, is_default, is_private, created_ms";
+
+fn role_row(r: &Row) -> Result<Role> {
+    let tenant: String = col(r, 1)?;
+    Ok(Role {
+        id: col(r, 3)?,
+        name: col(r, 2)?,
+        tenant_id: if tenant.is_empty() { None } else { Some(tenant) },
+        description: col(r, 4)?,
+        permission_names: json_list(col(r, 5)?),
+        default: col(r, 6)?,
+        private: col(r, 7)?,
+        created_ms: col(r, 8)?,
+    })
+}
+
+async fn check_permissions(tx: &Transaction<'_>, project: &ProjectId, names: &[String]) -> Result<()> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let rows = tx
+        .query(
+            "SELECT name FROM permissions WHERE project_id = $1 AND name = ANY($2::text[])",
+            &[&project.as_str(), &names],
+        )
+        .await
+        .map_err(pg_err)?;
+    let known: HashSet<String> = rows.iter().map(|r| col(r, 0)).collect::<Result<_>>()?;
+    match names.iter().find(|p| !known.contains(*p)) {
+        Some(p) => Err(Error::invalid("permissionNames", format!("unknown permission '{p}'"))),
+        None => Ok(()),
+    }
+}
+
+#[async_trait]
+impl DirectoryStore for PgStore {
+    async fn create_tenant(&self, project: &ProjectId, tenant: &Tenant) -> Result<()> {
+        let c = self.conn().await?;
+        c.execute(
+            "INSERT INTO tenants (project_id, id, name, self_provisioning_domains, custom_attributes, disabled, \
+             created_ms, enforce_sso) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &project.as_str(),
+                &tenant.id,
+                &tenant.name,
+                &Json(&tenant.self_provisioning_domains),
+                &Json(&tenant.custom_attributes),
+                &tenant.disabled,
+                &tenant.created_ms,
+                &tenant.enforce_sso,
+            ],
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            if unique_violation(&e).is_some() {
+                Error::AlreadyExists(format!("tenant '{}' (id or name)", tenant.id))
+            } else {
+                pg_err(e)
+            }
+        })
+    }
+
+    async fn update_tenant(&self, project: &ProjectId, tenant: &Tenant) -> Result<Tenant> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                &format!(
+                    "UPDATE tenants SET name = $3, self_provisioning_domains = $4, custom_attributes = $5, disabled = $6, \
+                     enforce_sso = $7 WHERE project_id = $1 AND id = $2 RETURNING {TENANT_COLUMNS}"
+                ),
+                &[
+                    &project.as_str(),
+                    &tenant.id,
+                    &tenant.name,
+                    &Json(&tenant.self_provisioning_domains),
+                    &Json(&tenant.custom_attributes),
+                    &tenant.disabled,
+                    &tenant.enforce_sso,
+                ],
+            )
+            .await
+            .map_err(|e| {
+                if unique_violation(&e).is_some() {
+                    Error::AlreadyExists(format!("tenant name '{}'", tenant.name))
+                } else {
+                    pg_err(e)
+                }
+            })?;
+        match row {
+            Some(r) => tenant_row(&r),
+            None => Err(Error::NotFound(format!("tenant '{}'", tenant.id))),
+        }
+    }
+
+    async fn get_tenant(&self, project: &ProjectId, id: &str) -> Result<Option<Tenant>> {
+        let c = self.conn().await?;
+        let stmt = c
+            .prepare_cached(&format!(
+                "SELECT {TENANT_COLUMNS} FROM tenants WHERE project_id = $1 AND id = $2"
+            ))
+            .await
+            .map_err(pg_err)?;
+        c.query_opt(&stmt, &[&project.as_str(), &id])
+            .await
+            .map_err(pg_err)?
+            .map(|r| tenant_row(&r))
+            .transpose()
+    }
+
+    async fn list_tenants(&self, project: &ProjectId) -> Result<Vec<Tenant>> {
+        let c = self.conn().await?;
+        let stmt = c
+            .prepare_cached(&format!(
+                "SELECT {TENANT_COLUMNS} FROM tenants WHERE project_id = $1 ORDER BY created_ms, id COLLATE \"C\""
+            ))
+            .await
+            .map_err(pg_err)?;
+        let rows = c.query(&stmt, &[&project.as_str()]).await.map_err(pg_err)?;
+        rows.iter().map(tenant_row).collect()
+    }
+
+    async fn delete_tenant(&self, project: &ProjectId, id: &str) -> Result<bool> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        lock_directory(&tx, project, true).await?;
+        let members: Vec<i64> = tx
+            .query(
+                "SELECT t.user_pk FROM user_tenants t JOIN users u ON u.pk = t.user_pk \
+                 WHERE t.tenant_id = $1 AND u.project_id = $2",
+                &[&id, &project.as_str()],
+            )
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(|r| col(r, 0))
+            .collect::<Result<_>>()?;
+        rewrite_users(&tx, project, &members, now_ms(), &|u| u.tenants.retain(|t| t.tenant_id != id)).await?;
+        tx.execute("DELETE FROM roles WHERE project_id = $1 AND tenant_id = $2", &[&project.as_str(), &id])
+            .await
+            .map_err(pg_err)?;
+        let n = tx
+            .execute("DELETE FROM tenants WHERE project_id = $1 AND id = $2", &[&project.as_str(), &id])
+            .await
+            .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)?;
+        Ok(n > 0)
+    }
+
+    async fn create_permission(&self, project: &ProjectId, permission: &Permission) -> Result<()> {
+        let c = self.conn().await?;
+        c.execute(
+            "INSERT INTO permissions (project_id, name, id, description, created_ms) VALUES ($1, $2, $3, $4, $5)",
+            &[&project.as_str(), &permission.name, &permission.id, &permission.description, &permission.created_ms],
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            if unique_violation(&e).is_some() {
+                Error::AlreadyExists(format!("permission '{}'", permission.name))
+            } else {
+                pg_err(e)
+            }
+        })
+    }
+
+    async fn update_permission(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        new_name: &str,
+        description: &str,
+    ) -> Result<()> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        lock_directory(&tx, project, true).await?;
+        let n = tx
+            .execute(
+                "UPDATE permissions SET name = $3, description = $4 WHERE project_id = $1 AND name = $2",
+                &[&project.as_str(), &name, &new_name, &description],
+            )
+            .await
+            .map_err(|e| {
+                if unique_violation(&e).is_some() {
+                    Error::AlreadyExists(format!("permission '{new_name}'"))
+                } else {
+                    pg_err(e)
+                }
+            })?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("permission '{name}'")));
+        }
+        if name != new_name {
+            rename_in_roles(&tx, project, name, Some(new_name)).await?;
+        }
+        tx.commit().await.map_err(pg_err)
+    }
+
+    async fn delete_permission(&self, project: &ProjectId, name: &str) -> Result<bool> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        lock_directory(&tx, project, true).await?;
+        let n = tx
+            .execute(
+                "DELETE FROM permissions WHERE project_id = $1 AND name = $2",
+                &[&project.as_str(), &name],
+            )
+            .await
+            .map_err(pg_err)?;
+        rename_in_roles(&tx, project, name, None).await?;
+        tx.commit().await.map_err(pg_err)?;
+        Ok(n > 0)
+    }
+
+    async fn list_permissions(&self, project: &ProjectId) -> Result<Vec<Permission>> {
+        let c = self.conn().await?;
+        let stmt = c
+            .prepare_cached(
+                "SELECT id, name, description, created_ms FROM permissions WHERE project_id = $1 \
+                 ORDER BY name COLLATE \"C\"",
+            )
+            .await
+            .map_err(pg_err)?;
+        let rows = c.query(&stmt, &[&project.as_str()]).await.map_err(pg_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Permission {
+                    id: col(r, 0)?,
+                    name: col(r, 1)?,
+                    description: col(r, 2)?,
+                    created_ms: col(r, 3)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_role(&self, project: &ProjectId, role: &Role) -> Result<()> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        lock_directory(&tx, project, true).await?;
+        if let Some(t) = &role.tenant_id {
+            if !tenant_exists(&tx, project, t).await? {
+                return Err(Error::invalid("tenantId", format!("unknown tenant '{t}'")));
+            }
+        }
+        check_permissions(&tx, project, &role.permission_names).await?;
+        tx.execute(
+            &format!("INSERT INTO roles ({ROLE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
+            &[
+                &project.as_str(),
+                &role.tenant_id.as_deref().unwrap_or(""),
+                &role.name,
+                &role.id,
+                &role.description,
+                &Json(&role.permission_names),
+                &role.default,
+                &role.private,
+                &role.created_ms,
+            ],
+        )
+        .await
+        .map_err(|e| {
+            if unique_violation(&e).is_some() {
+                Error::AlreadyExists(format!("role '{}'", role.name))
+            } else {
+                pg_err(e)
+            }
+        })?;
+        tx.commit().await.map_err(pg_err)
+    }
+
+    async fn update_role(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        tenant: Option<&str>,
+        role: &Role,
+    ) -> Result<()> {
+        let tenant = tenant.unwrap_or("");
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        lock_directory(&tx, project, true).await?;
+        check_permissions(&tx, project, &role.permission_names).await?;
+        let n = tx
+            .execute(
+                "UPDATE roles SET name = $4, description = $5, permission_names = $6, is_default = $7, is_private = $8 \
+                 WHERE project_id = $1 AND tenant_id = $2 AND name = $3",
+                &[
+                    &project.as_str(),
+                    &tenant,
+                    &name,
+                    &role.name,
+                    &role.description,
+                    &Json(&role.permission_names),
+                    &role.default,
+                    &role.private,
+                ],
+            )
+            .await
+            .map_err(|e| {
+                if unique_violation(&e).is_some() {
+                    Error::AlreadyExists(format!("role '{}'", role.name))
+                } else {
+                    pg_err(e)
+                }
+            })?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("role '{name}'")));
+        }
+        if name != role.name {
+            rename_role_on_users(&tx, project, tenant, name, Some(&role.name)).await?;
+        }
+        tx.commit().await.map_err(pg_err)
+    }
+
+    async fn delete_role(&self, project: &ProjectId, name: &str, tenant: Option<&str>) -> Result<bool> {
+        let tenant = tenant.unwrap_or("");
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        lock_directory(&tx, project, true).await?;
+        let n = tx
+            .execute(
+                "DELETE FROM roles WHERE project_id = $1 AND tenant_id = $2 AND name = $3",
+                &[&project.as_str(), &tenant, &name],
+            )
+            .await
+            .map_err(pg_err)?;
+        if n > 0 {
+            rename_role_on_users(&tx, project, tenant, name, None).await?;
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(n > 0)
+    }
+
+    async fn list_roles(&self, project: &ProjectId) -> Result<Vec<Role>> {
+        let c = self.conn().await?;
+        let stmt = c
+            .prepare_cached(&format!(
+                "SELECT {ROLE_COLUMNS} FROM roles WHERE project_id = $1 \
+                 ORDER BY tenant_id COLLATE \"C\", name COLLATE \"C\""
+            ))
+            .await
+            .map_err(pg_err)?;
+        let rows = c.query(&stmt, &[&project.as_str()]).await.map_err(pg_err)?;
+        rows.iter().map(role_row).collect()
+    }
+
+    async fn put_attribute_defs(&self, project: &ProjectId, defs: &[AttributeDef]) -> Result<()> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        lock_directory(&tx, project, true).await?;
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO custom_attribute_defs (project_id, name, type, display_name, options, required) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (project_id, name) DO UPDATE SET type = excluded.type, \
+                 display_name = excluded.display_name, options = excluded.options, required = excluded.required",
+            )
+            .await
+            .map_err(pg_err)?;
+        for d in defs {
+            let options: Vec<Value> =
+                d.options.iter().map(|o| serde_json::json!({"value": o.value, "label": o.label})).collect();
+            tx.execute(
+                &stmt,
+                &[
+                    &project.as_str(),
+                    &d.name,
+                    &(d.kind as i32),
+                    &d.display_name,
+                    &Json(&options),
+                    &d.required,
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        }
+        tx.commit().await.map_err(pg_err)
+    }
+
+    async fn delete_attribute_defs(&self, project: &ProjectId, names: &[String]) -> Result<()> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        lock_directory(&tx, project, true).await?;
+        tx.execute(
+            "DELETE FROM custom_attribute_defs WHERE project_id = $1 AND name = ANY($2::text[])",
+            &[&project.as_str(), &names],
+        )
+        .await
+        .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)
+    }
+
+    async fn list_attribute_defs(&self, project: &ProjectId) -> Result<Vec<AttributeDef>> {
+        let c = self.conn().await?;
+        attribute_defs(&c, project).await
+    }
+
+    async fn update_user(
+        &self,
+        project: &ProjectId,
+        user_id: &UserId,
+        mutation: UserMutation,
+    ) -> Result<User> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        lock_directory(&tx, project, false).await?;
+        // The row lock makes concurrent updates of one user take turns, each applying its
+        // mutation to the row the previous one committed.
+        let stmt = tx.prepare_cached(USER_FOR_UPDATE).await.map_err(pg_err)?;
+        let row = tx
+            .query_opt(&stmt, &[&project.as_str(), &user_id.as_str()])
+            .await
+            .map_err(pg_err)?
+            .ok_or(Error::UserNotFound)?;
+        let pk: i64 = col(&row, 0)?;
+        let old = user_from_row(&row, 1)?;
+        let mut new = old.clone();
+        mutation(&mut new)?;
+        save_user(&tx, project, pk, &old, &new).await?;
+        let mut saved = [new];
+        enrich(&tx, project, &mut saved).await?;
+        tx.commit().await.map_err(pg_err)?;
+        let [new] = saved;
+        Ok(new)
+    }
+
+    async fn create_users_each(&self, project: &ProjectId, users: &[User]) -> Result<Vec<Result<User>>> {
+        let mut c = self.conn().await?;
+        let mut tx = c.transaction().await.map_err(pg_err)?;
+        lock_directory(&tx, project, false).await?;
+        lock_login_ids(&tx, project, users.iter().flat_map(|u| u.login_ids.iter())).await?;
+        let mut results = Vec::with_capacity(users.len());
+        for u in users {
+            let sp = tx.transaction().await.map_err(pg_err)?;
+            match insert_user(&sp, project, u).await {
+                Ok(_) => {
+                    sp.commit().await.map_err(pg_err)?;
+                    results.push(Ok(u.clone()));
+                }
+                Err(e) => {
+                    // Rolling back to the savepoint undoes this user; the others stay.
+                    sp.rollback().await.map_err(pg_err)?;
+                    results.push(Err(e));
+                }
+            }
+        }
+        let mut created: Vec<User> = results.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+        enrich(&tx, project, &mut created).await?;
+        tx.commit().await.map_err(pg_err)?;
+        let mut created = created.into_iter();
+        Ok(results
+            .into_iter()
+            .map(|r| match r {
+                Ok(u) => Ok(created.next().unwrap_or(u)),
+                Err(e) => Err(e),
+            })
+            .collect())
+    }
+
+    async fn record_login(
+        &self,
+        project: &ProjectId,
+        user_id: &UserId,
+        login_ms: i64,
+        ip: &str,
+    ) -> Result<()> {
+        let c = self.conn().await?;
+        c.execute(
+            "INSERT INTO login_history (user_pk, login_ms, ip) \
+             SELECT pk, $3, $4 FROM users WHERE project_id = $1 AND user_id = $2",
+            &[&project.as_str(), &user_id.as_str(), &login_ms, &ip],
+        )
+        .await
+        .map(|_| ())
+        .map_err(pg_err)
+    }
+
+    async fn login_history(&self, project: &ProjectId, user_ids: &[String]) -> Result<Vec<LoginRecord>> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let c = self.conn().await?;
+        // Per user, in the order given, the latest 100 logins, newest first.
+        let rows = c
+            .query(
+                "SELECT u.user_id, h.login_ms, h.ip FROM unnest($2::text[]) WITH ORDINALITY AS x(id, ord) \
+                 JOIN users u ON u.project_id = $1 AND u.user_id = x.id \
+                 CROSS JOIN LATERAL (SELECT login_ms, ip FROM login_history WHERE user_pk = u.pk \
+                                     ORDER BY login_ms DESC LIMIT 100) h \
+                 ORDER BY x.ord, h.login_ms DESC",
+                &[&project.as_str(), &user_ids],
+            )
+            .await
+            .map_err(pg_err)?;
+        rows.iter()
+            .map(|r| {
+                let uid: String = col(r, 0)?;
+                Ok(LoginRecord { user_id: UserId::parse(&uid)?, login_ms: col(r, 1)?, ip: col(r, 2)? })
+            })
+            .collect()
+    }
+}
+
+/// Renames (or with None, removes) a permission in every role of the project.
+async fn rename_in_roles(
+    tx: &Transaction<'_>,
+    project: &ProjectId,
+    name: &str,
+    new_name: Option<&str>,
+) -> Result<()> {
+    let rows = tx
+        .query(
+            "SELECT tenant_id, name, permission_names FROM roles WHERE project_id = $1 AND permission_names ? $2 \
+             FOR UPDATE",
+            &[&project.as_str(), &name],
+        )
+        .await
+        .map_err(pg_err)?;
+    for r in &rows {
+        let (tenant, role): (String, String) = (col(r, 0)?, col(r, 1)?);
+        let list = json_list(col(r, 2)?);
+        let updated: Vec<String> = match new_name {
+            Some(n) => list.into_iter().map(|p| if p == name { n.to_owned() } else { p }).collect(),
+            None => list.into_iter().filter(|p| p != name).collect(),
+        };
+        tx.execute(
+            "UPDATE roles SET permission_names = $4 WHERE project_id = $1 AND tenant_id = $2 AND name = $3",
+            &[&project.as_str(), &tenant, &role, &Json(&updated)],
+        )
+        .await
+        .map_err(pg_err)?;
+    }
+    Ok(())
+}
+
+/// Renames (or removes) a role on every user holding it: a project role at project level and
+/// in tenants without their own role of that name; a tenant role in that tenant.
+async fn rename_role_on_users(
+    tx: &Transaction<'_>,
+    project: &ProjectId,
+    tenant: &str,
+    name: &str,
+    new_name: Option<&str>,
+) -> Result<()> {
+    let holders: Vec<i64> = tx
+        .query(
+            "SELECT DISTINCT r.user_pk FROM user_roles r JOIN users u ON u.pk = r.user_pk \
+             WHERE r.role_name = $1 AND u.project_id = $2",
+            &[&name, &project.as_str()],
+        )
+        .await
+        .map_err(pg_err)?
+        .iter()
+        .map(|r| col(r, 0))
+        .collect::<Result<_>>()?;
+    let shadowing: Vec<String> = tx
+        .query(
+            "SELECT tenant_id FROM roles WHERE project_id = $1 AND name = $2 AND tenant_id <> ''",
+            &[&project.as_str(), &name],
+        )
+        .await
+        .map_err(pg_err)?
+        .iter()
+        .map(|r| col(r, 0))
+        .collect::<Result<_>>()?;
+    let apply = |list: &mut Vec<String>| match new_name {
+        Some(n) => list.iter_mut().filter(|r| r.as_str() == name).for_each(|r| *r = n.to_owned()),
+        None => list.retain(|r| r != name),
+    };
+    rewrite_users(tx, project, &holders, now_ms(), &|u: &mut User| {
+        if tenant.is_empty() {
+            apply(&mut u.role_names);
+            for t in &mut u.tenants {
+                if !shadowing.contains(&t.tenant_id) {
+                    apply(&mut t.role_names);
+                }
+            }
+        } else {
+            for t in u.tenants.iter_mut().filter(|t| t.tenant_id == tenant) {
+                apply(&mut t.role_names);
+            }
+        }
+    })
+    .await
+}
