@@ -47,7 +47,7 @@ sdk_suites() {
   add "$(grep -Eo '[0-9]+ passed' "target/pytest-$tag.log" | tail -1 | awk '{print $1}')"
 
   step "The Descope Python SDK's own e2e user scenario, configured by DESCOPE_* only ($tag)"
-  E2E_PYTHON="$PWD/$venv/bin/python" tests/sdk/python-e2e/run.sh -q -p no:cacheprovider 2>&1 | tee "target/e2e-$tag.log"
+  E2E_PYTHON="$PWD/$venv/bin/python" tests/sdk/python-e2e/run.sh -p no:cacheprovider 2>&1 | tee "target/e2e-$tag.log"
   add "$(grep -Eo '[0-9]+ passed' "target/e2e-$tag.log" | tail -1 | awk '{print $1}')"
 
   step "Node SDK conformance ($tag)"

@@ -291,6 +291,11 @@ fn search_filter(project: &ProjectId, q: &UserQuery, p: &mut Params) -> String {
             sql.push_str(&format!(" AND {column} {op} {}::bigint", p.push(ms)));
         }
     }
+    for (column, wanted) in [("u.verified_email", q.verified_email), ("u.verified_phone", q.verified_phone)] {
+        if let Some(v) = wanted {
+            sql.push_str(&format!(" AND {column} = {}::boolean", p.push(v)));
+        }
+    }
     for f in &q.tenant_roles {
         sql.push_str(&format!(
             " AND u.pk IN (SELECT user_pk FROM user_roles WHERE tenant_id = {}::text",

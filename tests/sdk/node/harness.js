@@ -11,13 +11,20 @@
 // helpers below assert on that shape and print the HTTP status and Descope error on failure, so
 // that a failing test says at once whether the route is missing (404 E011404 / 405 E011405), the
 // argument was refused (400 E011004...), or the behaviour is wrong.
+//
+// Storage backend, chosen by IDVAULT_TEST_BACKEND:
+//   sqlite (default, also when unset)  the server keeps everything in SQLite in its data directory.
+//   postgres  each server gets a fresh database `idv_node_<hex>`, created with psql on the server
+//             of IDVAULT_TEST_PG_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/test) and
+//             passed as `--database-url`; it is dropped (WITH (FORCE)) once the server has stopped.
+//             Failing to create it fails the file with psql's stderr; failing to drop it warns.
 
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, createWriteStream, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { randomUUID } from 'node:crypto';
+import { randomUUID, randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -32,6 +39,10 @@ const STOP_TIMEOUT_MS = 10_000;
 const LISTENING_RE = /^idvault listening on (http:\/\/127\.0\.0\.1:\d+)\s*$/;
 const PROJECT_ID_RE = /^\s*Project ID:\s+(P\S+)\s*$/;
 const MGMT_KEY_RE = /^\s*Management key:\s+(idv_\S+)\s*$/;
+
+const DEFAULT_PG_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/test';
+const PSQL_TIMEOUT_MS = 60_000;
+const PG_SUITE = 'node';
 
 /** The server of the current test file (set by useServer's before hook). */
 let current = null;
@@ -49,6 +60,72 @@ function idvaultBinary() {
   return DEFAULT_BIN;
 }
 
+/** The storage backend the servers run on: $IDVAULT_TEST_BACKEND, `sqlite` when unset. */
+function backend() {
+  const value = (process.env.IDVAULT_TEST_BACKEND ?? '').trim().toLowerCase() || 'sqlite';
+  if (value !== 'sqlite' && value !== 'postgres') {
+    throw new Error(
+      `IDVAULT_TEST_BACKEND=${JSON.stringify(value)}: expected \`sqlite\` (the default) or \`postgres\``,
+    );
+  }
+  return value;
+}
+
+/** Runs one SQL statement with psql on the admin database; answers spawnSync's result. */
+function psql(adminUrl, sql) {
+  return spawnSync('psql', [adminUrl, '-v', 'ON_ERROR_STOP=1', '-c', sql], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    encoding: 'utf8',
+    timeout: PSQL_TIMEOUT_MS,
+  });
+}
+
+/** Why a psql run failed, or null when it succeeded. */
+function psqlProblem(res) {
+  if (res.error) return `could not run psql: ${res.error.message}`;
+  if (res.status !== 0) {
+    return `psql exit code ${res.status ?? `(signal ${res.signal})`}:\n${res.stderr}`;
+  }
+  return null;
+}
+
+/**
+ * Creates a fresh, empty PostgreSQL database for one server (so that it prints its first-start
+ * banner) and answers { adminUrl, name, url }. Throws with psql's stderr if that fails.
+ */
+function createPgDatabase() {
+  const adminUrl = process.env.IDVAULT_TEST_PG_ADMIN_URL || DEFAULT_PG_ADMIN_URL;
+  let url;
+  try {
+    url = new URL(adminUrl);
+  } catch {
+    url = null;
+  }
+  if (!url || !['postgres:', 'postgresql:'].includes(url.protocol) || !url.host) {
+    throw new Error(`IDVAULT_TEST_PG_ADMIN_URL=${adminUrl} is not a postgres:// URL`);
+  }
+  const name = `idv_${PG_SUITE}_${randomBytes(8).toString('hex')}`;
+  url.pathname = `/${name}`; // the admin URL with its database replaced (user, host, query kept)
+  const problem = psqlProblem(psql(adminUrl, `CREATE DATABASE ${name}`));
+  if (problem) {
+    throw new Error(
+      `IDVAULT_TEST_BACKEND=postgres: \`CREATE DATABASE ${name}\` on ${adminUrl} failed: ${problem}`,
+    );
+  }
+  return { adminUrl, name, url: url.href };
+}
+
+/** Drops a database made by createPgDatabase; a failure only warns. */
+function dropPgDatabase({ adminUrl, name }) {
+  const problem = psqlProblem(psql(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+  if (problem) {
+    process.emitWarning(
+      `could not drop the test database ${name} on ${adminUrl}: ${problem.trim()}\n` +
+        `drop it by hand: DROP DATABASE IF EXISTS ${name} WITH (FORCE)`,
+    );
+  }
+}
+
 /** SIGKILLs a child that is still running and waits for it (a child that never spawned has no exit). */
 async function kill(proc, exited) {
   if (proc.pid !== undefined && proc.exitCode === null && proc.signalCode === null) {
@@ -63,6 +140,7 @@ async function kill(proc, exited) {
  */
 export async function startServer() {
   const bin = idvaultBinary();
+  const pg = backend() === 'postgres' ? createPgDatabase() : null;
   const dataDir = mkdtempSync(join(tmpdir(), 'idvault-node-sdk-data-'));
   const logDir = mkdtempSync(join(tmpdir(), 'idvault-node-sdk-log-'));
   const stderrPath = join(logDir, 'stderr.log');
@@ -70,18 +148,44 @@ export async function startServer() {
   const env = { ...process.env, NO_COLOR: '1' };
   delete env.IDVAULT_LISTEN;
   delete env.IDVAULT_DATA_DIR;
+  delete env.IDVAULT_DATABASE_URL; // the backend is chosen by IDVAULT_TEST_BACKEND alone
 
-  const proc = spawn(
-    bin,
-    ['--data-dir', dataDir, 'serve', '--listen', '127.0.0.1:0'],
-    { env, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const globalArgs = ['--data-dir', dataDir];
+  if (pg) globalArgs.push('--database-url', pg.url);
+  let proc;
+  try {
+    proc = spawn(bin, [...globalArgs, 'serve', '--listen', '127.0.0.1:0'], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } catch (err) {
+    if (pg) dropPgDatabase(pg);
+    throw err;
+  }
   proc.stderr.pipe(stderrFile);
+  // Called once the server has exited (or never started).
+  let cleanedUp = false;
   const cleanup = () => {
-    if (process.env.IDVAULT_KEEP_DATA) return;
+    if (cleanedUp) return;
+    cleanedUp = true;
+    process.off('exit', onExit);
+    if (process.env.IDVAULT_KEEP_DATA) {
+      if (pg) process.stderr.write(`IDVAULT_KEEP_DATA: keeping database ${pg.name}\n`);
+      return;
+    }
+    if (pg) dropPgDatabase(pg);
     rmSync(dataDir, { recursive: true, force: true });
     rmSync(logDir, { recursive: true, force: true });
   };
+  // Safety net for a test process that exits (process.exit(), a crash) without stop() having
+  // run: kill the server and still drop its database.
+  const onExit = () => {
+    if (proc.pid !== undefined && proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGKILL');
+    }
+    cleanup();
+  };
+  process.once('exit', onExit);
   const exited = new Promise((res) => proc.once('exit', (code, signal) => res({ code, signal })));
 
   const seen = [];

@@ -13,14 +13,44 @@
 #   IDVAULT_BIN  the idvault binary (default: target/debug/idvault, built with cargo if missing)
 #   E2E_PYTHON   a Python that already has requirements.txt installed; by default a fresh
 #                virtualenv is made in a temporary directory and requirements.txt installed in it
+#   IDVAULT_TEST_BACKEND
+#                sqlite (the default, also when unset): the server stores everything in SQLite in
+#                its data directory. postgres: a fresh database idv_python_e2e_<hex> is created
+#                with psql on IDVAULT_TEST_PG_ADMIN_URL and passed as --database-url; it is dropped
+#                (WITH (FORCE)) once the server has stopped. Failing to create it fails the run
+#                with psql's stderr; failing to drop it only warns.
+#   IDVAULT_TEST_PG_ADMIN_URL
+#                the database psql connects to for CREATE / DROP DATABASE
+#                (default postgres://postgres@127.0.0.1:5432/test); the server's URL is this one
+#                with the database replaced
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../../.." && pwd)"
 START_TIMEOUT_SECONDS=30
+PSQL_TIMEOUT_SECONDS=60
+PG_SUITE=python_e2e
+
+BACKEND="${IDVAULT_TEST_BACKEND:-sqlite}"
+BACKEND="${BACKEND,,}"
+case "$BACKEND" in
+  sqlite | postgres) ;;
+  *)
+    echo "run.sh: IDVAULT_TEST_BACKEND=$BACKEND: expected sqlite (the default) or postgres" >&2
+    exit 1
+    ;;
+esac
+PG_ADMIN_URL="${IDVAULT_TEST_PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/test}"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/idvault-python-e2e.XXXXXX")"
 SERVER_PID=""
+PG_DATABASE=""  # set once this run has created its database
+
+# Runs one SQL statement with psql on the admin database; psql's stderr goes to stdout of this
+# function (its own stdout is dropped), so that callers can capture it.
+pg_admin() {
+  timeout "$PSQL_TIMEOUT_SECONDS" psql "$PG_ADMIN_URL" -v ON_ERROR_STOP=1 -c "$1" 2>&1 >/dev/null
+}
 
 cleanup() {
   if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -31,6 +61,13 @@ cleanup() {
     done
     kill -KILL "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  if [[ -n "$PG_DATABASE" ]]; then
+    local err
+    if ! err="$(pg_admin "DROP DATABASE IF EXISTS $PG_DATABASE WITH (FORCE)")"; then
+      echo "run.sh: warning: could not drop the test database $PG_DATABASE on $PG_ADMIN_URL: $err" >&2
+      echo "run.sh: drop it by hand: DROP DATABASE IF EXISTS $PG_DATABASE WITH (FORCE)" >&2
+    fi
   fi
   rm -rf "$WORK"
 }
@@ -60,11 +97,32 @@ else
 fi
 "$PYTHON" -c 'import importlib.metadata as m, sys; v = m.version("descope"); sys.exit(0 if v == "2.16.1" else f"descope {v} installed, 2.16.1 expected")'
 
+# --- PostgreSQL: a fresh database, so that idvault prints its first-start banner ---------------
+GLOBAL_ARGS=(--data-dir "$WORK/data")
+if [[ "$BACKEND" == postgres ]]; then
+  # The admin URL with its database path replaced: scheme://authority/<name>[?query].
+  if [[ ! "$PG_ADMIN_URL" =~ ^(postgres|postgresql)://([^/?#]+)(/[^?#]*)?(\?[^#]*)?$ ]]; then
+    echo "run.sh: IDVAULT_TEST_PG_ADMIN_URL=$PG_ADMIN_URL is not a postgres:// URL" >&2
+    exit 1
+  fi
+  pg_scheme="${BASH_REMATCH[1]}" pg_authority="${BASH_REMATCH[2]}" pg_query="${BASH_REMATCH[4]}"
+  pg_name="idv_${PG_SUITE}_$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+  pg_url="$pg_scheme://$pg_authority/$pg_name$pg_query"
+  if ! err="$(pg_admin "CREATE DATABASE $pg_name")"; then
+    echo "run.sh: IDVAULT_TEST_BACKEND=postgres: CREATE DATABASE $pg_name on $PG_ADMIN_URL failed:" >&2
+    echo "$err" >&2
+    exit 1
+  fi
+  PG_DATABASE="$pg_name"
+  GLOBAL_ARGS+=(--database-url "$pg_url")
+fi
+
 # --- Start idvault on a free port and a fresh data directory, read its banner ------------------
+: >"$WORK/stdout.log"; : >"$WORK/stderr.log"  # exist before the server starts (polled below)
 (
-  unset IDVAULT_LISTEN IDVAULT_DATA_DIR
+  unset IDVAULT_LISTEN IDVAULT_DATA_DIR IDVAULT_DATABASE_URL
   export NO_COLOR=1
-  exec "$IDVAULT_BIN" --data-dir "$WORK/data" serve --listen 127.0.0.1:0
+  exec "$IDVAULT_BIN" "${GLOBAL_ARGS[@]}" serve --listen 127.0.0.1:0
 ) </dev/null >"$WORK/stdout.log" 2>"$WORK/stderr.log" &
 SERVER_PID=$!
 

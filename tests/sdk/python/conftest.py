@@ -3,6 +3,13 @@
 One idvault server is started per test session, on a free port and a fresh data directory; every
 test talks to it through the official `descope` package. Tests use unique login ids (uuid) so
 that they do not depend on each other or on their order.
+
+Storage backend, chosen by IDVAULT_TEST_BACKEND:
+  sqlite (default, also when unset)  the server keeps everything in SQLite in its data directory.
+  postgres  a fresh database `idv_python_<hex>` is created with psql on the server given by
+            IDVAULT_TEST_PG_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/test) and
+            passed as `--database-url`; it is dropped (WITH (FORCE)) once the server has stopped.
+            Failing to create it fails the session with psql's stderr; failing to drop it warns.
 """
 
 from __future__ import annotations
@@ -10,11 +17,14 @@ from __future__ import annotations
 import os
 import queue
 import re
+import secrets
 import signal
 import subprocess
 import threading
 import time
+import urllib.parse
 import uuid
+import warnings
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -31,6 +41,85 @@ STOP_TIMEOUT_SECONDS = 15.0
 LISTENING_RE = re.compile(r"^idvault listening on (http://127\.0\.0\.1:\d+)\s*$")
 PROJECT_ID_RE = re.compile(r"^\s*Project ID:\s+(P\S+)\s*$")
 MGMT_KEY_RE = re.compile(r"^\s*Management key:\s+(idv_\S+)\s*$")
+
+DEFAULT_PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/test"
+PSQL_TIMEOUT_SECONDS = 60.0
+PG_SUITE = "python"
+
+
+def _backend() -> str:
+    """The storage backend the server runs on: IDVAULT_TEST_BACKEND, `sqlite` when unset."""
+    backend = os.environ.get("IDVAULT_TEST_BACKEND", "").strip().lower() or "sqlite"
+    if backend not in ("sqlite", "postgres"):
+        pytest.fail(
+            f"IDVAULT_TEST_BACKEND={backend!r}: expected `sqlite` (the default) or `postgres`",
+            pytrace=False,
+        )
+    return backend
+
+
+def _pg_admin_url() -> str:
+    return os.environ.get("IDVAULT_TEST_PG_ADMIN_URL") or DEFAULT_PG_ADMIN_URL
+
+
+def _pg_database_url(admin_url: str, name: str) -> str:
+    """The admin URL with its database path replaced by `name` (user, host, port, query kept)."""
+    parts = urllib.parse.urlsplit(admin_url)
+    if parts.scheme not in ("postgres", "postgresql") or not parts.netloc:
+        pytest.fail(
+            f"IDVAULT_TEST_PG_ADMIN_URL={admin_url!r} is not a postgres:// URL", pytrace=False
+        )
+    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
+
+
+def _psql(admin_url: str, sql: str) -> subprocess.CompletedProcess:
+    """Runs one SQL statement with psql on the admin database; raises OSError / TimeoutExpired."""
+    return subprocess.run(
+        ["psql", admin_url, "-v", "ON_ERROR_STOP=1", "-c", sql],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=PSQL_TIMEOUT_SECONDS,
+    )
+
+
+def _pg_create_database(admin_url: str) -> tuple[str, str]:
+    """Creates a fresh, empty database for one server (so that it prints its first-start banner)
+    and answers (name, database URL). Any failure fails the session loudly, with psql's stderr."""
+    name = f"idv_{PG_SUITE}_{secrets.token_hex(8)}"
+    url = _pg_database_url(admin_url, name)
+    try:
+        done = _psql(admin_url, f"CREATE DATABASE {name}")
+    except (OSError, subprocess.TimeoutExpired) as err:
+        pytest.fail(
+            f"IDVAULT_TEST_BACKEND=postgres: could not run psql to create database {name} "
+            f"on {admin_url}: {err}",
+            pytrace=False,
+        )
+    if done.returncode != 0:
+        pytest.fail(
+            f"IDVAULT_TEST_BACKEND=postgres: `CREATE DATABASE {name}` on {admin_url} failed "
+            f"(psql exit code {done.returncode}):\n{done.stderr}",
+            pytrace=False,
+        )
+    return name, url
+
+
+def _pg_drop_database(admin_url: str, name: str) -> None:
+    """Drops a database made by _pg_create_database; a failure only warns."""
+    try:
+        done = _psql(admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    except (OSError, subprocess.TimeoutExpired) as err:
+        problem = str(err)
+    else:
+        if done.returncode == 0:
+            return
+        problem = f"psql exit code {done.returncode}: {done.stderr.strip()}"
+    warnings.warn(
+        f"could not drop the test database {name} on {admin_url} ({problem}); "
+        f"drop it by hand: DROP DATABASE IF EXISTS {name} WITH (FORCE)",
+        stacklevel=1,
+    )
 
 
 def _read_lines(stream, lines: "queue.Queue[Optional[str]]") -> None:
@@ -65,16 +154,36 @@ def idvault_server(tmp_path_factory) -> Iterator[IdvaultServer]:
             pytrace=False,
         )
 
+    backend = _backend()
     data_dir = tmp_path_factory.mktemp("idvault-data")
     stderr_path = tmp_path_factory.mktemp("idvault-logs") / "stderr.log"
-    stderr_file = open(stderr_path, "wb")
     env = dict(os.environ)
     env.pop("IDVAULT_LISTEN", None)
     env.pop("IDVAULT_DATA_DIR", None)
+    env.pop("IDVAULT_DATABASE_URL", None)  # the backend is chosen by IDVAULT_TEST_BACKEND alone
     env.setdefault("NO_COLOR", "1")
 
+    global_args = ["--data-dir", str(data_dir)]
+    pg_admin_url = pg_database = None
+    if backend == "postgres":
+        pg_admin_url = _pg_admin_url()
+        pg_database, database_url = _pg_create_database(pg_admin_url)
+        global_args += ["--database-url", database_url]
+    try:
+        yield from _run_server(binary, global_args, data_dir, stderr_path, env)
+    finally:
+        # Runs once the server has stopped, also when it failed to start.
+        if pg_database is not None:
+            _pg_drop_database(pg_admin_url, pg_database)
+
+
+def _run_server(
+    binary: Path, global_args: list[str], data_dir: Path, stderr_path: Path, env: dict
+) -> Iterator[IdvaultServer]:
+    """Starts `idvault <global_args> serve`, yields it once it listens, stops it afterwards."""
+    stderr_file = open(stderr_path, "wb")
     proc = subprocess.Popen(
-        [str(binary), "--data-dir", str(data_dir), "serve", "--listen", "127.0.0.1:0"],
+        [str(binary), *global_args, "serve", "--listen", "127.0.0.1:0"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=stderr_file,
