@@ -21,18 +21,18 @@ use idvault_core::store::WrappedDataKey;
 use idvault_crypto::{rewrap_data_keys, Envelope, JwtSigner, Keyring};
 use idvault_oauth::{HttpOAuthClient, OAuthSettings};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, DbTarget};
 
 use crate::cli::{
     HealthcheckArgs, KeyCommand, KeysCommand, ProjectCommand, ProviderCommand, ProviderSetArgs,
 };
 use crate::startup::{db_path, ensure_data_dir, load_keyring};
 
-async fn open_backend(data_dir: &Path, db: Option<&str>) -> anyhow::Result<Backend> {
+async fn open_backend(data_dir: &Path, db: &DbTarget) -> anyhow::Result<Backend> {
     Backend::open(data_dir, db, true, false).await
 }
 
-async fn open_store(data_dir: &Path, db: Option<&str>) -> anyhow::Result<SharedStore> {
+async fn open_store(data_dir: &Path, db: &DbTarget) -> anyhow::Result<SharedStore> {
     Ok(open_backend(data_dir, db).await?.store())
 }
 
@@ -74,7 +74,7 @@ fn read_client_secret(args: &ProviderSetArgs) -> anyhow::Result<Option<SecretStr
 
 pub async fn provider(
     data_dir: &Path,
-    db: Option<&str>,
+    db: &DbTarget,
     master_key: Option<&str>,
     cmd: ProviderCommand,
 ) -> anyhow::Result<()> {
@@ -118,7 +118,7 @@ pub async fn provider(
 
 pub async fn keys(
     data_dir: &Path,
-    db: Option<&str>,
+    db: &DbTarget,
     master_key: Option<&str>,
     cmd: KeysCommand,
 ) -> anyhow::Result<()> {
@@ -197,9 +197,9 @@ pub async fn keys(
     Ok(())
 }
 
-pub async fn migrate(data_dir: &Path, db: Option<&str>) -> anyhow::Result<()> {
+pub async fn migrate(data_dir: &Path, db: &DbTarget) -> anyhow::Result<()> {
     ensure_data_dir(data_dir)?;
-    let applied = match db.filter(|u| !u.is_empty()) {
+    let applied = match db.url() {
         Some(url) if crate::backend::is_postgres(url) => {
             idvault_store_postgres::migrate(url).await.context("migrating the database")?
         }
@@ -214,7 +214,7 @@ pub async fn migrate(data_dir: &Path, db: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn project(data_dir: &Path, db: Option<&str>, cmd: ProjectCommand) -> anyhow::Result<()> {
+pub async fn project(data_dir: &Path, db: &DbTarget, cmd: ProjectCommand) -> anyhow::Result<()> {
     let store = open_store(data_dir, db).await?;
     let svc = projects(store.clone());
     match cmd {
@@ -245,7 +245,7 @@ pub async fn project(data_dir: &Path, db: Option<&str>, cmd: ProjectCommand) -> 
     Ok(())
 }
 
-pub async fn key(data_dir: &Path, db: Option<&str>, cmd: KeyCommand) -> anyhow::Result<()> {
+pub async fn key(data_dir: &Path, db: &DbTarget, cmd: KeyCommand) -> anyhow::Result<()> {
     let svc = projects(open_store(data_dir, db).await?);
     match cmd {
         KeyCommand::Create { project, name, expires_in } => {
@@ -313,7 +313,7 @@ pub async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<()> {
     }
 }
 
-pub async fn export(data_dir: &Path, db: Option<&str>, project: &str, out: &Path) -> anyhow::Result<()> {
+pub async fn export(data_dir: &Path, db: &DbTarget, project: &str, out: &Path) -> anyhow::Result<()> {
     let backend = open_backend(data_dir, db).await?;
     let project = ProjectId::parse(project)?;
     let counts = crate::transfer::export(backend.store().as_ref(), backend.transfer(), &project, out).await?;
@@ -321,7 +321,7 @@ pub async fn export(data_dir: &Path, db: Option<&str>, project: &str, out: &Path
     Ok(())
 }
 
-pub async fn import(data_dir: &Path, db: Option<&str>, input: &Path) -> anyhow::Result<()> {
+pub async fn import(data_dir: &Path, db: &DbTarget, input: &Path) -> anyhow::Result<()> {
     let backend = open_backend(data_dir, db).await?;
     let (expected, found) =
         crate::transfer::import(backend.store().as_ref(), backend.transfer(), input).await?;

@@ -13,6 +13,28 @@ use idvault_store_sqlite::{SqliteOptions, SqliteStore};
 
 use crate::startup::{db_path, ensure_data_dir};
 
+/// PostgreSQL tuning from the command line; None keeps the store's defaults.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PgTuning {
+    pub pool_size: Option<usize>,
+    pub connect_timeout: Option<std::time::Duration>,
+    pub statement_timeout: Option<std::time::Duration>,
+}
+
+/// Where the data lives, from the command line: `--database-url` (PostgreSQL) and its tuning;
+/// without a URL, SQLite in the data directory.
+#[derive(Debug, Clone, Default)]
+pub struct DbTarget {
+    pub url: Option<String>,
+    pub tuning: PgTuning,
+}
+
+impl DbTarget {
+    pub fn url(&self) -> Option<&str> {
+        self.url.as_deref().filter(|u| !u.is_empty())
+    }
+}
+
 #[derive(Clone)]
 pub enum Backend {
     Sqlite(SqliteStore),
@@ -29,14 +51,25 @@ impl Backend {
     /// for serving (one-shot commands need one reader).
     pub async fn open(
         data_dir: &Path,
-        database_url: Option<&str>,
+        db: &DbTarget,
         migrate: bool,
         server: bool,
     ) -> anyhow::Result<Backend> {
         ensure_data_dir(data_dir)?;
-        match database_url.filter(|u| !u.is_empty()) {
+        match db.url() {
             Some(url) if is_postgres(url) => {
-                let opts = PgOptions { migrate, ..PgOptions::default() };
+                let t = db.tuning;
+                let defaults = PgOptions::default();
+                let opts = PgOptions {
+                    migrate,
+                    pool_size: t.pool_size.unwrap_or(defaults.pool_size).max(1),
+                    connect_timeout: t.connect_timeout.unwrap_or(defaults.connect_timeout),
+                    statement_timeout: match t.statement_timeout {
+                        Some(d) if d.is_zero() => None,
+                        Some(d) => Some(d),
+                        None => defaults.statement_timeout,
+                    },
+                };
                 let store = PgStore::connect(url, &opts).await.context("connecting to PostgreSQL")?;
                 Ok(Backend::Postgres(store))
             }

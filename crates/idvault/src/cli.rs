@@ -22,6 +22,18 @@ pub struct Cli {
     #[arg(long, global = true, env = "IDVAULT_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
+    /// PostgreSQL: pooled connections for queries (refresh locks use a second pool of this size).
+    #[arg(long, global = true, env = "IDVAULT_DB_POOL_SIZE")]
+    pub db_pool_size: Option<usize>,
+
+    /// PostgreSQL: how long to wait for a connection.
+    #[arg(long, global = true, env = "IDVAULT_DB_CONNECT_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub db_connect_timeout: Option<std::time::Duration>,
+
+    /// PostgreSQL: `statement_timeout` of every session (`0s` keeps the server's setting).
+    #[arg(long, global = true, env = "IDVAULT_DB_STATEMENT_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub db_statement_timeout: Option<std::time::Duration>,
+
     /// Master keyring: one base64 key, or `version:base64` entries separated by commas. When
     /// unset, `master.key` in the data directory is used (created on first start).
     #[arg(

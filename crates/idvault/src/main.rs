@@ -16,6 +16,7 @@ use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+
     telemetry::init(cli.command.is_server());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -25,7 +26,14 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        let db = cli.database_url.as_deref();
+        let db = &backend::DbTarget {
+            url: cli.database_url.clone(),
+            tuning: backend::PgTuning {
+                pool_size: cli.db_pool_size,
+                connect_timeout: cli.db_connect_timeout,
+                statement_timeout: cli.db_statement_timeout,
+            },
+        };
         match cli.command {
             Command::Serve(args) => startup::serve(&cli.data_dir, db, cli.master_key.as_deref(), args).await,
             Command::Migrate => admin::migrate(&cli.data_dir, db).await,

@@ -16,7 +16,7 @@ use idvault_core::vault::VaultSettings;
 use idvault_crypto::{Envelope, JwtSigner, KeySource, Keyring};
 use idvault_oauth::{HttpOAuthClient, OAuthSettings};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, DbTarget};
 use crate::cli::ServeArgs;
 
 pub const DB_FILE: &str = "idvault.db";
@@ -60,14 +60,14 @@ pub fn load_keyring(master_key: Option<&str>, data_dir: &Path) -> anyhow::Result
 
 pub async fn serve(
     data_dir: &Path,
-    database_url: Option<&str>,
+    db: &DbTarget,
     master_key: Option<&str>,
     args: ServeArgs,
 ) -> anyhow::Result<()> {
     ensure_data_dir(data_dir)?;
     let keyring = load_keyring(master_key, data_dir)?;
 
-    let backend = Backend::open(data_dir, database_url, !args.no_migrate, true).await?;
+    let backend = Backend::open(data_dir, db, !args.no_migrate, true).await?;
     let store: SharedStore = backend.store();
     let clock = Arc::new(SystemClock);
     let cipher = Arc::new(Envelope::new(keyring, store.clone(), clock.clone()));

@@ -52,7 +52,8 @@ async fn two_replicas_make_exactly_one_refresh_for_100_concurrent_requests() {
     }
     let oauth = OAuthServer::start();
     let app = TestApp::spawn();
-    let b = second_replica(&app, "replica-b", &[]);
+    // Replica B also runs with a small, explicit connection pool.
+    let b = second_replica(&app, "replica-b", &["--db-pool-size", "4", "--db-statement-timeout", "20s"]);
     assert!(b.project_id.is_none(), "the second replica found the project in the shared database");
     setup_grant(&app.api, &oauth, "shared@example.com").await;
     oauth.control("delay", json!({"ms": 300})).await;
