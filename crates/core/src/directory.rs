@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::ids::ProjectId;
 use crate::limits::{MAX_FIELD_LEN, MAX_LIST_ITEMS};
 use crate::store::SharedStore;
+use crate::user::model::check_json_text;
 
 fn random_id(prefix: &str) -> String {
     format!(
@@ -206,6 +207,7 @@ impl DirectoryService {
 
     pub async fn create_tenant(&self, project: &ProjectId, mut tenant: Tenant) -> Result<Tenant> {
         tenant.name = check_name("name", &tenant.name)?;
+        check_json_text("customAttributes", &tenant.custom_attributes)?;
         tenant.id = match tenant.id.trim() {
             "" => random_id("T"),
             id => check_name("id", id)?,
@@ -218,6 +220,7 @@ impl DirectoryService {
 
     pub async fn update_tenant(&self, project: &ProjectId, mut tenant: Tenant) -> Result<Tenant> {
         tenant.name = check_name("name", &tenant.name)?;
+        check_json_text("customAttributes", &tenant.custom_attributes)?;
         check_list("selfProvisioningDomains", &tenant.self_provisioning_domains)?;
         self.store.update_tenant(project, &tenant).await
     }
@@ -389,6 +392,11 @@ impl DirectoryService {
         }
         for d in &defs {
             check_name("name", &d.name)?;
+            let texts =
+                std::iter::once(&d.display_name).chain(d.options.iter().flat_map(|o| [&o.value, &o.label]));
+            if texts.into_iter().any(|t| t.contains('\0') || t.len() > MAX_FIELD_LEN) {
+                return Err(Error::invalid("attributes", "display names and options must be printable text"));
+            }
         }
         self.store.put_attribute_defs(project, &defs).await?;
         self.store.list_attribute_defs(project).await

@@ -157,6 +157,7 @@ impl User {
         for t in &self.tenants {
             check_list("userTenants.roleNames", &t.role_names)?;
         }
+        check_json_text("customAttributes", &self.custom_attributes)?;
         let attrs_len = serde_json::to_vec(&self.custom_attributes).map(|v| v.len()).unwrap_or(usize::MAX);
         if attrs_len > MAX_CUSTOM_ATTRIBUTES_BYTES {
             return Err(Error::invalid(
@@ -185,6 +186,23 @@ pub fn add_all(list: &mut Vec<String>, values: &[String]) {
             list.push(v.clone());
         }
     }
+}
+
+/// Refuses NUL characters anywhere in a JSON object (keys or string values): PostgreSQL cannot
+/// store them, so they would fail on one backend only.
+pub fn check_json_text(field: &'static str, object: &Map<String, Value>) -> Result<()> {
+    fn has_nul(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    if object.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) {
+        return Err(Error::invalid(field, "must not contain NUL characters"));
+    }
+    Ok(())
 }
 
 /// A light email shape check: one `@`, a non-empty local part, a dotted domain, no spaces.
@@ -277,6 +295,7 @@ impl NewUser {
             }
             check_list("userTenants.roleNames", &t.role_names)?;
         }
+        check_json_text("customAttributes", &self.custom_attributes)?;
         let attrs_len = serde_json::to_vec(&self.custom_attributes).map(|v| v.len()).unwrap_or(usize::MAX);
         if attrs_len > MAX_CUSTOM_ATTRIBUTES_BYTES {
             return Err(Error::invalid(
@@ -404,6 +423,25 @@ mod tests {
         let mut n = new("x");
         n.phone = Some("12345".into());
         assert!(matches!(n.into_user(UserId::generate(), 1), Err(Error::Invalid { field: "phone", .. })));
+    }
+
+    #[test]
+    fn nul_characters_in_custom_attributes_are_refused_at_any_depth() {
+        let mut ok = Map::new();
+        ok.insert("plan".into(), serde_json::json!({"tags": ["a", "b"]}));
+        assert!(check_json_text("customAttributes", &ok).is_ok());
+        for bad in [
+            serde_json::json!("a\u{0}b"),
+            serde_json::json!(["x", "\u{0}"]),
+            serde_json::json!({"k\u{0}": 1}),
+        ] {
+            let mut m = Map::new();
+            m.insert("plan".into(), bad);
+            assert!(matches!(check_json_text("customAttributes", &m), Err(Error::Invalid { .. })));
+        }
+        let mut n = new("nul");
+        n.custom_attributes.insert("plan".into(), serde_json::json!("a\u{0}"));
+        assert!(n.into_user(UserId::generate(), 1).is_err());
     }
 
     #[test]

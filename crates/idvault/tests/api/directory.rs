@@ -25,6 +25,10 @@ async fn tenants_roles_permissions_and_users_stay_consistent() {
     )
     .await;
     api.post("/v1/mgmt/tenant/create", json!({"name": "acme"})).await.assert_error(409, "E011409");
+    // A NUL character would be stored by SQLite but refused by PostgreSQL: refused on both.
+    api.post("/v1/mgmt/tenant/create", json!({"name": "Nul", "customAttributes": {"k": "a\u{0}b"}}))
+        .await
+        .assert_error(400, "E011004");
     api.post("/v1/mgmt/tenant/create", json!({"id": "globex", "name": "Other"}))
         .await
         .assert_error(409, "E011409");

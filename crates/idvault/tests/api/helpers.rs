@@ -330,20 +330,9 @@ pub async fn seed_directory(api: &Api) {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
-/// Whether the stored data of a data directory holds `needle` in clear: the SQLite files, or in
-/// PostgreSQL mode a `pg_dump` of its database.
+/// Whether the stored data of a data directory holds `needle` in clear.
 pub fn storage_contains(data_dir: &Path, needle: &str) -> bool {
-    let mut blobs: Vec<Vec<u8>> = std::fs::read_dir(data_dir)
-        .map(|d| d.flatten().filter_map(|e| std::fs::read(e.path()).ok()).collect())
-        .unwrap_or_default();
-    if let Some(url) = database_url_for(data_dir) {
-        let out =
-            Command::new("pg_dump").args(["--data-only", &url]).output().expect("pg_dump must be installed");
-        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(!out.stdout.is_empty());
-        blobs.push(out.stdout);
-    }
-    blobs.iter().any(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+    storage_dump(data_dir).windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
 /// Runs one SQL statement on the stored data (SQLite file, or the PostgreSQL database).
@@ -359,13 +348,18 @@ pub fn exec_sql(data_dir: &Path, sql: &str) {
     }
 }
 
-/// Everything stored for a data directory, as bytes (for "no secret in clear" checks).
+/// Everything stored for a data directory, as bytes (for "no secret in clear" checks): every file
+/// in it (the SQLite database, its WAL, the key file), and in PostgreSQL mode a `pg_dump` of its
+/// database.
 pub fn storage_dump(data_dir: &Path) -> Vec<u8> {
-    let mut all = std::fs::read(data_dir.join("idvault.db")).unwrap_or_default();
+    let mut all: Vec<u8> = std::fs::read_dir(data_dir)
+        .map(|d| d.flatten().filter_map(|e| std::fs::read(e.path()).ok()).flatten().collect())
+        .unwrap_or_default();
     if let Some(url) = database_url_for(data_dir) {
         let out =
             Command::new("pg_dump").args(["--data-only", &url]).output().expect("pg_dump must be installed");
         assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(!out.stdout.is_empty());
         all.extend(out.stdout);
     }
     assert!(!all.is_empty(), "nothing stored to inspect");

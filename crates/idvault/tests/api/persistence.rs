@@ -4,10 +4,6 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-fn files_contain(dir: &std::path::Path, needle: &str) -> bool {
-    storage_contains(dir, needle)
-}
-
 #[tokio::test]
 async fn restart_keeps_users_and_tokens_and_never_reprints_secrets() {
     let app = TestApp::spawn();
@@ -26,12 +22,12 @@ async fn restart_keeps_users_and_tokens_and_never_reprints_secrets() {
     }
     // While running, the database and its WAL hold no token in clear.
     let data = app.server.data_dir.clone();
-    assert!(!files_contain(&data, "PLAINTEXT"), "a token was written in clear text");
+    assert!(!storage_contains(&data, "PLAINTEXT"), "a token was written in clear text");
 
     let TestApp { server, api, dir } = app;
     let status = server.stop();
     assert!(status.success(), "graceful stop exits 0");
-    assert!(!files_contain(&data, "PLAINTEXT"), "a token was written in clear text");
+    assert!(!storage_contains(&data, "PLAINTEXT"), "a token was written in clear text");
 
     let server = TestServer::start(&data);
     assert!(server.project_id.is_none() && server.management_key.is_none(), "restart printed secrets");
