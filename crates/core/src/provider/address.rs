@@ -211,10 +211,13 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     if s[0] & 0xe000 != 0x2000 {
         return false;
     }
-    let special = (s[0] == 0x2001 && s[1] < 0x0200) // IETF protocol assignments (Teredo, ORCHID...)
-        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
-        || (s[0] == 0x3fff && s[1] < 0x1000); // documentation 3fff::/20
-    !special
+    match s[0] {
+        // IETF protocol assignments 2001::/23 (Teredo, ORCHID...) and documentation 2001:db8::/32.
+        0x2001 => s[1] >= 0x0200 && s[1] != 0x0db8,
+        // Documentation 3fff::/20.
+        0x3fff => s[1] >= 0x1000,
+        _ => true,
+    }
 }
 
 /// Why a URL was refused: for logs, never for callers (they get [`PROVIDER_UNUSABLE`]).
