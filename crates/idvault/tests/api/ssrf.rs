@@ -342,3 +342,24 @@ async fn the_client_secret_does_not_follow_a_changed_endpoint() {
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+#[tokio::test]
+async fn the_cli_applies_the_same_policy() {
+    let oauth = OAuthServer::start();
+    let app = TestApp::spawn();
+    let data = app.server.data_dir.clone();
+    let project = app.server.project_id.clone().unwrap();
+    let base = ["provider", "set", "--project", &project, "--name", "custom", "--client-id", "x"];
+    let with = |extra: &[&str]| {
+        base.iter().copied().chain(extra.iter().copied()).map(str::to_owned).collect::<Vec<_>>()
+    };
+
+    for issuer in [oauth.issuer.as_str(), "http://169.254.169.254", "https://2130706433/"] {
+        let args = with(&["--issuer", issuer]);
+        let err = crate::cli::run_err(&data, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(err.contains(GENERIC), "{issuer}: {err}");
+    }
+    let args = with(&["--issuer", &oauth.issuer, "--provider-allowed-hosts", "127.0.0.1"]);
+    let out = crate::cli::run_ok(&data, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.contains(&format!("{}/token", oauth.issuer)), "{out}");
+}
