@@ -15,7 +15,7 @@ use idvault_core::clock::{Clock, SharedClock, SystemClock};
 use idvault_core::ids::ProjectId;
 use idvault_core::project::{KeyState, ProjectService};
 use idvault_core::provider::service::SetProvider;
-use idvault_core::provider::{ClientAuthMethod, ProviderConfig, ProviderService};
+use idvault_core::provider::{AllowedHosts, ClientAuthMethod, ProviderConfig, ProviderService};
 use idvault_core::store::SharedStore;
 use idvault_core::store::WrappedDataKey;
 use idvault_crypto::{rewrap_data_keys, Envelope, JwtSigner, Keyring};
@@ -45,10 +45,15 @@ fn format_ms(ms: i64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-fn provider_service(store: SharedStore, keyring: Keyring) -> anyhow::Result<ProviderService> {
+fn provider_service(
+    store: SharedStore,
+    keyring: Keyring,
+    allowed_hosts: AllowedHosts,
+) -> anyhow::Result<ProviderService> {
     let clock: SharedClock = Arc::new(SystemClock);
     let cipher = Arc::new(Envelope::new(keyring, store.clone(), clock.clone()));
-    let oauth = HttpOAuthClient::new(OAuthSettings::default()).map_err(anyhow::Error::msg)?;
+    let oauth = HttpOAuthClient::new(OAuthSettings { allowed_hosts, ..OAuthSettings::default() })
+        .map_err(anyhow::Error::msg)?;
     Ok(ProviderService::new(store, cipher, Arc::new(oauth), clock))
 }
 
@@ -80,7 +85,11 @@ pub async fn provider(
 ) -> anyhow::Result<()> {
     let store = open_store(data_dir, db).await?;
     let keyring = load_keyring(master_key, data_dir)?;
-    let svc = provider_service(store, keyring)?;
+    let allowed_hosts = match &cmd {
+        ProviderCommand::Set(args) => args.provider_allowed_hosts.clone().unwrap_or_default(),
+        _ => AllowedHosts::none(),
+    };
+    let svc = provider_service(store, keyring, allowed_hosts)?;
     match cmd {
         ProviderCommand::Set(args) => {
             let project = ProjectId::parse(&args.project)?;

@@ -5,6 +5,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use idvault_core::provider::AllowedHosts;
+
+fn parse_allowed_hosts(s: &str) -> Result<AllowedHosts, String> {
+    AllowedHosts::parse(s)
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -109,9 +114,15 @@ pub struct ServeArgs {
     #[arg(long, env = "IDVAULT_PROVIDER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub provider_timeout: std::time::Duration,
 
-    /// Concurrent calls per provider host.
+    /// Concurrent calls per project and provider host.
     #[arg(long, env = "IDVAULT_PROVIDER_CONCURRENCY", default_value_t = 32)]
     pub provider_concurrency: usize,
+
+    /// Hosts, IP addresses and CIDRs, comma-separated, that OAuth providers may use although
+    /// they are not public (loopback, private networks), http included; for example
+    /// `127.0.0.1,10.0.0.0/8,idp.internal`. Other provider URLs must be https to public addresses.
+    #[arg(long, env = "IDVAULT_PROVIDER_ALLOWED_HOSTS", value_parser = parse_allowed_hosts)]
+    pub provider_allowed_hosts: Option<AllowedHosts>,
 
     /// The URL browsers and providers reach idvault at; the OAuth callback is
     /// `<public-url>/v1/auth/oauth/callback`. Defaults to `http://<listen address>`.
@@ -239,6 +250,9 @@ pub struct ProviderSetArgs {
     /// client_secret_basic or client_secret_post.
     #[arg(long)]
     pub auth_method: Option<String>,
+    /// The same list as `serve --provider-allowed-hosts`: discovery is fetched from here too.
+    #[arg(long, env = "IDVAULT_PROVIDER_ALLOWED_HOSTS", value_parser = parse_allowed_hosts)]
+    pub provider_allowed_hosts: Option<AllowedHosts>,
 }
 
 #[derive(Subcommand, Debug)]

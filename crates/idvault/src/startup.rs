@@ -71,9 +71,14 @@ pub async fn serve(
     let store: SharedStore = backend.store();
     let clock = Arc::new(SystemClock);
     let cipher = Arc::new(Envelope::new(keyring, store.clone(), clock.clone()));
+    let allowed_hosts = args.provider_allowed_hosts.clone().unwrap_or_default();
+    if !allowed_hosts.is_empty() {
+        tracing::info!(%allowed_hosts, "OAuth providers may use these non-public hosts (http included)");
+    }
     let oauth = HttpOAuthClient::new(OAuthSettings {
         timeout: args.provider_timeout,
         max_concurrent_per_provider: args.provider_concurrency.max(1),
+        allowed_hosts,
         ..OAuthSettings::default()
     })
     .map_err(anyhow::Error::msg)?;

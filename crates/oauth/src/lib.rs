@@ -3,14 +3,20 @@
 //!
 //! - One pooled reqwest client (rustls), so connections to a provider are reused.
 //! - A timeout on every call (connect and whole exchange).
-//! - A bound on concurrent calls per provider host, so one slow provider cannot take every
-//!   connection or task; waiting for a slot counts against the same timeout.
+//! - A bound on concurrent calls per project and provider host, so one slow provider cannot take
+//!   every connection or task, and one project cannot starve another's calls to the same
+//!   provider; waiting for a slot counts against the same timeout.
+//! - The SSRF policy of `idvault_core::provider::address` on every call: the URL is checked
+//!   before sending (IP-literal hosts never reach a resolver), and host names are checked again
+//!   when resolved ([`PolicyResolver`]), so a name that rebinds to a private address is refused at
+//!   connect time. Redirects are not followed.
 //! - A cap on response size; JSON and form-encoded token answers (GitHub without
 //!   `Accept: application/json`) are both understood.
 //!
 //! Every failure maps to a [`ProviderFailure`]; secrets never appear in errors or logs.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +29,8 @@ use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 
 use idvault_core::error::{Error, ProviderFailure};
+use idvault_core::ids::ProjectId;
+use idvault_core::provider::address::{check_url, host_for_log, AllowedHosts, UrlKind};
 use idvault_core::provider::{
     ClientAuthMethod, DiscoveredEndpoints, IdTokenCheck, OAuthClient, TokenEndpoint, TokenGrant,
 };
@@ -31,15 +39,21 @@ use idvault_core::provider::{
 /// at once).
 const JWKS_TTL: Duration = Duration::from_secs(300);
 
+/// What a caller sees when a provider address is refused or cannot be reached: the same words
+/// for both, so the answer does not tell what listens where.
+const NOT_REACHED: &str = "its address is not allowed or it could not be reached";
+
 /// Outbound tuning.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct OAuthSettings {
     /// Whole-call timeout, including the wait for a concurrency slot.
     pub timeout: Duration,
-    /// Concurrent calls per provider host.
+    /// Concurrent calls per project and provider host.
     pub max_concurrent_per_provider: usize,
     /// Largest provider answer read, in bytes.
     pub max_response_bytes: usize,
+    /// Non-public hosts and networks providers may use (`--provider-allowed-hosts`).
+    pub allowed_hosts: AllowedHosts,
 }
 
 impl Default for OAuthSettings {
@@ -48,6 +62,7 @@ impl Default for OAuthSettings {
             timeout: Duration::from_secs(10),
             max_concurrent_per_provider: 32,
             max_response_bytes: 256 * 1024,
+            allowed_hosts: AllowedHosts::none(),
         }
     }
 }
@@ -55,7 +70,8 @@ impl Default for OAuthSettings {
 pub struct HttpOAuthClient {
     http: reqwest::Client,
     settings: OAuthSettings,
-    slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Concurrency slots by (project, host:port).
+    slots: Mutex<HashMap<(ProjectId, String), Arc<Semaphore>>>,
     /// Provider JWKS by URL, with when they were fetched.
     jwks: Mutex<HashMap<String, (Instant, Arc<JwkSet>)>>,
 }
@@ -105,9 +121,50 @@ struct Discovery {
     jwks_uri: Option<String>,
 }
 
+/// Resolves host names and keeps only the addresses the SSRF policy permits for that name; none
+/// left is an error, so the connection is never attempted. Checked at connect time, this also
+/// holds against a name that resolved to a public address when it was configured and rebinds
+/// to a private one later.
+#[derive(Debug, Clone)]
+pub struct PolicyResolver {
+    allowed: AllowedHosts,
+}
+
+impl PolicyResolver {
+    pub fn new(allowed: AllowedHosts) -> Self {
+        PolicyResolver { allowed }
+    }
+}
+
+impl reqwest::dns::Resolve for PolicyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allowed = self.allowed.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let permitted: Vec<SocketAddr> =
+                all.iter().copied().filter(|a| allowed.permits_resolved(&host, a.ip())).collect();
+            if permitted.len() < all.len() {
+                let refused: Vec<String> = all
+                    .iter()
+                    .filter(|a| !allowed.permits_resolved(&host, a.ip()))
+                    .map(|a| a.ip().to_string())
+                    .collect();
+                tracing::warn!(%host, refused = %refused.join(","), "provider host resolves to non-public addresses; those are not used");
+            }
+            if permitted.is_empty() {
+                return Err(format!("{host} resolves to no allowed address").into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(permitted.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
 impl HttpOAuthClient {
     pub fn new(settings: OAuthSettings) -> Result<Self, String> {
         let http = reqwest::Client::builder()
+            .dns_resolver(Arc::new(PolicyResolver::new(settings.allowed_hosts.clone())))
             .connect_timeout(settings.timeout)
             .timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -122,13 +179,13 @@ impl HttpOAuthClient {
         })
     }
 
-    fn slots_for(&self, url: &str) -> Arc<Semaphore> {
+    fn slots_for(&self, project: &ProjectId, url: &str) -> Arc<Semaphore> {
         let host = reqwest::Url::parse(url)
             .ok()
             .and_then(|u| u.host_str().map(|h| format!("{h}:{:?}", u.port())))
             .unwrap_or_default();
         let mut map = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(host)
+        map.entry((project.clone(), host))
             .or_insert_with(|| Arc::new(Semaphore::new(self.settings.max_concurrent_per_provider)))
             .clone()
     }
@@ -137,17 +194,33 @@ impl HttpOAuthClient {
         u64::try_from(self.settings.timeout.as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Sends a request with the concurrency bound and overall timeout, and reads a bounded body.
+    /// The SSRF policy, before anything is sent (IP-literal hosts skip the resolver).
+    fn check(&self, project: &ProjectId, url: &str, kind: UrlKind) -> Result<(), ProviderFailure> {
+        check_url(url, kind, &self.settings.allowed_hosts).map(|_| ()).map_err(|why| {
+            tracing::warn!(%project, host = %host_for_log(url), %why, "provider URL refused");
+            ProviderFailure::Network(NOT_REACHED.into())
+        })
+    }
+
+    /// Sends a request with the URL policy, the concurrency bound and overall timeout, and reads
+    /// a bounded body.
     async fn exchange(
         &self,
+        project: &ProjectId,
         url: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<(u16, String, Vec<u8>), ProviderFailure> {
-        let slots = self.slots_for(url);
+        self.check(project, url, UrlKind::Endpoint)?;
+        let slots = self.slots_for(project, url);
         let call = async {
             let _permit =
                 slots.acquire().await.map_err(|_| ProviderFailure::Network("client shutting down".into()))?;
-            let mut response = request.send().await.map_err(|e| map_reqwest(e, self.timeout_ms()))?;
+            let mut response = request.send().await.map_err(|e| {
+                // The detail (refused by the resolver, connection refused, TLS...) is for the log.
+                let e = e.without_url();
+                tracing::debug!(%project, host = %host_for_log(url), error = ?e, "provider call failed");
+                map_reqwest_error(e, self.timeout_ms())
+            })?;
             let status = response.status().as_u16();
             let content_type = response
                 .headers()
@@ -156,7 +229,9 @@ impl HttpOAuthClient {
                 .unwrap_or_default()
                 .to_owned();
             let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(|e| map_reqwest(e, self.timeout_ms()))? {
+            while let Some(chunk) =
+                response.chunk().await.map_err(|e| map_reqwest_error(e, self.timeout_ms()))?
+            {
                 if body.len() + chunk.len() > self.settings.max_response_bytes {
                     return Err(ProviderFailure::BadResponse(format!(
                         "answer larger than {} bytes",
@@ -195,12 +270,17 @@ impl HttpOAuthClient {
         let body = serde_urlencoded::to_string(&form)
             .map_err(|_| ProviderFailure::BadResponse("encoding the request".into()))?;
         let request = request.header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(body);
-        let (status, content_type, bytes) = self.exchange(endpoint.url, request).await?;
+        let (status, content_type, bytes) = self.exchange(endpoint.project, endpoint.url, request).await?;
         grant_from(status, &content_type, &bytes)
     }
 
     /// A provider JWKS, cached; `refetch` forces a new fetch (unknown `kid`).
-    async fn jwks(&self, url: &str, refetch: bool) -> Result<Arc<JwkSet>, ProviderFailure> {
+    async fn jwks(
+        &self,
+        project: &ProjectId,
+        url: &str,
+        refetch: bool,
+    ) -> Result<Arc<JwkSet>, ProviderFailure> {
         if !refetch {
             let cached = self.jwks.lock().unwrap_or_else(|p| p.into_inner()).get(url).cloned();
             if let Some((at, set)) = cached {
@@ -210,7 +290,7 @@ impl HttpOAuthClient {
             }
         }
         let request = self.http.get(url).header(ACCEPT, "application/json");
-        let (status, _, body) = self.exchange(url, request).await?;
+        let (status, _, body) = self.exchange(project, url, request).await?;
         if status != 200 {
             return Err(ProviderFailure::Unavailable(status));
         }
@@ -254,11 +334,12 @@ fn grant_from(status: u16, content_type: &str, bytes: &[u8]) -> Result<TokenGran
     })
 }
 
-fn map_reqwest(e: reqwest::Error, timeout_ms: u64) -> ProviderFailure {
+fn map_reqwest_error(e: reqwest::Error, timeout_ms: u64) -> ProviderFailure {
     if e.is_timeout() {
         ProviderFailure::Timeout(timeout_ms)
     } else if e.is_connect() {
-        ProviderFailure::Network("connection failed".into())
+        // A refusal by the resolver is a connect error too: one answer for both.
+        ProviderFailure::Network(NOT_REACHED.into())
     } else {
         // Secrets travel in bodies and headers, never in the URL; drop the URL anyway.
         ProviderFailure::Network(e.without_url().to_string())
@@ -311,10 +392,20 @@ impl OAuthClient for HttpOAuthClient {
         self.token_request(endpoint, form).await
     }
 
-    async fn discover(&self, issuer: &str) -> Result<DiscoveredEndpoints, ProviderFailure> {
+    fn allowed_hosts(&self) -> &AllowedHosts {
+        &self.settings.allowed_hosts
+    }
+
+    async fn discover(
+        &self,
+        project: &ProjectId,
+        issuer: &str,
+    ) -> Result<DiscoveredEndpoints, ProviderFailure> {
+        // An issuer with `?` or `#` would make the discovery URL any path of any host.
+        self.check(project, issuer, UrlKind::Issuer)?;
         let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
         let request = self.http.get(&url).header(ACCEPT, "application/json");
-        let (status, _, body) = self.exchange(&url, request).await?;
+        let (status, _, body) = self.exchange(project, &url, request).await?;
         if status != 200 {
             return Err(ProviderFailure::Unavailable(status));
         }
@@ -377,11 +468,11 @@ impl OAuthClient for HttpOAuthClient {
             None if set.keys.len() == 1 => set.keys.first().cloned(),
             None => None,
         };
-        let jwk = match find(&*self.jwks(check.jwks_uri, false).await.map_err(fail)?) {
+        let jwk = match find(&*self.jwks(check.project, check.jwks_uri, false).await.map_err(fail)?) {
             Some(k) => k,
-            None => find(&*self.jwks(check.jwks_uri, true).await.map_err(fail)?).ok_or_else(|| {
-                Error::InvalidIdToken("signed by a key the provider does not publish".into())
-            })?,
+            None => find(&*self.jwks(check.project, check.jwks_uri, true).await.map_err(fail)?).ok_or_else(
+                || Error::InvalidIdToken("signed by a key the provider does not publish".into()),
+            )?,
         };
         let key = jsonwebtoken::DecodingKey::from_jwk(&jwk)
             .map_err(|_| Error::InvalidIdToken("unusable provider key".into()))?;
@@ -399,10 +490,15 @@ impl OAuthClient for HttpOAuthClient {
         Ok(claims)
     }
 
-    async fn get_json(&self, url: &str, access_token: &SecretString) -> Result<Value, ProviderFailure> {
+    async fn get_json(
+        &self,
+        project: &ProjectId,
+        url: &str,
+        access_token: &SecretString,
+    ) -> Result<Value, ProviderFailure> {
         let request =
             self.http.get(url).header(ACCEPT, "application/json").bearer_auth(access_token.expose_secret());
-        let (status, _, body) = self.exchange(url, request).await?;
+        let (status, _, body) = self.exchange(project, url, request).await?;
         if status >= 500 {
             return Err(ProviderFailure::Unavailable(status));
         }
@@ -445,5 +541,109 @@ mod tests {
         assert_eq!(oauth_error("bad_refresh_token"), ProviderFailure::InvalidGrant);
         assert!(matches!(oauth_error("invalid_client"), ProviderFailure::OAuth { .. }));
         assert_eq!(form_encode("a b:c"), "a+b%3Ac");
+    }
+
+    fn project(id: &str) -> ProjectId {
+        ProjectId::parse(id).unwrap()
+    }
+
+    /// A local server answering `{"ok":true}` at every path; returns its base URL.
+    async fn local_server() -> String {
+        let app = axum::Router::new().fallback(|| async { axum::Json(serde_json::json!({"ok": true})) });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}")
+    }
+
+    fn client(allowed: &str, slots: usize) -> HttpOAuthClient {
+        HttpOAuthClient::new(OAuthSettings {
+            timeout: Duration::from_millis(1500),
+            max_concurrent_per_provider: slots,
+            allowed_hosts: AllowedHosts::parse(allowed).unwrap(),
+            ..OAuthSettings::default()
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn resolver_refuses_names_that_resolve_to_non_public_addresses() {
+        use reqwest::dns::Resolve;
+        // `localhost` resolves to loopback (from /etc/hosts): as if a public-looking name had been
+        // rebound to 127.0.0.1 after the URL check passed.
+        let strict = PolicyResolver::new(AllowedHosts::none());
+        let refused = strict.resolve("localhost".parse().unwrap()).await;
+        assert!(refused.is_err(), "a name resolving only to loopback is refused at connect time");
+
+        let loopback = PolicyResolver::new(AllowedHosts::parse("127.0.0.1").unwrap());
+        let addrs: Vec<SocketAddr> = loopback.resolve("localhost".parse().unwrap()).await.unwrap().collect();
+        assert!(!addrs.is_empty());
+        assert!(addrs.iter().all(|a| a.ip() == std::net::IpAddr::from([127, 0, 0, 1])), "{addrs:?}");
+
+        let by_name = PolicyResolver::new(AllowedHosts::parse("localhost").unwrap());
+        assert!(
+            by_name.resolve("localhost".parse().unwrap()).await.is_ok(),
+            "an allowed name may be private"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_http_client_refuses_at_connect_time_and_before_sending() {
+        let base = local_server().await;
+        let port = base.rsplit(':').next().unwrap().to_owned();
+        let token = SecretString::from("t".to_owned());
+        let p = project("Pa");
+
+        // The resolver inside reqwest: a request to a name that resolves to loopback is never
+        // connected, even when nothing else checked the URL.
+        let strict = client("", 4);
+        let e = strict.http.get(format!("http://localhost:{port}/x")).send().await.unwrap_err();
+        assert!(e.is_connect(), "{e:?}");
+
+        // Every call checks the URL first: IP literals, in any spelling, never reach the network.
+        for url in [
+            format!("{base}/x"),
+            format!("http://2130706433:{port}/x"),
+            format!("http://[::ffff:127.0.0.1]:{port}/x"),
+            format!("https://127.0.0.1:{port}/x"),
+            format!("http://localhost:{port}/x"),
+            "https://169.254.169.254/latest/meta-data/".to_owned(),
+        ] {
+            let failure = strict.get_json(&p, &url, &token).await.unwrap_err();
+            assert_eq!(failure, ProviderFailure::Network(NOT_REACHED.into()), "{url}");
+        }
+        assert!(strict.discover(&p, &format!("{base}/?")).await.is_err());
+
+        // Allowed: the same server answers.
+        let open = client("127.0.0.1", 4);
+        assert_eq!(open.get_json(&p, &format!("{base}/x"), &token).await.unwrap()["ok"], true);
+        assert_eq!(
+            open.get_json(&p, &format!("http://2130706433:{port}/x"), &token).await.unwrap()["ok"],
+            true
+        );
+        // An unreachable allowed address answers the same words as a refused one.
+        let closed = open.get_json(&p, "http://127.0.0.1:9/x", &token).await.unwrap_err();
+        assert_eq!(closed, ProviderFailure::Network(NOT_REACHED.into()));
+    }
+
+    #[tokio::test]
+    async fn one_project_holding_every_slot_of_a_host_does_not_block_another() {
+        let base = local_server().await;
+        let url = format!("{base}/token");
+        let token = SecretString::from("t".to_owned());
+        let oauth = client("127.0.0.1", 2);
+        let (a, b) = (project("Pa"), project("Pb"));
+
+        // Project A holds both slots for this host (as two hung calls would).
+        let slots = oauth.slots_for(&a, &url);
+        let _held = slots.clone().acquire_many_owned(2).await.unwrap();
+
+        // Project B's call goes through at once.
+        let started = Instant::now();
+        assert_eq!(oauth.get_json(&b, &url, &token).await.unwrap()["ok"], true);
+        assert!(started.elapsed() < Duration::from_millis(1000));
+
+        // Project A's next call waits for a slot and times out.
+        assert_eq!(oauth.get_json(&a, &url, &token).await.unwrap_err(), ProviderFailure::Timeout(1500));
     }
 }

@@ -154,7 +154,8 @@ export async function startServer() {
   if (pg) globalArgs.push('--database-url', pg.url);
   let proc;
   try {
-    proc = spawn(bin, [...globalArgs, 'serve', '--listen', '127.0.0.1:0'], {
+    // The OAuth test server runs on 127.0.0.1 over http: allowed as a provider host.
+    proc = spawn(bin, [...globalArgs, 'serve', '--listen', '127.0.0.1:0', '--provider-allowed-hosts', '127.0.0.1'], {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

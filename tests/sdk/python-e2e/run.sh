@@ -122,7 +122,8 @@ fi
 (
   unset IDVAULT_LISTEN IDVAULT_DATA_DIR IDVAULT_DATABASE_URL
   export NO_COLOR=1
-  exec "$IDVAULT_BIN" "${GLOBAL_ARGS[@]}" serve --listen 127.0.0.1:0
+  # The OAuth test server runs on 127.0.0.1 over http: allowed as a provider host.
+  exec "$IDVAULT_BIN" "${GLOBAL_ARGS[@]}" serve --listen 127.0.0.1:0 --provider-allowed-hosts 127.0.0.1
 ) </dev/null >"$WORK/stdout.log" 2>"$WORK/stderr.log" &
 SERVER_PID=$!
 

@@ -183,7 +183,9 @@ def _run_server(
     """Starts `idvault <global_args> serve`, yields it once it listens, stops it afterwards."""
     stderr_file = open(stderr_path, "wb")
     proc = subprocess.Popen(
-        [str(binary), *global_args, "serve", "--listen", "127.0.0.1:0"],
+        # The OAuth test server runs on 127.0.0.1 over http: allowed as a provider host.
+        [str(binary), *global_args, "serve", "--listen", "127.0.0.1:0",
+         "--provider-allowed-hosts", "127.0.0.1"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=stderr_file,

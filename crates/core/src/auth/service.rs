@@ -272,6 +272,7 @@ impl AuthService {
             std::str::from_utf8(&verifier).map_err(|_| Error::Decrypt("code verifier is not UTF-8"))?;
         let client_secret = self.providers.open_client_secret(&project, &config).await?;
         let endpoint = TokenEndpoint {
+            project: &project,
             url: &config.token_endpoint,
             client_id: &config.client_id,
             client_secret: client_secret.as_ref(),
@@ -282,7 +283,7 @@ impl AuthService {
             .exchange_code(&endpoint, &code, &self.callback_url(), verifier)
             .await
             .map_err(|failure| Error::Provider { provider: config.name.to_string(), failure })?;
-        let identity = self.identity(&config, &grant, &record.nonce).await?;
+        let identity = self.identity(&project, &config, &grant, &record.nonce).await?;
 
         let (user, first_seen) = self.resolve_user(&project, &config.name, &identity).await?;
         let user_id = match &user {
@@ -310,11 +311,17 @@ impl AuthService {
         Ok(with_query(&record.redirect_url, &[("code", &code)]))
     }
 
-    async fn identity(&self, config: &ProviderConfig, grant: &TokenGrant, nonce: &str) -> Result<Identity> {
+    async fn identity(
+        &self,
+        project: &ProjectId,
+        config: &ProviderConfig,
+        grant: &TokenGrant,
+        nonce: &str,
+    ) -> Result<Identity> {
         if let (Some(id_token), Some(jwks_uri), Some(issuer)) =
             (&grant.id_token, &config.jwks_uri, &config.issuer)
         {
-            let check = IdTokenCheck { jwks_uri, issuer, client_id: &config.client_id, nonce };
+            let check = IdTokenCheck { project, jwks_uri, issuer, client_id: &config.client_id, nonce };
             let mut claims = self.oauth.verify_id_token(id_token, &check).await?;
             let subject =
                 str_claim(&claims, "sub").ok_or_else(|| Error::InvalidIdToken("no sub claim".into()))?;
@@ -323,7 +330,7 @@ impl AuthService {
             if claims.get("email").is_none() {
                 if let Some(url) = &config.userinfo_endpoint {
                     let fail = |failure| Error::Provider { provider: config.name.to_string(), failure };
-                    let info = self.oauth.get_json(url, &grant.access_token).await.map_err(fail)?;
+                    let info = self.oauth.get_json(project, url, &grant.access_token).await.map_err(fail)?;
                     if let Some(info) =
                         info.as_object().filter(|i| str_claim(i, "sub").as_deref() == Some(subject.as_str()))
                     {
@@ -347,7 +354,7 @@ impl AuthService {
             Error::ProviderCallbackError("no id_token and no userinfo endpoint to identify the user".into())
         })?;
         let fail = |failure| Error::Provider { provider: config.name.to_string(), failure };
-        let info = self.oauth.get_json(userinfo_url, &grant.access_token).await.map_err(fail)?;
+        let info = self.oauth.get_json(project, userinfo_url, &grant.access_token).await.map_err(fail)?;
         let info = info.as_object().cloned().unwrap_or_default();
         let is_github = userinfo_url.starts_with("https://api.github.com/");
         let subject = str_claim(&info, "sub")
@@ -367,7 +374,7 @@ impl AuthService {
             // comes from /user/emails.
             let emails = self
                 .oauth
-                .get_json(&format!("{userinfo_url}/emails"), &grant.access_token)
+                .get_json(project, &format!("{userinfo_url}/emails"), &grant.access_token)
                 .await
                 .map_err(fail)?;
             let primary = emails.as_array().and_then(|list| {

@@ -3,6 +3,7 @@
 //! The domain only describes providers; talking to them is idvault-oauth's job, reached through
 //! the [`OAuthClient`] trait.
 
+pub mod address;
 pub mod presets;
 pub mod service;
 
@@ -11,8 +12,9 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ProviderFailure, Result};
-use crate::ids::ProviderName;
+use crate::ids::{ProjectId, ProviderName};
 
+pub use address::{AllowedHosts, UrlKind, PROVIDER_UNUSABLE};
 pub use service::ProviderService;
 
 /// How the client authenticates at the token endpoint (RFC 6749 section 2.3.1).
@@ -80,6 +82,9 @@ pub struct DiscoveredEndpoints {
 
 /// What a token endpoint call needs, secrets opened.
 pub struct TokenEndpoint<'a> {
+    /// The project whose provider this is: concurrency slots are per project and host, so one
+    /// project cannot starve another's calls to a shared provider.
+    pub project: &'a ProjectId,
     pub url: &'a str,
     pub client_id: &'a str,
     pub client_secret: Option<&'a SecretString>,
@@ -102,6 +107,7 @@ pub struct TokenGrant {
 
 /// What an id_token must satisfy.
 pub struct IdTokenCheck<'a> {
+    pub project: &'a ProjectId,
     pub jwks_uri: &'a str,
     pub issuer: &'a str,
     pub client_id: &'a str,
@@ -118,8 +124,16 @@ pub trait OAuthClient: Send + Sync + 'static {
         refresh_token: &SecretString,
     ) -> std::result::Result<TokenGrant, ProviderFailure>;
 
+    /// The hosts providers may use although they are not public (`--provider-allowed-hosts`):
+    /// the same list the client enforces on every call, for checks before anything is stored.
+    fn allowed_hosts(&self) -> &AllowedHosts;
+
     /// Fetches `<issuer>/.well-known/openid-configuration`.
-    async fn discover(&self, issuer: &str) -> std::result::Result<DiscoveredEndpoints, ProviderFailure>;
+    async fn discover(
+        &self,
+        project: &ProjectId,
+        issuer: &str,
+    ) -> std::result::Result<DiscoveredEndpoints, ProviderFailure>;
 
     /// RFC 6749 section 4.1.3 with PKCE (RFC 7636): exchanges an authorization code.
     async fn exchange_code(
@@ -142,6 +156,7 @@ pub trait OAuthClient: Send + Sync + 'static {
     /// /user/emails).
     async fn get_json(
         &self,
+        project: &ProjectId,
         url: &str,
         access_token: &SecretString,
     ) -> std::result::Result<serde_json::Value, ProviderFailure>;

@@ -8,13 +8,15 @@ use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::ids::{ProjectId, ProviderName};
 use crate::limits::{MAX_FIELD_LEN, MAX_SCOPES};
+use crate::provider::address::{check_url, host_for_log, UrlKind, PROVIDER_UNUSABLE};
 use crate::provider::presets::preset;
-use crate::provider::{validate_url, ClientAuthMethod, OAuthClient, ProviderConfig};
+use crate::provider::{ClientAuthMethod, OAuthClient, ProviderConfig};
 use crate::secrets::{client_secret_aad, Cipher};
 use crate::store::SharedStore;
 
 /// A set (create or replace) request. `None` fields take the preset's or discovered value; on
-/// replace, an absent client secret keeps the stored one.
+/// replace, an absent client secret keeps the stored one, unless the issuer, an endpoint or the
+/// client id changes (then the secret is required again).
 #[derive(Debug, Default)]
 pub struct SetProvider {
     pub name: String,
@@ -37,10 +39,6 @@ pub struct ProviderService {
     cipher: Arc<dyn Cipher>,
     oauth: Arc<dyn OAuthClient>,
     clock: SharedClock,
-}
-
-fn opt_url(field: &'static str, v: Option<String>) -> Result<Option<String>> {
-    v.filter(|s| !s.is_empty()).map(|s| validate_url(field, &s)).transpose()
 }
 
 impl ProviderService {
@@ -67,20 +65,53 @@ impl ProviderService {
             }
             None => preset(name.as_str()),
         };
-        let mut issuer = opt_url("issuer", req.issuer)?.or(base.and_then(|b| b.issuer.map(str::to_owned)));
+        // Every URL runs through the SSRF policy (crate::provider::address) before anything is
+        // fetched or stored; a refusal and a failed discovery answer the same generic error.
+        let allowed = self.oauth.allowed_hosts();
+        let check = |field: &'static str, origin: &'static str, url: &str, kind: UrlKind| -> Result<()> {
+            check_url(url, kind, allowed).map(|_| ()).map_err(|why| {
+                tracing::warn!(%project, field, origin, host = %host_for_log(url), %why, "provider URL refused");
+                Error::invalid(origin, PROVIDER_UNUSABLE)
+            })
+        };
+        let given = |field: &'static str, v: Option<String>| -> Result<Option<String>> {
+            let v = v.filter(|s| !s.is_empty());
+            if let Some(url) = &v {
+                let kind = if field == "issuer" { UrlKind::Issuer } else { UrlKind::Endpoint };
+                check(field, field, url, kind)?;
+            }
+            Ok(v)
+        };
+        let given_issuer = given("issuer", req.issuer)?;
+        let given_authorization = given("authorizationEndpoint", req.authorization_endpoint)?;
+        let explicit_token = given("tokenEndpoint", req.token_endpoint)?;
+        let given_userinfo = given("userinfoEndpoint", req.userinfo_endpoint)?;
+        let given_jwks = given("jwksUri", req.jwks_uri)?;
+
+        let mut issuer = given_issuer.or(base.and_then(|b| b.issuer.map(str::to_owned)));
         let mut authorization = base.map(|b| b.authorization_endpoint.to_owned());
         let mut token = base.map(|b| b.token_endpoint.to_owned());
         let mut userinfo = base.map(|b| b.userinfo_endpoint.to_owned());
         let mut jwks = base.and_then(|b| b.jwks_uri.map(str::to_owned));
-        let explicit_token = opt_url("tokenEndpoint", req.token_endpoint)?;
-        // Discovery fills the endpoints of a custom OIDC provider given by its issuer.
+        // Discovery fills the endpoints of a custom OIDC provider given by its issuer. What it
+        // names goes through the same policy: a refusal is reported against the issuer.
         if base.is_none() && explicit_token.is_none() {
             if let Some(iss) = &issuer {
-                let found = self
-                    .oauth
-                    .discover(iss)
-                    .await
-                    .map_err(|f| Error::invalid("issuer", format!("OIDC discovery failed: {f}")))?;
+                let found = self.oauth.discover(project, iss).await.map_err(|failure| {
+                    tracing::warn!(%project, host = %host_for_log(iss), %failure, "OIDC discovery failed");
+                    Error::invalid("issuer", PROVIDER_UNUSABLE)
+                })?;
+                check("issuer", "issuer", &found.issuer, UrlKind::Issuer)?;
+                for (field, url) in [
+                    ("authorizationEndpoint", &found.authorization_endpoint),
+                    ("tokenEndpoint", &found.token_endpoint),
+                    ("userinfoEndpoint", &found.userinfo_endpoint),
+                    ("jwksUri", &found.jwks_uri),
+                ] {
+                    if let Some(url) = url {
+                        check(field, "issuer", url, UrlKind::Endpoint)?;
+                    }
+                }
                 issuer = Some(found.issuer);
                 authorization = found.authorization_endpoint.or(authorization);
                 token = found.token_endpoint.or(token);
@@ -89,7 +120,23 @@ impl ProviderService {
             }
         }
         let token_endpoint = explicit_token.or(token).ok_or(Error::MissingArgument("tokenEndpoint"))?;
-        let token_endpoint = validate_url("tokenEndpoint", &token_endpoint)?;
+        let authorization_endpoint = given_authorization.or(authorization);
+        let userinfo_endpoint = given_userinfo.or(userinfo);
+        let jwks_uri = given_jwks.or(jwks);
+        // Presets too (one rule for every URL the server uses).
+        check("tokenEndpoint", "tokenEndpoint", &token_endpoint, UrlKind::Endpoint)?;
+        if let Some(iss) = &issuer {
+            check("issuer", "issuer", iss, UrlKind::Issuer)?;
+        }
+        for (field, url) in [
+            ("authorizationEndpoint", &authorization_endpoint),
+            ("userinfoEndpoint", &userinfo_endpoint),
+            ("jwksUri", &jwks_uri),
+        ] {
+            if let Some(url) = url {
+                check(field, field, url, UrlKind::Endpoint)?;
+            }
+        }
         let scopes = req.scopes.unwrap_or_else(|| {
             base.map(|b| b.scopes.iter().map(|s| (*s).to_owned()).collect()).unwrap_or_default()
         });
@@ -100,7 +147,25 @@ impl ProviderService {
         }
 
         let existing = self.store.get_provider(project, &name).await?;
-        let client_secret = match req.client_secret.filter(|s| !s.expose_secret().is_empty()) {
+        let new_secret = req.client_secret.filter(|s| !s.expose_secret().is_empty());
+        // The stored secret is write-only: it may be kept only while it keeps going to the same
+        // provider. A new issuer, endpoint or client id needs the secret again, or a caller could
+        // point the token endpoint at itself and receive the secret on the next refresh.
+        if let (None, Some(old)) = (&new_secret, &existing) {
+            let moved = old.client_id != req.client_id
+                || old.issuer != issuer
+                || old.token_endpoint != token_endpoint
+                || old.authorization_endpoint != authorization_endpoint
+                || old.userinfo_endpoint != userinfo_endpoint
+                || old.jwks_uri != jwks_uri;
+            if moved && old.client_secret.is_some() {
+                return Err(Error::invalid(
+                    "clientSecret",
+                    "required again when the issuer, an endpoint or the client id changes",
+                ));
+            }
+        }
+        let client_secret = match new_secret {
             Some(secret) => {
                 let aad = client_secret_aad(project, &name);
                 Some(self.cipher.seal(project, secret.expose_secret().as_bytes(), &aad).await?)
@@ -112,11 +177,10 @@ impl ProviderService {
             client_id: req.client_id,
             client_secret,
             issuer,
-            authorization_endpoint: opt_url("authorizationEndpoint", req.authorization_endpoint)?
-                .or(authorization),
+            authorization_endpoint,
             token_endpoint,
-            userinfo_endpoint: opt_url("userinfoEndpoint", req.userinfo_endpoint)?.or(userinfo),
-            jwks_uri: opt_url("jwksUri", req.jwks_uri)?.or(jwks),
+            userinfo_endpoint,
+            jwks_uri,
             scopes,
             auth_method: req
                 .auth_method

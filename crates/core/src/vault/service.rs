@@ -157,6 +157,7 @@ impl VaultService {
             self.open_secret(project, user_id, &provider, TokenField::Refresh, sealed_refresh).await?;
         let client_secret = self.providers.open_client_secret(project, &config).await?;
         let endpoint = TokenEndpoint {
+            project,
             url: &config.token_endpoint,
             client_id: &config.client_id,
             client_secret: client_secret.as_ref(),

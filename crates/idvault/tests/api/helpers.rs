@@ -10,6 +10,9 @@ use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_idvault");
 
+/// What the suite's servers allow providers to use besides public addresses.
+pub const LOCAL_PROVIDERS: &str = "127.0.0.1";
+
 /// The backend the suite runs on: `IDVAULT_TEST_BACKEND=postgres` runs every server of this
 /// suite on its own fresh PostgreSQL database (scripts/test.sh runs the suite on both).
 pub fn postgres_mode() -> bool {
@@ -87,6 +90,9 @@ impl TestServer {
         }
         cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(serve_args);
         cmd.env_remove("IDVAULT_MASTER_KEY").env("IDVAULT_LOG", "info");
+        // The suite's OAuth servers run on 127.0.0.1 over http: allowed here, as an operator
+        // would for a local provider. The SSRF tests pass an empty list to get the default.
+        cmd.env("IDVAULT_PROVIDER_ALLOWED_HOSTS", LOCAL_PROVIDERS);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -209,8 +215,13 @@ impl TestApp {
 
     /// With extra `serve` arguments.
     pub fn spawn_with(serve_args: &[&str]) -> TestApp {
+        Self::spawn_with_env(&[], serve_args)
+    }
+
+    /// With extra environment variables and `serve` arguments.
+    pub fn spawn_with_env(env: &[(&str, &str)], serve_args: &[&str]) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
-        let server = TestServer::start_with(&dir.path().join("data"), &[], serve_args);
+        let server = TestServer::start_with(&dir.path().join("data"), env, serve_args);
         let api = Api::new(
             &server.base_url,
             server.project_id.as_deref().unwrap(),

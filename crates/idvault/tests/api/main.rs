@@ -18,5 +18,6 @@ mod provider_tokens;
 mod refresh;
 mod replicas;
 mod signin;
+mod ssrf;
 mod transfer;
 mod users;

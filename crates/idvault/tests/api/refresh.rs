@@ -65,9 +65,18 @@ async fn provider_configuration_discovery_and_secret_never_returned() {
     let one = app.api.get("/v1/mgmt/provider?name=google").await;
     assert_eq!(one.body["provider"]["clientId"], "gid");
 
-    // Updating without a secret keeps the stored one.
-    let upd = app.api.post("/v1/mgmt/provider/set", json!({"name": "google", "clientId": "gid2"})).await;
+    // Updating without a secret keeps the stored one while it goes to the same place...
+    let upd = app
+        .api
+        .post("/v1/mgmt/provider/set", json!({"name": "google", "clientId": "gid", "scopes": ["openid"]}))
+        .await;
     assert_eq!(upd.body["provider"]["hasClientSecret"], true);
+    assert_eq!(upd.body["provider"]["scopes"], json!(["openid"]));
+    // ...but another client id needs the secret again (see ssrf.rs for the endpoints).
+    app.api
+        .post("/v1/mgmt/provider/set", json!({"name": "google", "clientId": "gid2"}))
+        .await
+        .assert_error(400, "E011004");
 
     app.api
         .post("/v1/mgmt/provider/set", json!({"name": "custom", "clientId": "x"}))

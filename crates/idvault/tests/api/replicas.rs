@@ -152,6 +152,7 @@ async fn a_sqlite_project_moves_to_postgresql_and_reads_back_identical() {
         c.arg("--data-dir")
             .arg(&source)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("IDVAULT_PROVIDER_ALLOWED_HOSTS", "127.0.0.1")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null());
         c.spawn().unwrap()
