@@ -18,5 +18,6 @@ mod provider_tokens;
 mod refresh;
 mod replicas;
 mod signin;
+mod signin_security;
 mod transfer;
 mod users;
