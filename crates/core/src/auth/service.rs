@@ -128,6 +128,19 @@ pub fn has_code_param(url: &str) -> bool {
     }
 }
 
+/// Checks an allowed redirect URL of the project settings: an absolute http(s) URL without a
+/// `code` query parameter.
+pub fn validate_redirect_url(field: &'static str, url: &str) -> Result<()> {
+    crate::provider::validate_url(field, url)?;
+    if has_code_param(url) {
+        return Err(Error::invalid(
+            field,
+            "must not have a 'code' query parameter: the sign-in appends its own",
+        ));
+    }
+    Ok(())
+}
+
 /// Refuses a sign-in of a user that may not sign in.
 fn ensure_may_sign_in(user: &User) -> Result<()> {
     match user.status {
@@ -729,13 +742,7 @@ impl AuthService {
         link_by_verified_email: bool,
     ) -> Result<()> {
         for u in &redirect_urls {
-            crate::provider::validate_url("redirectUrls", u)?;
-            if has_code_param(u) {
-                return Err(Error::invalid(
-                    "redirectUrls",
-                    "must not have a 'code' query parameter: the sign-in appends its own",
-                ));
-            }
+            validate_redirect_url("redirectUrls", u)?;
         }
         let settings = crate::auth::ProjectAuthSettings { redirect_urls, link_by_verified_email };
         self.store.set_auth_settings(project, &settings).await
@@ -743,5 +750,41 @@ impl AuthService {
 
     pub async fn settings_of(&self, project: &ProjectId) -> Result<crate::auth::ProjectAuthSettings> {
         self.store.get_auth_settings(project).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_code_parameter_is_found_however_written() {
+        for url in [
+            "http://app.example/done?code=X",
+            "http://app.example/done?next=1&code=",
+            "http://app.example/done?code",
+            "http://app.example/done?%63ode=1",
+            "http://app.example/done?code=1#frag",
+        ] {
+            assert!(has_code_param(url), "{url}");
+        }
+        for url in [
+            "http://app.example/done",
+            "http://app.example/done?next=%2Fhome",
+            "http://app.example/done?codes=1&xcode=2",
+            "http://app.example/done#code=1",
+        ] {
+            assert!(!has_code_param(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn refresh_jwts_from_before_rotation_are_generation_0() {
+        let legacy = json!({"jti": "S1"}).as_object().cloned().unwrap_or_default();
+        assert_eq!(session_claims(&legacy).ok(), Some(("S1", 0)));
+        let rotated = json!({"sid": "S1", "gen": 3, "jti": "S1.3"}).as_object().cloned().unwrap_or_default();
+        assert_eq!(session_claims(&rotated).ok(), Some(("S1", 3)));
+        let bad = json!({"sid": "S1", "gen": "3"}).as_object().cloned().unwrap_or_default();
+        assert!(session_claims(&bad).is_err());
     }
 }

@@ -167,6 +167,13 @@ async fn a_code_parameter_in_a_redirect_url_is_refused() {
         .await;
     r.assert_error(400, "E011004");
     assert!(r.body["errorMessage"].as_str().unwrap().contains("code"), "{}", r.body);
+    // The command line refuses it too.
+    let pid = app.server.project_id.clone().unwrap();
+    let err = crate::cli::run_err(
+        &app.server.data_dir,
+        &["project", "settings", "--project", &pid, "--redirect-url", "http://app.example/cb?x=1&code=X"],
+    );
+    assert!(err.contains("code"), "{err}");
     let kept = app.api.get("/v1/mgmt/auth/settings").await;
     assert_eq!(kept.body["redirectUrls"], json!([APP_REDIRECT]), "nothing changed");
 
