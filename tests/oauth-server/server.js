@@ -203,19 +203,45 @@ function destroyGrantEverywhere(grantId) {
 
 // ---------------------------------------------------------------- accounts
 
+// Per-account claim overrides set by POST /__test/account: {email?, email_verified?}; an
+// email_verified of null leaves the claim out.
+const accountOverrides = new Map();
+
 async function findAccount(_ctx, id) {
   if (typeof id !== 'string' || id.length === 0) return undefined;
   return {
     accountId: id,
     async claims() {
-      return {
+      const claims = {
         sub: id,
         email: `${id}@example.com`,
         email_verified: true,
         name: `Test User ${id}`,
       };
+      const override = accountOverrides.get(id) || {};
+      if (typeof override.email === 'string') claims.email = override.email;
+      if (override.email_verified === null) delete claims.email_verified;
+      else if (typeof override.email_verified === 'boolean') claims.email_verified = override.email_verified;
+      return claims;
     },
   };
+}
+
+function setAccount(body) {
+  if (typeof body.accountId !== 'string' || body.accountId.length === 0) {
+    return [400, { error: 'invalid_request', error_description: 'accountId is required' }];
+  }
+  if (body.email !== undefined && typeof body.email !== 'string') {
+    return [400, { error: 'invalid_request', error_description: 'email must be a string' }];
+  }
+  if (body.email_verified !== undefined && body.email_verified !== null && typeof body.email_verified !== 'boolean') {
+    return [400, { error: 'invalid_request', error_description: 'email_verified must be a boolean or null' }];
+  }
+  const override = {};
+  if (body.email !== undefined) override.email = body.email;
+  if (body.email_verified !== undefined) override.email_verified = body.email_verified;
+  accountOverrides.set(body.accountId, override);
+  return [200, { accountId: body.accountId, ...override }];
 }
 
 // ---------------------------------------------------------------- test state
@@ -733,6 +759,9 @@ async function handleTest(req, res, pathname) {
   switch (route) {
     case 'POST /__test/grant':
       result = await mintGrant(body);
+      break;
+    case 'POST /__test/account':
+      result = setAccount(body);
       break;
     case 'POST /__test/revoke':
       result = revoke(body);

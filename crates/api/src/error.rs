@@ -48,6 +48,9 @@ pub fn describe(code: Code) -> (StatusCode, &'static str, &'static str) {
         Code::InvalidSession => (StatusCode::UNAUTHORIZED, "E061001", "Invalid session token"),
         // Go SDK's ErrTokenExpiredByLoggedOut.
         Code::SessionRevoked => (StatusCode::UNAUTHORIZED, "E064001", "Session logged out"),
+        Code::UserDisabled => (StatusCode::FORBIDDEN, "E113006", "Sign-in refused: the user is disabled"),
+        // Descope's rate-limit code; the SDKs raise their rate-limit exception on a 429.
+        Code::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "E130429", "Too many requests"),
         Code::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "E011413", "Request body too large"),
         Code::RouteNotFound => (StatusCode::NOT_FOUND, "E011404", "Route not found"),
         Code::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "E011405", "Method not allowed"),

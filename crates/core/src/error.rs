@@ -33,6 +33,8 @@ pub enum Code {
     InvalidAuthCode,
     InvalidSession,
     SessionRevoked,
+    UserDisabled,
+    TooManyRequests,
     PayloadTooLarge,
     RouteNotFound,
     MethodNotAllowed,
@@ -118,6 +120,12 @@ pub enum Error {
     InvalidSession(&'static str),
     #[error("the session was logged out")]
     SessionRevoked,
+    /// A sign-in of a disabled or expired user is refused.
+    #[error("sign-in refused: the user is {0}")]
+    UserDisabled(&'static str),
+    /// A bounded resource is full (such as a project's pending sign-ins); retry later.
+    #[error("too many requests: {0}")]
+    TooManyRequests(&'static str),
     /// Stored data could not be decrypted or decoded: a wrong master key, or a ciphertext that was
     /// moved to another row. Reported without any of the data itself.
     #[error("stored secret could not be decrypted ({0})")]
@@ -166,6 +174,8 @@ impl Error {
             Error::InvalidAuthCode => Code::InvalidAuthCode,
             Error::InvalidSession(_) => Code::InvalidSession,
             Error::SessionRevoked => Code::SessionRevoked,
+            Error::UserDisabled(_) => Code::UserDisabled,
+            Error::TooManyRequests(_) => Code::TooManyRequests,
             Error::Decrypt(_) => Code::TokenUndecryptable,
             Error::Storage(_) | Error::Internal(_) => Code::Internal,
         }

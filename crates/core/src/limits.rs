@@ -27,3 +27,16 @@ pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 pub const MAX_SCOPES: usize = 100;
 /// Longest free-text search string.
 pub const MAX_SEARCH_TEXT_LEN: usize = 256;
+/// Longest redirect URL accepted by `/v1/auth/oauth/authorize` (it is stored with the pending
+/// sign-in), in bytes.
+pub const MAX_REDIRECT_URL_LEN: usize = 2048;
+/// Longest `loginHint` passed on to the provider, in bytes.
+pub const MAX_LOGIN_HINT_LEN: usize = 256;
+/// Most pending (started, not yet completed and unexpired) sign-ins per project; further
+/// `authorize` calls answer 429 until some complete or expire. `serve --max-pending-sign-ins`
+/// overrides it.
+pub const MAX_PENDING_SIGN_INS: u64 = 10_000;
+/// Least time between two reloads of a project's signing keys forced by a token whose `kid` is
+/// not in the cached key set, in milliseconds. A token naming an unknown key within this time is
+/// refused without reading the store.
+pub const SIGNING_KEY_RELOAD_INTERVAL_MS: u64 = 2_000;

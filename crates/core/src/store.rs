@@ -154,7 +154,10 @@ pub trait AuthStore: Send + Sync {
     /// Marks every other unretired key of the project retired at `at_ms`.
     async fn retire_signing_keys_except(&self, project: &ProjectId, kid: &str, at_ms: i64) -> Result<()>;
 
-    async fn insert_oauth_state(&self, state: &OAuthState) -> Result<()>;
+    /// Inserts a pending sign-in unless its project already has `max_pending` unexpired ones (at
+    /// `state.created_ms`); answers whether it inserted. Expired states may be swept on the way.
+    /// The count and the insert are one atomic unit, so concurrent calls cannot overshoot.
+    async fn insert_oauth_state(&self, state: &OAuthState, max_pending: u64) -> Result<bool>;
     /// Removes and answers the state: a state is usable once.
     async fn take_oauth_state(&self, state_hash: &[u8; 32]) -> Result<Option<OAuthState>>;
     async fn insert_auth_code(&self, code: &AuthCode) -> Result<()>;
@@ -164,6 +167,9 @@ pub trait AuthStore: Send + Sync {
     async fn insert_session(&self, session: &SessionRecord) -> Result<()>;
     async fn get_session(&self, project: &ProjectId, id: &str) -> Result<Option<SessionRecord>>;
     async fn revoke_session(&self, project: &ProjectId, id: &str, at_ms: i64) -> Result<bool>;
+    /// Moves an unrevoked session from `expected_generation` to the next one (compare-and-swap):
+    /// of two concurrent calls with the same expected generation, exactly one answers true.
+    async fn advance_session(&self, project: &ProjectId, id: &str, expected_generation: i64) -> Result<bool>;
     async fn revoke_user_sessions(&self, project: &ProjectId, user_id: &UserId, at_ms: i64) -> Result<u64>;
 
     /// The user a provider identity is linked to.

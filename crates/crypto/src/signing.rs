@@ -3,7 +3,7 @@
 //! token they signed has expired.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -26,6 +26,9 @@ use idvault_core::store::AuthStore;
 const ALG: &str = "ES384";
 /// How long a loaded key set is trusted before re-reading (picks up a rotation by the CLI).
 const CACHE_TTL: Duration = Duration::from_secs(30);
+/// Least time between two reloads forced by a token whose `kid` is not in the cached set.
+const KID_RELOAD_INTERVAL: Duration =
+    Duration::from_millis(idvault_core::limits::SIGNING_KEY_RELOAD_INTERVAL_MS);
 
 struct ProjectKeys {
     active_kid: String,
@@ -42,6 +45,9 @@ pub struct JwtSigner {
     /// Retired keys stay published this long (the longest token lifetime).
     keep_published: Duration,
     cache: RwLock<HashMap<ProjectId, Arc<ProjectKeys>>>,
+    /// When an unknown `kid` last made each project's keys reload: tokens naming made-up keys
+    /// cannot make every request read the store.
+    forced_reloads: Mutex<HashMap<ProjectId, Instant>>,
     create_lock: tokio::sync::Mutex<()>,
 }
 
@@ -90,6 +96,7 @@ impl JwtSigner {
             clock,
             keep_published,
             cache: RwLock::new(HashMap::new()),
+            forced_reloads: Mutex::new(HashMap::new()),
             create_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -117,8 +124,22 @@ impl JwtSigner {
         })
     }
 
-    /// Loads (creating the first key if needed) and caches a project's keys.
-    async fn load(&self, project: &ProjectId, force: bool) -> Result<Arc<ProjectKeys>> {
+    /// Whether an unknown `kid` may reload the project's keys now (at most once per
+    /// [`KID_RELOAD_INTERVAL`]); records the reload.
+    fn may_force_reload(&self, project: &ProjectId) -> bool {
+        let mut last = self.forced_reloads.lock().unwrap_or_else(|p| p.into_inner());
+        match last.get(project) {
+            Some(at) if at.elapsed() < KID_RELOAD_INTERVAL => false,
+            _ => {
+                last.insert(project.clone(), Instant::now());
+                true
+            }
+        }
+    }
+
+    /// Loads and caches a project's keys. `create`: make the first key if the project has no
+    /// active one (signing); otherwise (verifying) a project without keys has no valid token.
+    async fn load(&self, project: &ProjectId, force: bool, create: bool) -> Result<Arc<ProjectKeys>> {
         if !force {
             if let Some(keys) = self.cache.read().unwrap_or_else(|p| p.into_inner()).get(project) {
                 if keys.loaded.elapsed() < CACHE_TTL {
@@ -127,6 +148,9 @@ impl JwtSigner {
             }
         }
         let mut records = self.store.list_signing_keys(project).await?;
+        if !create && !records.iter().any(|r| r.retired_ms.is_none()) {
+            return Err(Error::InvalidSession("signed by an unknown key"));
+        }
         if !records.iter().any(|r| r.retired_ms.is_none()) {
             let _guard = self.create_lock.lock().await;
             records = self.store.list_signing_keys(project).await?;
@@ -172,7 +196,7 @@ impl JwtSigner {
 #[async_trait]
 impl SessionSigner for JwtSigner {
     async fn sign(&self, project: &ProjectId, claims: &Map<String, Value>) -> Result<String> {
-        let keys = self.load(project, false).await?;
+        let keys = self.load(project, false, true).await?;
         let mut header = Header::new(Algorithm::ES384);
         header.kid = Some(keys.active_kid.clone());
         jsonwebtoken::encode(&header, claims, &keys.encoding)
@@ -186,9 +210,11 @@ impl SessionSigner for JwtSigner {
             return Err(Error::InvalidSession("unexpected algorithm"));
         }
         let kid = header.kid.ok_or(Error::InvalidSession("token has no kid"))?;
-        let mut keys = self.load(project, false).await?;
-        if !keys.decoding.contains_key(&kid) {
-            keys = self.load(project, true).await?;
+        let mut keys = self.load(project, false, false).await?;
+        // A key made since the cache was loaded (a rotation by the CLI or another replica) is
+        // found by a reload, bounded per project.
+        if !keys.decoding.contains_key(&kid) && self.may_force_reload(project) {
+            keys = self.load(project, true, false).await?;
         }
         let key = keys.decoding.get(&kid).ok_or(Error::InvalidSession("signed by an unknown key"))?;
         let mut validation = Validation::new(Algorithm::ES384);
@@ -205,7 +231,7 @@ impl SessionSigner for JwtSigner {
     }
 
     async fn jwks(&self, project: &ProjectId) -> Result<Vec<Value>> {
-        Ok(self.load(project, false).await?.jwks.clone())
+        Ok(self.load(project, false, true).await?.jwks.clone())
     }
 
     async fn rotate(&self, project: &ProjectId) -> Result<String> {
@@ -214,7 +240,169 @@ impl SessionSigner for JwtSigner {
         self.store.insert_signing_key(&fresh).await?;
         self.store.retire_signing_keys_except(project, &fresh.kid, self.clock.now_ms()).await?;
         drop(_guard);
-        self.load(project, true).await?;
+        self.load(project, true, true).await?;
         Ok(fresh.kid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use idvault_core::auth::{AuthCode, OAuthState, ProjectAuthSettings, SessionRecord};
+    use idvault_core::clock::{Clock, SystemClock};
+    use idvault_core::ids::{ProviderName, UserId};
+    use idvault_core::store::SignIn;
+
+    /// Keeps signing keys in memory and counts the reads of a project's key set.
+    #[derive(Default)]
+    struct CountingKeys {
+        keys: Mutex<Vec<SigningKeyRecord>>,
+        reads: AtomicUsize,
+    }
+
+    fn unused<T>() -> Result<T> {
+        Err(Error::Internal("not used by the signer".into()))
+    }
+
+    #[async_trait]
+    impl AuthStore for CountingKeys {
+        async fn list_signing_keys(&self, project: &ProjectId) -> Result<Vec<SigningKeyRecord>> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            Ok(self.keys.lock().unwrap().iter().filter(|k| &k.project_id == project).cloned().collect())
+        }
+        async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<()> {
+            self.keys.lock().unwrap().push(key.clone());
+            Ok(())
+        }
+        async fn retire_signing_keys_except(&self, project: &ProjectId, kid: &str, at_ms: i64) -> Result<()> {
+            for k in self.keys.lock().unwrap().iter_mut() {
+                if &k.project_id == project && k.kid != kid && k.retired_ms.is_none() {
+                    k.retired_ms = Some(at_ms);
+                }
+            }
+            Ok(())
+        }
+        async fn insert_oauth_state(&self, _: &OAuthState, _: u64) -> Result<bool> {
+            unused()
+        }
+        async fn take_oauth_state(&self, _: &[u8; 32]) -> Result<Option<OAuthState>> {
+            unused()
+        }
+        async fn insert_auth_code(&self, _: &AuthCode) -> Result<()> {
+            unused()
+        }
+        async fn take_auth_code(&self, _: &[u8; 32]) -> Result<Option<AuthCode>> {
+            unused()
+        }
+        async fn insert_session(&self, _: &SessionRecord) -> Result<()> {
+            unused()
+        }
+        async fn get_session(&self, _: &ProjectId, _: &str) -> Result<Option<SessionRecord>> {
+            unused()
+        }
+        async fn revoke_session(&self, _: &ProjectId, _: &str, _: i64) -> Result<bool> {
+            unused()
+        }
+        async fn advance_session(&self, _: &ProjectId, _: &str, _: i64) -> Result<bool> {
+            unused()
+        }
+        async fn revoke_user_sessions(&self, _: &ProjectId, _: &UserId, _: i64) -> Result<u64> {
+            unused()
+        }
+        async fn find_identity(&self, _: &ProjectId, _: &ProviderName, _: &str) -> Result<Option<UserId>> {
+            unused()
+        }
+        async fn find_user_by_verified_email(&self, _: &ProjectId, _: &str) -> Result<Option<UserId>> {
+            unused()
+        }
+        async fn complete_sign_in(&self, _: &ProjectId, _: &ProviderName, _: &SignIn) -> Result<UserId> {
+            unused()
+        }
+        async fn get_auth_settings(&self, _: &ProjectId) -> Result<ProjectAuthSettings> {
+            unused()
+        }
+        async fn set_auth_settings(&self, _: &ProjectId, _: &ProjectAuthSettings) -> Result<()> {
+            unused()
+        }
+    }
+
+    /// No encryption: the signer's key handling is under test, not sealing.
+    struct PlainCipher;
+
+    #[async_trait]
+    impl Cipher for PlainCipher {
+        async fn seal(&self, _: &ProjectId, plaintext: &[u8], _: &[u8]) -> Result<Vec<u8>> {
+            Ok(plaintext.to_vec())
+        }
+        async fn open(
+            &self,
+            _: &ProjectId,
+            ciphertext: &[u8],
+            _: &[u8],
+        ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+            Ok(zeroize::Zeroizing::new(ciphertext.to_vec()))
+        }
+    }
+
+    fn signer(store: Arc<CountingKeys>) -> JwtSigner {
+        JwtSigner::new(store, Arc::new(PlainCipher), Arc::new(SystemClock), Duration::from_secs(3600))
+    }
+
+    fn claims() -> Map<String, Value> {
+        let exp = SystemClock.now_secs() + 600;
+        json!({"sub": "U1", "exp": exp}).as_object().cloned().unwrap()
+    }
+
+    /// The token with its header's `kid` replaced (the signature no longer matters: the key is
+    /// looked up first).
+    fn with_kid(token: &str, kid: &str) -> String {
+        let mut parts = token.splitn(2, '.');
+        let (_, rest) = (parts.next().unwrap(), parts.next().unwrap());
+        let header = json!({"alg": "ES384", "typ": "JWT", "kid": kid});
+        format!("{}.{rest}", URL_SAFE_NO_PAD.encode(header.to_string()))
+    }
+
+    #[tokio::test]
+    async fn unknown_kids_do_not_reload_the_keys_on_every_request() {
+        let store = Arc::new(CountingKeys::default());
+        let signer = signer(store.clone());
+        let p = ProjectId::generate();
+        let token = signer.sign(&p, &claims()).await.unwrap();
+        assert_eq!(signer.verify(&p, &token).await.unwrap()["sub"], "U1");
+        let before = store.reads.load(Ordering::SeqCst);
+        for i in 0..50 {
+            let forged = with_kid(&token, &format!("Kmadeup{i}"));
+            assert!(matches!(signer.verify(&p, &forged).await, Err(Error::InvalidSession(_))));
+        }
+        let reloads = store.reads.load(Ordering::SeqCst) - before;
+        assert!(reloads <= 1, "50 unknown kids reloaded the key set {reloads} times");
+        // The real key still verifies, from the cache.
+        assert!(signer.verify(&p, &token).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_key_rotated_elsewhere_is_found_by_one_reload() {
+        let store = Arc::new(CountingKeys::default());
+        let serving = signer(store.clone());
+        let p = ProjectId::generate();
+        serving.sign(&p, &claims()).await.unwrap();
+        // Another process (the CLI, a replica) rotates and signs with the new key.
+        let other = signer(store.clone());
+        other.rotate(&p).await.unwrap();
+        let token = other.sign(&p, &claims()).await.unwrap();
+        assert!(serving.verify(&p, &token).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn verifying_never_creates_a_key() {
+        let store = Arc::new(CountingKeys::default());
+        let issuer = signer(Arc::new(CountingKeys::default()));
+        let p = ProjectId::generate();
+        let token = issuer.sign(&p, &claims()).await.unwrap();
+        let verifier = signer(store.clone());
+        assert!(matches!(verifier.verify(&p, &token).await, Err(Error::InvalidSession(_))));
+        assert!(store.keys.lock().unwrap().is_empty(), "verify made a signing key");
     }
 }

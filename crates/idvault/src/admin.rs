@@ -235,7 +235,7 @@ pub async fn project(data_dir: &Path, db: &DbTarget, cmd: ProjectCommand) -> any
             let project = ProjectId::parse(&project)?;
             let settings = ProjectAuthSettings { redirect_urls, link_by_verified_email };
             for u in &settings.redirect_urls {
-                idvault_core::provider::validate_url("redirect-url", u)?;
+                idvault_core::auth::service::validate_redirect_url("redirect-url", u)?;
             }
             store.set_auth_settings(&project, &settings).await?;
             println!(

@@ -140,6 +140,10 @@ pub struct ServeArgs {
     /// Lifetime of refresh JWTs (sessions).
     #[arg(long, env = "IDVAULT_REFRESH_TTL", default_value = "30days", value_parser = humantime::parse_duration)]
     pub refresh_ttl: std::time::Duration,
+
+    /// Most pending (started, unexpired) sign-ins per project before `authorize` answers 429.
+    #[arg(long, env = "IDVAULT_MAX_PENDING_SIGN_INS", default_value_t = idvault_core::limits::MAX_PENDING_SIGN_INS, hide = true)]
+    pub max_pending_sign_ins: u64,
 }
 
 #[derive(Subcommand, Debug)]

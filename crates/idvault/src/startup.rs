@@ -93,6 +93,7 @@ pub async fn serve(
         session_ttl: args.session_ttl,
         refresh_ttl: args.refresh_ttl,
         state_ttl: args.oauth_state_ttl,
+        max_pending_sign_ins: args.max_pending_sign_ins,
         ..AuthSettings::with_public_url(public_url)
     };
     let signer = Arc::new(JwtSigner::new(store.clone(), cipher.clone(), clock.clone(), args.refresh_ttl));

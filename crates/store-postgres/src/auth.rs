@@ -11,6 +11,7 @@ use idvault_core::ids::{ProjectId, ProviderName, UserId};
 use idvault_core::store::{AuthStore, SignIn, SignInUser};
 
 use crate::directory::lock_directory;
+use crate::lock::advisory_key;
 use crate::rows::col;
 use crate::tokens::{upsert_token, user_pk};
 use crate::users::{insert_user, lock_login_ids};
@@ -101,13 +102,34 @@ impl AuthStore for PgStore {
         .map_err(pg_err)
     }
 
-    async fn insert_oauth_state(&self, s: &OAuthState) -> Result<()> {
-        let c = self.conn().await?;
+    async fn insert_oauth_state(&self, s: &OAuthState, max_pending: u64) -> Result<bool> {
+        let mut c = self.conn().await?;
         // Expired states are swept on the way in, so the table stays small.
         c.execute("DELETE FROM oauth_states WHERE expires_ms < $1", &[&s.created_ms])
             .await
             .map_err(pg_err)?;
-        c.execute(
+        let max_pending = i64::try_from(max_pending).unwrap_or(i64::MAX);
+        let tx = c.transaction().await.map_err(pg_err)?;
+        // The count and the insert under one per-project lock (released at commit), so that
+        // concurrent starts, on any replica, cannot overshoot the bound.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&advisory_key(&["oauth-states", s.project_id.as_str()])],
+        )
+        .await
+        .map_err(pg_err)?;
+        let pending: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM oauth_states WHERE project_id = $1 AND expires_ms >= $2",
+                &[&s.project_id.as_str(), &s.created_ms],
+            )
+            .await
+            .map_err(pg_err)
+            .and_then(|r| col(&r, 0))?;
+        if pending >= max_pending {
+            return Ok(false);
+        }
+        tx.execute(
             "INSERT INTO oauth_states (state_hash, project_id, provider, redirect_url, code_verifier, nonce, created_ms, \
              expires_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
@@ -122,8 +144,9 @@ impl AuthStore for PgStore {
             ],
         )
         .await
-        .map(|_| ())
-        .map_err(pg_err)
+        .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)?;
+        Ok(true)
     }
 
     async fn take_oauth_state(&self, state_hash: &[u8; 32]) -> Result<Option<OAuthState>> {
@@ -176,8 +199,8 @@ impl AuthStore for PgStore {
         let c = self.conn().await?;
         let n = c
             .execute(
-                "INSERT INTO sessions (id, project_id, user_pk, created_ms, expires_ms, revoked_ms) \
-                 SELECT $1, $2, pk, $4, $5, $6 FROM users WHERE project_id = $2 AND user_id = $3",
+                "INSERT INTO sessions (id, project_id, user_pk, created_ms, expires_ms, revoked_ms, generation) \
+                 SELECT $1, $2, pk, $4, $5, $6, $7 FROM users WHERE project_id = $2 AND user_id = $3",
                 &[
                     &s.id,
                     &s.project_id.as_str(),
@@ -185,6 +208,7 @@ impl AuthStore for PgStore {
                     &s.created_ms,
                     &s.expires_ms,
                     &s.revoked_ms,
+                    &s.generation,
                 ],
             )
             .await
@@ -199,7 +223,7 @@ impl AuthStore for PgStore {
         let c = self.conn().await?;
         let stmt = c
             .prepare_cached(
-                "SELECT s.id, s.project_id, u.user_id, s.created_ms, s.expires_ms, s.revoked_ms FROM sessions s \
+                "SELECT s.id, s.project_id, u.user_id, s.created_ms, s.expires_ms, s.revoked_ms, s.generation FROM sessions s \
                  JOIN users u ON u.pk = s.user_pk WHERE s.id = $1 AND s.project_id = $2",
             )
             .await
@@ -215,6 +239,7 @@ impl AuthStore for PgStore {
             created_ms: col(&r, 3)?,
             expires_ms: col(&r, 4)?,
             revoked_ms: col(&r, 5)?,
+            generation: col(&r, 6)?,
         }))
     }
 
@@ -223,6 +248,20 @@ impl AuthStore for PgStore {
         c.execute(
             "UPDATE sessions SET revoked_ms = $3 WHERE id = $1 AND project_id = $2 AND revoked_ms IS NULL",
             &[&id, &project.as_str(), &at_ms],
+        )
+        .await
+        .map(|n| n > 0)
+        .map_err(pg_err)
+    }
+
+    async fn advance_session(&self, project: &ProjectId, id: &str, expected_generation: i64) -> Result<bool> {
+        let c = self.conn().await?;
+        // One UPDATE: of two concurrent ones, the second re-checks the row after the first
+        // commits and no longer matches the generation.
+        c.execute(
+            "UPDATE sessions SET generation = generation + 1 \
+             WHERE id = $1 AND project_id = $2 AND generation = $3 AND revoked_ms IS NULL",
+            &[&id, &project.as_str(), &expected_generation],
         )
         .await
         .map(|n| n > 0)

@@ -921,7 +921,7 @@ async fn sign_in_states_codes_sessions_and_settings() {
         created_ms: 100,
         expires_ms: 200,
     };
-    s.insert_oauth_state(&state).await.unwrap();
+    assert!(s.insert_oauth_state(&state, 100).await.unwrap());
     let mut takes = Vec::new();
     for _ in 0..4 {
         let s = s.clone();
@@ -933,16 +933,29 @@ async fn sign_in_states_codes_sessions_and_settings() {
     }
     assert!(got == vec![state.clone()], "a state is usable once");
     // Expired states are swept by the next insert.
-    s.insert_oauth_state(&OAuthState { state_hash: [8; 32], ..state.clone() }).await.unwrap();
-    s.insert_oauth_state(&OAuthState {
-        state_hash: [9; 32],
-        created_ms: 300,
-        expires_ms: 400,
-        ..state.clone()
-    })
-    .await
-    .unwrap();
+    assert!(s.insert_oauth_state(&OAuthState { state_hash: [8; 32], ..state.clone() }, 100).await.unwrap());
+    assert!(s
+        .insert_oauth_state(
+            &OAuthState { state_hash: [9; 32], created_ms: 300, expires_ms: 400, ..state.clone() },
+            100
+        )
+        .await
+        .unwrap());
     assert!(s.take_oauth_state(&[8; 32]).await.unwrap().is_none());
+    // Pending states are bounded per project, atomically; expired ones do not count.
+    let mut starts = Vec::new();
+    for i in 0..12u8 {
+        let s = s.clone();
+        let st = OAuthState { state_hash: [40 + i; 32], created_ms: 1000, expires_ms: 2000, ..state.clone() };
+        starts.push(tokio::spawn(async move { s.insert_oauth_state(&st, 5).await.unwrap() }));
+    }
+    let mut inserted = 0;
+    for t in starts {
+        inserted += usize::from(t.await.unwrap());
+    }
+    assert_eq!(inserted, 5, "concurrent starts stop at the bound");
+    let later = OAuthState { state_hash: [60; 32], created_ms: 2500, expires_ms: 3000, ..state.clone() };
+    assert!(s.insert_oauth_state(&later, 5).await.unwrap(), "expired states free the bound");
 
     // A new user signs in: user, identity and token in one go.
     let mut new = user("sso@example.com");
@@ -996,6 +1009,7 @@ async fn sign_in_states_codes_sessions_and_settings() {
         created_ms: 1,
         expires_ms: 10,
         revoked_ms: None,
+        generation: 0,
     };
     s.insert_session(&session).await.unwrap();
     assert!(matches!(
@@ -1009,7 +1023,22 @@ async fn sign_in_states_codes_sessions_and_settings() {
         Error::UserNotFound
     ));
     assert_eq!(s.get_session(p, "jti1").await.unwrap(), Some(session.clone()));
+    // Refresh rotation: of concurrent advances from one generation exactly one wins.
+    let mut advances = Vec::new();
+    for _ in 0..8 {
+        let (s, p) = (s.clone(), p.clone());
+        advances.push(tokio::spawn(async move { s.advance_session(&p, "jti1", 0).await.unwrap() }));
+    }
+    let mut wins = 0;
+    for t in advances {
+        wins += usize::from(t.await.unwrap());
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(s.get_session(p, "jti1").await.unwrap().unwrap().generation, 1);
+    assert!(!s.advance_session(p, "jti1", 0).await.unwrap());
+    assert!(s.advance_session(p, "jti1", 1).await.unwrap());
     assert!(s.revoke_session(p, "jti1", 5).await.unwrap());
+    assert!(!s.advance_session(p, "jti1", 2).await.unwrap(), "a revoked session does not rotate");
     assert!(!s.revoke_session(p, "jti1", 6).await.unwrap());
     s.insert_session(&SessionRecord { id: "jti3".into(), ..session.clone() }).await.unwrap();
     assert_eq!(s.revoke_user_sessions(p, &new.user_id, 7).await.unwrap(), 1);

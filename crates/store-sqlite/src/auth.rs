@@ -27,8 +27,11 @@ fn signing_key_row(r: &Row<'_>) -> rusqlite::Result<SigningKeyRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
 }
 
-fn session_row(r: &Row<'_>) -> rusqlite::Result<(String, String, String, i64, i64, Option<i64>)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+/// A `sessions` row before validation.
+type SessionRow = (String, String, String, i64, i64, Option<i64>, i64);
+
+fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
 }
 
 #[async_trait]
@@ -86,12 +89,25 @@ impl AuthStore for SqliteStore {
         .await
     }
 
-    async fn insert_oauth_state(&self, state: &OAuthState) -> Result<()> {
+    async fn insert_oauth_state(&self, state: &OAuthState, max_pending: u64) -> Result<bool> {
         let s = state.clone();
+        let max_pending = i64::try_from(max_pending).unwrap_or(i64::MAX);
         self.write(move |c| {
-            // Expired states are swept on the way in, so the table stays small.
-            c.execute("DELETE FROM oauth_states WHERE expires_ms < ?1", [s.created_ms]).map_err(storage_err)?;
-            c.execute(
+            let tx = c.transaction().map_err(storage_err)?;
+            // Expired states are swept on the way in (through oauth_states_expires), so the table
+            // stays small.
+            tx.execute("DELETE FROM oauth_states WHERE expires_ms < ?1", [s.created_ms]).map_err(storage_err)?;
+            let pending: i64 = tx
+                .query_row(
+                    "SELECT count(*) FROM oauth_states WHERE project_id = ?1 AND expires_ms >= ?2",
+                    params![s.project_id.as_str(), s.created_ms],
+                    |r| r.get(0),
+                )
+                .map_err(storage_err)?;
+            if pending >= max_pending {
+                return Ok(false);
+            }
+            tx.execute(
                 "INSERT INTO oauth_states (state_hash, project_id, provider, redirect_url, code_verifier, nonce, created_ms, expires_ms) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
@@ -105,8 +121,9 @@ impl AuthStore for SqliteStore {
                     s.expires_ms
                 ],
             )
-            .map(|_| ())
-            .map_err(storage_err)
+            .map_err(storage_err)?;
+            tx.commit().map_err(storage_err)?;
+            Ok(true)
         })
         .await
     }
@@ -217,8 +234,9 @@ impl AuthStore for SqliteStore {
                 .map_err(storage_err)?;
             let pk = pk.ok_or(Error::UserNotFound)?;
             c.execute(
-                "INSERT INTO sessions (id, project_id, user_pk, created_ms, expires_ms, revoked_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![s.id, s.project_id.as_str(), pk, s.created_ms, s.expires_ms, s.revoked_ms],
+                "INSERT INTO sessions (id, project_id, user_pk, created_ms, expires_ms, revoked_ms, generation) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![s.id, s.project_id.as_str(), pk, s.created_ms, s.expires_ms, s.revoked_ms, s.generation],
             )
             .map(|_| ())
             .map_err(storage_err)
@@ -229,13 +247,13 @@ impl AuthStore for SqliteStore {
     async fn get_session(&self, project: &ProjectId, id: &str) -> Result<Option<SessionRecord>> {
         let row = self.read(|c| {
             c.prepare_cached(
-                "SELECT s.id, s.project_id, u.user_id, s.created_ms, s.expires_ms, s.revoked_ms FROM sessions s \
+                "SELECT s.id, s.project_id, u.user_id, s.created_ms, s.expires_ms, s.revoked_ms, s.generation FROM sessions s \
                  JOIN users u ON u.pk = s.user_pk WHERE s.id = ?1 AND s.project_id = ?2",
             )
             .and_then(|mut st| st.query_row(params![id, project.as_str()], session_row).optional())
             .map_err(storage_err)
         })?;
-        row.map(|(id, p, user_id, created_ms, expires_ms, revoked_ms)| {
+        row.map(|(id, p, user_id, created_ms, expires_ms, revoked_ms, generation)| {
             Ok(SessionRecord {
                 id,
                 project_id: ProjectId::parse(&p)?,
@@ -243,6 +261,7 @@ impl AuthStore for SqliteStore {
                 created_ms,
                 expires_ms,
                 revoked_ms,
+                generation,
             })
         })
         .transpose()
@@ -254,6 +273,20 @@ impl AuthStore for SqliteStore {
             c.execute(
                 "UPDATE sessions SET revoked_ms = ?3 WHERE id = ?1 AND project_id = ?2 AND revoked_ms IS NULL",
                 params![id, project.as_str(), at_ms],
+            )
+            .map(|n| n > 0)
+            .map_err(storage_err)
+        })
+        .await
+    }
+
+    async fn advance_session(&self, project: &ProjectId, id: &str, expected_generation: i64) -> Result<bool> {
+        let (project, id) = (project.clone(), id.to_owned());
+        self.write(move |c| {
+            c.execute(
+                "UPDATE sessions SET generation = generation + 1 \
+                 WHERE id = ?1 AND project_id = ?2 AND generation = ?3 AND revoked_ms IS NULL",
+                params![id, project.as_str(), expected_generation],
             )
             .map(|n| n > 0)
             .map_err(storage_err)

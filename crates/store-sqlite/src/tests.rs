@@ -374,3 +374,60 @@ async fn hot_point_reads_are_not_re_prepared() {
         assert_eq!(total, 0, "{sql}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pending_sign_ins_are_bounded_and_sessions_rotate_by_compare_and_swap() {
+    use idvault_core::auth::{OAuthState, SessionRecord};
+    use idvault_core::store::AuthStore;
+    let f = fixture().await;
+    let (s, p) = (&f.store, &f.project);
+
+    let state = |i: u8, created_ms: i64| OAuthState {
+        state_hash: [i; 32],
+        project_id: p.clone(),
+        provider: ProviderName::parse("google").unwrap(),
+        redirect_url: "http://127.0.0.1/cb".into(),
+        code_verifier: vec![1],
+        nonce: "n".into(),
+        created_ms,
+        expires_ms: created_ms + 1000,
+    };
+    let mut starts = Vec::new();
+    for i in 0..12u8 {
+        let (s, st) = (s.clone(), state(i, 1000));
+        starts.push(tokio::spawn(async move { s.insert_oauth_state(&st, 5).await.unwrap() }));
+    }
+    let mut inserted = 0;
+    for t in starts {
+        inserted += usize::from(t.await.unwrap());
+    }
+    assert_eq!(inserted, 5, "concurrent starts stop at the bound");
+    assert!(s.insert_oauth_state(&state(50, 2500), 5).await.unwrap(), "expired states free the bound");
+
+    let u = user("rotating@example.com");
+    s.create_users(p, std::slice::from_ref(&u)).await.unwrap();
+    let session = SessionRecord {
+        id: "S1".into(),
+        project_id: p.clone(),
+        user_id: u.user_id.clone(),
+        created_ms: 1,
+        expires_ms: 10,
+        revoked_ms: None,
+        generation: 0,
+    };
+    s.insert_session(&session).await.unwrap();
+    let mut advances = Vec::new();
+    for _ in 0..8 {
+        let (s, p) = (s.clone(), p.clone());
+        advances.push(tokio::spawn(async move { s.advance_session(&p, "S1", 0).await.unwrap() }));
+    }
+    let mut wins = 0;
+    for t in advances {
+        wins += usize::from(t.await.unwrap());
+    }
+    assert_eq!(wins, 1, "of concurrent advances from one generation exactly one wins");
+    assert_eq!(s.get_session(p, "S1").await.unwrap().unwrap().generation, 1);
+    assert!(!s.advance_session(p, "S1", 0).await.unwrap());
+    assert!(s.revoke_session(p, "S1", 5).await.unwrap());
+    assert!(!s.advance_session(p, "S1", 1).await.unwrap(), "a revoked session does not rotate");
+}

@@ -96,8 +96,13 @@ def test_oauth_sign_in_then_sessions_with_the_sdk(client, signin_ready):
     assert claims["sub"] == user_id
     assert claims["userId"] == user_id
 
+    # Refresh JWTs rotate: the answer carries a new one, and the one presented stops working.
     refreshed = client.refresh_session(refresh)
     assert refreshed["sessionToken"]["sub"] == user_id
+    rotated = refreshed["refreshSessionToken"]["jwt"]
+    assert rotated != refresh
+    assert refreshed["refreshSessionToken"]["sid"] == jwt["refreshSessionToken"]["sid"]
+    refresh = rotated
     both = client.validate_and_refresh_session(session, refresh)
     assert both["sessionToken"]["sub"] == user_id
 

@@ -376,7 +376,8 @@ def test_load_users_leaves_out_disabled_users_unless_asked(client, uid):
 def test_deactivated_user_cannot_refresh(client, signin_ready):
     jwt = _sign_in(client, f"deactivated-{uuid.uuid4().hex[:10]}")
     refresh = jwt["refreshSessionToken"]["jwt"]
-    client.refresh_session(refresh)
+    # Refresh JWTs rotate: keep the new one.
+    refresh = client.refresh_session(refresh)["refreshSessionToken"]["jwt"]
     client.mgmt.user.deactivate(jwt["user"]["userId"])
     with pytest.raises(AuthException) as exc:
         client.refresh_session(refresh)
@@ -824,7 +825,8 @@ def test_logout_user_revokes_every_session(client, signin_ready, by):
     user = first["user"]
     assert second["user"]["userId"] == user["userId"]
     refresh_tokens = [first["refreshSessionToken"]["jwt"], second["refreshSessionToken"]["jwt"]]
-    client.refresh_session(refresh_tokens[0])  # live before the logout
+    # Live before the logout; refresh JWTs rotate, so keep the new one.
+    refresh_tokens[0] = client.refresh_session(refresh_tokens[0])["refreshSessionToken"]["jwt"]
 
     if by == "login_id":
         client.mgmt.user.logout_user(user["loginIds"][0])

@@ -109,11 +109,14 @@ struct AuthorizeQuery {
     #[param(required = true)]
     provider: String,
     /// Where to send the browser after the sign-in (also accepted as `redirectUrl`); one of the
-    /// project's allowed redirect URLs. May be left out when exactly one is allowed.
+    /// project's allowed redirect URLs (compared without the query), without a `code` query
+    /// parameter. May be left out when exactly one is allowed.
     #[serde(rename = "redirectURL", alias = "redirectUrl")]
+    #[param(max_length = 2048)]
     redirect_url: Option<String>,
     /// Passed to the provider as `login_hint`.
     #[serde(rename = "loginHint")]
+    #[param(max_length = 256)]
     login_hint: Option<String>,
 }
 
@@ -127,7 +130,9 @@ struct UrlBody {
 ///
 /// Answers the provider's authorization URL, with `state`, PKCE S256, a `nonce`, and
 /// `prompt=consent` when `offline_access` is requested. The body (login options) is accepted and
-/// not needed: idvault has no step-up or MFA yet.
+/// not needed: idvault has no step-up or MFA yet. A project has at most 10,000 pending sign-ins
+/// (started, not completed, unexpired); beyond that this answers 429 until some complete or
+/// expire.
 #[utoipa::path(
     post,
     path = "/v1/auth/oauth/authorize",
@@ -140,6 +145,7 @@ struct UrlBody {
         SessionErrors,
         BodyErrors,
         (status = 404, description = "The provider is not configured (`E112112`)", body = ErrorBody),
+        (status = 429, description = "Too many pending sign-ins in this project (`E130429`)", body = ErrorBody),
     ),
 )]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %bearer.project))]
@@ -170,6 +176,8 @@ struct CallbackQuery {
 }
 
 /// Where the provider sends the browser back. Redirects (302) to the application with a code.
+///
+/// A disabled or expired user gets no code: the answer is 403 (`E113006`).
 #[utoipa::path(
     get,
     path = "/v1/auth/oauth/callback",
@@ -180,6 +188,7 @@ struct CallbackQuery {
             headers(("Location" = String, description = "The redirect URL with the code"))),
         (status = 400, description = "Missing, unknown, used or expired state (`E113001`), an error from \
             the provider (`E113003`) or a rejected id_token (`E113004`)", body = ErrorBody),
+        (status = 403, description = "The user is disabled or expired (`E113006`)", body = ErrorBody),
         (status = 409, description = "The provider revoked the grant (`E112105`)", body = ErrorBody),
         (status = 500, description = "Internal error (`E011500`)", body = ErrorBody),
         (status = 502, description = "The provider failed the code exchange or userinfo \
@@ -211,7 +220,8 @@ struct ExchangeBody {
 
 /// Exchanges the one-time code of a sign-in for a session.
 ///
-/// A code works once, within 2 minutes.
+/// A code works once, within 2 minutes. A user disabled since the callback is refused (403,
+/// `E113006`).
 #[utoipa::path(
     post,
     path = "/v1/auth/oauth/exchange",
@@ -220,6 +230,7 @@ struct ExchangeBody {
     request_body = ExchangeBody,
     responses(
         (status = 200, description = "The session", body = JwtResponseBody),
+        (status = 403, description = "The user is disabled or expired (`E113006`)", body = ErrorBody),
         SessionErrors,
         BodyErrors,
     ),
@@ -238,7 +249,10 @@ fn refresh_jwt(bearer: &ProjectBearer) -> ApiResult<&str> {
     bearer.jwt.as_deref().ok_or_else(|| Error::InvalidSession("missing refresh token").into())
 }
 
-/// A new session JWT for a refresh JWT (the refresh JWT is kept).
+/// A new session JWT and a new refresh JWT for a refresh JWT.
+///
+/// Refresh JWTs rotate: the answer's `refreshJwt` replaces the one presented, which stops
+/// working. Presenting a refresh JWT again after it was rotated revokes the whole session (401).
 #[utoipa::path(
     post,
     path = "/v1/auth/refresh",
@@ -327,7 +341,8 @@ async fn public_keys(
 #[derive(Serialize, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AuthSettingsBody {
-    /// The allowed redirect URLs of sign-ins (compared without their query string).
+    /// The allowed redirect URLs of sign-ins (compared without their query string). None may have
+    /// a `code` query parameter: the sign-in appends its own.
     #[serde(default)]
     redirect_urls: Vec<String>,
     /// Sign-ins link to an existing user with the same verified email (default true).

@@ -76,7 +76,9 @@ pub struct AuthCode {
     pub expires_ms: i64,
 }
 
-/// A refresh session: the refresh JWT's `jti` names it; logout revokes it.
+/// A refresh session (a token family): the refresh JWT's `sid` claim names it (`jti` in tokens
+/// issued before rotation), logout revokes it. Each refresh rotates the refresh JWT: the session's
+/// `generation` moves on, and only a refresh JWT carrying the current generation is accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
     pub id: String,
@@ -85,12 +87,15 @@ pub struct SessionRecord {
     pub created_ms: i64,
     pub expires_ms: i64,
     pub revoked_ms: Option<i64>,
+    /// The generation of the one live refresh JWT of this session (0 at sign-in).
+    pub generation: i64,
 }
 
 /// Per-project sign-in settings.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProjectAuthSettings {
-    /// Where `authorize` may send users back; compared exactly, query string ignored.
+    /// Where `authorize` may send users back; compared exactly, query string ignored. None carries
+    /// a `code` parameter or a fragment.
     pub redirect_urls: Vec<String>,
     /// Link a sign-in to an existing user with the same email when the provider says it is
     /// verified (otherwise a new user is created).

@@ -5,8 +5,17 @@
 //! state, exchanges the code, establishes the identity (a validated id_token, or userinfo),
 //! creates or links the user, stores the provider tokens in the vault, all in one transaction,
 //! and redirects to the application with a one-time code. `exchange` turns that code into a
-//! session: a short session JWT (`drn: DS`) and a refresh JWT (`drn: DSR`, `jti` = session id)
+//! session: a short session JWT (`drn: DS`) and a refresh JWT (`drn: DSR`, `sid` = session id)
 //! that logout revokes.
+//!
+//! Refresh JWTs rotate (RFC 9700 section 4.14): each refresh answers a new refresh JWT of the
+//! same session with the next `gen`eration, and the previous one stops working. A refresh JWT
+//! presented after it was rotated (by a thief or by the real client, whichever came second) is
+//! reuse: the whole session is revoked. The generation moves by compare-and-swap in the store,
+//! so of two concurrent refreshes with one token exactly one wins.
+//!
+//! A disabled or expired user is refused at the provider callback (no code is issued) and again
+//! at the code exchange. Nothing here logs a code, a state or a token.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +48,8 @@ pub struct AuthSettings {
     pub refresh_ttl: Duration,
     pub state_ttl: Duration,
     pub code_ttl: Duration,
+    /// Most pending sign-ins per project (see [`crate::limits::MAX_PENDING_SIGN_INS`]).
+    pub max_pending_sign_ins: u64,
 }
 
 impl AuthSettings {
@@ -49,6 +60,7 @@ impl AuthSettings {
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             state_ttl: Duration::from_secs(10 * 60),
             code_ttl: Duration::from_secs(2 * 60),
+            max_pending_sign_ins: crate::limits::MAX_PENDING_SIGN_INS,
         }
     }
 }
@@ -100,6 +112,57 @@ fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
     let encoded = serde_urlencoded::to_string(pairs).unwrap_or_default();
     let sep = if base.contains('?') { '&' } else { '?' };
     format!("{base}{sep}{encoded}")
+}
+
+/// Whether the URL's query has a `code` parameter: the one-time code is appended to the redirect
+/// URL, and a second `code` would leave the application to pick one.
+pub fn has_code_param(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once('?') else {
+        return false;
+    };
+    let query = rest.split('#').next().unwrap_or_default();
+    match serde_urlencoded::from_str::<Vec<(String, String)>>(query) {
+        Ok(pairs) => pairs.iter().any(|(k, _)| k == "code"),
+        // Unreadable: refuse rather than guess.
+        Err(_) => true,
+    }
+}
+
+/// Checks an allowed redirect URL of the project settings: an absolute http(s) URL without a
+/// `code` query parameter.
+pub fn validate_redirect_url(field: &'static str, url: &str) -> Result<()> {
+    crate::provider::validate_url(field, url)?;
+    if has_code_param(url) {
+        return Err(Error::invalid(
+            field,
+            "must not have a 'code' query parameter: the sign-in appends its own",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a sign-in of a user that may not sign in.
+fn ensure_may_sign_in(user: &User) -> Result<()> {
+    match user.status {
+        UserStatus::Disabled => Err(Error::UserDisabled("disabled")),
+        UserStatus::Expired => Err(Error::UserDisabled("expired")),
+        UserStatus::Enabled | UserStatus::Invited => Ok(()),
+    }
+}
+
+/// The session a refresh JWT names and the generation it carries. Refresh JWTs issued before
+/// rotation name the session in `jti` and have no `gen`: they are generation 0.
+fn session_claims(claims: &Map<String, Value>) -> Result<(&str, i64)> {
+    let sid = claims
+        .get("sid")
+        .or_else(|| claims.get("jti"))
+        .and_then(Value::as_str)
+        .ok_or(Error::InvalidSession("no session id"))?;
+    let generation = match claims.get("gen") {
+        None => 0,
+        Some(g) => g.as_i64().ok_or(Error::InvalidSession("malformed generation"))?,
+    };
+    Ok((sid, generation))
 }
 
 /// The URL without its query string or fragment, for comparison with allowed redirect URLs.
@@ -167,6 +230,20 @@ impl AuthService {
         login_hint: Option<&str>,
     ) -> Result<String> {
         self.require_project(project).await?;
+        // Bounded before anything is stored: the redirect URL (query included) is kept with the
+        // pending sign-in.
+        if redirect_url.is_some_and(|u| u.len() > crate::limits::MAX_REDIRECT_URL_LEN) {
+            return Err(Error::invalid(
+                "redirectURL",
+                format!("longer than {} bytes", crate::limits::MAX_REDIRECT_URL_LEN),
+            ));
+        }
+        if login_hint.is_some_and(|h| h.len() > crate::limits::MAX_LOGIN_HINT_LEN) {
+            return Err(Error::invalid(
+                "loginHint",
+                format!("longer than {} bytes", crate::limits::MAX_LOGIN_HINT_LEN),
+            ));
+        }
         let config = self.providers.get(project, provider).await?;
         let authorization_endpoint = config
             .authorization_endpoint
@@ -186,6 +263,9 @@ impl AuthService {
             .any(|allowed| without_query(allowed) == without_query(&redirect_url))
         {
             return Err(Error::RedirectNotAllowed(redirect_url));
+        }
+        if has_code_param(&redirect_url) {
+            return Err(Error::invalid("redirectURL", "must not have a 'code' query parameter"));
         }
 
         let state = random_token(32);
@@ -207,7 +287,11 @@ impl AuthService {
             created_ms: now,
             expires_ms: now.saturating_add(ms(self.settings.state_ttl)),
         };
-        self.store.insert_oauth_state(&record).await?;
+        if !self.store.insert_oauth_state(&record, self.settings.max_pending_sign_ins).await? {
+            return Err(Error::TooManyRequests(
+                "too many sign-ins of this project are pending: retry when some have completed or expired",
+            ));
+        }
 
         let scope = config.scopes.join(" ");
         let callback = self.callback_url();
@@ -395,17 +479,23 @@ impl AuthService {
         identity: &Identity,
     ) -> Result<(SignInUser, bool)> {
         if let Some(id) = self.store.find_identity(project, provider, &identity.subject).await? {
-            return Ok((SignInUser::Existing(id), false));
+            return self.existing_user(project, id).await;
         }
         let settings = self.store.get_auth_settings(project).await?;
         if let (true, true, Some(email)) =
             (settings.link_by_verified_email, identity.email_verified, &identity.email)
         {
             if let Some(id) = self.store.find_user_by_verified_email(project, email).await? {
-                return Ok((SignInUser::Existing(id), false));
+                return self.existing_user(project, id).await;
             }
         }
-        let login_id = identity.email.clone().unwrap_or_else(|| format!("{provider}-{}", identity.subject));
+        // Only a verified email may become the login id: an unverified one (or none) would let
+        // anyone claim an address and make its owner's later sign-in collide with it. The email
+        // is kept on the user, unverified.
+        let login_id = match (&identity.email, identity.email_verified) {
+            (Some(email), true) => email.clone(),
+            _ => format!("{provider}-{}", identity.subject),
+        };
         let new = NewUser {
             login_id,
             email: identity.email.clone(),
@@ -419,6 +509,13 @@ impl AuthService {
         };
         let user = new.into_user(UserId::generate(), self.clock.now_ms())?;
         Ok((SignInUser::New(Box::new(user)), true))
+    }
+
+    /// An existing user the sign-in resolved to, if it may sign in.
+    async fn existing_user(&self, project: &ProjectId, id: UserId) -> Result<(SignInUser, bool)> {
+        let user = self.users.load(project, &UserRef::UserId(id.clone())).await?;
+        ensure_may_sign_in(&user)?;
+        Ok((SignInUser::Existing(id), false))
     }
 
     async fn seal_grant(
@@ -477,6 +574,8 @@ impl AuthService {
             return Err(Error::InvalidAuthCode);
         }
         let user = self.users.load(project, &UserRef::UserId(record.user_id.clone())).await?;
+        // Checked at the callback too; the user may have been disabled since.
+        ensure_may_sign_in(&user)?;
         let now = self.clock.now_ms();
         let session = SessionRecord {
             id: random_token(24),
@@ -485,11 +584,11 @@ impl AuthService {
             created_ms: now,
             expires_ms: now.saturating_add(ms(self.settings.refresh_ttl)),
             revoked_ms: None,
+            generation: 0,
         };
         self.store.insert_session(&session).await?;
         self.store.record_login(project, &user.user_id, now, "").await?;
-        let refresh_jwt =
-            self.sign(project, &user, "DSR", session.expires_ms.div_euclid(1000), Some(&session.id)).await?;
+        let refresh_jwt = self.sign_refresh(project, &user, &session, 0).await?;
         self.respond(project, user, refresh_jwt, &session, record.first_seen).await
     }
 
@@ -523,7 +622,7 @@ impl AuthService {
         user: &User,
         drn: &str,
         exp: i64,
-        jti: Option<&str>,
+        refresh: Option<(&str, i64)>,
     ) -> Result<String> {
         // Tenant permissions come with the loaded user; project-level ones from its roles.
         let mut tenants = Map::new();
@@ -548,10 +647,33 @@ impl AuthService {
         claims.insert("roles".into(), json!(user.role_names));
         claims.insert("permissions".into(), json!(permissions));
         claims.insert("tenants".into(), Value::Object(tenants));
-        if let Some(jti) = jti {
-            claims.insert("jti".into(), json!(jti));
+        if let Some((sid, generation)) = refresh {
+            claims.insert("sid".into(), json!(sid));
+            claims.insert("gen".into(), json!(generation));
+            claims.insert("jti".into(), json!(format!("{sid}.{generation}")));
         }
         self.signer.sign(project, &claims).await
+    }
+
+    /// The refresh JWT of `generation` of a session; it lives as long as the session.
+    async fn sign_refresh(
+        &self,
+        project: &ProjectId,
+        user: &User,
+        session: &SessionRecord,
+        generation: i64,
+    ) -> Result<String> {
+        let exp = session.expires_ms.div_euclid(1000);
+        self.sign(project, user, "DSR", exp, Some((&session.id, generation))).await
+    }
+
+    /// A refresh JWT was presented after it was rotated: revoke its whole session.
+    async fn reuse_detected(&self, project: &ProjectId, session_id: &str) -> Error {
+        tracing::warn!(project = %project, "a rotated refresh token was presented again; its session is revoked");
+        if let Err(e) = self.store.revoke_session(project, session_id, self.clock.now_ms()).await {
+            return e;
+        }
+        Error::InvalidSession("the refresh token was already used: the session is revoked")
     }
 
     /// Verifies a refresh JWT and answers its live session.
@@ -559,6 +681,8 @@ impl AuthService {
         if refresh_jwt.is_empty() {
             return Err(Error::InvalidSession("missing refresh token"));
         }
+        // An unknown project is refused before the signer looks for its keys.
+        self.require_project(project).await?;
         let claims = self.signer.verify(project, refresh_jwt).await?;
         if claims.get("drn").and_then(Value::as_str) != Some("DSR") {
             return Err(Error::InvalidSession("not a refresh token"));
@@ -566,14 +690,17 @@ impl AuthService {
         if claims.get("iss").and_then(Value::as_str) != Some(project.as_str()) {
             return Err(Error::InvalidSession("issued for another project"));
         }
-        let jti = claims.get("jti").and_then(Value::as_str).ok_or(Error::InvalidSession("no session id"))?;
+        let (sid, generation) = session_claims(&claims)?;
         let session =
-            self.store.get_session(project, jti).await?.ok_or(Error::InvalidSession("unknown session"))?;
+            self.store.get_session(project, sid).await?.ok_or(Error::InvalidSession("unknown session"))?;
         if session.revoked_ms.is_some() {
             return Err(Error::SessionRevoked);
         }
         if session.expires_ms <= self.clock.now_ms() {
             return Err(Error::InvalidSession("session expired"));
+        }
+        if generation != session.generation {
+            return Err(self.reuse_detected(project, &session.id).await);
         }
         let user = match self.users.load(project, &UserRef::UserId(session.user_id.clone())).await {
             Ok(u) => u,
@@ -586,10 +713,18 @@ impl AuthService {
         Ok((session, user))
     }
 
-    /// A new session JWT for a live refresh JWT (the refresh JWT itself is kept).
+    /// A new session JWT and a new (rotated) refresh JWT for a live refresh JWT, which stops
+    /// working. The session keeps its expiry: rotation does not extend it.
     pub async fn refresh(&self, project: &ProjectId, refresh_jwt: &str) -> Result<JwtResponse> {
         let (session, user) = self.live_session(project, refresh_jwt).await?;
-        self.respond(project, user, refresh_jwt.to_owned(), &session, false).await
+        if !self.store.advance_session(project, &session.id, session.generation).await? {
+            // Another refresh with the same token won (or the session was revoked meanwhile).
+            return Err(self.reuse_detected(project, &session.id).await);
+        }
+        let next = session.generation.saturating_add(1);
+        let session = SessionRecord { generation: next, ..session };
+        let refresh_jwt = self.sign_refresh(project, &user, &session, next).await?;
+        self.respond(project, user, refresh_jwt, &session, false).await
     }
 
     pub async fn logout(&self, project: &ProjectId, refresh_jwt: &str) -> Result<()> {
@@ -614,7 +749,7 @@ impl AuthService {
         link_by_verified_email: bool,
     ) -> Result<()> {
         for u in &redirect_urls {
-            crate::provider::validate_url("redirectUrls", u)?;
+            validate_redirect_url("redirectUrls", u)?;
         }
         let settings = crate::auth::ProjectAuthSettings { redirect_urls, link_by_verified_email };
         self.store.set_auth_settings(project, &settings).await
@@ -622,5 +757,41 @@ impl AuthService {
 
     pub async fn settings_of(&self, project: &ProjectId) -> Result<crate::auth::ProjectAuthSettings> {
         self.store.get_auth_settings(project).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_code_parameter_is_found_however_written() {
+        for url in [
+            "http://app.example/done?code=X",
+            "http://app.example/done?next=1&code=",
+            "http://app.example/done?code",
+            "http://app.example/done?%63ode=1",
+            "http://app.example/done?code=1#frag",
+        ] {
+            assert!(has_code_param(url), "{url}");
+        }
+        for url in [
+            "http://app.example/done",
+            "http://app.example/done?next=%2Fhome",
+            "http://app.example/done?codes=1&xcode=2",
+            "http://app.example/done#code=1",
+        ] {
+            assert!(!has_code_param(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn refresh_jwts_from_before_rotation_are_generation_0() {
+        let legacy = json!({"jti": "S1"}).as_object().cloned().unwrap_or_default();
+        assert_eq!(session_claims(&legacy).ok(), Some(("S1", 0)));
+        let rotated = json!({"sid": "S1", "gen": 3, "jti": "S1.3"}).as_object().cloned().unwrap_or_default();
+        assert_eq!(session_claims(&rotated).ok(), Some(("S1", 3)));
+        let bad = json!({"sid": "S1", "gen": "3"}).as_object().cloned().unwrap_or_default();
+        assert!(session_claims(&bad).is_err());
     }
 }

@@ -18,6 +18,7 @@ mod provider_tokens;
 mod refresh;
 mod replicas;
 mod signin;
+mod signin_security;
 mod ssrf;
 mod transfer;
 mod users;

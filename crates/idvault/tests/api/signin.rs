@@ -7,9 +7,9 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 use crate::oauth_server::OAuthServer;
 
-const APP_REDIRECT: &str = "http://app.example/done";
+pub(crate) const APP_REDIRECT: &str = "http://app.example/done";
 
-fn claims(jwt: &str) -> Value {
+pub(crate) fn claims(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).unwrap();
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap())
         .unwrap()
@@ -17,7 +17,7 @@ fn claims(jwt: &str) -> Value {
 
 /// Sets up the provider `acme` (discovered from the issuer), the allowed redirect, and the
 /// provider's knowledge of idvault's callback.
-async fn setup(app: &TestApp, oauth: &OAuthServer) {
+pub(crate) async fn setup(app: &TestApp, oauth: &OAuthServer) {
     let callback = format!("{}/v1/auth/oauth/callback", app.server.base_url);
     oauth.control("redirect_uris", json!({"redirect_uris": [callback]})).await;
     let r = app
@@ -42,7 +42,7 @@ fn auth_header(app: &TestApp, jwt: Option<&str>) -> String {
     }
 }
 
-async fn auth_call(
+pub(crate) async fn auth_call(
     app: &TestApp,
     method: reqwest::Method,
     path: &str,
@@ -58,18 +58,18 @@ async fn auth_call(
 }
 
 /// Where a browser sign-in ended.
-struct Outcome {
+pub(crate) struct Outcome {
     /// The app redirect's `code`, when the flow reached the app.
-    code: Option<String>,
+    pub(crate) code: Option<String>,
     /// The last response from idvault's callback, when it answered instead of redirecting.
-    callback_error: Option<Resp>,
+    pub(crate) callback_error: Option<Resp>,
     /// The callback URL the provider sent the browser to.
-    callback_url: Option<String>,
+    pub(crate) callback_url: Option<String>,
 }
 
 /// Drives the browser part: authorization URL → provider login and consent forms → idvault's
 /// callback → the app's redirect URL.
-async fn browse(start_url: &str, account: &str, idvault_base: &str) -> Outcome {
+pub(crate) async fn browse(start_url: &str, account: &str, idvault_base: &str) -> Outcome {
     let browser = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -118,7 +118,7 @@ async fn browse(start_url: &str, account: &str, idvault_base: &str) -> Outcome {
     panic!("too many redirects");
 }
 
-async fn start(app: &TestApp, redirect: &str) -> Resp {
+pub(crate) async fn start(app: &TestApp, redirect: &str) -> Resp {
     let path = format!("/v1/auth/oauth/authorize?provider=acme&redirectURL={}", urlencode(redirect));
     auth_call(
         app,
@@ -130,17 +130,17 @@ async fn start(app: &TestApp, redirect: &str) -> Resp {
     .await
 }
 
-async fn sign_in(app: &TestApp, account: &str) -> Outcome {
+pub(crate) async fn sign_in(app: &TestApp, account: &str) -> Outcome {
     let r = start(app, APP_REDIRECT).await;
     assert_eq!(r.status, 200, "{}", r.body);
     browse(r.body["url"].as_str().unwrap(), account, &app.server.base_url).await
 }
 
-async fn exchange(app: &TestApp, code: &str) -> Resp {
+pub(crate) async fn exchange(app: &TestApp, code: &str) -> Resp {
     auth_call(app, reqwest::Method::POST, "/v1/auth/oauth/exchange", None, Some(json!({"code": code}))).await
 }
 
-async fn user_count(app: &TestApp) -> u64 {
+pub(crate) async fn user_count(app: &TestApp) -> u64 {
     app.api.post("/v2/mgmt/user/search", json!({})).await.body["total"].as_u64().unwrap()
 }
 
@@ -202,12 +202,13 @@ async fn sign_in_exchange_sessions_and_the_vault() {
     assert_eq!(forced.status, 200, "{}", forced.body);
     assert_ne!(forced.body["accessToken"], t.body["accessToken"]);
 
-    // Sessions: refresh, me, logout.
+    // Sessions: refresh (which rotates the refresh JWT), me, logout.
     let refreshed =
         auth_call(&app, reqwest::Method::POST, "/v1/auth/refresh", Some(&refresh), Some(json!({}))).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
     assert_eq!(refreshed.body["firstSeen"], false);
     assert_eq!(claims(refreshed.body["sessionJwt"].as_str().unwrap())["sub"], user_id.as_str());
+    let refresh = refreshed.body["refreshJwt"].as_str().unwrap().to_owned();
     let me = auth_call(&app, reqwest::Method::GET, "/v1/auth/me", Some(&refresh), None).await;
     assert_eq!(me.body["userId"], user_id.as_str());
     auth_call(&app, reqwest::Method::POST, "/v1/auth/refresh", Some(&session), None)
