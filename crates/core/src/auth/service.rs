@@ -249,6 +249,17 @@ impl AuthService {
             .authorization_endpoint
             .clone()
             .ok_or_else(|| Error::invalid("provider", "has no authorization endpoint configured"))?;
+        // Browsers are sent there: a configuration stored before the URL policy existed (a
+        // `javascript:` URL, say) is checked again rather than trusted.
+        crate::provider::address::check_url(
+            &authorization_endpoint,
+            crate::provider::address::UrlKind::Endpoint,
+            self.oauth.allowed_hosts(),
+        )
+        .map_err(|why| {
+            tracing::warn!(%project, %why, "stored authorization endpoint refused");
+            Error::invalid("provider", crate::provider::address::PROVIDER_UNUSABLE)
+        })?;
         let settings = self.store.get_auth_settings(project).await?;
         let redirect_url = match redirect_url.filter(|u| !u.is_empty()) {
             Some(u) => u.to_owned(),

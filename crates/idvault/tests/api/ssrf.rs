@@ -227,9 +227,19 @@ async fn an_allowed_local_provider_works_end_to_end() {
     assert_ne!(r.body["accessToken"], grant["access_token"]);
     assert_eq!(oauth.refresh_requests().await, before + 1);
 
+    let redirect = "https://app.example.com/done";
+    let r = app.api.post("/v1/mgmt/auth/settings", json!({"redirectUrls": [redirect]})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let authorize = format!("/v1/auth/oauth/authorize?provider=acme&redirectURL={redirect}");
+
     // A stored token endpoint that is no longer allowed (configured under another policy, or
     // imported) is refused at call time, with the same answer as an unreachable one.
     let TestApp { server, api, dir } = app;
+    let project = server.project_id.clone().unwrap();
+    let public = Api::new(&api.base_url, &project, "");
+    let public = Api { auth: format!("Bearer {project}"), ..public };
+    let r = public.post(&authorize, json!({})).await;
+    assert_eq!(r.status, 200, "sign-in starts while the provider is allowed: {}", r.body);
     let data = server.data_dir.clone();
     assert!(server.stop().success());
     let restarted = TestServer::start_with(&data, &[("IDVAULT_PROVIDER_ALLOWED_HOSTS", "")], &[]);
@@ -239,6 +249,11 @@ async fn an_allowed_local_provider_works_end_to_end() {
     r.assert_error(502, "E112110");
     assert_eq!(oauth.refresh_requests().await, calls, "no call went out");
     assert!(restarted.stderr().contains("provider URL refused"), "{}", restarted.stderr());
+    // The stored authorization endpoint, where browsers are sent, is checked again as well.
+    let public = Api { base_url: restarted.base_url.clone(), ..public };
+    let r = public.post(&authorize, json!({})).await;
+    r.assert_error(400, "E011004");
+    assert!(r.body["errorMessage"].as_str().unwrap().contains("could not be used"), "{}", r.body);
     drop(restarted);
     drop(dir);
 }
