@@ -51,6 +51,8 @@ pub fn describe(code: Code) -> (StatusCode, &'static str, &'static str) {
         Code::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "E011413", "Request body too large"),
         Code::RouteNotFound => (StatusCode::NOT_FOUND, "E011404", "Route not found"),
         Code::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "E011405", "Method not allowed"),
+        // The Descope SDKs' rate-limit error (E130429); they read `Retry-After`.
+        Code::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "E130429", "Too many requests"),
         Code::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "E011500", "Internal server error"),
     }
 }

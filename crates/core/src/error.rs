@@ -36,6 +36,8 @@ pub enum Code {
     PayloadTooLarge,
     RouteNotFound,
     MethodNotAllowed,
+    /// Too many requests from one client address (the auth routes' rate limit).
+    RateLimited,
     Internal,
 }
 
