@@ -51,6 +51,7 @@ const BAD_REQUEST: &str = "BadRequest";
 const UNAUTHORIZED: &str = "Unauthorized";
 const SESSION_UNAUTHORIZED: &str = "SessionUnauthorized";
 const TOO_LARGE: &str = "PayloadTooLarge";
+const RATE_LIMITED: &str = "RateLimited";
 const INTERNAL: &str = "InternalError";
 
 impl Modify for Components {
@@ -93,6 +94,11 @@ impl Modify for Components {
                  refresh token (`E061001`), or session logged out (`E064001`)",
             ),
             (TOO_LARGE, "Request body too large (`E011413`); the connection is closed"),
+            (
+                RATE_LIMITED,
+                "Too many requests from this client address (`E130429`); the `Retry-After` header says \
+                 in how many seconds to retry",
+            ),
             (INTERNAL, "Internal error (`E011500`); the cause is logged, not sent"),
         ] {
             components.responses.insert(name.to_owned(), error_response(description));
@@ -127,12 +133,13 @@ impl IntoResponses for MgmtErrors {
     }
 }
 
-/// The errors of the auth routes that take the project bearer: 400, 401 and 500.
+/// The errors of the auth routes that take the project bearer: 400, 401, 429 (the per-address
+/// rate limit of `/v1/auth/*`) and 500.
 pub struct SessionErrors;
 
 impl IntoResponses for SessionErrors {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        refs(&[("400", BAD_REQUEST), ("401", SESSION_UNAUTHORIZED), ("500", INTERNAL)])
+        refs(&[("400", BAD_REQUEST), ("401", SESSION_UNAUTHORIZED), ("429", RATE_LIMITED), ("500", INTERNAL)])
     }
 }
 
