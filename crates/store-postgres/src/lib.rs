@@ -357,7 +357,7 @@ impl PgStore {
     /// Listens for management-key revocations made by any process on this database (other
     /// replicas, the CLI) and reports them to `on`, until the returned task is aborted.
     /// `Listening` comes on every (re)connection, after which notifications are delivered;
-    /// `Lost` when the connection fails (reconnection is retried every second): in between,
+    /// `Lost` when the connection fails (reconnection is retried, backing off from 1 s to 30 s): in between,
     /// revocations may be missed, so the caller must not trust what it cached.
     pub fn listen_key_revocations(
         &self,
@@ -366,16 +366,23 @@ impl PgStore {
         let cfg = self.inner.listen_cfg.clone();
         let redactor = self.inner.redactor.clone();
         tokio::spawn(async move {
+            // Retries back off from 1 s to 30 s while the database stays unreachable.
+            let mut delay = Duration::from_secs(1);
             loop {
                 match listen_once(&cfg, &on).await {
-                    Ok(()) => tracing::warn!("the key revocation listener lost its database connection"),
+                    Ok(()) => {
+                        tracing::warn!("the key revocation listener lost its database connection");
+                        delay = Duration::from_secs(1);
+                    }
                     Err(e) => tracing::warn!(
                         error = %redactor.clean(e.to_string()),
-                        "the key revocation listener could not connect; retrying"
+                        retry_in_s = delay.as_secs(),
+                        "the key revocation listener could not connect"
                     ),
                 }
                 on(RevocationEvent::Lost);
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
             }
         })
     }
