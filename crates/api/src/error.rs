@@ -49,7 +49,8 @@ pub fn describe(code: Code) -> (StatusCode, &'static str, &'static str) {
         // Go SDK's ErrTokenExpiredByLoggedOut.
         Code::SessionRevoked => (StatusCode::UNAUTHORIZED, "E064001", "Session logged out"),
         Code::UserDisabled => (StatusCode::FORBIDDEN, "E113006", "Sign-in refused: the user is disabled"),
-        // Descope's rate-limit code; the SDKs raise their rate-limit exception on a 429.
+        // Descope's rate-limit code: the SDKs raise their rate-limit exception on a 429 and read
+        // `Retry-After`. Both the per-address limit and the pending sign-in bound answer it.
         Code::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "E130429", "Too many requests"),
         Code::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "E011413", "Request body too large"),
         Code::RouteNotFound => (StatusCode::NOT_FOUND, "E011404", "Route not found"),

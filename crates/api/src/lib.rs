@@ -8,9 +8,11 @@
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod ratelimit;
 pub mod router;
 pub mod routes;
 pub mod state;
 
-pub use router::{openapi, router};
+pub use ratelimit::RateLimit;
+pub use router::{openapi, router, HttpSettings};
 pub use state::AppState;

@@ -29,6 +29,7 @@ use crate::error::ErrorBody;
         (name = "users", description = "User management: create, load, search, change, delete."),
         (name = "provider-tokens", description = "The provider-token vault: read (Descope), store and forget (idvault extensions)."),
         (name = "providers", description = "idvault extension: a project's own OAuth app per provider."),
+        (name = "management-keys", description = "idvault extension: list and revoke the project's management keys."),
         (name = "tenants", description = "Tenants."),
         (name = "roles", description = "Roles, project-wide or per tenant."),
         (name = "permissions", description = "Permissions."),
@@ -50,6 +51,7 @@ const BAD_REQUEST: &str = "BadRequest";
 const UNAUTHORIZED: &str = "Unauthorized";
 const SESSION_UNAUTHORIZED: &str = "SessionUnauthorized";
 const TOO_LARGE: &str = "PayloadTooLarge";
+const RATE_LIMITED: &str = "RateLimited";
 const INTERNAL: &str = "InternalError";
 
 impl Modify for Components {
@@ -92,6 +94,11 @@ impl Modify for Components {
                  refresh token (`E061001`), or session logged out (`E064001`)",
             ),
             (TOO_LARGE, "Request body too large (`E011413`); the connection is closed"),
+            (
+                RATE_LIMITED,
+                "Too many requests from this client address (`E130429`); the `Retry-After` header says \
+                 in how many seconds to retry",
+            ),
             (INTERNAL, "Internal error (`E011500`); the cause is logged, not sent"),
         ] {
             components.responses.insert(name.to_owned(), error_response(description));
@@ -126,12 +133,13 @@ impl IntoResponses for MgmtErrors {
     }
 }
 
-/// The errors of the auth routes that take the project bearer: 400, 401 and 500.
+/// The errors of the auth routes that take the project bearer: 400, 401, 429 (the per-address
+/// rate limit of `/v1/auth/*`) and 500.
 pub struct SessionErrors;
 
 impl IntoResponses for SessionErrors {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        refs(&[("400", BAD_REQUEST), ("401", SESSION_UNAUTHORIZED), ("500", INTERNAL)])
+        refs(&[("400", BAD_REQUEST), ("401", SESSION_UNAUTHORIZED), ("429", RATE_LIMITED), ("500", INTERNAL)])
     }
 }
 
@@ -143,6 +151,15 @@ impl IntoResponses for BodyErrors {
         refs(&[("413", TOO_LARGE)])
     }
 }
+
+/// The Content-Security-Policy of the `/docs` page: scripts and styles only from the pinned CDN
+/// (with subresource integrity in the page) plus the page's one inline script by its hash;
+/// Swagger UI's inline styles and data: images; requests ("try it out") to this origin only; no
+/// framing, no forms, no base URL. The hash is checked against the page by a unit test.
+pub const DOCS_CSP: &str = "default-src 'none'; \
+    script-src https://cdn.jsdelivr.net 'sha256-IFZj69oc/iSUByuxJ7an3IkEGL/IadI9tBxVo8cVL9k='; \
+    style-src https://cdn.jsdelivr.net 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+    frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /// The page at `/docs`: the document at `/openapi.json` (relative, so that it also works behind a
 /// path prefix) rendered by Swagger UI, loaded from a CDN by the browser, pinned to one version
@@ -164,9 +181,29 @@ pub const DOCS_HTML: &str = r##"<!doctype html>
           integrity="sha384-gjRm0bEPMeTmMh5jT2cHccIwCUZSTd8YC+j0d0sXw0MdGEfScduGpSyF3ZSSLkX9" crossorigin="anonymous"></script>
   <script>
     window.addEventListener("load", function () {
-      window.ui = SwaggerUIBundle({ url: "openapi.json", dom_id: "#swagger-ui", deepLinking: true });
+      window.ui = SwaggerUIBundle({ url: "openapi.json", dom_id: "#swagger-ui", deepLinking: true, validatorUrl: null });
     });
   </script>
 </body>
 </html>
 "##;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use base64::Engine;
+    use sha2::Digest;
+
+    use super::*;
+
+    #[test]
+    fn the_docs_csp_allows_exactly_the_inline_script_of_the_page() {
+        let start = DOCS_HTML.find("<script>\n").unwrap() + "<script>".len();
+        let end = start + DOCS_HTML[start..].find("</script>").unwrap();
+        let digest = sha2::Sha256::digest(&DOCS_HTML.as_bytes()[start..end]);
+        let hash = base64::engine::general_purpose::STANDARD.encode(digest);
+        assert!(DOCS_CSP.contains(&format!("'sha256-{hash}'")), "update DOCS_CSP: sha256-{hash}");
+        assert_eq!(DOCS_HTML.matches("<script").count(), 2, "one CDN script and one inline script");
+        assert!(DOCS_CSP.contains("frame-ancestors 'none'"));
+    }
+}

@@ -5,10 +5,10 @@ use std::any::Any;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{middleware, Json, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -18,7 +18,8 @@ use idvault_core::error::Code;
 use idvault_core::limits::MAX_BODY_BYTES;
 
 use crate::error::ApiError;
-use crate::openapi::{ApiDoc, DOCS_HTML};
+use crate::openapi::{ApiDoc, DOCS_CSP, DOCS_HTML};
+use crate::ratelimit::{KeyedLimiter, RateLimit};
 use crate::routes;
 use crate::state::AppState;
 
@@ -32,6 +33,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::users::router())
         .merge(routes::provider_tokens::router())
         .merge(routes::providers::router())
+        .merge(routes::keys::router())
 }
 
 /// The OpenAPI document of the API, as served at `/openapi.json` (needs no state).
@@ -39,10 +41,23 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_routes().into_openapi()
 }
 
-pub fn router(state: AppState) -> Router {
+/// Settings of the HTTP layer itself (not of the domain services).
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Per-client-address limit of the `/v1/auth/*` routes; `None` (or a zero rate) disables it.
+    pub auth_rate_limit: Option<RateLimit>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings { auth_rate_limit: Some(RateLimit { per_second: 20, burst: 100 }) }
+    }
+}
+
+pub fn router(state: AppState, settings: &HttpSettings) -> Router {
     let (routes, doc) = api_routes().split_for_parts();
     let doc = Arc::new(doc);
-    routes
+    let mut app = routes
         .route(
             "/openapi.json",
             get(move || {
@@ -50,15 +65,49 @@ pub fn router(state: AppState) -> Router {
                 async move { Json(&*doc).into_response() }
             }),
         )
-        .route("/docs", get(|| async { Html(DOCS_HTML) }))
+        .route("/docs", get(|| async { ([(header::CONTENT_SECURITY_POLICY, DOCS_CSP)], Html(DOCS_HTML)) }))
         .fallback(|| async { ApiError::new(Code::RouteNotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(Code::MethodNotAllowed, "method not allowed on this route")
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    if let Some(limit) = settings.auth_rate_limit.filter(RateLimit::is_enabled) {
+        let limiter = Arc::new(KeyedLimiter::new(limit));
+        app = app.layer(middleware::from_fn_with_state(limiter, crate::ratelimit::limit_auth_routes));
+    }
+    app.layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::map_response(security_headers))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+}
+
+/// The span of one request: method and path only. The query is left out because it can carry
+/// secrets (the OAuth callback's `code` and `state`; login ids in management reads).
+fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
+    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+}
+
+/// The policy of HTML answers that set none of their own: nothing may load, nothing may frame it.
+const HTML_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// `nosniff` on every answer; on HTML answers also a Content-Security-Policy (the route's own, or
+/// a deny-all one), no framing (CSP `frame-ancestors 'none'` and `X-Frame-Options: DENY` for
+/// older browsers) and no referrer.
+async fn security_headers(mut resp: Response) -> Response {
+    let headers = resp.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    let html = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/html"));
+    if html {
+        if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+            headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(HTML_CSP));
+        }
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    }
+    resp
 }
 
 fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {

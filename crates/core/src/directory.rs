@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::ids::ProjectId;
-use crate::limits::{MAX_FIELD_LEN, MAX_LIST_ITEMS};
+use crate::limits::{MAX_ATTRIBUTE_NAME_LEN, MAX_FIELD_LEN, MAX_LIST_ITEMS};
 use crate::store::SharedStore;
 use crate::user::model::check_json_text;
 
@@ -150,6 +150,28 @@ pub fn check_custom_attributes(defs: &[AttributeDef], attrs: &Map<String, Value>
             Error::invalid("customAttributes", format!("'{key}' is not a defined custom attribute"))
         })?;
         def.check(value)?;
+    }
+    Ok(())
+}
+
+/// The rule of a custom attribute name, for definitions and search filters alike: 1 to
+/// [`MAX_ATTRIBUTE_NAME_LEN`] bytes of printable text without quotes or backslashes (names end up
+/// inside JSON paths such as `$."name"`).
+pub fn check_attribute_name(field: &'static str, name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::MissingArgument(field));
+    }
+    if name.len() > MAX_ATTRIBUTE_NAME_LEN
+        || name.chars().any(|c| c.is_control() || c == '"' || c == '\\')
+        || name.trim() != name
+    {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "custom attribute names are 1 to {MAX_ATTRIBUTE_NAME_LEN} bytes of printable text without \
+                 quotes, backslashes or surrounding spaces"
+            ),
+        ));
     }
     Ok(())
 }
@@ -391,7 +413,7 @@ impl DirectoryService {
             return Err(Error::MissingArgument("attributes"));
         }
         for d in &defs {
-            check_name("name", &d.name)?;
+            check_attribute_name("name", &d.name)?;
             let texts =
                 std::iter::once(&d.display_name).chain(d.options.iter().flat_map(|o| [&o.value, &o.label]));
             if texts.into_iter().any(|t| t.contains('\0') || t.len() > MAX_FIELD_LEN) {

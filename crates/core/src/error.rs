@@ -34,6 +34,8 @@ pub enum Code {
     InvalidSession,
     SessionRevoked,
     UserDisabled,
+    /// Too many requests: one client address over the auth routes' rate limit, or a project's
+    /// pending sign-ins at their bound.
     TooManyRequests,
     PayloadTooLarge,
     RouteNotFound,

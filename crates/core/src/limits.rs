@@ -11,8 +11,17 @@ pub const SEARCH_MAX_LIMIT: u32 = 1000;
 pub const MAX_BATCH_USERS: usize = 1000;
 /// Most ids in one `POST /v1/mgmt/users/load`.
 pub const MAX_LOAD_USERS: usize = 1000;
-/// Most values in one search filter list (loginIds, emails, ...).
+/// Most values in one search filter list (loginIds, emails, statuses, the values of one custom
+/// attribute or of one tenant's roles, ...).
 pub const MAX_FILTER_VALUES: usize = 1000;
+/// Most values in all the filters of one search together (keeps every query far below the
+/// databases' bound-parameter limits).
+pub const MAX_SEARCH_VALUES_TOTAL: usize = 10_000;
+/// Most custom attributes, and most tenants of `tenantRoleNames`/`tenantRoleIds`, one search
+/// filters on.
+pub const MAX_SEARCH_FILTERS: usize = 50;
+/// Longest custom attribute name (definitions and search filters alike).
+pub const MAX_ATTRIBUTE_NAME_LEN: usize = 128;
 /// Longest login id, email, name, phone, picture URL or similar string field.
 pub const MAX_FIELD_LEN: usize = 1024;
 /// Most login ids per user (the primary plus additional ones).

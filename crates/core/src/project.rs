@@ -146,13 +146,90 @@ pub fn validate_name(field: &'static str, name: &str) -> Result<String> {
     Ok(name.to_owned())
 }
 
-/// Projects, keys, and the management-key check every request goes through.
 /// How long a management-key record is trusted from memory. Revocation through this server
-/// applies at once; through the CLI (another process) within this time.
+/// (API or CLI in this process) applies at once; on PostgreSQL, other replicas evict on the
+/// revocation's notification ([`KeyCache::evict`]); this bound remains for a notification that is
+/// lost on a connection that has not yet been seen to fail, and for the CLI revoking a key of a
+/// running SQLite server (another process).
 pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
-type KeyCache = std::sync::RwLock<std::collections::HashMap<String, (std::time::Instant, ManagementKey)>>;
+/// Most key records kept in memory.
+const KEY_CACHE_MAX: usize = 10_000;
 
+/// The in-memory copy of management-key records, with what lets other processes' revocations
+/// reach it: eviction by key id, and a switch that stops trusting it (while the notification
+/// channel of a shared database is down, every check reads the store).
+#[derive(Default)]
+pub struct KeyCache {
+    records: std::sync::RwLock<std::collections::HashMap<String, (std::time::Instant, ManagementKey)>>,
+    /// Bumped by every eviction: a record read from the store before an eviction is not cached
+    /// after it (it may predate the revocation that caused the eviction).
+    evictions: std::sync::atomic::AtomicU64,
+    /// While set, the cache is bypassed.
+    untrusted: std::sync::atomic::AtomicBool,
+}
+
+impl KeyCache {
+    /// Forgets one key (it was revoked, here or elsewhere).
+    pub fn evict(&self, key_id: &str) {
+        use std::sync::atomic::Ordering;
+        let mut records = self.records.write().unwrap_or_else(|p| p.into_inner());
+        self.evictions.fetch_add(1, Ordering::SeqCst);
+        records.remove(key_id);
+    }
+
+    /// Forgets every key (revocations may have been missed).
+    pub fn evict_all(&self) {
+        use std::sync::atomic::Ordering;
+        let mut records = self.records.write().unwrap_or_else(|p| p.into_inner());
+        self.evictions.fetch_add(1, Ordering::SeqCst);
+        records.clear();
+    }
+
+    /// Whether records may be served from memory: false while revocations by other processes
+    /// could go unnoticed (the notification channel is down).
+    pub fn set_trusted(&self, trusted: bool) {
+        use std::sync::atomic::Ordering;
+        if !trusted {
+            self.untrusted.store(true, Ordering::SeqCst);
+            self.evict_all();
+        } else {
+            self.evict_all();
+            self.untrusted.store(false, Ordering::SeqCst);
+        }
+    }
+
+    fn get(&self, key_id: &str) -> Option<ManagementKey> {
+        use std::sync::atomic::Ordering;
+        if self.untrusted.load(Ordering::Relaxed) {
+            return None;
+        }
+        let records = self.records.read().unwrap_or_else(|p| p.into_inner());
+        records.get(key_id).filter(|(at, _)| at.elapsed() < KEY_CACHE_TTL).map(|(_, r)| r.clone())
+    }
+
+    fn generation(&self) -> u64 {
+        self.evictions.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Caches a record read from the store when no eviction happened since `generation`.
+    fn put(&self, generation: u64, record: &ManagementKey) {
+        use std::sync::atomic::Ordering;
+        let mut records = self.records.write().unwrap_or_else(|p| p.into_inner());
+        if self.evictions.load(Ordering::SeqCst) != generation || self.untrusted.load(Ordering::SeqCst) {
+            return;
+        }
+        if records.len() >= KEY_CACHE_MAX {
+            records.retain(|_, (at, _)| at.elapsed() < KEY_CACHE_TTL);
+            if records.len() >= KEY_CACHE_MAX {
+                return;
+            }
+        }
+        records.insert(record.key_id.clone(), (std::time::Instant::now(), record.clone()));
+    }
+}
+
+/// Projects, keys, and the management-key check every request goes through.
 #[derive(Clone)]
 pub struct ProjectService {
     store: SharedStore,
@@ -167,20 +244,25 @@ impl ProjectService {
         Self { store, clock, keys: Default::default() }
     }
 
+    /// Now, by the service's clock (Unix milliseconds).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// The key cache, for the listener of another process's revocations.
+    pub fn key_cache(&self) -> std::sync::Arc<KeyCache> {
+        self.keys.clone()
+    }
+
     async fn key_record(&self, key_id: &str) -> Result<Option<ManagementKey>> {
-        if let Some((at, record)) = self.keys.read().unwrap_or_else(|p| p.into_inner()).get(key_id) {
-            if at.elapsed() < KEY_CACHE_TTL {
-                return Ok(Some(record.clone()));
-            }
+        if let Some(record) = self.keys.get(key_id) {
+            return Ok(Some(record));
         }
+        let generation = self.keys.generation();
         let record = self.store.get_key(key_id).await?;
-        let mut cache = self.keys.write().unwrap_or_else(|p| p.into_inner());
-        if cache.len() > 10_000 {
-            cache.retain(|_, (at, _)| at.elapsed() < KEY_CACHE_TTL);
-        }
         // Only existing keys are cached, so that garbage key ids cannot grow the map.
         if let Some(r) = &record {
-            cache.insert(key_id.to_owned(), (std::time::Instant::now(), r.clone()));
+            self.keys.put(generation, r);
         }
         Ok(record)
     }
@@ -227,9 +309,13 @@ impl ProjectService {
         self.store.list_keys(project).await
     }
 
+    /// Revokes a key of `project`. The cached record is evicted after the store has the
+    /// revocation, and a check that read the record before it cannot cache it afterwards, so the
+    /// very next check on this server refuses the key.
     pub async fn revoke_key(&self, project: &ProjectId, key_id: &str) -> Result<()> {
-        self.keys.write().unwrap_or_else(|p| p.into_inner()).remove(key_id);
-        if self.store.revoke_key(project, key_id, self.clock.now_ms()).await? {
+        let revoked = self.store.revoke_key(project, key_id, self.clock.now_ms()).await;
+        self.keys.evict(key_id);
+        if revoked? {
             Ok(())
         } else {
             Err(Error::KeyNotFound(key_id.to_owned()))

@@ -144,6 +144,20 @@ pub struct ServeArgs {
     /// Most pending (started, unexpired) sign-ins per project before `authorize` answers 429.
     #[arg(long, env = "IDVAULT_MAX_PENDING_SIGN_INS", default_value_t = idvault_core::limits::MAX_PENDING_SIGN_INS, hide = true)]
     pub max_pending_sign_ins: u64,
+
+    /// Time a client has to send a request's headers, from the moment the server waits for them
+    /// (also closes idle keep-alive connections after this time). `0s` disables it.
+    #[arg(long, env = "IDVAULT_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: std::time::Duration,
+
+    /// Requests per second per client address on the unauthenticated `/v1/auth/*` routes
+    /// (sign-in, code exchange, refresh, logout, me). `0` disables the limit.
+    #[arg(long, env = "IDVAULT_AUTH_RATE_LIMIT", default_value_t = 20)]
+    pub auth_rate_limit: u32,
+
+    /// Burst size of that limit: requests a client address may make at once. `0` disables it.
+    #[arg(long, env = "IDVAULT_AUTH_RATE_BURST", default_value_t = 100)]
+    pub auth_rate_burst: u32,
 }
 
 #[derive(Subcommand, Debug)]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 
-use idvault_api::AppState;
+use idvault_api::{AppState, HttpSettings, RateLimit};
 use idvault_core::auth::AuthSettings;
 use idvault_core::clock::SystemClock;
 use idvault_core::project::ProjectService;
@@ -101,20 +101,98 @@ pub async fn serve(
         AppState::new(store.clone(), cipher, signer, Arc::new(oauth), clock.clone(), settings, auth_settings);
 
     bootstrap_first_project(&state.projects, store.as_ref(), &addr).await?;
+    let revocation_listener = listen_for_key_revocations(&backend, &state);
 
+    let shutdown = shutdown_signal();
     // A machine-readable line: test harnesses and scripts wait for it.
     println!("idvault listening on http://{addr}");
     tracing::info!(%addr, data_dir = %data_dir.display(), "idvault started");
 
-    axum::serve(listener, idvault_api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
+    let http = HttpSettings {
+        auth_rate_limit: Some(RateLimit { per_second: args.auth_rate_limit, burst: args.auth_rate_burst }),
+    };
+    serve_http(listener, idvault_api::router(state, &http), args.header_read_timeout, shutdown).await;
 
+    if let Some(task) = revocation_listener {
+        task.abort();
+    }
     tracing::info!("stopped accepting; in-flight requests finished; closing the database");
     backend.close().await?;
     tracing::info!("idvault stopped");
     Ok(())
+}
+
+/// On a shared database (PostgreSQL), management keys revoked by another replica or the CLI are
+/// evicted from this server's key cache on the database's notification; while the listening
+/// connection is down (and until it first connects) the cache is not trusted at all.
+fn listen_for_key_revocations(backend: &Backend, state: &AppState) -> Option<tokio::task::JoinHandle<()>> {
+    use idvault_store_postgres::RevocationEvent;
+    let Backend::Postgres(pg) = backend else {
+        return None;
+    };
+    let cache = state.projects.key_cache();
+    cache.set_trusted(false);
+    Some(pg.listen_key_revocations(move |event| match event {
+        RevocationEvent::Listening => {
+            tracing::info!("listening for management-key revocations");
+            cache.set_trusted(true);
+        }
+        RevocationEvent::Revoked(key_id) => cache.evict(key_id),
+        RevocationEvent::Lost => cache.set_trusted(false),
+    }))
+}
+
+/// Serves HTTP/1.1 on `listener` until `shutdown` completes, then stops accepting and waits for
+/// the open connections to finish their in-flight requests (idle keep-alive connections are
+/// closed at once). hyper directly rather than `axum::serve`, for the header-read timeout: a
+/// client gets `header_read_timeout` to send a request's headers, counted from the moment the
+/// server waits for them, so a slow-headers client (or an idle keep-alive connection) is closed
+/// after it. The peer address goes into every request as `ConnectInfo` (the rate limit keys on it).
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    header_read_timeout: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use axum::extract::ConnectInfo;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt;
+
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).keep_alive(true);
+    builder.header_read_timeout((!header_read_timeout.is_zero()).then_some(header_read_timeout));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = app.clone().map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req
+        });
+        let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                // Header-read timeouts, resets, malformed requests: the client's business.
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// On an empty data directory, creates a project and a management key and prints them once,
@@ -145,24 +223,44 @@ async fn bootstrap_first_project(
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the
+/// future is first polled, so that a signal arriving right after the listening line (which
+/// scripts wait for) stops the server gracefully instead of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let signals = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (signal(SignalKind::interrupt()).ok(), signal(SignalKind::terminate()).ok())
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+    async move {
+        #[cfg(unix)]
+        {
+            let (mut interrupt, mut terminate) = signals;
+            let interrupt = async {
+                match interrupt.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let terminate = async {
+                match terminate.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = interrupt => {},
+                _ = terminate => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown signal received");
     }
-    tracing::info!("shutdown signal received");
 }

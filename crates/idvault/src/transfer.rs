@@ -290,6 +290,25 @@ pub async fn count(
     })
 }
 
+/// Creates (or truncates) the export file, owner-only (0600) whatever the umask: it holds user
+/// data and sealed secrets. An existing file keeps its inode but is narrowed to 0600 first.
+fn create_owner_only(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
+}
+
 pub async fn export(
     store: &dyn Store,
     transfer: &dyn TransferStore,
@@ -298,7 +317,7 @@ pub async fn export(
 ) -> anyhow::Result<Counts> {
     let p: Project = store.get_project(project).await?.with_context(|| format!("no project {project}"))?;
     let settings: ProjectAuthSettings = store.get_auth_settings(project).await?;
-    let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let file = create_owner_only(out).with_context(|| format!("creating {}", out.display()))?;
     let mut w = BufWriter::new(file);
     let mut counts = Counts::default();
     let put = |w: &mut BufWriter<std::fs::File>, r: &Record| -> anyhow::Result<()> {

@@ -91,6 +91,8 @@ impl Default for PgOptions {
 }
 
 pub(crate) struct Inner {
+    /// How to open a connection (without the pooled sessions' options): the revocation listener's.
+    listen_cfg: tokio_postgres::Config,
     pub(crate) pool: Pool,
     /// Connections that hold refresh locks. Separate from `pool` so that refreshes holding
     /// their lock can never take every query connection away from the writes they go on to do.
@@ -327,6 +329,7 @@ impl PgStore {
             tracing::info!(?applied, "applied database migrations");
         }
 
+        let listen_cfg = cfg.clone();
         if let Some(timeout) = opts.statement_timeout {
             let setting = format!("-c statement_timeout={}", timeout.as_millis().max(1));
             let options = match cfg.get_options() {
@@ -337,7 +340,7 @@ impl PgStore {
         }
         let pool = build_pool(cfg.clone(), opts.pool_size, opts)?;
         let lock_pool = build_pool(cfg, opts.pool_size, opts)?;
-        let store = PgStore { inner: Arc::new(Inner { pool, lock_pool, redactor }) };
+        let store = PgStore { inner: Arc::new(Inner { listen_cfg, pool, lock_pool, redactor }) };
         // Fail now, not on the first request, if pooled sessions cannot start (bad options).
         store.ping().await?;
         Ok(store)
@@ -349,6 +352,39 @@ impl PgStore {
         self.inner.pool.close();
         self.inner.lock_pool.close();
         Ok(())
+    }
+
+    /// Listens for management-key revocations made by any process on this database (other
+    /// replicas, the CLI) and reports them to `on`, until the returned task is aborted.
+    /// `Listening` comes on every (re)connection, after which notifications are delivered;
+    /// `Lost` when the connection fails (reconnection is retried, backing off from 1 s to 30 s): in between,
+    /// revocations may be missed, so the caller must not trust what it cached.
+    pub fn listen_key_revocations(
+        &self,
+        on: impl Fn(RevocationEvent<'_>) + Send + Sync + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let cfg = self.inner.listen_cfg.clone();
+        let redactor = self.inner.redactor.clone();
+        tokio::spawn(async move {
+            // Retries back off from 1 s to 30 s while the database stays unreachable.
+            let mut delay = Duration::from_secs(1);
+            loop {
+                match listen_once(&cfg, &on).await {
+                    Ok(()) => {
+                        tracing::warn!("the key revocation listener lost its database connection");
+                        delay = Duration::from_secs(1);
+                    }
+                    Err(e) => tracing::warn!(
+                        error = %redactor.clean(e.to_string()),
+                        retry_in_s = delay.as_secs(),
+                        "the key revocation listener could not connect"
+                    ),
+                }
+                on(RevocationEvent::Lost);
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        })
     }
 
     /// A pooled connection for queries.
@@ -365,6 +401,58 @@ impl PgStore {
         };
         Error::Storage(self.inner.redactor.clean(message))
     }
+}
+
+/// The channel of management-key revocations (payload: the key id).
+pub(crate) const KEY_REVOCATION_CHANNEL: &str = "idvault_key_revoked";
+
+/// What the revocation listener reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationEvent<'a> {
+    /// Connected and listening: revocations from now on are reported.
+    Listening,
+    /// A key was revoked.
+    Revoked(&'a str),
+    /// The connection failed: revocations may go unreported until the next `Listening`.
+    Lost,
+}
+
+/// One listening connection, until it ends.
+async fn listen_once(
+    cfg: &tokio_postgres::Config,
+    on: &(impl Fn(RevocationEvent<'_>) + Send + Sync),
+) -> Result<()> {
+    let (client, mut connection) = cfg.connect(NoTls).await.map_err(pg_err)?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    // The connection delivers notifications only while it is polled for messages.
+    let driver = tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                    if tx.send(n.payload().to_owned()).is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "key revocation listener connection failed");
+                    break;
+                }
+                None => break,
+            }
+        }
+    });
+    let listening = client.batch_execute(&format!("LISTEN {KEY_REVOCATION_CHANNEL}")).await;
+    if let Err(e) = listening {
+        driver.abort();
+        return Err(pg_err(e));
+    }
+    on(RevocationEvent::Listening);
+    while let Some(key_id) = rx.recv().await {
+        on(RevocationEvent::Revoked(&key_id));
+    }
+    drop(client);
+    Ok(())
 }
 
 #[async_trait]

@@ -125,8 +125,15 @@ impl ProjectStore for PgStore {
 
     async fn revoke_key(&self, project: &ProjectId, key_id: &str, at_ms: i64) -> Result<bool> {
         let c = self.conn().await?;
+        // The notification goes out when the statement commits; every replica listening on the
+        // channel evicts the key from its cache (see `PgStore::listen_key_revocations`).
         c.execute(
-            "UPDATE management_keys SET revoked_ms = COALESCE(revoked_ms, $3) WHERE project_id = $1 AND key_id = $2",
+            &format!(
+                "WITH revoked AS (UPDATE management_keys SET revoked_ms = COALESCE(revoked_ms, $3) \
+                 WHERE project_id = $1 AND key_id = $2 RETURNING key_id) \
+                 SELECT pg_notify('{}', key_id) FROM revoked",
+                crate::KEY_REVOCATION_CHANNEL
+            ),
             &[&project.as_str(), &key_id, &at_ms],
         )
         .await

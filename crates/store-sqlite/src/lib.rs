@@ -106,9 +106,46 @@ pub fn known_schema_version() -> i32 {
 
 /// Applies pending migrations to the database at `path` and answers the versions applied.
 pub fn migrate(path: &Path) -> Result<Vec<i32>> {
+    owner_only_files(path)?;
     let mut conn = Connection::open(path).map_err(storage_err)?;
     configure(&conn, &SqliteOptions::default()).map_err(storage_err)?;
     run_migrations(&mut conn)
+}
+
+/// The database holds sealed secrets, user data and key digests: its files are owner-only
+/// (0600) whatever the umask. The file is created with that mode before SQLite opens it, and an
+/// existing file (an older install, or one copied in) is narrowed to it. SQLite gives the `-wal`
+/// and `-shm` files the mode of the main file; they are narrowed too, in case they predate it.
+fn owner_only_files(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let io = |e: std::io::Error| Error::Storage(format!("database file {}: {e}", path.display()));
+        if !path.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(io)?;
+        }
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let mut shm = path.as_os_str().to_owned();
+        shm.push("-shm");
+        for file in [path.to_owned(), PathBuf::from(wal), PathBuf::from(shm)] {
+            match std::fs::metadata(&file) {
+                Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn run_migrations(conn: &mut Connection) -> Result<Vec<i32>> {
@@ -136,6 +173,7 @@ fn current_schema_version(conn: &Connection) -> Result<i32> {
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`.
     pub fn open(path: &Path, opts: &SqliteOptions) -> Result<Self> {
+        owner_only_files(path)?;
         let mut writer = Connection::open(path).map_err(storage_err)?;
         configure(&writer, opts).map_err(storage_err)?;
         let known = known_schema_version();

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod directory;
 pub mod health;
+pub mod keys;
 pub mod license;
 pub mod provider_tokens;
 pub mod providers;

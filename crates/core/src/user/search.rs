@@ -3,8 +3,12 @@
 
 use serde_json::{Map, Value};
 
+use crate::directory::check_attribute_name;
 use crate::error::{Error, Result};
-use crate::limits::{MAX_FILTER_VALUES, MAX_SEARCH_TEXT_LEN, SEARCH_DEFAULT_LIMIT, SEARCH_MAX_LIMIT};
+use crate::limits::{
+    MAX_FILTER_VALUES, MAX_SEARCH_FILTERS, MAX_SEARCH_TEXT_LEN, MAX_SEARCH_VALUES_TOTAL,
+    SEARCH_DEFAULT_LIMIT, SEARCH_MAX_LIMIT,
+};
 use crate::user::model::UserStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -132,30 +136,55 @@ impl UserQuery {
         Ok(self)
     }
 
+    /// The bounds of a search, checked before any store sees it: at most [`MAX_FILTER_VALUES`]
+    /// values in each filter list (a custom attribute's values and a tenant's roles included), at
+    /// most [`MAX_SEARCH_FILTERS`] custom attributes and tenants, at most
+    /// [`MAX_SEARCH_VALUES_TOTAL`] values in all, and attribute names by the definitions' rule.
     pub fn validate(&self) -> Result<()> {
-        for (field, list) in [
-            ("loginIds", &self.login_ids),
-            ("userIds", &self.user_ids),
-            ("emails", &self.emails),
-            ("phones", &self.phones),
-            ("tenantIds", &self.tenant_ids),
-            ("roleNames", &self.role_names),
-        ] {
-            if list.len() > MAX_FILTER_VALUES {
-                return Err(Error::invalid(field, format!("at most {MAX_FILTER_VALUES} values")));
-            }
-        }
-        if self.sso_app_ids.len() > MAX_FILTER_VALUES
-            || self.custom_attributes.len() > 50
-            || self.sort.len() > 5
+        let lists = [
+            ("loginIds", self.login_ids.len()),
+            ("userIds", self.user_ids.len()),
+            ("emails", self.emails.len()),
+            ("phones", self.phones.len()),
+            ("tenantIds", self.tenant_ids.len()),
+            ("roleNames", self.role_names.len()),
+            ("statuses", self.statuses.len()),
+            ("ssoAppIds", self.sso_app_ids.len()),
+        ];
+        let attribute_values = self.custom_attributes.values().map(|v| match v {
+            Value::Array(items) => items.len(),
+            _ => 1,
+        });
+        let tenant_roles = self.tenant_roles.iter().map(|t| t.roles.len());
+        let mut total = 0usize;
+        for (field, len) in lists
+            .into_iter()
+            .chain(attribute_values.map(|n| ("customAttributes", n)))
+            .chain(tenant_roles.map(|n| ("tenantRoleNames", n)))
         {
-            return Err(Error::invalid("search", "too many filter values"));
+            check_filter_len(field, len)?;
+            total = total.saturating_add(len);
         }
-        if self.custom_attributes.keys().any(|k| k.is_empty() || k.contains('"') || k.len() > 128) {
+        if total > MAX_SEARCH_VALUES_TOTAL {
+            return Err(Error::invalid(
+                "search",
+                format!("at most {MAX_SEARCH_VALUES_TOTAL} filter values in one search"),
+            ));
+        }
+        if self.custom_attributes.len() > MAX_SEARCH_FILTERS {
             return Err(Error::invalid(
                 "customAttributes",
-                "attribute names must be 1 to 128 characters without quotes",
+                format!("at most {MAX_SEARCH_FILTERS} attributes in one search"),
             ));
+        }
+        if self.tenant_roles.len() > MAX_SEARCH_FILTERS {
+            return Err(Error::invalid("tenantRoleNames", format!("at most {MAX_SEARCH_FILTERS} tenants")));
+        }
+        if self.sort.len() > 5 {
+            return Err(Error::invalid("sort", "at most 5 sort fields"));
+        }
+        for name in self.custom_attributes.keys() {
+            check_attribute_name("customAttributes", name)?;
         }
         if self.text.as_ref().is_some_and(|t| t.len() > MAX_SEARCH_TEXT_LEN) {
             return Err(Error::invalid("text", format!("at most {MAX_SEARCH_TEXT_LEN} bytes")));
@@ -169,9 +198,41 @@ impl UserQuery {
     }
 }
 
+/// Refuses a filter list longer than [`MAX_FILTER_VALUES`] (also used before role ids are
+/// resolved to names).
+pub fn check_filter_len(field: &'static str, len: usize) -> Result<()> {
+    if len > MAX_FILTER_VALUES {
+        return Err(Error::invalid(field, format!("at most {MAX_FILTER_VALUES} values in one filter")));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filter_bounds_and_attribute_names_are_enforced() {
+        let mut q = UserQuery::default();
+        q.custom_attributes.insert("seats".into(), Value::Array(vec![Value::from(1); MAX_FILTER_VALUES]));
+        assert!(q.validate().is_ok());
+        q.custom_attributes.insert("seats".into(), Value::Array(vec![Value::from(1); MAX_FILTER_VALUES + 1]));
+        assert!(matches!(q.validate(), Err(Error::Invalid { .. })));
+        for bad in ["a\\b", "a\"b", "", " a", "a\u{1}"] {
+            let mut q = UserQuery::default();
+            q.custom_attributes.insert(bad.into(), Value::from(1));
+            assert!(q.validate().is_err(), "{bad:?}");
+        }
+        let mut q = UserQuery::default();
+        for i in 0..11 {
+            q.custom_attributes
+                .insert(format!("a{i}"), Value::Array(vec![Value::from(1); MAX_FILTER_VALUES]));
+        }
+        assert!(q.validate().is_err(), "more than the total");
+        let q =
+            UserQuery { statuses: vec![UserStatus::Enabled; MAX_FILTER_VALUES + 1], ..Default::default() };
+        assert!(q.validate().is_err());
+    }
 
     #[test]
     fn zero_limit_means_default_and_bounds_are_enforced() {

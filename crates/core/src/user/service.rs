@@ -199,6 +199,7 @@ impl UserService {
         tenant: &str,
         ids: &[String],
     ) -> Result<Vec<String>> {
+        crate::user::search::check_filter_len("tenantRoleIds", ids.len())?;
         let roles = self.store.list_roles(project).await?;
         Ok(roles
             .into_iter()

@@ -9,6 +9,7 @@ mod cli;
 mod directory;
 mod errors;
 mod helpers;
+mod http_hardening;
 mod keys;
 mod mutations;
 mod oauth_server;
