@@ -153,8 +153,8 @@ pub async fn limit_auth_routes(
 fn too_many(wait: Duration) -> Response {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let secs = secs.max(1);
-    let mut resp =
-        ApiError::new(Code::TooManyRequests, format!("too many requests; retry after {secs} s")).into_response();
+    let mut resp = ApiError::new(Code::TooManyRequests, format!("too many requests; retry after {secs} s"))
+        .into_response();
     if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
         resp.headers_mut().insert(header::RETRY_AFTER, v);
     }
