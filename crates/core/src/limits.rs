@@ -15,6 +15,12 @@ pub const MAX_LOAD_USERS: usize = 1000;
 pub const MAX_FILTER_VALUES: usize = 1000;
 /// Longest login id, email, name, phone, picture URL or similar string field.
 pub const MAX_FIELD_LEN: usize = 1024;
+/// Longest user id accepted in a request.
+pub const MAX_USER_ID_LEN: usize = 128;
+/// Longest provider name.
+pub const MAX_PROVIDER_NAME_LEN: usize = 64;
+/// Longest provider URL (issuer, endpoints).
+pub const MAX_URL_LEN: usize = 2048;
 /// Most login ids per user (the primary plus additional ones).
 pub const MAX_LOGIN_IDS: usize = 10;
 /// Most roles, tenants or SSO app ids on one user.
@@ -27,3 +33,9 @@ pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 pub const MAX_SCOPES: usize = 100;
 /// Longest free-text search string.
 pub const MAX_SEARCH_TEXT_LEN: usize = 256;
+/// Most custom attributes in one user search.
+pub const MAX_SEARCH_ATTRIBUTES: usize = 50;
+/// Longest custom attribute name in a user search.
+pub const MAX_SEARCH_ATTRIBUTE_NAME_LEN: usize = 128;
+/// Most sort keys in one user search.
+pub const MAX_SORT_FIELDS: usize = 5;

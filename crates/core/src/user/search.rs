@@ -4,7 +4,10 @@
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::limits::{MAX_FILTER_VALUES, MAX_SEARCH_TEXT_LEN, SEARCH_DEFAULT_LIMIT, SEARCH_MAX_LIMIT};
+use crate::limits::{
+    MAX_FILTER_VALUES, MAX_SEARCH_ATTRIBUTES, MAX_SEARCH_ATTRIBUTE_NAME_LEN, MAX_SEARCH_TEXT_LEN,
+    MAX_SORT_FIELDS, SEARCH_DEFAULT_LIMIT, SEARCH_MAX_LIMIT,
+};
 use crate::user::model::UserStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -146,15 +149,19 @@ impl UserQuery {
             }
         }
         if self.sso_app_ids.len() > MAX_FILTER_VALUES
-            || self.custom_attributes.len() > 50
-            || self.sort.len() > 5
+            || self.custom_attributes.len() > MAX_SEARCH_ATTRIBUTES
+            || self.sort.len() > MAX_SORT_FIELDS
         {
             return Err(Error::invalid("search", "too many filter values"));
         }
-        if self.custom_attributes.keys().any(|k| k.is_empty() || k.contains('"') || k.len() > 128) {
+        if self
+            .custom_attributes
+            .keys()
+            .any(|k| k.is_empty() || k.contains('"') || k.len() > MAX_SEARCH_ATTRIBUTE_NAME_LEN)
+        {
             return Err(Error::invalid(
                 "customAttributes",
-                "attribute names must be 1 to 128 characters without quotes",
+                format!("attribute names must be 1 to {MAX_SEARCH_ATTRIBUTE_NAME_LEN} bytes without quotes"),
             ));
         }
         if self.text.as_ref().is_some_and(|t| t.len() > MAX_SEARCH_TEXT_LEN) {
