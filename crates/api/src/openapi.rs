@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use utoipa::openapi::schema::{AllOfBuilder, Schema};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
@@ -96,6 +97,35 @@ impl Modify for Components {
         ] {
             components.responses.insert(name.to_owned(), error_response(description));
         }
+    }
+}
+
+/// Completes the document once every route has added its schemas, with what a field-by-field
+/// schema cannot say: a request that names a user by `loginId` or `userId` needs one of them, and
+/// a provider needs a token endpoint from somewhere. Each such schema becomes
+/// `allOf: [<fields>, anyOf: [<the ways to satisfy it>]]`.
+pub fn finish(doc: &mut utoipa::openapi::OpenApi) {
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    for (name, schema) in components.schemas.iter_mut() {
+        let RefOr::T(Schema::Object(object)) = schema else {
+            continue;
+        };
+        let names_user = object.properties.contains_key("loginId")
+            && object.properties.contains_key("userId")
+            && !object.required.iter().any(|r| r == "loginId" || r == "userId");
+        let one_of = if names_user {
+            crate::fields::login_or_user_id()
+        } else if name == "SetProviderRequest" {
+            crate::fields::provider_endpoint_source()
+        } else {
+            continue;
+        };
+        let fields = std::mem::take(object);
+        *schema = RefOr::T(Schema::AllOf(
+            AllOfBuilder::new().item(Schema::Object(fields)).item(Schema::AnyOf(one_of)).build(),
+        ));
     }
 }
 

@@ -106,14 +106,16 @@ fn jwt_body(r: JwtResponse) -> Json<JwtResponseBody> {
 struct AuthorizeQuery {
     /// The provider's name, such as `google`.
     #[serde(default)]
-    #[param(required = true)]
+    #[param(required = true, min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]{1,64}$")]
     provider: String,
     /// Where to send the browser after the sign-in (also accepted as `redirectUrl`); one of the
     /// project's allowed redirect URLs. May be left out when exactly one is allowed.
     #[serde(rename = "redirectURL", alias = "redirectUrl")]
+    #[param(max_length = 2048)]
     redirect_url: Option<String>,
     /// Passed to the provider as `login_hint`.
     #[serde(rename = "loginHint")]
+    #[param(max_length = 1024)]
     login_hint: Option<String>,
 }
 
@@ -163,7 +165,7 @@ async fn oauth_authorize(
 #[into_params(parameter_in = Query)]
 struct CallbackQuery {
     code: Option<String>,
-    #[param(required = true)]
+    #[param(required = true, min_length = 1, max_length = 128)]
     state: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
@@ -205,7 +207,7 @@ async fn oauth_callback(
 struct ExchangeBody {
     /// The one-time code from the callback's redirect.
     #[serde(default)]
-    #[schema(required = true)]
+    #[schema(schema_with = crate::fields::opaque_req, required = true)]
     code: String,
 }
 
@@ -307,7 +309,7 @@ struct KeysBody {
     get,
     path = "/v2/keys/{project_id}",
     tag = "auth",
-    params(("project_id" = String, Path, description = "The project id")),
+    params(("project_id" = String, Path, description = "The project id", min_length = 2, max_length = 64, pattern = "^[A-Za-z0-9_-]{2,64}$")),
     responses(
         (status = 200, description = "The JWK set", body = KeysBody),
         (status = 401, description = "Unknown project (`E011401`)", body = ErrorBody),
@@ -329,6 +331,7 @@ async fn public_keys(
 struct AuthSettingsBody {
     /// The allowed redirect URLs of sign-ins (compared without their query string).
     #[serde(default)]
+    #[schema(schema_with = crate::fields::redirect_urls)]
     redirect_urls: Vec<String>,
     /// Sign-ins link to an existing user with the same verified email (default true).
     #[serde(default = "default_true")]
