@@ -23,6 +23,9 @@ use idvault_core::limits::{
     MAX_USER_ID_LEN, SEARCH_MAX_LIMIT,
 };
 
+/// No NUL character: the API refuses NUL anywhere in a request (`crate::extract`).
+pub const NO_NUL_PATTERN: &str = r"^[^\u0000]*$";
+
 /// Characters Rust's `char::is_control` refuses (Unicode `Cc`), as a regex class body.
 const CONTROL: &str = r"\u0000-\u001f\u007f-\u009f";
 
@@ -300,7 +303,7 @@ pub fn url_opt() -> Object {
 }
 
 pub fn token_req() -> Object {
-    string(false, 1, MAX_TOKEN_LEN, ".*", &format!("A token, {}", bytes(MAX_TOKEN_LEN)))
+    string(false, 1, MAX_TOKEN_LEN, NO_NUL_PATTERN, &format!("A token, {}", bytes(MAX_TOKEN_LEN)))
 }
 
 /// The OAuth client secret: write-only, never answered; absent or empty keeps the stored one.
@@ -309,7 +312,7 @@ pub fn client_secret_opt() -> Object {
         true,
         0,
         MAX_FIELD_LEN,
-        ".*",
+        NO_NUL_PATTERN,
         "Write-only: never answered. Absent or empty keeps the stored secret",
     );
     o.write_only = Some(true);
@@ -321,7 +324,7 @@ pub fn token_opt() -> Object {
         true,
         0,
         MAX_TOKEN_LEN,
-        ".*",
+        NO_NUL_PATTERN,
         &format!("A token, {}; empty or null stores none", bytes(MAX_TOKEN_LEN)),
     )
 }
@@ -530,6 +533,7 @@ pub fn search_attributes_opt() -> Object {
             format!("^[^\"\\\\{CONTROL}]+$"),
             "An attribute name",
         )))
+        .additional_properties(Some(Schema::AnyOf(attribute_value())))
         .description(Some("Attribute values the user must have, by attribute name"))
         .build()
 }
@@ -672,15 +676,28 @@ pub fn query(name: &str, required: bool, description: &str, schema: Object) -> P
 
 /// Custom attribute values by name: what an attribute of any type can hold (text without NUL,
 /// a number, a boolean, null, or a list of texts); the names must be defined attributes.
-pub fn custom_attributes_opt() -> Object {
-    let text = string(false, 0, MAX_FIELD_LEN, "^[^\\u0000]*$", "Text");
-    let value = AnyOfBuilder::new()
+/// What a custom attribute of any type can hold: text, a number, a boolean, null or a list of
+/// texts.
+fn attribute_value() -> AnyOf {
+    let text = string(false, 0, MAX_FIELD_LEN, NO_NUL_PATTERN, "Text");
+    AnyOfBuilder::new()
         .item(text.clone())
         .item(ObjectBuilder::new().schema_type(Type::Number).build())
         .item(ObjectBuilder::new().schema_type(Type::Boolean).build())
         .item(ObjectBuilder::new().schema_type(Type::Null).build())
         .item(ArrayBuilder::new().items(text).max_items(Some(MAX_LIST_ITEMS)).build())
-        .build();
+        .build()
+}
+
+/// The value of one custom attribute.
+pub fn attribute_value_schema() -> Schema {
+    let mut value = attribute_value();
+    value.description = Some("A value of the attribute's type; null clears it".to_owned());
+    Schema::AnyOf(value)
+}
+
+pub fn custom_attributes_opt() -> Object {
+    let value = attribute_value();
     ObjectBuilder::new()
         .schema_type(nullable(Type::Object, true))
         .property_names(Some(string(false, 1, MAX_FIELD_LEN, not_blank_pattern(), "An attribute name")))

@@ -628,8 +628,8 @@ struct AttributeRequest {
     user_id: Option<String>,
     #[schema(schema_with = f::name_req, required = true)]
     attribute_key: Option<String>,
-    /// Any JSON value of the attribute's type; null clears it.
-    #[schema(value_type = Value)]
+    /// A value of the attribute's type; null clears it.
+    #[schema(schema_with = f::attribute_value_schema)]
     attribute_value: Option<Value>,
 }
 
