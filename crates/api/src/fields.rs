@@ -11,14 +11,15 @@
 use serde::{Deserialize, Deserializer};
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn, ParameterStyle};
 use utoipa::openapi::schema::{
-    AllOfBuilder, AnyOf, AnyOfBuilder, Array, ArrayBuilder, Object, ObjectBuilder, Schema, SchemaType, Type,
+    AdditionalProperties, AllOfBuilder, AnyOf, AnyOfBuilder, Array, ArrayBuilder, ArrayItems, Object,
+    ObjectBuilder, Schema, SchemaType, Type,
 };
 use utoipa::openapi::{Ref, RefOr, Required};
 use utoipa::PartialSchema;
 
 use idvault_core::limits::{
-    MAX_BATCH_USERS, MAX_CUSTOM_ATTRIBUTES_BYTES, MAX_FIELD_LEN, MAX_FILTER_VALUES, MAX_LIST_ITEMS,
-    MAX_LOAD_USERS, MAX_LOGIN_IDS, MAX_PROVIDER_NAME_LEN, MAX_SCOPES, MAX_SEARCH_ATTRIBUTES,
+    MAX_BATCH_USERS, MAX_BODY_BYTES, MAX_CUSTOM_ATTRIBUTES_BYTES, MAX_FIELD_LEN, MAX_FILTER_VALUES,
+    MAX_LIST_ITEMS, MAX_LOAD_USERS, MAX_LOGIN_IDS, MAX_PROVIDER_NAME_LEN, MAX_SCOPES, MAX_SEARCH_ATTRIBUTES,
     MAX_SEARCH_ATTRIBUTE_NAME_LEN, MAX_SEARCH_TEXT_LEN, MAX_SORT_FIELDS, MAX_TOKEN_LEN, MAX_URL_LEN,
     MAX_USER_ID_LEN, SEARCH_MAX_LIMIT,
 };
@@ -650,6 +651,7 @@ pub fn user_query() -> Parameter {
         .schema_type(Type::Object)
         .property("loginId", not_null(login_id_opt()))
         .property("userId", not_null(user_id_opt()))
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
         .build();
     let schema = AllOfBuilder::new().item(fields).item(Schema::AnyOf(login_or_user_id())).build();
     ParameterBuilder::new()
@@ -707,6 +709,73 @@ pub fn custom_attributes_opt() -> Object {
              for users, each name must be a defined custom attribute and each value fit its type"
         )))
         .build()
+}
+
+/// An unknown field's value, which the API ignores: a scalar, and text without NUL. (Lists and
+/// objects are ignored as well; the schema leaves them out to stay small and inline, which
+/// generators handle better than a shared `$ref`.)
+pub fn ignored_value() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Number, Type::Boolean, Type::Null]))
+        .pattern(Some(NO_NUL_PATTERN))
+        .max_length(Some(MAX_BODY_BYTES))
+        .description(Some("A field idvault does not use: ignored, but without NUL characters"))
+        .build()
+}
+
+fn field_name() -> Object {
+    string(false, 0, MAX_FIELD_LEN, NO_NUL_PATTERN, "A field name")
+}
+
+/// Says, on every object of a request body schema (not on the alternatives of an `anyOf`, which
+/// only add requirements), that unknown fields are ignored but must not hold a NUL character.
+pub fn ignore_unknown_fields(schema: &mut Schema) {
+    match schema {
+        Schema::Object(o) => {
+            if !o.properties.is_empty() {
+                if o.additional_properties.is_none() {
+                    o.additional_properties = Some(Box::new(RefOr::T(ignored_value().into()).into()));
+                }
+                if o.property_names.is_none() {
+                    o.property_names = Some(Box::new(field_name().into()));
+                }
+            }
+            for p in o.properties.values_mut() {
+                if let RefOr::T(p) = p {
+                    ignore_unknown_fields(p);
+                }
+            }
+            if let Some(AdditionalProperties::RefOr(RefOr::T(extra))) = o.additional_properties.as_deref_mut()
+            {
+                ignore_unknown_fields(extra);
+            }
+        }
+        Schema::Array(a) => {
+            if let ArrayItems::RefOrSchema(items) = &mut a.items {
+                if let RefOr::T(items) = items.as_mut() {
+                    ignore_unknown_fields(items);
+                }
+            }
+        }
+        Schema::AllOf(all) => {
+            for item in &mut all.items {
+                match item {
+                    // The alternatives under an `allOf` only add which field is required.
+                    RefOr::T(Schema::AnyOf(_)) => {}
+                    RefOr::T(item) => ignore_unknown_fields(item),
+                    RefOr::Ref(_) => {}
+                }
+            }
+        }
+        Schema::AnyOf(any) => {
+            for item in &mut any.items {
+                if let RefOr::T(item) = item {
+                    ignore_unknown_fields(item);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Wraps a schema to use it where a `RefOr<Schema>` is expected.

@@ -3,7 +3,7 @@
 //! table come from the same place; this module holds what the document has beyond the routes:
 //! its info, security schemes, tags, and the shared error answers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use utoipa::openapi::schema::{AllOfBuilder, Schema};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -104,10 +104,31 @@ impl Modify for Components {
 /// schema cannot say: a request that names a user by `loginId` or `userId` needs one of them, and
 /// a provider needs a token endpoint from somewhere. Each such schema becomes
 /// `allOf: [<fields>, anyOf: [<the ways to satisfy it>]]`.
+///
+/// Unknown fields of a request body are ignored, as the SDKs send some idvault does not use;
+/// like every string of a request they must not hold a NUL character (`crate::extract`), which
+/// `additionalProperties` and `propertyNames` say.
 pub fn finish(doc: &mut utoipa::openapi::OpenApi) {
+    let mut bodies = BTreeSet::new();
+    for item in doc.paths.paths.values() {
+        let ops = [&item.get, &item.put, &item.post, &item.delete, &item.patch];
+        for op in ops.into_iter().flatten() {
+            let contents = op.request_body.iter().flat_map(|b| b.content.values());
+            for schema in contents.filter_map(|c| c.schema.as_ref()) {
+                if let RefOr::Ref(r) = schema {
+                    bodies.insert(r.ref_location.trim_start_matches("#/components/schemas/").to_owned());
+                }
+            }
+        }
+    }
     let Some(components) = doc.components.as_mut() else {
         return;
     };
+    for (name, schema) in components.schemas.iter_mut() {
+        if let (true, RefOr::T(schema)) = (bodies.contains(name), schema) {
+            crate::fields::ignore_unknown_fields(schema);
+        }
+    }
     for (name, schema) in components.schemas.iter_mut() {
         let RefOr::T(Schema::Object(object)) = schema else {
             continue;
