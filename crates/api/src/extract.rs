@@ -35,7 +35,8 @@ where
 }
 
 /// A JSON body. Unlike `axum::Json` it does not insist on a content type (SDKs differ), treats an
-/// empty body as `{}`, and reports malformed or mistyped JSON as a Descope `E011001`.
+/// empty body as `{}`, and reports malformed or mistyped JSON as a Descope `E011001` and a NUL
+/// character anywhere as `E011004` (see [`has_nul_escape`]).
 pub struct AppJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for AppJson<T>
@@ -48,10 +49,36 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
         let slice: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
-        serde_json::from_slice(slice)
-            .map(AppJson)
-            .map_err(|e| ApiError::new(Code::BadRequest, format!("invalid JSON body: {e}")))
+        let value = serde_json::from_slice(slice)
+            .map_err(|e| ApiError::new(Code::BadRequest, format!("invalid JSON body: {e}")))?;
+        if has_nul_escape(slice) {
+            return Err(nul_refused());
+        }
+        Ok(AppJson(value))
     }
+}
+
+/// Whether a JSON text holds a NUL character (`\u0000`) in a string or a key. PostgreSQL cannot
+/// store NUL in text, so a value with one would be stored by SQLite and fail with a 500 on
+/// PostgreSQL; no field of the API has a use for it, so it is refused everywhere, on every
+/// backend. A backslash only occurs inside a string of valid JSON, so this scan is exact.
+pub fn has_nul_escape(json: &[u8]) -> bool {
+    let mut i = 0;
+    while i < json.len() {
+        if json[i] == b'\\' {
+            if json.get(i + 1) == Some(&b'u') && json.get(i + 2..i + 6) == Some(b"0000".as_slice()) {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+fn nul_refused() -> ApiError {
+    ApiError::new(Code::InvalidArguments, "invalid request: must not contain NUL characters")
 }
 
 fn body_rejection(rejection: BytesRejection) -> ApiError {
@@ -76,6 +103,10 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // A NUL character, as in a JSON body, is refused (`%00`; `%2500` is a literal "%00").
+        if parts.uri.query().is_some_and(|q| q.contains("%00")) {
+            return Err(nul_refused());
+        }
         Query::<T>::from_request_parts(parts, state).await.map(|Query(v)| AppQuery(v)).map_err(
             |e: QueryRejection| ApiError::new(Code::BadRequest, format!("invalid query: {}", e.body_text())),
         )
@@ -89,5 +120,19 @@ pub fn query_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
         "true" | "1" => Ok(true),
         "false" | "0" | "" => Ok(false),
         _ => Err(serde::de::Error::custom(format!("expected true or false, got '{s}'"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_nul_escape;
+
+    #[test]
+    fn nul_escapes_are_found_in_strings_and_keys_only() {
+        assert!(has_nul_escape(br#"{"a":"x\u0000y"}"#));
+        assert!(has_nul_escape(br#"{"a\u0000":1}"#));
+        assert!(has_nul_escape(br#"["\\\u0000"]"#), "an escaped backslash, then a NUL");
+        assert!(!has_nul_escape(br#"{"a":"\\u0000"}"#), "a backslash and the text u0000");
+        assert!(!has_nul_escape(br#"{"a":"\u0001 \n"}"#));
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod fields;
 pub mod openapi;
 pub mod ratelimit;
 pub mod router;

@@ -3,8 +3,9 @@
 //! table come from the same place; this module holds what the document has beyond the routes:
 //! its info, security schemes, tags, and the shared error answers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use utoipa::openapi::schema::{AllOfBuilder, Schema};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
@@ -103,6 +104,56 @@ impl Modify for Components {
         ] {
             components.responses.insert(name.to_owned(), error_response(description));
         }
+    }
+}
+
+/// Completes the document once every route has added its schemas, with what a field-by-field
+/// schema cannot say: a request that names a user by `loginId` or `userId` needs one of them, and
+/// a provider needs a token endpoint from somewhere. Each such schema becomes
+/// `allOf: [<fields>, anyOf: [<the ways to satisfy it>]]`.
+///
+/// Unknown fields of a request body are ignored, as the SDKs send some idvault does not use;
+/// like every string of a request they must not hold a NUL character (`crate::extract`), which
+/// `additionalProperties` and `propertyNames` say.
+pub fn finish(doc: &mut utoipa::openapi::OpenApi) {
+    let mut bodies = BTreeSet::new();
+    for item in doc.paths.paths.values() {
+        let ops = [&item.get, &item.put, &item.post, &item.delete, &item.patch];
+        for op in ops.into_iter().flatten() {
+            let contents = op.request_body.iter().flat_map(|b| b.content.values());
+            for schema in contents.filter_map(|c| c.schema.as_ref()) {
+                if let RefOr::Ref(r) = schema {
+                    bodies.insert(r.ref_location.trim_start_matches("#/components/schemas/").to_owned());
+                }
+            }
+        }
+    }
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    for (name, schema) in components.schemas.iter_mut() {
+        if let (true, RefOr::T(schema)) = (bodies.contains(name), schema) {
+            crate::fields::ignore_unknown_fields(schema);
+        }
+    }
+    for (name, schema) in components.schemas.iter_mut() {
+        let RefOr::T(Schema::Object(object)) = schema else {
+            continue;
+        };
+        let names_user = object.properties.contains_key("loginId")
+            && object.properties.contains_key("userId")
+            && !object.required.iter().any(|r| r == "loginId" || r == "userId");
+        let one_of = if names_user {
+            crate::fields::login_or_user_id()
+        } else if name == "SetProviderRequest" {
+            crate::fields::provider_endpoint_source()
+        } else {
+            continue;
+        };
+        let fields = std::mem::take(object);
+        *schema = RefOr::T(Schema::AllOf(
+            AllOfBuilder::new().item(Schema::Object(fields)).item(Schema::AnyOf(one_of)).build(),
+        ));
     }
 }
 

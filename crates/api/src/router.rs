@@ -25,7 +25,7 @@ use crate::state::AppState;
 
 /// Every documented route, with the document that describes them.
 fn api_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let mut routes = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::health::router())
         .merge(routes::auth::router())
         .merge(routes::directory::router())
@@ -33,7 +33,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::users::router())
         .merge(routes::provider_tokens::router())
         .merge(routes::providers::router())
-        .merge(routes::keys::router())
+        .merge(routes::keys::router());
+    crate::openapi::finish(routes.get_openapi_mut());
+    routes
 }
 
 /// The OpenAPI document of the API, as served at `/openapi.json` (needs no state).

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use crate::error::Error;
-use crate::limits::MAX_FIELD_LEN;
+use crate::limits::{MAX_FIELD_LEN, MAX_PROVIDER_NAME_LEN, MAX_USER_ID_LEN};
 
 fn random_alnum(len: usize) -> String {
     rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
@@ -87,8 +87,11 @@ impl UserId {
         if s.is_empty() {
             return Err(Error::MissingArgument("userId"));
         }
-        if s.len() > 128 || s.chars().any(char::is_control) {
-            return Err(Error::invalid("userId", "must be at most 128 printable characters"));
+        if s.len() > MAX_USER_ID_LEN || s.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "userId",
+                format!("must be at most {MAX_USER_ID_LEN} printable bytes"),
+            ));
         }
         Ok(UserId(s.to_owned()))
     }
@@ -114,12 +117,15 @@ impl ProviderName {
         if s.is_empty() {
             return Err(Error::MissingArgument("provider"));
         }
-        let ok = s.len() <= 64
+        let ok = s.len() <= MAX_PROVIDER_NAME_LEN
             && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
         if ok {
             Ok(ProviderName(s.to_owned()))
         } else {
-            Err(Error::invalid("provider", "must be at most 64 lowercase letters, digits, '-' or '_'"))
+            Err(Error::invalid(
+                "provider",
+                format!("must be at most {MAX_PROVIDER_NAME_LEN} lowercase letters, digits, '-' or '_'"),
+            ))
         }
     }
 }

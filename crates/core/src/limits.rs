@@ -24,6 +24,12 @@ pub const MAX_SEARCH_FILTERS: usize = 50;
 pub const MAX_ATTRIBUTE_NAME_LEN: usize = 128;
 /// Longest login id, email, name, phone, picture URL or similar string field.
 pub const MAX_FIELD_LEN: usize = 1024;
+/// Longest user id accepted in a request.
+pub const MAX_USER_ID_LEN: usize = 128;
+/// Longest provider name.
+pub const MAX_PROVIDER_NAME_LEN: usize = 64;
+/// Longest provider URL (issuer, endpoints).
+pub const MAX_URL_LEN: usize = 2048;
 /// Most login ids per user (the primary plus additional ones).
 pub const MAX_LOGIN_IDS: usize = 10;
 /// Most roles, tenants or SSO app ids on one user.
@@ -49,3 +55,5 @@ pub const MAX_PENDING_SIGN_INS: u64 = 10_000;
 /// not in the cached key set, in milliseconds. A token naming an unknown key within this time is
 /// refused without reading the store.
 pub const SIGNING_KEY_RELOAD_INTERVAL_MS: u64 = 2_000;
+/// Most sort keys in one user search.
+pub const MAX_SORT_FIELDS: usize = 5;

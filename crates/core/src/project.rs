@@ -20,7 +20,8 @@ use crate::ids::ProjectId;
 use crate::store::SharedStore;
 
 const KEY_PREFIX: &str = "idv_";
-const KEY_ID_LEN: usize = 16;
+/// Length of a management key id (alphanumeric).
+pub const KEY_ID_LEN: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Project {

@@ -106,7 +106,7 @@ fn jwt_body(r: JwtResponse) -> Json<JwtResponseBody> {
 struct AuthorizeQuery {
     /// The provider's name, such as `google`.
     #[serde(default)]
-    #[param(required = true)]
+    #[param(required = true, min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]{1,64}$")]
     provider: String,
     /// Where to send the browser after the sign-in (also accepted as `redirectUrl`); one of the
     /// project's allowed redirect URLs (compared without the query), without a `code` query
@@ -169,7 +169,7 @@ async fn oauth_authorize(
 #[into_params(parameter_in = Query)]
 struct CallbackQuery {
     code: Option<String>,
-    #[param(required = true)]
+    #[param(required = true, min_length = 1, max_length = 128)]
     state: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
@@ -214,7 +214,7 @@ async fn oauth_callback(
 struct ExchangeBody {
     /// The one-time code from the callback's redirect.
     #[serde(default)]
-    #[schema(required = true)]
+    #[schema(schema_with = crate::fields::opaque_req, required = true)]
     code: String,
 }
 
@@ -321,7 +321,7 @@ struct KeysBody {
     get,
     path = "/v2/keys/{project_id}",
     tag = "auth",
-    params(("project_id" = String, Path, description = "The project id")),
+    params(("project_id" = String, Path, description = "The project id", min_length = 2, max_length = 64, pattern = "^[A-Za-z0-9_-]{2,64}$")),
     responses(
         (status = 200, description = "The JWK set", body = KeysBody),
         (status = 401, description = "Unknown project (`E011401`)", body = ErrorBody),
@@ -344,6 +344,7 @@ struct AuthSettingsBody {
     /// The allowed redirect URLs of sign-ins (compared without their query string). None may have
     /// a `code` query parameter: the sign-in appends its own.
     #[serde(default)]
+    #[schema(schema_with = crate::fields::redirect_urls)]
     redirect_urls: Vec<String>,
     /// Sign-ins link to an existing user with the same verified email (default true).
     #[serde(default = "default_true")]

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -16,6 +17,7 @@ use idvault_core::error::Error;
 
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{AppJson, AppQuery, MgmtAuth};
+use crate::fields as f;
 use crate::openapi::{BodyErrors, Empty, MgmtErrors};
 use crate::routes::empty_ok;
 use crate::state::AppState;
@@ -50,11 +52,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TenantPatchRequest {
-    #[schema(required = true)]
+    #[schema(schema_with = f::name_req, required = true)]
     id: Option<String>,
+    #[schema(schema_with = f::name_opt)]
     name: Option<String>,
+    #[schema(schema_with = f::name_list_opt)]
     self_provisioning_domains: Option<Vec<String>>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = f::custom_attributes_opt)]
     custom_attributes: Option<Map<String, Value>>,
     disabled: Option<bool>,
     #[serde(rename = "enforceSSO")]
@@ -106,18 +110,51 @@ async fn patch_tenant(
     Ok(empty_ok())
 }
 
+/// A tenant to create; the id is generated when absent or empty.
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TenantRequest {
+    #[schema(schema_with = f::text_opt)]
     id: Option<String>,
-    #[schema(required = true)]
+    #[schema(schema_with = f::name_req, required = true)]
     name: Option<String>,
+    #[schema(schema_with = f::name_list_opt)]
     self_provisioning_domains: Option<Vec<String>>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = f::custom_attributes_opt)]
     custom_attributes: Option<Map<String, Value>>,
     disabled: Option<bool>,
     #[serde(rename = "enforceSSO")]
     enforce_sso: Option<bool>,
+}
+
+/// The new state of a tenant, found by its id.
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct TenantUpdateRequest {
+    #[schema(schema_with = f::name_req, required = true)]
+    id: Option<String>,
+    #[schema(schema_with = f::name_req, required = true)]
+    name: Option<String>,
+    #[schema(schema_with = f::name_list_opt)]
+    self_provisioning_domains: Option<Vec<String>>,
+    #[schema(schema_with = f::custom_attributes_opt)]
+    custom_attributes: Option<Map<String, Value>>,
+    disabled: Option<bool>,
+    #[serde(rename = "enforceSSO")]
+    enforce_sso: Option<bool>,
+}
+
+impl From<TenantUpdateRequest> for TenantRequest {
+    fn from(t: TenantUpdateRequest) -> Self {
+        TenantRequest {
+            id: t.id,
+            name: t.name,
+            self_provisioning_domains: t.self_provisioning_domains,
+            custom_attributes: t.custom_attributes,
+            disabled: t.disabled,
+            enforce_sso: t.enforce_sso,
+        }
+    }
 }
 
 impl TenantRequest {
@@ -204,7 +241,7 @@ async fn create_tenant(
     path = "/v1/mgmt/tenant/update",
     tag = "tenants",
     security(("management_key" = [])),
-    request_body = TenantRequest,
+    request_body = TenantUpdateRequest,
     responses(
         (status = 200, description = "Updated", body = Empty),
         MgmtErrors,
@@ -217,12 +254,12 @@ async fn create_tenant(
 async fn update_tenant(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,
-    AppJson(body): AppJson<TenantRequest>,
+    AppJson(body): AppJson<TenantUpdateRequest>,
 ) -> ApiResult<Json<Value>> {
     if body.id.as_deref().is_none_or(str::is_empty) {
         return Err(Error::MissingArgument("id").into());
     }
-    state.directory.update_tenant(&project, body.into_tenant()).await?;
+    state.directory.update_tenant(&project, TenantRequest::from(body).into_tenant()).await?;
     Ok(empty_ok())
 }
 
@@ -231,20 +268,23 @@ async fn update_tenant(
 struct IdRequest {
     /// The tenant's id.
     #[serde(default)]
-    #[schema(required = true)]
+    #[schema(schema_with = f::name_req, required = true)]
     id: String,
     /// Also delete the users who belong to no other tenant.
     #[serde(default)]
     cascade: bool,
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Deserialize)]
 struct IdQuery {
-    /// The tenant's id.
     #[serde(default)]
-    #[param(required = true)]
     id: String,
+}
+
+impl IntoParams for IdQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![f::query("id", true, "The tenant's id.", f::name_req())]
+    }
 }
 
 /// Deletes a tenant.
@@ -321,11 +361,14 @@ async fn load_all_tenants(
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TenantSearchRequest {
+    #[schema(schema_with = f::filter_list_opt)]
     tenant_ids: Option<Vec<String>>,
+    #[schema(schema_with = f::filter_list_opt)]
     tenant_names: Option<Vec<String>>,
+    #[schema(schema_with = f::filter_list_opt)]
     tenant_self_provisioning_domains: Option<Vec<String>>,
     /// Attribute values the tenant must have.
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = f::custom_attributes_opt)]
     custom_attributes: Option<Map<String, Value>>,
 }
 
@@ -360,17 +403,23 @@ async fn search_tenants(
 
 // ---- roles ----
 
-/// A role. Update and delete find it by `name` or, when absent, by `id`.
+/// A role, named by `name` (update and delete also find it by `id` when `name` is empty).
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct RoleRequest {
+    #[schema(schema_with = f::text_opt)]
     id: Option<String>,
+    #[schema(schema_with = f::name_req, required = true)]
     name: Option<String>,
     /// Update only: the new name.
+    #[schema(schema_with = f::new_name_opt)]
     new_name: Option<String>,
+    #[schema(schema_with = f::text_opt)]
     description: Option<String>,
+    #[schema(schema_with = f::name_list_opt)]
     permission_names: Option<Vec<String>>,
     /// The tenant of a tenant role; absent for a project role.
+    #[schema(schema_with = f::text_opt)]
     tenant_id: Option<String>,
     default: Option<bool>,
     private: Option<bool>,
@@ -549,11 +598,16 @@ async fn load_all_roles(
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct RoleSearchRequest {
+    #[schema(schema_with = f::filter_list_opt)]
     tenant_ids: Option<Vec<String>>,
+    #[schema(schema_with = f::filter_list_opt)]
     role_names: Option<Vec<String>>,
+    #[schema(schema_with = f::text_opt)]
     role_name_like: Option<String>,
+    #[schema(schema_with = f::filter_list_opt)]
     permission_names: Option<Vec<String>>,
     include_project_roles: Option<bool>,
+    #[schema(schema_with = f::filter_list_opt)]
     role_ids: Option<Vec<String>>,
 }
 
@@ -592,14 +646,18 @@ async fn search_roles(
 
 // ---- permissions ----
 
-/// A permission. Update and delete find it by `name` or, when absent, by `id`.
+/// A permission, named by `name` (update and delete also find it by `id` when `name` is empty).
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PermissionRequest {
+    #[schema(schema_with = f::text_opt)]
     id: Option<String>,
+    #[schema(schema_with = f::name_req, required = true)]
     name: Option<String>,
     /// Update only: the new name.
+    #[schema(schema_with = f::new_name_opt)]
     new_name: Option<String>,
+    #[schema(schema_with = f::text_opt)]
     description: Option<String>,
 }
 
@@ -763,19 +821,17 @@ async fn load_all_permissions(
 #[serde(rename_all = "camelCase")]
 struct AttributeDto {
     #[serde(default)]
-    #[schema(required = true)]
+    #[schema(schema_with = f::name_req, required = true)]
     name: String,
-    /// The type: a number from 1 (string) to 6 (date), or a type name (`string`, `number`,
-    /// `boolean`, `singleSelect`, `multiSelect`, `date`).
-    #[serde(rename = "type")]
-    #[schema(value_type = Value, required = true)]
+    #[serde(rename = "type", default, deserialize_with = "f::opt_value_int")]
+    #[schema(schema_with = f::attribute_type_req, required = true)]
     kind: Option<Value>,
     /// Defaults to the name.
     #[serde(default)]
+    #[schema(schema_with = f::text)]
     display_name: String,
-    /// The allowed values: strings (Python SDK) or `{value, label}` objects (Node SDK).
     #[serde(default)]
-    #[schema(value_type = Vec<Value>)]
+    #[schema(schema_with = f::attribute_options)]
     options: Vec<Value>,
     #[serde(default)]
     required: bool,
@@ -784,7 +840,7 @@ struct AttributeDto {
 #[derive(Deserialize, Default, ToSchema)]
 struct AttributesRequest {
     #[serde(default)]
-    #[schema(required = true)]
+    #[schema(schema_with = f::attributes_req::<AttributeDto>, required = true)]
     attributes: Vec<AttributeDto>,
 }
 
@@ -883,6 +939,7 @@ async fn create_custom_attributes(
 struct NamesRequest {
     /// The names of the definitions to delete.
     #[serde(default)]
+    #[schema(schema_with = f::name_list_req)]
     names: Vec<String>,
 }
 

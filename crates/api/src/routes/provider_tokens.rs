@@ -6,6 +6,8 @@ use axum::Json;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::openapi::path::{Parameter, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -17,6 +19,7 @@ use idvault_core::vault::{ProviderToken, StoreTokenRequest};
 
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{query_bool, AppJson, AppQuery, MgmtAuth};
+use crate::fields as f;
 use crate::openapi::{BodyErrors, Empty, MgmtErrors};
 use crate::routes::empty_ok;
 use crate::state::AppState;
@@ -26,24 +29,45 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The user is named by `loginId` or `userId` (one of them is required).
-#[derive(Deserialize, IntoParams)]
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Query)]
 struct TokenQuery {
-    /// The user's login id (or give `userId`).
     login_id: Option<String>,
-    /// The user's id (or give `loginId`).
     user_id: Option<String>,
-    /// The provider's name, such as `google`.
     #[serde(default)]
-    #[param(required = true)]
     provider: String,
-    /// Also answer the refresh token (`true`/`false`, `1`/`0`).
     #[serde(default, deserialize_with = "query_bool")]
     with_refresh_token: bool,
-    /// Refresh the access token at the provider first, even if it has not expired.
     #[serde(default, deserialize_with = "query_bool")]
     force_refresh: bool,
+}
+
+/// `loginId` or `userId`, and the provider.
+fn user_and_provider() -> Vec<Parameter> {
+    vec![
+        f::user_query(),
+        f::query("provider", true, "The provider's name, such as `google`.", f::provider_req()),
+    ]
+}
+
+impl IntoParams for TokenQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let flag = || ObjectBuilder::new().schema_type(Type::Boolean).build();
+        let mut params = user_and_provider();
+        params.push(f::query(
+            "withRefreshToken",
+            false,
+            "Also answer the refresh token (`true`/`false`, `1`/`0`).",
+            flag(),
+        ));
+        params.push(f::query(
+            "forceRefresh",
+            false,
+            "Refresh the access token at the provider first, even if it has not expired.",
+            flag(),
+        ));
+        params
+    }
 }
 
 /// The wire answer. `providerUserId` as the Descope docs show it; Go's case-insensitive JSON
@@ -114,25 +138,30 @@ async fn get_provider_token(
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PutTokenRequest {
+    #[schema(schema_with = f::login_id_opt)]
     login_id: Option<String>,
+    #[schema(schema_with = f::user_id_opt)]
     user_id: Option<String>,
     /// The provider's name, such as `google`.
     #[serde(default)]
-    #[schema(required = true)]
+    #[schema(schema_with = f::provider_req, required = true)]
     provider: String,
     #[serde(default)]
+    #[schema(schema_with = f::text_opt)]
     provider_user_id: Option<String>,
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = f::token_req, required = true)]
     access_token: Option<SecretString>,
     /// An empty string stores no refresh token.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = f::token_opt)]
     refresh_token: Option<SecretString>,
     /// Unix seconds when the access token expires; 0 or absent when unknown.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "f::opt_int")]
+    #[schema(schema_with = f::expiration_opt)]
     expiration: Option<i64>,
     #[serde(default)]
+    #[schema(schema_with = f::scopes_opt)]
     scopes: Option<Vec<String>>,
 }
 
@@ -165,18 +194,19 @@ async fn put_provider_token(
 }
 
 /// The user is named by `loginId` or `userId` (one of them is required).
-#[derive(Deserialize, IntoParams)]
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Query)]
 struct DeleteTokenQuery {
-    /// The user's login id (or give `userId`).
     login_id: Option<String>,
-    /// The user's id (or give `loginId`).
     user_id: Option<String>,
-    /// The provider's name, such as `google`.
     #[serde(default)]
-    #[param(required = true)]
     provider: String,
+}
+
+impl IntoParams for DeleteTokenQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        user_and_provider()
+    }
 }
 
 /// idvault extension: forgets a user's tokens for a provider.

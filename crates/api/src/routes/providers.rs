@@ -7,6 +7,7 @@ use axum::Json;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -16,6 +17,7 @@ use idvault_core::provider::{ClientAuthMethod, ProviderConfig};
 
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{AppJson, AppQuery, MgmtAuth};
+use crate::fields as f;
 use crate::openapi::{BodyErrors, Empty, MgmtErrors};
 use crate::routes::empty_ok;
 use crate::state::AppState;
@@ -34,23 +36,30 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase")]
 struct SetProviderRequest {
     /// The provider's name, such as `google`.
-    #[schema(required = true)]
+    #[schema(schema_with = f::provider_req, required = true)]
     name: Option<String>,
+    #[schema(schema_with = f::preset_opt)]
     preset: Option<String>,
-    #[schema(required = true)]
+    #[schema(schema_with = f::client_id_req, required = true)]
     client_id: Option<String>,
     /// Write-only: never answered. Absent keeps the stored secret.
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = f::client_secret_opt)]
     client_secret: Option<SecretString>,
+    #[schema(schema_with = f::url_opt)]
     issuer: Option<String>,
+    #[schema(schema_with = f::url_opt)]
     authorization_endpoint: Option<String>,
+    #[schema(schema_with = f::url_opt)]
     token_endpoint: Option<String>,
+    #[schema(schema_with = f::url_opt)]
     userinfo_endpoint: Option<String>,
+    #[schema(schema_with = f::url_opt)]
     jwks_uri: Option<String>,
+    #[schema(schema_with = f::scopes_opt)]
     scopes: Option<Vec<String>>,
     /// How the client authenticates at the token endpoint: `client_secret_basic` or
     /// `client_secret_post`.
-    #[schema(example = "client_secret_post")]
+    #[schema(schema_with = f::auth_method_opt)]
     auth_method: Option<String>,
 }
 
@@ -105,13 +114,16 @@ struct ProvidersEnvelope {
     providers: Vec<ProviderView>,
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Deserialize)]
 struct NameQuery {
-    /// The provider's name.
     #[serde(default)]
-    #[param(required = true)]
     name: String,
+}
+
+impl IntoParams for NameQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![f::query("name", true, "The provider's name.", f::provider_req())]
+    }
 }
 
 #[derive(Deserialize, Default, ToSchema)]
@@ -119,7 +131,7 @@ struct NameQuery {
 struct NameBody {
     /// The provider's name.
     #[serde(default)]
-    #[schema(required = true)]
+    #[schema(schema_with = f::provider_req, required = true)]
     name: String,
 }
 

@@ -165,7 +165,7 @@ pub trait OAuthClient: Send + Sync + 'static {
 /// Accepts absolute http(s) URLs only.
 pub fn validate_url(field: &'static str, url: &str) -> Result<String> {
     let ok = (url.starts_with("https://") || url.starts_with("http://"))
-        && url.len() <= 2048
+        && url.len() <= crate::limits::MAX_URL_LEN
         && !url.chars().any(|c| c.is_whitespace() || c.is_control())
         && url.split("://").nth(1).is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
     if ok {

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use crate::directory::check_attribute_name;
 use crate::error::{Error, Result};
 use crate::limits::{
-    MAX_FILTER_VALUES, MAX_SEARCH_FILTERS, MAX_SEARCH_TEXT_LEN, MAX_SEARCH_VALUES_TOTAL,
+    MAX_FILTER_VALUES, MAX_SEARCH_FILTERS, MAX_SEARCH_TEXT_LEN, MAX_SEARCH_VALUES_TOTAL, MAX_SORT_FIELDS,
     SEARCH_DEFAULT_LIMIT, SEARCH_MAX_LIMIT,
 };
 use crate::user::model::UserStatus;
@@ -180,8 +180,8 @@ impl UserQuery {
         if self.tenant_roles.len() > MAX_SEARCH_FILTERS {
             return Err(Error::invalid("tenantRoleNames", format!("at most {MAX_SEARCH_FILTERS} tenants")));
         }
-        if self.sort.len() > 5 {
-            return Err(Error::invalid("sort", "at most 5 sort fields"));
+        if self.sort.len() > MAX_SORT_FIELDS {
+            return Err(Error::invalid("sort", format!("at most {MAX_SORT_FIELDS} sort fields")));
         }
         for name in self.custom_attributes.keys() {
             check_attribute_name("customAttributes", name)?;

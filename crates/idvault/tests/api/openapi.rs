@@ -4,7 +4,7 @@
 //! After a deliberate change of a route or a wire type, regenerate the committed document with
 //! `UPDATE_OPENAPI=1 cargo test -p idvault --test api openapi` and commit it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde_json::Value;
@@ -185,8 +185,16 @@ async fn sdk_critical_operations_are_documented() {
     }
     // The key read's query and answer are described.
     let get = &doc["paths"]["/v1/mgmt/user/provider/token"]["get"];
-    let params: BTreeSet<&str> =
-        get["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    // A parameter is a query field, or an object exploded into its fields (`loginId`/`userId`).
+    let mut params = BTreeSet::new();
+    for p in get["parameters"].as_array().unwrap() {
+        params.insert(p["name"].as_str().unwrap());
+        if p["explode"] == true {
+            for part in p["schema"]["allOf"].as_array().unwrap() {
+                params.extend(part["properties"].as_object().into_iter().flatten().map(|(k, _)| k.as_str()));
+            }
+        }
+    }
     for p in ["loginId", "userId", "provider", "withRefreshToken", "forceRefresh"] {
         assert!(params.contains(p), "{p}: {params:?}");
     }
@@ -210,4 +218,194 @@ async fn docs_page_is_html_that_loads_the_document() {
     assert_eq!(r.status(), 405);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["errorCode"], "E011405");
+}
+
+/// Resolves a `$ref` to the schema it names.
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(r) => doc.pointer(r.trim_start_matches('#')).unwrap_or_else(|| panic!("unresolved {r}")),
+        None => schema,
+    }
+}
+
+fn has_type(schema: &Value, t: &str) -> bool {
+    match &schema["type"] {
+        Value::String(s) => s == t,
+        Value::Array(a) => a.iter().any(|v| v == t),
+        _ => false,
+    }
+}
+
+/// Every string, array and integer a request may carry is bounded: strings by `maxLength` (or an
+/// `enum`), arrays by `maxItems`, integers by `minimum` and `maximum`. `anyOf` items directly under
+/// an `allOf` only add "which field is required" to the fields' own schemas and are skipped.
+fn unbounded(doc: &Value, schema: &Value, at: &str, out: &mut Vec<String>) {
+    let schema = resolve(doc, schema);
+    if has_type(schema, "string") && schema.get("maxLength").is_none() && schema.get("enum").is_none() {
+        out.push(format!("{at}: string without maxLength"));
+    }
+    if has_type(schema, "array") && schema.get("maxItems").is_none() {
+        out.push(format!("{at}: array without maxItems"));
+    }
+    if has_type(schema, "integer") && (schema.get("minimum").is_none() || schema.get("maximum").is_none()) {
+        out.push(format!("{at}: integer without minimum and maximum"));
+    }
+    for (name, prop) in schema["properties"].as_object().into_iter().flatten() {
+        unbounded(doc, prop, &format!("{at}.{name}"), out);
+    }
+    for key in ["items", "additionalProperties", "propertyNames"] {
+        if let Some(sub) = schema.get(key).filter(|s| s.is_object()) {
+            unbounded(doc, sub, &format!("{at}[{key}]"), out);
+        }
+    }
+    for (i, part) in schema["allOf"].as_array().into_iter().flatten().enumerate() {
+        if part.get("anyOf").is_none() {
+            unbounded(doc, part, &format!("{at}.allOf[{i}]"), out);
+        }
+    }
+    for (i, part) in schema["anyOf"].as_array().into_iter().flatten().enumerate() {
+        unbounded(doc, part, &format!("{at}.anyOf[{i}]"), out);
+    }
+}
+
+/// The document states the bounds the API enforces on every request field, so that a client
+/// (or a fuzzer) that follows it is not refused for a length or a count. Lengths and counts come
+/// from `idvault_core::limits`, the same constants the checks use.
+#[tokio::test]
+async fn every_request_field_is_bounded() {
+    let app = TestApp::spawn();
+    let doc = served(&app).await;
+    let mut problems = Vec::new();
+    for (method, path) in operations(&doc) {
+        let op = &doc["paths"][&path][&method];
+        let at = format!("{method} {path}");
+        if let Some(body) = op["requestBody"]["content"]["application/json"]["schema"].as_object() {
+            unbounded(&doc, &Value::Object(body.clone()), &format!("{at} body"), &mut problems);
+        }
+        for p in op["parameters"].as_array().into_iter().flatten() {
+            // The provider's redirect carries the provider's values, which idvault does not bound.
+            let from_provider = path == "/v1/auth/oauth/callback" && p["name"] != "state";
+            if !from_provider {
+                unbounded(&doc, &p["schema"], &format!("{at} {}", p["name"]), &mut problems);
+            }
+        }
+    }
+    assert!(problems.is_empty(), "unbounded request fields:\n{}", problems.join("\n"));
+
+    // The numbers are core's limits.
+    use idvault_core::limits::*;
+    let schemas = &doc["components"]["schemas"];
+    let fields = |name: &str| schemas[name]["allOf"][0]["properties"].clone();
+    assert_eq!(schemas["CreateUserRequest"]["properties"]["loginId"]["maxLength"], MAX_FIELD_LEN);
+    assert_eq!(schemas["CreateUserRequest"]["properties"]["roleNames"]["maxItems"], MAX_LIST_ITEMS);
+    assert_eq!(
+        schemas["CreateUserRequest"]["properties"]["additionalLoginIds"]["maxItems"],
+        MAX_LOGIN_IDS - 1
+    );
+    assert_eq!(schemas["BatchCreateRequest"]["properties"]["users"]["maxItems"], MAX_BATCH_USERS);
+    assert_eq!(schemas["LoadUsersRequest"]["properties"]["userIds"]["maxItems"], MAX_LOAD_USERS);
+    assert_eq!(fields("UserRefBody")["userId"]["maxLength"], MAX_USER_ID_LEN);
+    assert_eq!(schemas["SearchRequest"]["properties"]["limit"]["maximum"], SEARCH_MAX_LIMIT);
+    assert_eq!(schemas["SearchRequest"]["properties"]["loginIds"]["maxItems"], MAX_FILTER_VALUES);
+    assert_eq!(schemas["SearchRequest"]["properties"]["text"]["maxLength"], MAX_SEARCH_TEXT_LEN);
+    assert_eq!(
+        schemas["SearchRequest"]["properties"]["customAttributes"]["maxProperties"],
+        MAX_SEARCH_FILTERS
+    );
+    assert_eq!(schemas["SearchRequest"]["properties"]["sort"]["maxItems"], MAX_SORT_FIELDS);
+    assert_eq!(fields("PutTokenRequest")["accessToken"]["maxLength"], MAX_TOKEN_LEN);
+    assert_eq!(fields("PutTokenRequest")["scopes"]["maxItems"], MAX_SCOPES);
+    assert_eq!(fields("PutTokenRequest")["provider"]["maxLength"], MAX_PROVIDER_NAME_LEN);
+    assert_eq!(fields("SetProviderRequest")["tokenEndpoint"]["maxLength"], MAX_URL_LEN);
+    let revoke = &schemas["RevokeKeyRequest"]["properties"]["keyId"];
+    assert_eq!(revoke["maxLength"], idvault_core::project::KEY_ID_LEN);
+    assert_eq!(revoke["minLength"], idvault_core::project::KEY_ID_LEN);
+    let authorize: BTreeMap<String, Value> = doc["paths"]["/v1/auth/oauth/authorize"]["post"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap().to_owned(), p["schema"].clone()))
+        .collect();
+    assert_eq!(authorize["provider"]["maxLength"], MAX_PROVIDER_NAME_LEN);
+    assert_eq!(authorize["redirectURL"]["maxLength"], MAX_REDIRECT_URL_LEN);
+    assert_eq!(authorize["loginHint"]["maxLength"], MAX_LOGIN_HINT_LEN);
+    // Statuses are an enum, null included where null is accepted.
+    assert_eq!(
+        schemas["CreateUserRequest"]["properties"]["status"]["enum"],
+        serde_json::json!(["enabled", "disabled", "invited", "expired", null])
+    );
+}
+
+/// Sends `{}` (or no query) to every operation: when the API answers "missing argument: X"
+/// (`E011002`), the document must say that X is required, directly or as one of the `anyOf`
+/// alternatives. This ties the `required` lists to what the handlers and core actually refuse.
+#[tokio::test]
+async fn what_the_api_requires_the_document_requires() {
+    let app = TestApp::spawn();
+    let doc = served(&app).await;
+    let project = app.server.project_id.clone().unwrap();
+    // Core names a few arguments by their meaning rather than their wire name.
+    let wire_name = |path: &str, arg: &str| -> String {
+        match (path, arg) {
+            ("/v1/mgmt/provider/set" | "/v1/mgmt/provider/delete" | "/v1/mgmt/provider", "provider") => {
+                "name".to_owned()
+            }
+            _ => arg.to_owned(),
+        }
+    };
+    // Everything a schema requires: `required`, and the `required` of each alternative.
+    fn required(doc: &Value, schema: &Value, out: &mut BTreeSet<String>) {
+        let schema = resolve(doc, schema);
+        for r in schema["required"].as_array().into_iter().flatten() {
+            out.insert(r.as_str().unwrap().to_owned());
+        }
+        for key in ["allOf", "anyOf"] {
+            for part in schema[key].as_array().into_iter().flatten() {
+                required(doc, part, out);
+            }
+        }
+    }
+    let mut checked = 0;
+    let mut problems = Vec::new();
+    for (method, path) in operations(&doc) {
+        let op = &doc["paths"][&path][&method];
+        let mut listed = BTreeSet::new();
+        for p in op["parameters"].as_array().into_iter().flatten() {
+            if p["required"] == true {
+                listed.insert(p["name"].as_str().unwrap().to_owned());
+            }
+            required(&doc, &p["schema"], &mut listed);
+        }
+        let body = op["requestBody"]["content"]["application/json"]["schema"].clone();
+        let has_body = body.is_object();
+        if has_body {
+            required(&doc, &body, &mut listed);
+        }
+        let url = app.server.url(&path.replace("{project_id}", &project));
+        let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let auth = if path.contains("/mgmt/") { app.api.auth.clone() } else { format!("Bearer {project}") };
+        let mut req = app.api.http.request(m, url).header("Authorization", auth);
+        if has_body {
+            req = req.header("content-type", "application/json").body(if body["type"] == "array" {
+                "[]"
+            } else {
+                "{}"
+            });
+        }
+        let r = req.send().await.unwrap();
+        let answer: Value = r.json().await.unwrap_or(Value::Null);
+        if answer["errorCode"] != "E011002" {
+            continue;
+        }
+        checked += 1;
+        let message = answer["errorMessage"].as_str().unwrap_or_default();
+        let arg = message.strip_prefix("missing argument: ").unwrap_or(message);
+        let arg = wire_name(&path, arg);
+        if !listed.contains(&arg) {
+            problems
+                .push(format!("{method} {path}: the API requires `{arg}`, the document requires {listed:?}"));
+        }
+    }
+    assert!(checked > 20, "only {checked} operations answered a missing argument");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

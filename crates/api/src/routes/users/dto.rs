@@ -3,8 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::fields as f;
 use idvault_core::error::{Error, Result};
 use idvault_core::user::search::RawPaging;
 use idvault_core::user::{
@@ -16,8 +18,10 @@ use idvault_core::user::{
 #[serde(rename_all = "camelCase")]
 pub struct TenantDto {
     #[serde(default)]
+    #[schema(schema_with = f::name_req, required = true)]
     pub tenant_id: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = f::name_list_opt)]
     pub role_names: Option<Vec<String>>,
 }
 
@@ -26,28 +30,39 @@ pub struct TenantDto {
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateUserRequest {
-    #[schema(required = true)]
+    #[schema(schema_with = f::login_id_req, required = true)]
     pub login_id: Option<String>,
+    #[schema(schema_with = f::email_opt)]
     pub email: Option<String>,
+    #[schema(schema_with = f::phone_opt)]
     pub phone: Option<String>,
+    #[schema(schema_with = f::text_opt)]
     pub display_name: Option<String>,
+    #[schema(schema_with = f::text_opt)]
     pub given_name: Option<String>,
+    #[schema(schema_with = f::text_opt)]
     pub middle_name: Option<String>,
+    #[schema(schema_with = f::text_opt)]
     pub family_name: Option<String>,
+    #[schema(schema_with = f::name_list_opt)]
     pub role_names: Option<Vec<String>>,
+    #[schema(schema_with = f::user_tenants_opt::<TenantDto>)]
     pub user_tenants: Option<Vec<TenantDto>>,
     pub test: Option<bool>,
+    #[schema(schema_with = f::text_opt)]
     pub picture: Option<String>,
     /// Values of defined custom attributes, by name.
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = f::custom_attributes_opt)]
     pub custom_attributes: Option<Map<String, Value>>,
+    #[schema(schema_with = f::login_id_list_opt)]
     pub additional_login_ids: Option<Vec<String>>,
     /// Python sends `ssoAppIDs`, Node `ssoAppIds`.
     #[serde(rename = "ssoAppIDs", alias = "ssoAppIds")]
+    #[schema(schema_with = f::name_list_opt)]
     pub sso_app_ids: Option<Vec<String>>,
     pub verified_email: Option<bool>,
     pub verified_phone: Option<bool>,
-    /// `enabled`, `disabled`, `invited` or `expired`.
+    #[schema(schema_with = f::status_opt)]
     pub status: Option<String>,
     /// Send an invitation; for an existing user, a re-invitation (idvault sends no messages).
     pub invite: Option<bool>,
@@ -92,6 +107,7 @@ impl CreateUserRequest {
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchCreateRequest {
+    #[schema(schema_with = f::batch_create_users_req, required = true)]
     pub users: Option<Vec<CreateUserRequest>>,
 }
 
@@ -99,23 +115,30 @@ pub struct BatchCreateRequest {
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserRefBody {
+    #[schema(schema_with = f::login_id_opt)]
+    pub login_id: Option<String>,
+    #[schema(schema_with = f::user_id_opt)]
+    pub user_id: Option<String>,
+}
+
+/// Names a user by `loginId` or `userId` (one of them is required).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRefQuery {
     pub login_id: Option<String>,
     pub user_id: Option<String>,
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Query)]
-pub struct UserRefQuery {
-    /// The user's login id (or give `userId`).
-    pub login_id: Option<String>,
-    /// The user's id (or give `loginId`).
-    pub user_id: Option<String>,
+impl IntoParams for UserRefQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![f::user_query()]
+    }
 }
 
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoadUsersRequest {
+    #[schema(schema_with = f::user_ids_req, required = true)]
     pub user_ids: Option<Vec<String>>,
     /// Also answer disabled and expired users.
     pub include_invalid_users: Option<bool>,
@@ -125,39 +148,55 @@ pub struct LoadUsersRequest {
 #[serde(rename_all = "camelCase")]
 /// User search filters; every filter given must match.
 pub struct SearchRequest {
+    #[schema(schema_with = f::filter_list_opt)]
     pub tenant_ids: Option<Vec<String>>,
+    #[schema(schema_with = f::filter_list_opt)]
     pub role_names: Option<Vec<String>>,
-    /// Page size.
+    #[serde(default, deserialize_with = "f::opt_int")]
+    #[schema(schema_with = f::limit_opt)]
     pub limit: Option<i64>,
-    /// Page number, from 0.
+    #[serde(default, deserialize_with = "f::opt_int")]
+    #[schema(schema_with = f::page_opt)]
     pub page: Option<i64>,
     pub test_users_only: Option<bool>,
     pub with_test_user: Option<bool>,
-    /// `enabled`, `disabled`, `invited` or `expired`.
+    #[schema(schema_with = f::status_list_opt)]
     pub statuses: Option<Vec<String>>,
+    #[schema(schema_with = f::filter_list_opt)]
     pub emails: Option<Vec<String>>,
+    #[schema(schema_with = f::filter_list_opt)]
     pub phones: Option<Vec<String>>,
+    #[schema(schema_with = f::filter_list_opt)]
     pub login_ids: Option<Vec<String>>,
+    #[schema(schema_with = f::filter_list_opt)]
     pub user_ids: Option<Vec<String>>,
-    /// Case-insensitive free text over login ids, names, email and phone.
+    #[schema(schema_with = f::search_text_opt)]
     pub text: Option<String>,
-    /// Attribute values the user must have.
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = f::search_attributes_opt)]
     pub custom_attributes: Option<Map<String, Value>>,
     /// Also accepted as `ssoAppIDs`.
     #[serde(alias = "ssoAppIDs")]
+    #[schema(schema_with = f::filter_list_opt)]
     pub sso_app_ids: Option<Vec<String>>,
-    #[schema(value_type = Option<Vec<SortDto>>)]
+    #[schema(schema_with = f::sort_opt::<SortDto>)]
     pub sort: Option<Vec<Value>>,
+    #[serde(default, deserialize_with = "f::opt_int")]
+    #[schema(schema_with = f::time_ms_opt)]
     pub from_created_time: Option<i64>,
+    #[serde(default, deserialize_with = "f::opt_int")]
+    #[schema(schema_with = f::time_ms_opt)]
     pub to_created_time: Option<i64>,
+    #[serde(default, deserialize_with = "f::opt_int")]
+    #[schema(schema_with = f::time_ms_opt)]
     pub from_modified_time: Option<i64>,
+    #[serde(default, deserialize_with = "f::opt_int")]
+    #[schema(schema_with = f::time_ms_opt)]
     pub to_modified_time: Option<i64>,
     /// Per tenant id, role ids the user must have in it.
-    #[schema(value_type = Option<HashMap<String, RoleValues>>)]
+    #[schema(schema_with = f::tenant_roles_opt::<RoleValues>)]
     pub tenant_role_ids: Option<Map<String, Value>>,
     /// Per tenant id, role names the user must have in it.
-    #[schema(value_type = Option<HashMap<String, RoleValues>>)]
+    #[schema(schema_with = f::tenant_roles_opt::<RoleValues>)]
     pub tenant_role_names: Option<Map<String, Value>>,
     pub verified_email: Option<bool>,
     pub verified_phone: Option<bool>,
@@ -167,6 +206,7 @@ pub struct SearchRequest {
 #[derive(Deserialize, Default, ToSchema)]
 pub struct RoleValues {
     #[serde(default)]
+    #[schema(schema_with = f::filter_list)]
     pub values: Vec<String>,
     /// The user must have all the roles (default: any of them).
     #[serde(default)]
@@ -175,7 +215,7 @@ pub struct RoleValues {
 
 #[derive(Deserialize, ToSchema)]
 pub struct SortDto {
-    /// A user field, such as `name` or `createdTime`.
+    #[schema(schema_with = f::sort_field_req)]
     pub field: String,
     #[serde(default)]
     pub desc: bool,

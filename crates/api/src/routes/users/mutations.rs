@@ -17,6 +17,7 @@ use idvault_core::user::{User, UserRef, UserStatus};
 use super::dto::{CreateUserRequest, TenantDto, UserEnvelope, UserResponse};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{AppJson, MgmtAuth};
+use crate::fields as f;
 use crate::openapi::{BodyErrors, Empty, MgmtErrors};
 use crate::routes::empty_ok;
 use crate::state::AppState;
@@ -131,26 +132,39 @@ async fn update_user(
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PatchUserRequest {
+    #[schema(schema_with = f::login_id_opt)]
     login_id: Option<String>,
+    #[schema(schema_with = f::user_id_opt)]
     user_id: Option<String>,
+    #[schema(schema_with = f::email_opt)]
     email: Option<String>,
+    #[schema(schema_with = f::phone_opt)]
     phone: Option<String>,
+    #[schema(schema_with = f::text_opt)]
     display_name: Option<String>,
+    #[schema(schema_with = f::text_opt)]
     given_name: Option<String>,
+    #[schema(schema_with = f::text_opt)]
     middle_name: Option<String>,
+    #[schema(schema_with = f::text_opt)]
     family_name: Option<String>,
+    #[schema(schema_with = f::name_list_opt)]
     role_names: Option<Vec<String>>,
+    #[schema(schema_with = f::user_tenants_opt::<TenantDto>)]
     user_tenants: Option<Vec<TenantDto>>,
+    #[schema(schema_with = f::text_opt)]
     picture: Option<String>,
     /// Merged into the user's values: the attributes given change, the others stay.
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = f::custom_attributes_opt)]
     custom_attributes: Option<Map<String, Value>>,
     verified_email: Option<bool>,
     verified_phone: Option<bool>,
     /// Also accepted as `ssoAppIDs`.
     #[serde(alias = "ssoAppIDs")]
+    #[schema(schema_with = f::name_list_opt)]
     sso_app_ids: Option<Vec<String>>,
     /// `enabled`, `disabled`, `invited` or `expired`.
+    #[schema(schema_with = f::status_opt)]
     status: Option<String>,
 }
 
@@ -241,6 +255,7 @@ async fn patch_user(
 
 #[derive(Deserialize, Default, ToSchema)]
 struct PatchBatchRequest {
+    #[schema(schema_with = f::batch_patch_users_req, required = true)]
     users: Option<Vec<PatchUserRequest>>,
 }
 
@@ -305,10 +320,12 @@ async fn patch_users_batch(
 #[serde(rename_all = "camelCase")]
 #[schema(as = UserStatusRequest)]
 struct StatusRequest {
+    #[schema(schema_with = f::login_id_opt)]
     login_id: Option<String>,
+    #[schema(schema_with = f::user_id_opt)]
     user_id: Option<String>,
     /// `enabled`, `disabled`, `invited` or `expired`.
-    #[schema(required = true)]
+    #[schema(schema_with = f::status_req, required = true)]
     status: Option<String>,
 }
 
@@ -349,9 +366,10 @@ async fn update_status(
 #[schema(as = UserLoginIdRequest)]
 struct LoginIdRequest {
     /// The login id to replace (it also finds the user).
-    #[schema(required = true)]
+    #[schema(schema_with = f::login_id_req, required = true)]
     login_id: Option<String>,
     /// Empty or absent removes the login id.
+    #[schema(schema_with = f::login_id_opt)]
     new_login_id: Option<String>,
 }
 
@@ -400,9 +418,13 @@ async fn update_login_id(
 #[serde(rename_all = "camelCase")]
 #[schema(as = UserContactRequest)]
 struct ContactRequest {
+    #[schema(schema_with = f::login_id_opt)]
     login_id: Option<String>,
+    #[schema(schema_with = f::user_id_opt)]
     user_id: Option<String>,
+    #[schema(schema_with = f::email_opt)]
     email: Option<String>,
+    #[schema(schema_with = f::phone_opt)]
     phone: Option<String>,
     verified: Option<bool>,
     /// Fail (409) when another user has this email or phone.
@@ -499,11 +521,17 @@ async fn update_phone(
 #[serde(rename_all = "camelCase")]
 #[schema(as = UserNameRequest)]
 struct NameRequest {
+    #[schema(schema_with = f::login_id_opt)]
     login_id: Option<String>,
+    #[schema(schema_with = f::user_id_opt)]
     user_id: Option<String>,
+    #[schema(schema_with = f::text_opt)]
     display_name: Option<String>,
+    #[schema(schema_with = f::text_opt)]
     given_name: Option<String>,
+    #[schema(schema_with = f::text_opt)]
     middle_name: Option<String>,
+    #[schema(schema_with = f::text_opt)]
     family_name: Option<String>,
 }
 
@@ -551,8 +579,11 @@ async fn update_name(
 #[serde(rename_all = "camelCase")]
 #[schema(as = UserPictureRequest)]
 struct PictureRequest {
+    #[schema(schema_with = f::login_id_opt)]
     login_id: Option<String>,
+    #[schema(schema_with = f::user_id_opt)]
     user_id: Option<String>,
+    #[schema(schema_with = f::text_opt)]
     picture: Option<String>,
 }
 
@@ -591,12 +622,14 @@ async fn update_picture(
 #[serde(rename_all = "camelCase")]
 #[schema(as = UserAttributeRequest)]
 struct AttributeRequest {
+    #[schema(schema_with = f::login_id_opt)]
     login_id: Option<String>,
+    #[schema(schema_with = f::user_id_opt)]
     user_id: Option<String>,
-    #[schema(required = true)]
+    #[schema(schema_with = f::name_req, required = true)]
     attribute_key: Option<String>,
-    /// Any JSON value of the attribute's type; null clears it.
-    #[schema(value_type = Value)]
+    /// A value of the attribute's type; null clears it.
+    #[schema(schema_with = f::attribute_value_schema)]
     attribute_value: Option<Value>,
 }
 
@@ -637,11 +670,15 @@ async fn update_custom_attribute(
 #[serde(rename_all = "camelCase")]
 #[schema(as = UserRolesRequest)]
 struct RolesRequest {
+    #[schema(schema_with = f::login_id_opt)]
     login_id: Option<String>,
+    #[schema(schema_with = f::user_id_opt)]
     user_id: Option<String>,
     /// The tenant whose roles change; absent for project roles.
+    #[schema(schema_with = f::text_opt)]
     tenant_id: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = f::name_list_req)]
     role_names: Vec<String>,
 }
 
@@ -771,9 +808,11 @@ async fn remove_roles(
 #[serde(rename_all = "camelCase")]
 #[schema(as = UserTenantRequest)]
 struct TenantRequest {
+    #[schema(schema_with = f::login_id_opt)]
     login_id: Option<String>,
+    #[schema(schema_with = f::user_id_opt)]
     user_id: Option<String>,
-    #[schema(required = true)]
+    #[schema(schema_with = f::name_req, required = true)]
     tenant_id: Option<String>,
 }
 
@@ -845,10 +884,13 @@ async fn remove_tenant(
 #[serde(rename_all = "camelCase")]
 #[schema(as = UserSsoAppsRequest)]
 struct SsoAppsRequest {
+    #[schema(schema_with = f::login_id_opt)]
     login_id: Option<String>,
+    #[schema(schema_with = f::user_id_opt)]
     user_id: Option<String>,
     /// Also accepted as `ssoAppIDs`.
     #[serde(default, alias = "ssoAppIDs")]
+    #[schema(schema_with = f::name_list_req)]
     sso_app_ids: Vec<String>,
 }
 
@@ -945,7 +987,9 @@ async fn remove_sso_apps(
 #[serde(rename_all = "camelCase")]
 #[schema(as = UserLogoutRequest)]
 struct LogoutRequest {
+    #[schema(schema_with = f::login_id_opt)]
     login_id: Option<String>,
+    #[schema(schema_with = f::user_id_opt)]
     user_id: Option<String>,
 }
 
@@ -985,13 +1029,26 @@ struct HistoryEntry {
     ip: String,
 }
 
+/// The body of a login history request: a JSON array of user ids.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct HistoryRequest(Vec<String>);
+
+impl utoipa::PartialSchema for HistoryRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        f::history_ids().into()
+    }
+}
+
+impl ToSchema for HistoryRequest {}
+
 /// Login history of users (the body is a JSON array of user ids), newest first.
 #[utoipa::path(
     post,
     path = "/v1/mgmt/user/history",
     tag = "users",
     security(("management_key" = [])),
-    request_body = Vec<String>,
+    request_body = HistoryRequest,
     responses(
         (status = 200, description = "The logins, newest first", body = Vec<HistoryEntry>),
         MgmtErrors,
@@ -1002,7 +1059,7 @@ struct HistoryEntry {
 async fn user_history(
     State(state): State<AppState>,
     MgmtAuth(project): MgmtAuth,
-    AppJson(ids): AppJson<Vec<String>>,
+    AppJson(HistoryRequest(ids)): AppJson<HistoryRequest>,
 ) -> ApiResult<Json<Vec<HistoryEntry>>> {
     let records = state.users.history(&project, &ids).await?;
     Ok(Json(
