@@ -57,6 +57,15 @@ pub fn provider_pattern() -> String {
 pub const URL_PATTERN: &str =
     r"^$|^https?://[^/\s\u0000-\u001f\u007f-\u009f][^\s\u0000-\u001f\u007f-\u009f]*$";
 
+/// Provider URLs: as [`URL_PATTERN`], https only.
+pub const PROVIDER_URL_PATTERN: &str =
+    r"^$|^https://[^/\s\u0000-\u001f\u007f-\u009f][^\s\u0000-\u001f\u007f-\u009f#]*$";
+
+/// Provider issuers: as [`PROVIDER_URL_PATTERN`], and without a query (`?`), since the discovery
+/// document is fetched at `<issuer>/.well-known/openid-configuration`.
+pub const ISSUER_PATTERN: &str =
+    r"^$|^https://[^/\s\u0000-\u001f\u007f-\u009f][^\s\u0000-\u001f\u007f-\u009f#?]*$";
+
 /// Scopes: no spaces (and no control characters).
 pub const SCOPE_PATTERN: &str = r"^[^\s\u0000-\u001f\u007f-\u009f]+$";
 
@@ -119,6 +128,19 @@ pub fn name_req() -> Object {
         MAX_FIELD_LEN,
         not_blank_pattern(),
         &format!("Not blank, {}, no control characters", bytes(MAX_FIELD_LEN)),
+    )
+}
+
+/// A custom attribute name, in definitions and search filters alike: the rule of
+/// `idvault_core::directory::check_attribute_name` (1 to `MAX_ATTRIBUTE_NAME_LEN` bytes of
+/// printable text without quotes, backslashes or surrounding spaces).
+pub fn attribute_name_req() -> Object {
+    string(
+        false,
+        1,
+        MAX_ATTRIBUTE_NAME_LEN,
+        format!("^[^\\s\"\\\\{CONTROL}]([^\"\\\\{CONTROL}]*[^\\s\"\\\\{CONTROL}])?$"),
+        "An attribute name: printable, without quotes, backslashes or surrounding spaces",
     )
 }
 
@@ -298,9 +320,30 @@ pub fn opaque_req() -> Object {
     string(false, 1, MAX_FIELD_LEN, printable_pattern(), "The value from the previous step")
 }
 
-/// An optional absolute http(s) URL; empty or null means "not given".
-pub fn url_opt() -> Object {
-    string(true, 0, MAX_URL_LEN, URL_PATTERN, &format!("An absolute http(s) URL, {}", bytes(MAX_URL_LEN)))
+/// An optional provider URL; empty or null means "not given". https, as the provider URL policy
+/// requires (`idvault_core::provider::address`); http is accepted only for hosts an operator
+/// allowed with `--provider-allowed-hosts`, which the document cannot know.
+pub fn provider_url_opt() -> Object {
+    provider_url(PROVIDER_URL_PATTERN)
+}
+
+/// An optional provider issuer: a provider URL without a query.
+pub fn issuer_opt() -> Object {
+    provider_url(ISSUER_PATTERN)
+}
+
+fn provider_url(pattern: &str) -> Object {
+    string(
+        true,
+        0,
+        MAX_URL_LEN,
+        pattern,
+        &format!(
+            "An absolute https URL at a public address, {} (http only for hosts in \
+             --provider-allowed-hosts)",
+            bytes(MAX_URL_LEN)
+        ),
+    )
 }
 
 pub fn token_req() -> Object {
@@ -314,7 +357,8 @@ pub fn client_secret_opt() -> Object {
         0,
         MAX_FIELD_LEN,
         NO_NUL_PATTERN,
-        "Write-only: never answered. Absent or empty keeps the stored secret",
+        "Write-only: never answered. Absent or empty keeps the stored secret, except when the client \
+         id, the issuer or an endpoint changes: then it is required again",
     );
     o.write_only = Some(true);
     o
@@ -527,13 +571,7 @@ pub fn search_attributes_opt() -> Object {
     ObjectBuilder::new()
         .schema_type(nullable(Type::Object, true))
         .max_properties(Some(MAX_SEARCH_FILTERS))
-        .property_names(Some(string(
-            false,
-            1,
-            MAX_ATTRIBUTE_NAME_LEN,
-            format!("^[^\\s\"\\\\{CONTROL}]([^\"\\\\{CONTROL}]*[^\\s\"\\\\{CONTROL}])?$"),
-            "An attribute name: printable, without quotes, backslashes or surrounding spaces",
-        )))
+        .property_names(Some(attribute_name_req()))
         .additional_properties(Some(Schema::AnyOf(attribute_value())))
         .description(Some("Attribute values the user must have, by attribute name"))
         .build()

@@ -821,7 +821,7 @@ async fn load_all_permissions(
 #[serde(rename_all = "camelCase")]
 struct AttributeDto {
     #[serde(default)]
-    #[schema(schema_with = f::name_req, required = true)]
+    #[schema(schema_with = f::attribute_name_req, required = true)]
     name: String,
     #[serde(rename = "type", default, deserialize_with = "f::opt_value_int")]
     #[schema(schema_with = f::attribute_type_req, required = true)]

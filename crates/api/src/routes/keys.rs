@@ -71,7 +71,13 @@ struct KeysEnvelope {
 #[serde(rename_all = "camelCase")]
 struct RevokeKeyRequest {
     /// The id of the key to revoke (as listed): `idvault_core::project::KEY_ID_LEN` alphanumerics.
-    #[schema(required = true, min_length = 16, max_length = 16, pattern = "^[A-Za-z0-9]+$")]
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 16,
+        max_length = 16,
+        pattern = "^[A-Za-z0-9]+$"
+    )]
     key_id: Option<String>,
 }
 

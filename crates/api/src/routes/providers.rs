@@ -42,18 +42,19 @@ struct SetProviderRequest {
     preset: Option<String>,
     #[schema(schema_with = f::client_id_req, required = true)]
     client_id: Option<String>,
-    /// Write-only: never answered. Absent keeps the stored secret.
+    /// Write-only: never answered. Absent keeps the stored secret, unless the client id, the
+    /// issuer or an endpoint changes.
     #[schema(schema_with = f::client_secret_opt)]
     client_secret: Option<SecretString>,
-    #[schema(schema_with = f::url_opt)]
+    #[schema(schema_with = f::issuer_opt)]
     issuer: Option<String>,
-    #[schema(schema_with = f::url_opt)]
+    #[schema(schema_with = f::provider_url_opt)]
     authorization_endpoint: Option<String>,
-    #[schema(schema_with = f::url_opt)]
+    #[schema(schema_with = f::provider_url_opt)]
     token_endpoint: Option<String>,
-    #[schema(schema_with = f::url_opt)]
+    #[schema(schema_with = f::provider_url_opt)]
     userinfo_endpoint: Option<String>,
-    #[schema(schema_with = f::url_opt)]
+    #[schema(schema_with = f::provider_url_opt)]
     jwks_uri: Option<String>,
     #[schema(schema_with = f::scopes_opt)]
     scopes: Option<Vec<String>>,
