@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use idvault_core::error::{Code, Error};
 
-/// Maps a code to its status, Descope error code and fixed description (docs/errors.md).
+/// Maps a code to its status, Descope error code and fixed description (listed in docs/api.md,
+/// "Errors").
 pub fn describe(code: Code) -> (StatusCode, &'static str, &'static str) {
     match code {
         Code::BadRequest => (StatusCode::BAD_REQUEST, "E011001", "Bad request"),
