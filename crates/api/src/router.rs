@@ -101,7 +101,8 @@ async fn security_headers(mut resp: Response) -> Response {
     let html = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/html"));
+        .and_then(|ct| ct.trim_start().get(..9))
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case("text/html"));
     if html {
         if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
             headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(HTML_CSP));
