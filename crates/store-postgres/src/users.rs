@@ -1,6 +1,6 @@
 //! Users: create, load, search, delete.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
@@ -212,12 +212,8 @@ impl UserStore for PgStore {
     }
 
     async fn load_users(&self, project: &ProjectId, user_ids: &[String]) -> Result<Vec<User>> {
-        let mut seen = HashSet::new();
-        let ids: Vec<&str> = user_ids
-            .iter()
-            .map(String::as_str)
-            .filter(|id| UserId::parse(id).is_ok() && seen.insert(*id))
-            .collect();
+        let parsed = UserId::parse_distinct(user_ids);
+        let ids: Vec<&str> = parsed.iter().map(UserId::as_str).collect();
         if ids.is_empty() {
             return Ok(Vec::new());
         }

@@ -143,16 +143,11 @@ impl UserStore for SqliteStore {
     }
 
     async fn load_users(&self, project: &ProjectId, user_ids: &[String]) -> Result<Vec<User>> {
-        let (project, ids) = (project.clone(), user_ids.to_vec());
+        let (project, ids) = (project.clone(), UserId::parse_distinct(user_ids));
         self.read_blocking(move |c| {
             let mut out = Vec::with_capacity(ids.len());
-            let mut seen = std::collections::HashSet::new();
-            for id in &ids {
-                if !seen.insert(id.as_str()) {
-                    continue;
-                }
-                let Ok(uid) = UserId::parse(id) else { continue };
-                if let Some(u) = get_user_on(c, &project, &UserRef::UserId(uid))? {
+            for id in ids {
+                if let Some(u) = get_user_on(c, &project, &UserRef::UserId(id))? {
                     out.push(u);
                 }
             }
