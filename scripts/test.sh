@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite, twice over the storage backends:
-#   1. Rust unit tests (every crate; the PostgreSQL store's own tests included);
+#   1. Rust unit tests (every crate; the store contract suite on SQLite and on PostgreSQL included);
 #   2. the integration suite (the real server over HTTP) and the conformance suites that drive a
 #      real idvault with the official Descope SDKs (Python, the Python SDK's own e2e scenario,
 #      Node), first on SQLite, then again on PostgreSQL, each server on its own fresh database.

@@ -12,7 +12,7 @@ use idvault_core::user::{User, UserQuery, UserRef};
 use crate::rows::{to_json, user_columns, user_from_row, USER_COLUMNS};
 use crate::{storage_err, SqliteStore};
 
-fn is_unique_violation(e: &rusqlite::Error) -> bool {
+pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation)
 }
 
