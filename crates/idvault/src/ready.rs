@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
-/// What the ready file says. Field names are camelCase, like the SDKs' configuration.
-#[derive(Debug, Serialize)]
+/// What the ready file says. Field names are camelCase, like the SDKs' configuration. No
+/// `Debug`: it may hold a management key, which must not reach a log.
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReadyInfo {
     /// `http://<listen address>`: where this server answers (not the public URL, which may be

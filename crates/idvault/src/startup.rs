@@ -112,7 +112,7 @@ pub async fn serve(
     println!("idvault listening on http://{addr}");
     // Written after the listening line, so that a harness that waits for the file and then
     // reads the console for diagnostics finds the banner there too. Removed when `serve`
-    // returns (the guard's drop), clean shutdown or not.
+    // returns (the guard's drop), also with an error; a crash leaves it to the next start.
     let _ready_file = match &args.ready_file {
         Some(path) => {
             let info = ReadyInfo {
