@@ -1,6 +1,6 @@
 //! The parts of docs/api.md that the code declares, rendered from it so that the document
 //! cannot drift: the error table (from [`crate::error::ERROR_CODES`]) and the limits table (from
-//! `idvault_core::limits`). Each sits in docs/api.md between
+//! `idvault_core::limits` and the HTTP layer's defaults). Each sits in docs/api.md between
 //! `<!-- BEGIN GENERATED: <name> ... -->` and `<!-- END GENERATED: <name> -->`; the test
 //! `crates/idvault/tests/api/contract_docs.rs` fails when the committed text differs, and
 //! `UPDATE_DOCS=1 cargo test -p idvault --test api contract_docs` rewrites it.
@@ -8,6 +8,7 @@
 use idvault_core::limits::*;
 
 use crate::error::{ErrorCodeDoc, ERROR_CODES};
+use crate::RateLimit;
 
 /// The generated blocks of docs/api.md: (name, rendered Markdown).
 pub fn api_md_blocks() -> Vec<(&'static str, String)> {
@@ -108,6 +109,11 @@ fn limits() -> Vec<Limit> {
         limit!("sign-in `loginHint`", MAX_LOGIN_HINT_LEN => format!("{MAX_LOGIN_HINT_LEN} bytes")),
         limit!("pending sign-ins per project (started, unexpired)", MAX_PENDING_SIGN_INS =>
             format!("{} (then 429)", count(MAX_PENDING_SIGN_INS as usize))),
+        limit!("`/v1/auth/*` requests per client address (`--auth-rate-limit`, `--auth-rate-burst`)", => format!(
+            "{} per second, bursts of {} by default; `0` disables",
+            RateLimit::AUTH_DEFAULT.per_second,
+            RateLimit::AUTH_DEFAULT.burst
+        )),
         limit!("NUL character (`\\u0000`, `%00`)", =>
             "refused anywhere in a request (`E011004`), on every backend".to_owned()),
     ]

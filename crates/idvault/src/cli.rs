@@ -159,11 +159,11 @@ pub struct ServeArgs {
 
     /// Requests per second per client address on the unauthenticated `/v1/auth/*` routes
     /// (sign-in, code exchange, refresh, logout, me). `0` disables the limit.
-    #[arg(long, env = "IDVAULT_AUTH_RATE_LIMIT", default_value_t = 20)]
+    #[arg(long, env = "IDVAULT_AUTH_RATE_LIMIT", default_value_t = idvault_api::RateLimit::AUTH_DEFAULT.per_second)]
     pub auth_rate_limit: u32,
 
     /// Burst size of that limit: requests a client address may make at once. `0` disables it.
-    #[arg(long, env = "IDVAULT_AUTH_RATE_BURST", default_value_t = 100)]
+    #[arg(long, env = "IDVAULT_AUTH_RATE_BURST", default_value_t = idvault_api::RateLimit::AUTH_DEFAULT.burst)]
     pub auth_rate_burst: u32,
 }
 
