@@ -30,12 +30,16 @@ pub fn psql(url: &str, sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+fn pg_test_db() -> Command {
+    Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg-test-db"))
+}
+
 /// Creates a fresh PostgreSQL database for this suite with `scripts/pg-test-db`, the helper every
-/// test suite shares (names, URL and clean-up are its business), and answers its URL. The
-/// databases are dropped by `scripts/pg-test-db drop-all` at the end of scripts/test.sh.
+/// test suite shares (names, URL and clean-up are its business), and answers its URL. A
+/// [`TestDir`] drops the databases of its data directories; scripts/test.sh's final
+/// `pg-test-db drop-all` catches the rest.
 pub fn create_test_database() -> String {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg-test-db");
-    let out = Command::new(&script).args(["create", "api"]).output().expect("running scripts/pg-test-db");
+    let out = pg_test_db().args(["create", "api"]).output().expect("running scripts/pg-test-db");
     assert!(out.status.success(), "scripts/pg-test-db create api: {}", String::from_utf8_lossy(&out.stderr));
     let line = String::from_utf8_lossy(&out.stdout).into_owned();
     match line.split_whitespace().collect::<Vec<_>>().as_slice() {
@@ -44,7 +48,72 @@ pub fn create_test_database() -> String {
     }
 }
 
+/// Drops a database made by [`create_test_database`], named by its URL; a failure only warns
+/// (it runs in `Drop`).
+fn drop_test_database(url: &str) {
+    let name = url.rsplit('/').next().unwrap_or_default();
+    let name = name.split('?').next().unwrap_or_default();
+    match pg_test_db().args(["drop", name]).output() {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => eprintln!("could not drop test database {name}: {}", String::from_utf8_lossy(&out.stderr)),
+        Err(e) => eprintln!("could not run scripts/pg-test-db to drop {name}: {e}"),
+    }
+}
+
 const PG_URL_FILE: &str = ".test-database-url";
+
+/// A test's temporary directory. In PostgreSQL mode, dropping it also drops the databases of the
+/// data directories in it (found by their `.test-database-url` files), after the directory's
+/// servers are gone: declare it after them, or drop it last.
+pub struct TestDir {
+    dir: tempfile::TempDir,
+}
+
+impl TestDir {
+    pub fn new() -> TestDir {
+        TestDir { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The database URLs recorded in this directory and its subdirectories (a replica's data
+    /// directory names the same database as the first server's: each URL once).
+    fn database_urls(&self) -> Vec<String> {
+        let mut urls = Vec::new();
+        let mut dirs = vec![self.path().to_owned()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.file_name().is_some_and(|n| n == PG_URL_FILE) {
+                    if let Ok(url) = std::fs::read_to_string(&path) {
+                        urls.push(url.trim().to_owned());
+                    }
+                }
+            }
+        }
+        urls.sort();
+        urls.dedup();
+        urls
+    }
+}
+
+impl Default for TestDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        for url in self.database_urls() {
+            drop_test_database(&url);
+        }
+    }
+}
 
 /// In PostgreSQL mode, the database of this data directory (created on first use, remembered in
 /// the directory so that a restart finds it again).
@@ -229,10 +298,11 @@ pub struct Api {
 }
 
 /// A started server plus a client with its bootstrap key, and the temp dir that holds its data.
+/// Fields drop in order: the server stops before its directory (and database) goes.
 pub struct TestApp {
     pub server: TestServer,
     pub api: Api,
-    pub dir: tempfile::TempDir,
+    pub dir: TestDir,
 }
 
 impl TestApp {
@@ -247,7 +317,7 @@ impl TestApp {
 
     /// With extra environment variables and `serve` arguments.
     pub fn spawn_with_env(env: &[(&str, &str)], serve_args: &[&str]) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = TestDir::new();
         let server = TestServer::start_with(&dir.path().join("data"), env, serve_args);
         let api = Api::new(
             &server.base_url,

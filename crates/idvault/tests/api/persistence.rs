@@ -97,7 +97,7 @@ async fn a_ciphertext_moved_to_another_row_fails_to_decrypt_cleanly() {
 
 #[tokio::test]
 async fn wrong_master_key_cannot_read_tokens() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let data = dir.path().join("data");
     use base64::Engine;
     let key_a = base64::engine::general_purpose::STANDARD.encode([1u8; 32]);

@@ -137,7 +137,7 @@ async fn a_sqlite_project_moves_to_postgresql_and_reads_back_identical() {
         return;
     }
     // The source runs on SQLite whatever the pass: started without a database URL.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let source = dir.path().join("sqlite-source");
     std::fs::create_dir_all(&source).unwrap();
     let mut cmd = std::process::Command::new(BIN);
