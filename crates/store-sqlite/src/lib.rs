@@ -18,6 +18,7 @@ mod keys;
 mod pool;
 mod projects;
 mod rows;
+mod search;
 mod tokens;
 mod transfer;
 mod users;
