@@ -65,8 +65,8 @@ if psql "$IDVAULT_TEST_PG_ADMIN_URL" -Atc 'SELECT 1' >/dev/null 2>&1; then
   add "$(grep -Eo 'test result: ok\. [0-9]+ passed' target/cargo-test-pg.log | awk '{s+=$4} END {print s+0}')"
   sdk_suites postgres
   step "PostgreSQL: dropping the test databases"
-  psql "$IDVAULT_TEST_PG_ADMIN_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'idv\_%'" |
-    while read -r db; do psql "$IDVAULT_TEST_PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"; done
+  # Every suite drops its own databases; this catches what crashed or killed runs left behind.
+  scripts/pg-test-db drop-all
 elif [ -n "${CI:-}" ]; then
   echo "PostgreSQL is not reachable at $IDVAULT_TEST_PG_ADMIN_URL, and CI requires the PostgreSQL pass" >&2
   exit 1

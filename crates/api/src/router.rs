@@ -55,7 +55,7 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings { auth_rate_limit: Some(RateLimit { per_second: 20, burst: 100 }) }
+        HttpSettings { auth_rate_limit: Some(RateLimit::AUTH_DEFAULT) }
     }
 }
 
