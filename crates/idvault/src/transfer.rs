@@ -18,7 +18,7 @@ use idvault_core::auth::{ProjectAuthSettings, SigningKeyRecord};
 use idvault_core::directory::{AttributeDef, AttributeOption, AttributeType, Permission, Role, Tenant};
 use idvault_core::ids::{ProjectId, ProviderName, UserId};
 use idvault_core::project::{ManagementKey, Project};
-use idvault_core::provider::{ClientAuthMethod, ProviderConfig};
+use idvault_core::provider::{AppSettings, ClientAuthMethod, ProviderConfig};
 use idvault_core::store::{IdentityLink, Store, TransferStore, WrappedDataKey};
 use idvault_core::user::{TestUserFilter, User, UserQuery, UserStatus, UserTenant};
 use idvault_core::vault::SealedToken;
@@ -131,6 +131,11 @@ struct ProviderRecord {
     auth_method: String,
     created_ms: i64,
     updated_ms: i64,
+    /// The outbound app's name and fields (absent in exports of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    app: Option<AppSettings>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -393,6 +398,8 @@ pub async fn export(
                 auth_method: c.auth_method.as_str().to_owned(),
                 created_ms: c.created_ms,
                 updated_ms: c.updated_ms,
+                display_name: c.display_name,
+                app: c.app,
             })),
         )?;
     }
@@ -583,6 +590,8 @@ pub async fn import(
                     auth_method: ClientAuthMethod::parse(&p.auth_method)?,
                     created_ms: p.created_ms,
                     updated_ms: p.updated_ms,
+                    display_name: p.display_name,
+                    app: p.app,
                 };
                 store.put_provider(&pid(&project)?, &config).await?;
             }

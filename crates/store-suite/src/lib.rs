@@ -1110,6 +1110,8 @@ pub async fn providers_put_replace_list_and_delete(backend: TestStore) {
         auth_method: ClientAuthMethod::ClientSecretPost,
         created_ms: 1,
         updated_ms: 2,
+        display_name: None,
+        app: None,
     };
     s.put_provider(p, &cfg).await.unwrap();
     assert_eq!(s.get_provider(p, &cfg.name).await.unwrap(), Some(cfg.clone()));
