@@ -292,17 +292,47 @@ pub trait TransferStore: Send + Sync {
 /// Held while a token refresh runs; dropping it releases the lock.
 pub type RefreshGuard = Box<dyn Send + Sync>;
 
-/// Exactly one refresh at a time per (project, user, provider) across every process sharing the
-/// database. Within a process the vault already serializes refreshes; a backend shared by
-/// several replicas (PostgreSQL) adds a database lock that a crashed holder cannot keep.
+/// Which stored token a refresh is for: the key of the refresh locks, in-process and across
+/// replicas.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RefreshKey {
+    /// A `/v1/mgmt/user/provider/token` row.
+    ProviderToken { user_id: UserId, provider: ProviderName },
+    /// An outbound app token, by id.
+    OutboundToken { id: String },
+}
+
+impl RefreshKey {
+    /// The parts a cross-replica lock key is derived from. A provider token's parts are the ones
+    /// used before outbound tokens existed, so that replicas of both versions still exclude each
+    /// other during a rolling upgrade.
+    pub fn lock_parts<'a>(&'a self, project: &'a ProjectId) -> Vec<&'a str> {
+        match self {
+            RefreshKey::ProviderToken { user_id, provider } => {
+                vec![project.as_str(), user_id.as_str(), provider.as_str()]
+            }
+            RefreshKey::OutboundToken { id } => vec!["outbound-token", project.as_str(), id.as_str()],
+        }
+    }
+}
+
+/// Exactly one refresh at a time per stored token across every process sharing the database.
+/// Within a process the vault already serializes refreshes; a backend shared by several replicas
+/// (PostgreSQL) adds a database lock that a crashed holder cannot keep.
 #[async_trait]
 pub trait RefreshLock: Send + Sync {
+    async fn refresh_lock_for(&self, project: &ProjectId, key: &RefreshKey) -> Result<RefreshGuard>;
+
+    /// The lock of a provider-token row.
     async fn refresh_lock(
         &self,
         project: &ProjectId,
         user_id: &UserId,
         provider: &ProviderName,
-    ) -> Result<RefreshGuard>;
+    ) -> Result<RefreshGuard> {
+        let key = RefreshKey::ProviderToken { user_id: user_id.clone(), provider: provider.clone() };
+        self.refresh_lock_for(project, &key).await
+    }
 }
 
 #[async_trait]
@@ -329,7 +359,7 @@ impl<T> Store for T where
         + UserStore
         + TokenStore
         + ProviderStore
-        + DataKeyStore
+            + DataKeyStore
         + AuthStore
         + DirectoryStore
         + RefreshLock
