@@ -15,6 +15,7 @@
 mod auth;
 mod directory;
 mod keys;
+mod outbound;
 mod pool;
 mod projects;
 mod rows;
