@@ -1,6 +1,9 @@
 //! The project directory: tenants, roles, permissions and custom attribute definitions, and the
 //! rules users must satisfy against them (known tenants and roles, typed attribute values).
 
+pub mod cascade;
+pub mod references;
+
 use std::sync::Arc;
 
 use rand::distributions::Alphanumeric;
