@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::ids::{ProjectId, ProviderName, UserId};
 use crate::project::{ManagementKey, Project};
 use crate::provider::ProviderConfig;
-use crate::user::{User, UserQuery, UserRef};
+use crate::user::{User, UserQuery, UserRef, UserUpdate};
 use crate::vault::SealedToken;
 
 #[async_trait]
@@ -194,10 +194,6 @@ pub trait AuthStore: Send + Sync {
     async fn set_auth_settings(&self, project: &ProjectId, settings: &ProjectAuthSettings) -> Result<()>;
 }
 
-/// A change to one user, applied by the store inside its write transaction to the current row,
-/// so that concurrent changes never overwrite each other.
-pub type UserMutation = Box<dyn FnOnce(&mut User) -> Result<()> + Send>;
-
 /// One entry of a user's login history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginRecord {
@@ -249,14 +245,11 @@ pub trait DirectoryStore: Send + Sync {
     async fn delete_attribute_defs(&self, project: &ProjectId, names: &[String]) -> Result<()>;
     async fn list_attribute_defs(&self, project: &ProjectId) -> Result<Vec<AttributeDef>>;
 
-    /// Applies `mutation` to the current user and saves it (login ids, roles, tenants and
-    /// attributes validated against the directory), atomically. Answers the saved user.
-    async fn update_user(
-        &self,
-        project: &ProjectId,
-        user_id: &UserId,
-        mutation: UserMutation,
-    ) -> Result<User>;
+    /// Applies `update` to the current user and saves it, in one write transaction that holds
+    /// the user's row: [`UserUpdate::apply`], then the facts [`UserUpdate::needs`] names read
+    /// with the store's SQL, then [`UserUpdate::check`] (conflicts, references), then the write.
+    /// Concurrent updates of one user take turns. Answers the saved user, enriched.
+    async fn update_user(&self, project: &ProjectId, user_id: &UserId, update: &UserUpdate) -> Result<User>;
     /// Creates each user in its own savepoint: one failure does not stop the others. Answers,
     /// per input, the created user or the error.
     async fn create_users_each(&self, project: &ProjectId, users: &[User]) -> Result<Vec<Result<User>>>;

@@ -21,8 +21,8 @@ use idvault_core::store::{
     TokenStore, UserStore,
 };
 use idvault_core::user::{
-    NewUser, SortBy, SortField, TenantRoleFilter, TestUserFilter, User, UserQuery, UserRef, UserStatus,
-    UserTenant,
+    ListOp, NameParts, NewUser, RoleScope, SortBy, SortField, TenantRoleFilter, TestUserFilter, User,
+    UserChange, UserPatch, UserQuery, UserRef, UserStatus, UserTenant, UserUpdate,
 };
 use idvault_core::vault::SealedToken;
 use idvault_store_postgres::{known_schema_version, migrate, PgOptions, PgStore};
@@ -202,6 +202,10 @@ fn role(id: &str, name: &str, tenant: Option<&str>, permission_names: Vec<String
 
 fn user(login: &str) -> User {
     NewUser { login_id: login.into(), ..Default::default() }.into_user(UserId::generate(), 1_000).unwrap()
+}
+
+fn update(change: UserChange) -> UserUpdate {
+    UserUpdate { change, now_ms: 2_000 }
 }
 
 fn login(s: &str) -> UserRef {
@@ -758,46 +762,39 @@ async fn update_user_checks_references_and_login_ids() {
         .update_user(
             p,
             &a.user_id,
-            Box::new(|u: &mut User| {
-                u.role_names.push("nope".into());
-                Ok(())
+            &update(UserChange::Roles {
+                scope: RoleScope::Project,
+                op: ListOp::Add,
+                roles: vec!["nope".into()],
             }),
         )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Invalid { field: "roleNames", .. }), "{err:?}");
     let err = s
-        .update_user(
-            p,
-            &a.user_id,
-            Box::new(|u: &mut User| {
-                u.login_ids.push("b".into());
-                Ok(())
-            }),
-        )
+        .update_user(p, &a.user_id, &update(UserChange::LoginId { old: "a".into(), new: "b".into() }))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::UserAlreadyExists(ref l) if l == "b"), "{err:?}");
-    let err = s.update_user(p, &UserId::generate(), Box::new(|_: &mut User| Ok(()))).await.unwrap_err();
+    let err = s
+        .update_user(p, &UserId::generate(), &update(UserChange::Status(UserStatus::Enabled)))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::UserNotFound));
-    let saved = s
-        .update_user(
-            p,
-            &a.user_id,
-            Box::new(|u: &mut User| {
-                u.login_ids = vec!["a2".into()];
-                u.name = Some("Zoë Smith".into());
-                u.tenants = vec![UserTenant {
-                    tenant_id: "t1".into(),
-                    role_names: vec!["viewer".into()],
-                    ..Default::default()
-                }];
-                u.modified_ms = 2_000;
-                Ok(())
-            }),
-        )
+    s.update_user(p, &a.user_id, &update(UserChange::LoginId { old: "a".into(), new: "a2".into() }))
         .await
         .unwrap();
+    let patch = UserPatch {
+        names: NameParts { name: Some("Zoë Smith".into()), ..Default::default() },
+        tenants: Some(vec![UserTenant {
+            tenant_id: "t1".into(),
+            role_names: vec!["viewer".into()],
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    let saved = s.update_user(p, &a.user_id, &update(UserChange::Patch(Box::new(patch)))).await.unwrap();
+    assert_eq!(saved.modified_ms, 2_000);
     assert_eq!(saved.tenants[0].tenant_name, "Tenant One");
     assert_eq!(s.get_user(p, &login("a2")).await.unwrap(), Some(saved));
     assert_eq!(s.get_user(p, &login("a")).await.unwrap(), None);
@@ -837,9 +834,10 @@ async fn concurrent_update_user_loses_no_update() {
                 .update_user(
                     &project,
                     &user_id,
-                    Box::new(move |u: &mut User| {
-                        u.role_names.push(format!("r{i}"));
-                        Ok(())
+                    &update(UserChange::Roles {
+                        scope: RoleScope::Project,
+                        op: ListOp::Add,
+                        roles: vec![format!("r{i}")],
                     }),
                 )
                 .await

@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::ids::{ProjectId, UserId};
 use crate::limits::{MAX_BATCH_USERS, MAX_LOAD_USERS};
 use crate::store::SharedStore;
+use crate::user::change::{UserChange, UserUpdate};
 use crate::user::model::{NewUser, User, UserRef};
 use crate::user::search::UserQuery;
 
@@ -113,29 +114,13 @@ impl UserService {
 }
 
 impl UserService {
-    /// Applies `change` to the user atomically (the store runs it on the current row inside its
-    /// write transaction), validates the result, stamps `modified_ms`, and answers the saved
-    /// user.
-    pub async fn mutate(
-        &self,
-        project: &ProjectId,
-        user: &UserRef,
-        change: impl FnOnce(&mut User) -> Result<()> + Send + 'static,
-    ) -> Result<User> {
+    /// Applies `change` to the user atomically (the store applies it to the current row inside
+    /// its write transaction, where core validates it, checks conflicts and references, and
+    /// stamps `modified_ms` from the clock), and answers the saved user.
+    pub async fn change(&self, project: &ProjectId, user: &UserRef, change: UserChange) -> Result<User> {
         let found = self.load(project, user).await?;
-        let now = self.clock.now_ms();
-        self.store
-            .update_user(
-                project,
-                &found.user_id,
-                Box::new(move |u: &mut User| {
-                    change(u)?;
-                    u.validate()?;
-                    u.modified_ms = now;
-                    Ok(())
-                }),
-            )
-            .await
+        let update = UserUpdate { change, now_ms: self.clock.now_ms() };
+        self.store.update_user(project, &found.user_id, &update).await
     }
 
     /// Batch create where each user succeeds or fails on its own; answers the created users and,

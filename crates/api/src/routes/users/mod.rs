@@ -1,6 +1,7 @@
 //! User management: create, load, search, delete.
 
 pub mod dto;
+mod lists;
 pub mod mutations;
 
 use axum::extract::State;
