@@ -280,7 +280,7 @@ impl DirectoryService {
                 self.store.delete_user(project, &user_id).await?;
             }
         }
-        self.store.delete_tenant(project, id).await.map(|_| ())
+        self.store.delete_tenant(project, id, self.clock.now_ms()).await.map(|_| ())
     }
 
     /// Changes only the given fields of a tenant.
@@ -369,13 +369,24 @@ impl DirectoryService {
         role.name = check_name("newName", &role.name)?;
         check_list("permissionNames", &role.permission_names)?;
         self.store
-            .update_role(project, &check_name("name", name)?, tenant.filter(|t| !t.is_empty()), &role)
+            .update_role(
+                project,
+                &check_name("name", name)?,
+                tenant.filter(|t| !t.is_empty()),
+                &role,
+                self.clock.now_ms(),
+            )
             .await
     }
 
     pub async fn delete_role(&self, project: &ProjectId, name: &str, tenant: Option<&str>) -> Result<()> {
         self.store
-            .delete_role(project, &check_name("name", name)?, tenant.filter(|t| !t.is_empty()))
+            .delete_role(
+                project,
+                &check_name("name", name)?,
+                tenant.filter(|t| !t.is_empty()),
+                self.clock.now_ms(),
+            )
             .await
             .map(|_| ())
     }

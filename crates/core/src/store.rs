@@ -210,8 +210,8 @@ pub trait DirectoryStore: Send + Sync {
     async fn update_tenant(&self, project: &ProjectId, tenant: &Tenant) -> Result<Tenant>;
     async fn get_tenant(&self, project: &ProjectId, id: &str) -> Result<Option<Tenant>>;
     async fn list_tenants(&self, project: &ProjectId) -> Result<Vec<Tenant>>;
-    /// Deletes the tenant, its roles, and its membership from every user.
-    async fn delete_tenant(&self, project: &ProjectId, id: &str) -> Result<bool>;
+    /// Deletes the tenant, its roles, and its membership from every user (stamped `now_ms`).
+    async fn delete_tenant(&self, project: &ProjectId, id: &str, now_ms: i64) -> Result<bool>;
 
     async fn create_permission(&self, project: &ProjectId, permission: &Permission) -> Result<()>;
     /// Renames (in roles too) and re-describes a permission.
@@ -228,16 +228,24 @@ pub trait DirectoryStore: Send + Sync {
 
     /// Fails with `AlreadyExists` for a taken (tenant, name); unknown permissions or tenant fail.
     async fn create_role(&self, project: &ProjectId, role: &Role) -> Result<()>;
-    /// Replaces the role found by (tenant, name) with `role` (whose name may be new: users follow).
+    /// Replaces the role found by (tenant, name) with `role` (whose name may be new: users follow,
+    /// stamped `now_ms`).
     async fn update_role(
         &self,
         project: &ProjectId,
         name: &str,
         tenant: Option<&str>,
         role: &Role,
+        now_ms: i64,
     ) -> Result<()>;
-    /// Deletes the role and removes it from every user that had it.
-    async fn delete_role(&self, project: &ProjectId, name: &str, tenant: Option<&str>) -> Result<bool>;
+    /// Deletes the role and removes it from every user that had it (stamped `now_ms`).
+    async fn delete_role(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        tenant: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool>;
     async fn list_roles(&self, project: &ProjectId) -> Result<Vec<Role>>;
 
     /// Creates or replaces definitions by name.

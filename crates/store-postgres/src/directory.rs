@@ -25,7 +25,7 @@ use idvault_core::store::{DirectoryStore, LoginRecord};
 use idvault_core::user::change::Contact;
 use idvault_core::user::{User, UserUpdate};
 
-use crate::rows::{col, json_col, now_ms, user_columns, user_from_row};
+use crate::rows::{col, json_col, user_columns, user_from_row};
 use crate::users::{insert_login_id, insert_user, lock_login_ids, write_user_index};
 use crate::{pg_err, unique_violation, PgStore};
 
@@ -171,6 +171,19 @@ pub(crate) async fn load_facts<C: GenericClient>(
         facts.permissions.insert(col(r, 0)?);
     }
     Ok(facts)
+}
+
+/// Serializes the transactions that check an address is free (fail-on-conflict updates of two
+/// users to one email): the second waits for the first to commit, then sees its row. Taken
+/// after the user's row lock; no transaction waits for a row lock while holding this one, so
+/// the two cannot deadlock.
+async fn lock_contact(tx: &Transaction<'_>, project: &ProjectId, contact: Contact<'_>) -> Result<()> {
+    let key = match contact {
+        Contact::Email(e) => crate::lock::advisory_key(&["email", project.as_str(), &e.to_ascii_lowercase()]),
+        Contact::Phone(p) => crate::lock::advisory_key(&["phone", project.as_str(), p]),
+    };
+    let stmt = tx.prepare_cached("SELECT pg_advisory_xact_lock($1)").await.map_err(pg_err)?;
+    tx.execute(&stmt, &[&key]).await.map(|_| ()).map_err(pg_err)
 }
 
 /// Refuses a user whose references core finds unknown.
@@ -425,7 +438,7 @@ impl DirectoryStore for PgStore {
         rows.iter().map(tenant_row).collect()
     }
 
-    async fn delete_tenant(&self, project: &ProjectId, id: &str) -> Result<bool> {
+    async fn delete_tenant(&self, project: &ProjectId, id: &str, now_ms: i64) -> Result<bool> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(pg_err)?;
         lock_directory(&tx, project, true).await?;
@@ -440,7 +453,7 @@ impl DirectoryStore for PgStore {
             .iter()
             .map(|r| col(r, 0))
             .collect::<Result<_>>()?;
-        rewrite_users(&tx, project, &members, &UserCascade::TenantDeleted(id), now_ms()).await?;
+        rewrite_users(&tx, project, &members, &UserCascade::TenantDeleted(id), now_ms).await?;
         tx.execute("DELETE FROM roles WHERE project_id = $1 AND tenant_id = $2", &[&project.as_str(), &id])
             .await
             .map_err(pg_err)?;
@@ -576,6 +589,7 @@ impl DirectoryStore for PgStore {
         name: &str,
         tenant: Option<&str>,
         role: &Role,
+        now_ms: i64,
     ) -> Result<()> {
         let tenant = tenant.unwrap_or("");
         let mut c = self.conn().await?;
@@ -611,12 +625,18 @@ impl DirectoryStore for PgStore {
             return Err(Error::NotFound(format!("role '{name}'")));
         }
         if name != role.name {
-            rename_role_on_users(&tx, project, tenant, name, Some(&role.name)).await?;
+            rename_role_on_users(&tx, project, tenant, name, Some(&role.name), now_ms).await?;
         }
         tx.commit().await.map_err(pg_err)
     }
 
-    async fn delete_role(&self, project: &ProjectId, name: &str, tenant: Option<&str>) -> Result<bool> {
+    async fn delete_role(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        tenant: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool> {
         let tenant = tenant.unwrap_or("");
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(pg_err)?;
@@ -629,7 +649,7 @@ impl DirectoryStore for PgStore {
             .await
             .map_err(pg_err)?;
         if n > 0 {
-            rename_role_on_users(&tx, project, tenant, name, None).await?;
+            rename_role_on_users(&tx, project, tenant, name, None, now_ms).await?;
         }
         tx.commit().await.map_err(pg_err)?;
         Ok(n > 0)
@@ -713,7 +733,11 @@ impl DirectoryStore for PgStore {
         let pk: i64 = col(&row, 0)?;
         let old = user_from_row(&row, 1)?;
         let new = update.apply(&old)?;
-        update.check(&new, &load_facts(&tx, project, &update.needs(&new)).await?)?;
+        let needs = update.needs(&new);
+        if let Some((contact, _)) = needs.contact_taken {
+            lock_contact(&tx, project, contact).await?;
+        }
+        update.check(&new, &load_facts(&tx, project, &needs).await?)?;
         save_user(&tx, project, pk, &old, &new).await?;
         let mut saved = [new];
         enrich(&tx, project, &mut saved).await?;
@@ -835,6 +859,7 @@ async fn rename_role_on_users(
     tenant: &str,
     name: &str,
     new_name: Option<&str>,
+    now_ms: i64,
 ) -> Result<()> {
     let holders: Vec<i64> = tx
         .query(
@@ -863,5 +888,5 @@ async fn rename_role_on_users(
         new_name,
         shadowed_in: &shadowing,
     };
-    rewrite_users(tx, project, &holders, &cascade, now_ms()).await
+    rewrite_users(tx, project, &holders, &cascade, now_ms).await
 }

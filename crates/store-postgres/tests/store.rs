@@ -701,12 +701,12 @@ async fn directory_changes_cascade_into_users_and_roles() {
     assert_eq!(loaded.tenants[0].permissions, vec!["read-all"]);
     // Renaming the project role follows into users, except in tenants with their own role.
     let renamed = role("ROL1", "reader", None, vec!["read-all".into()]);
-    s.update_role(p, "viewer", None, &renamed).await.unwrap();
+    s.update_role(p, "viewer", None, &renamed, 5_000).await.unwrap();
     let loaded = s.get_user(p, &login("member")).await.unwrap().unwrap();
     assert_eq!(loaded.role_names, vec!["admin", "reader"]);
     assert_eq!(loaded.tenants[0].role_names, vec!["reader"]);
     assert_eq!(loaded.tenants[1].role_names, vec!["viewer"]);
-    assert!(loaded.modified_ms > u.modified_ms);
+    assert_eq!(loaded.modified_ms, 5_000, "the rename stamps the users it changes");
     let (found, _) = s
         .search_users(p, &UserQuery { role_names: vec!["reader".into()], limit: 10, ..Default::default() })
         .await
@@ -718,12 +718,12 @@ async fn directory_changes_cascade_into_users_and_roles() {
     let roles = s.list_roles(p).await.unwrap();
     assert!(roles.iter().all(|r| r.permission_names.is_empty()), "{roles:?}");
     // Deleting a role removes it from users.
-    assert!(s.delete_role(p, "admin", None).await.unwrap());
-    assert!(!s.delete_role(p, "admin", None).await.unwrap());
+    assert!(s.delete_role(p, "admin", None, 5_000).await.unwrap());
+    assert!(!s.delete_role(p, "admin", None, 5_000).await.unwrap());
     let loaded = s.get_user(p, &login("member")).await.unwrap().unwrap();
     assert_eq!(loaded.role_names, vec!["reader"]);
     // Deleting a tenant removes its roles and the membership.
-    assert!(s.delete_tenant(p, "acme").await.unwrap());
+    assert!(s.delete_tenant(p, "acme", 5_000).await.unwrap());
     let loaded = s.get_user(p, &login("member")).await.unwrap().unwrap();
     assert_eq!(loaded.tenants.len(), 1);
     assert!(s.list_roles(p).await.unwrap().iter().all(|r| r.tenant_id.is_none()));

@@ -246,13 +246,6 @@ fn pks(tx: &Transaction<'_>, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result
     rows.collect::<rusqlite::Result<Vec<i64>>>().map_err(storage_err)
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 fn tenant_row(r: &Row<'_>) -> rusqlite::Result<Tenant> {
     let domains: String = r.get(2)?;
     let attrs: String = r.get(3)?;
@@ -366,7 +359,7 @@ impl DirectoryStore for SqliteStore {
         })
     }
 
-    async fn delete_tenant(&self, project: &ProjectId, id: &str) -> Result<bool> {
+    async fn delete_tenant(&self, project: &ProjectId, id: &str, now_ms: i64) -> Result<bool> {
         let (project, id) = (project.clone(), id.to_owned());
         self.write(move |c| {
             let tx = c.transaction().map_err(storage_err)?;
@@ -375,7 +368,7 @@ impl DirectoryStore for SqliteStore {
                 "SELECT t.user_pk FROM user_tenants t JOIN users u ON u.pk = t.user_pk WHERE t.tenant_id = ?1 AND u.project_id = ?2",
                 &[&id, &project.as_str()],
             )?;
-            rewrite_users(&tx, &project, &members, &UserCascade::TenantDeleted(&id), now_ms())?;
+            rewrite_users(&tx, &project, &members, &UserCascade::TenantDeleted(&id), now_ms)?;
             tx.execute("DELETE FROM roles WHERE project_id = ?1 AND tenant_id = ?2", params![project.as_str(), id])
                 .map_err(storage_err)?;
             let n = tx
@@ -505,6 +498,7 @@ impl DirectoryStore for SqliteStore {
         name: &str,
         tenant: Option<&str>,
         role: &Role,
+        now_ms: i64,
     ) -> Result<()> {
         let (project, name, tenant, r) =
             (project.clone(), name.to_owned(), tenant.unwrap_or("").to_owned(), role.clone());
@@ -523,14 +517,20 @@ impl DirectoryStore for SqliteStore {
                 return Err(Error::NotFound(format!("role '{name}'")));
             }
             if name != r.name {
-                rename_role_on_users(&tx, &project, &tenant, &name, Some(&r.name))?;
+                rename_role_on_users(&tx, &project, &tenant, &name, Some(&r.name), now_ms)?;
             }
             tx.commit().map_err(storage_err)
         })
         .await
     }
 
-    async fn delete_role(&self, project: &ProjectId, name: &str, tenant: Option<&str>) -> Result<bool> {
+    async fn delete_role(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        tenant: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool> {
         let (project, name, tenant) = (project.clone(), name.to_owned(), tenant.unwrap_or("").to_owned());
         self.write(move |c| {
             let tx = c.transaction().map_err(storage_err)?;
@@ -541,7 +541,7 @@ impl DirectoryStore for SqliteStore {
                 )
                 .map_err(storage_err)?;
             if n > 0 {
-                rename_role_on_users(&tx, &project, &tenant, &name, None)?;
+                rename_role_on_users(&tx, &project, &tenant, &name, None, now_ms)?;
             }
             tx.commit().map_err(storage_err)?;
             Ok(n > 0)
@@ -729,6 +729,7 @@ fn rename_role_on_users(
     tenant: &str,
     name: &str,
     new_name: Option<&str>,
+    now_ms: i64,
 ) -> Result<()> {
     let holders = pks(
         tx,
@@ -748,5 +749,5 @@ fn rename_role_on_users(
         new_name,
         shadowed_in: &shadowing,
     };
-    rewrite_users(tx, project, &holders, &cascade, now_ms())
+    rewrite_users(tx, project, &holders, &cascade, now_ms)
 }
