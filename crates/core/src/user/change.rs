@@ -379,7 +379,7 @@ mod tests {
             ..Default::default()
         };
         assert!(!changed(&u, UserChange::Replace(Box::new(flagged))).verified_email);
-        let cleared = changed(&u, UserChange::Replace(Box::new(NewUser::default())));
+        let cleared = changed(&u, UserChange::Replace(Box::default()));
         assert_eq!((cleared.email, cleared.verified_email), (None, false));
     }
 
