@@ -2,6 +2,7 @@
 //! rules users must satisfy against them (known tenants and roles, typed attribute values).
 
 pub mod cascade;
+pub mod errors;
 pub mod references;
 
 use std::sync::Arc;
@@ -251,7 +252,7 @@ impl DirectoryService {
     }
 
     pub async fn load_tenant(&self, project: &ProjectId, id: &str) -> Result<Tenant> {
-        self.store.get_tenant(project, id).await?.ok_or_else(|| Error::NotFound(format!("tenant '{id}'")))
+        self.store.get_tenant(project, id).await?.ok_or_else(|| errors::tenant_not_found(id))
     }
 
     /// Deletes a tenant (and its roles and memberships). With `cascade`, the users who belonged

@@ -17,6 +17,7 @@ use tokio_postgres::types::Json;
 use tokio_postgres::Row;
 
 use idvault_core::directory::cascade::{permission_renamed, UserCascade};
+use idvault_core::directory::errors;
 use idvault_core::directory::references::{self, DirectoryFacts, DirectoryNeeds};
 use idvault_core::directory::{AttributeDef, AttributeOption, AttributeType, Permission, Role, Tenant};
 use idvault_core::error::{Error, Result};
@@ -372,7 +373,7 @@ impl DirectoryStore for PgStore {
         .map(|_| ())
         .map_err(|e| {
             if unique_violation(&e).is_some() {
-                Error::AlreadyExists(format!("tenant '{}' (id or name)", tenant.id))
+                errors::tenant_taken(&tenant.id)
             } else {
                 pg_err(e)
             }
@@ -400,14 +401,14 @@ impl DirectoryStore for PgStore {
             .await
             .map_err(|e| {
                 if unique_violation(&e).is_some() {
-                    Error::AlreadyExists(format!("tenant name '{}'", tenant.name))
+                    errors::tenant_name_taken(&tenant.name)
                 } else {
                     pg_err(e)
                 }
             })?;
         match row {
             Some(r) => tenant_row(&r),
-            None => Err(Error::NotFound(format!("tenant '{}'", tenant.id))),
+            None => Err(errors::tenant_not_found(&tenant.id)),
         }
     }
 
@@ -475,7 +476,7 @@ impl DirectoryStore for PgStore {
         .map(|_| ())
         .map_err(|e| {
             if unique_violation(&e).is_some() {
-                Error::AlreadyExists(format!("permission '{}'", permission.name))
+                errors::permission_taken(&permission.name)
             } else {
                 pg_err(e)
             }
@@ -500,13 +501,13 @@ impl DirectoryStore for PgStore {
             .await
             .map_err(|e| {
                 if unique_violation(&e).is_some() {
-                    Error::AlreadyExists(format!("permission '{new_name}'"))
+                    errors::permission_taken(new_name)
                 } else {
                     pg_err(e)
                 }
             })?;
         if n == 0 {
-            return Err(Error::NotFound(format!("permission '{name}'")));
+            return Err(errors::permission_not_found(name));
         }
         if name != new_name {
             rename_in_roles(&tx, project, name, Some(new_name)).await?;
@@ -575,7 +576,7 @@ impl DirectoryStore for PgStore {
         .await
         .map_err(|e| {
             if unique_violation(&e).is_some() {
-                Error::AlreadyExists(format!("role '{}'", role.name))
+                errors::role_taken(&role.name)
             } else {
                 pg_err(e)
             }
@@ -616,13 +617,13 @@ impl DirectoryStore for PgStore {
             .await
             .map_err(|e| {
                 if unique_violation(&e).is_some() {
-                    Error::AlreadyExists(format!("role '{}'", role.name))
+                    errors::role_taken(&role.name)
                 } else {
                     pg_err(e)
                 }
             })?;
         if n == 0 {
-            return Err(Error::NotFound(format!("role '{name}'")));
+            return Err(errors::role_not_found(name));
         }
         if name != role.name {
             rename_role_on_users(&tx, project, tenant, name, Some(&role.name), now_ms).await?;

@@ -6,6 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use serde_json::{Map, Value};
 
 use idvault_core::directory::cascade::{permission_renamed, UserCascade};
+use idvault_core::directory::errors;
 use idvault_core::directory::references::{self, DirectoryFacts, DirectoryNeeds};
 use idvault_core::directory::{AttributeDef, AttributeOption, AttributeType, Permission, Role, Tenant};
 use idvault_core::error::{Error, Result};
@@ -298,7 +299,7 @@ impl DirectoryStore for SqliteStore {
                 ],
             )
             .map(|_| ())
-            .map_err(|e| if is_constraint(&e) { Error::AlreadyExists(format!("tenant '{}' (id or name)", t.id)) } else { storage_err(e) })
+            .map_err(|e| if is_constraint(&e) { errors::tenant_taken(&t.id) } else { storage_err(e) })
         })
         .await
     }
@@ -320,9 +321,9 @@ impl DirectoryStore for SqliteStore {
                         t.enforce_sso
                     ],
                 )
-                .map_err(|e| if is_constraint(&e) { Error::AlreadyExists(format!("tenant name '{}'", t.name)) } else { storage_err(e) })?;
+                .map_err(|e| if is_constraint(&e) { errors::tenant_name_taken(&t.name) } else { storage_err(e) })?;
             if n == 0 {
-                return Err(Error::NotFound(format!("tenant '{}'", t.id)));
+                return Err(errors::tenant_not_found(&t.id));
             }
             c.query_row(
                 "SELECT id, name, self_provisioning_domains, custom_attributes, disabled, created_ms, enforce_sso FROM tenants \
@@ -388,7 +389,7 @@ impl DirectoryStore for SqliteStore {
                 params![project.as_str(), p.name, p.id, p.description, p.created_ms],
             )
             .map(|_| ())
-            .map_err(|e| if is_constraint(&e) { Error::AlreadyExists(format!("permission '{}'", p.name)) } else { storage_err(e) })
+            .map_err(|e| if is_constraint(&e) { errors::permission_taken(&p.name) } else { storage_err(e) })
         })
         .await
     }
@@ -411,13 +412,13 @@ impl DirectoryStore for SqliteStore {
                 )
                 .map_err(|e| {
                     if is_constraint(&e) {
-                        Error::AlreadyExists(format!("permission '{new_name}'"))
+                        errors::permission_taken(&new_name)
                     } else {
                         storage_err(e)
                     }
                 })?;
             if n == 0 {
-                return Err(Error::NotFound(format!("permission '{name}'")));
+                return Err(errors::permission_not_found(&name));
             }
             if name != new_name {
                 rename_in_roles(&tx, &project, &name, Some(&new_name))?;
@@ -482,7 +483,7 @@ impl DirectoryStore for SqliteStore {
             )
             .map_err(|e| {
                 if is_constraint(&e) {
-                    Error::AlreadyExists(format!("role '{}'", r.name))
+                    errors::role_taken(&r.name)
                 } else {
                     storage_err(e)
                 }
@@ -512,9 +513,9 @@ impl DirectoryStore for SqliteStore {
                      WHERE project_id = ?1 AND tenant_id = ?2 AND name = ?3",
                     params![project.as_str(), tenant, name, r.name, r.description, to_json(&r.permission_names)?, r.default, r.private],
                 )
-                .map_err(|e| if is_constraint(&e) { Error::AlreadyExists(format!("role '{}'", r.name)) } else { storage_err(e) })?;
+                .map_err(|e| if is_constraint(&e) { errors::role_taken(&r.name) } else { storage_err(e) })?;
             if n == 0 {
-                return Err(Error::NotFound(format!("role '{name}'")));
+                return Err(errors::role_not_found(&name));
             }
             if name != r.name {
                 rename_role_on_users(&tx, &project, &tenant, &name, Some(&r.name), now_ms)?;

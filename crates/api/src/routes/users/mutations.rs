@@ -1,6 +1,7 @@
-//! Changing users: replace, patch (one or many), status, single-field updates, roles, tenants,
-//! SSO apps, logout and login history. Every change is applied by the store to the current row
-//! inside one write transaction; every answer is `{"user": <user>}` unless noted.
+//! Changing users: replace, patch (one or many), status, single-field updates, tenants, logout
+//! and login history (role and SSO app lists: `lists.rs`). Each handler only turns the request
+//! into a core `UserChange`; core applies and checks it inside the store's write transaction.
+//! Every answer is `{"user": <user>}` unless noted.
 
 use axum::extract::State;
 use axum::Json;
