@@ -209,19 +209,12 @@ async fn patch_users_batch(
     AppJson(body): AppJson<PatchBatchRequest>,
 ) -> ApiResult<Json<PatchBatchResponse>> {
     let users = body.users.ok_or(Error::MissingArgument("users"))?;
-    if users.len() > idvault_core::limits::MAX_BATCH_USERS {
-        return Err(Error::invalid("users", "too many users in one batch").into());
-    }
+    let logins: Vec<String> = users.iter().map(|p| p.login_id.clone().unwrap_or_default()).collect();
+    let changes = users.into_iter().map(|p| (user_ref(&p.login_id, &p.user_id), p.into_change())).collect();
     let mut out = PatchBatchResponse { patched_users: Vec::new(), failed_users: Vec::new() };
-    for patch in users {
-        let login = patch.login_id.clone().unwrap_or_default();
-        let result = match user_ref(&patch.login_id, &patch.user_id) {
-            Ok(who) => state.users.change(&project, &who, patch.into_change()).await,
-            Err(e) => Err(e),
-        };
+    for (result, login) in state.users.change_each(&project, changes).await?.into_iter().zip(logins) {
         match result {
             Ok(u) => out.patched_users.push(u.into()),
-            Err(e @ (Error::Storage(_) | Error::Internal(_))) => return Err(e.into()),
             Err(e) => out
                 .failed_users
                 .push(FailedPatch { failure: e.to_string(), user: serde_json::json!({"loginId": login}) }),
