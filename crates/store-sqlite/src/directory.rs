@@ -137,14 +137,19 @@ pub(crate) fn check_references(conn: &Connection, project: &ProjectId, user: &Us
     references::check_references(user, &load_facts(conn, project, &DirectoryNeeds::to_check(user))?)
 }
 
-/// Fills in what core shows on a loaded user (tenant names, permissions); no query for a user
-/// in no tenant.
-pub(crate) fn enrich(conn: &Connection, project: &ProjectId, user: &mut User) -> Result<()> {
-    if user.tenants.is_empty() {
-        return Ok(());
+/// Fills in what core shows on loaded users (tenant names, permissions), reading each tenant
+/// and role once for the whole batch; no query when no user is in a tenant.
+pub(crate) fn enrich(conn: &Connection, project: &ProjectId, users: &mut [User]) -> Result<()> {
+    let facts = {
+        let needs = DirectoryNeeds::to_enrich(users);
+        if needs.is_empty() {
+            return Ok(());
+        }
+        load_facts(conn, project, &needs)?
+    };
+    for user in users.iter_mut() {
+        references::enrich(user, &facts);
     }
-    let facts = load_facts(conn, project, &DirectoryNeeds::to_enrich(std::slice::from_ref(user)))?;
-    references::enrich(user, &facts);
     Ok(())
 }
 
@@ -617,7 +622,7 @@ impl DirectoryStore for SqliteStore {
             update.check(&new, &load_facts(&tx, &project, &update.needs(&new))?)?;
             save_user(&tx, &project, pk, &old, &new)?;
             tx.commit().map_err(storage_err)?;
-            enrich(c, &project, &mut new)?;
+            enrich(c, &project, std::slice::from_mut(&mut new))?;
             Ok(new)
         })
         .await
@@ -641,7 +646,7 @@ impl DirectoryStore for SqliteStore {
             }
             tx.commit().map_err(storage_err)?;
             for u in results.iter_mut().flatten() {
-                enrich(c, &project, u)?;
+                enrich(c, &project, std::slice::from_mut(u))?;
             }
             Ok(results)
         })
