@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite, twice over the storage backends:
-#   1. Rust unit tests (every crate; the PostgreSQL store's own tests included);
+#   1. Rust unit tests (every crate; the store contract suite on SQLite and on PostgreSQL included);
 #   2. the integration suite (the real server over HTTP) and the conformance suites that drive a
 #      real idvault with the official Descope SDKs (Python, the Python SDK's own e2e scenario,
 #      Node), first on SQLite, then again on PostgreSQL, each server on its own fresh database.
@@ -65,8 +65,8 @@ if psql "$IDVAULT_TEST_PG_ADMIN_URL" -Atc 'SELECT 1' >/dev/null 2>&1; then
   add "$(grep -Eo 'test result: ok\. [0-9]+ passed' target/cargo-test-pg.log | awk '{s+=$4} END {print s+0}')"
   sdk_suites postgres
   step "PostgreSQL: dropping the test databases"
-  psql "$IDVAULT_TEST_PG_ADMIN_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'idv\_%'" |
-    while read -r db; do psql "$IDVAULT_TEST_PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"; done
+  # Every suite drops its own databases; this catches what crashed or killed runs left behind.
+  scripts/pg-test-db drop-all
 elif [ -n "${CI:-}" ]; then
   echo "PostgreSQL is not reachable at $IDVAULT_TEST_PG_ADMIN_URL, and CI requires the PostgreSQL pass" >&2
   exit 1

@@ -5,6 +5,7 @@
 //! map the result back to a DTO. Wire types live in `dto` modules, separate from the domain.
 //! Must not import a database driver.
 
+pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod fields;

@@ -38,6 +38,10 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
+    /// The default limit of the `/v1/auth/*` routes per client address (`serve
+    /// --auth-rate-limit`, `--auth-rate-burst`; documented in docs/api.md's limits).
+    pub const AUTH_DEFAULT: RateLimit = RateLimit { per_second: 20, burst: 100 };
+
     pub fn is_enabled(&self) -> bool {
         self.per_second > 0 && self.burst > 0
     }

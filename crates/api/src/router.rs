@@ -28,7 +28,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
     let mut routes = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::health::router())
         .merge(routes::auth::router())
-        .merge(routes::directory::router())
+        .merge(routes::tenants::router())
+        .merge(routes::roles::router())
+        .merge(routes::permissions::router())
+        .merge(routes::attributes::router())
         .merge(routes::license::router())
         .merge(routes::users::router())
         .merge(routes::provider_tokens::router())
@@ -52,7 +55,7 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings { auth_rate_limit: Some(RateLimit { per_second: 20, burst: 100 }) }
+        HttpSettings { auth_rate_limit: Some(RateLimit::AUTH_DEFAULT) }
     }
 }
 

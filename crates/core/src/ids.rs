@@ -95,6 +95,13 @@ impl UserId {
         }
         Ok(UserId(s.to_owned()))
     }
+
+    /// The ids of a bulk load: invalid ones dropped (they cannot name a user), each id once, in
+    /// the order given.
+    pub fn parse_distinct(ids: &[String]) -> Vec<UserId> {
+        let mut seen = std::collections::HashSet::new();
+        ids.iter().filter(|id| seen.insert(id.as_str())).filter_map(|id| UserId::parse(id).ok()).collect()
+    }
 }
 
 impl LoginId {
@@ -143,6 +150,15 @@ mod tests {
         assert_eq!(u.as_str().len(), 28);
         assert!(u.as_str().starts_with('U'));
         assert_ne!(UserId::generate(), u);
+    }
+
+    #[test]
+    fn a_bulk_load_drops_invalid_and_repeated_ids_and_keeps_the_order() {
+        let ids: Vec<String> =
+            ["U2", "", "U1", "U2", "a\u{1}b", "U3"].iter().map(|s| (*s).to_owned()).collect();
+        let parsed: Vec<String> =
+            UserId::parse_distinct(&ids).iter().map(|u| u.as_str().to_owned()).collect();
+        assert_eq!(parsed, ["U2", "U1", "U3"]);
     }
 
     #[test]

@@ -85,6 +85,14 @@ impl Backend {
         }
     }
 
+    /// `sqlite` or `postgres`, as the ready file names the backend.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
     pub fn store(&self) -> SharedStore {
         match self {
             Backend::Sqlite(s) => Arc::new(s.clone()),

@@ -102,6 +102,13 @@ pub struct ServeArgs {
     #[arg(long, env = "IDVAULT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Once listening, write the server's URL, port, project id, backend and process id (and,
+    /// on a first start, the management key it created) to this file as JSON, atomically and
+    /// readable by the owner only; removed again on a clean shutdown. For scripts and test
+    /// harnesses: wait for the file instead of reading the console.
+    #[arg(long, env = "IDVAULT_READY_FILE")]
+    pub ready_file: Option<PathBuf>,
+
     /// Do not apply migrations at start; refuse to run on an out-of-date schema instead.
     #[arg(long)]
     pub no_migrate: bool,
@@ -152,11 +159,11 @@ pub struct ServeArgs {
 
     /// Requests per second per client address on the unauthenticated `/v1/auth/*` routes
     /// (sign-in, code exchange, refresh, logout, me). `0` disables the limit.
-    #[arg(long, env = "IDVAULT_AUTH_RATE_LIMIT", default_value_t = 20)]
+    #[arg(long, env = "IDVAULT_AUTH_RATE_LIMIT", default_value_t = idvault_api::RateLimit::AUTH_DEFAULT.per_second)]
     pub auth_rate_limit: u32,
 
     /// Burst size of that limit: requests a client address may make at once. `0` disables it.
-    #[arg(long, env = "IDVAULT_AUTH_RATE_BURST", default_value_t = 100)]
+    #[arg(long, env = "IDVAULT_AUTH_RATE_BURST", default_value_t = idvault_api::RateLimit::AUTH_DEFAULT.burst)]
     pub auth_rate_burst: u32,
 }
 

@@ -4,6 +4,7 @@
 mod admin;
 mod backend;
 mod cli;
+mod ready;
 mod startup;
 mod telemetry;
 mod transfer;

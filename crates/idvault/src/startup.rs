@@ -18,6 +18,7 @@ use idvault_oauth::{HttpOAuthClient, OAuthSettings};
 
 use crate::backend::{Backend, DbTarget};
 use crate::cli::ServeArgs;
+use crate::ready::{ReadyFile, ReadyInfo};
 
 pub const DB_FILE: &str = "idvault.db";
 
@@ -65,6 +66,9 @@ pub async fn serve(
     args: ServeArgs,
 ) -> anyhow::Result<()> {
     ensure_data_dir(data_dir)?;
+    if let Some(path) = &args.ready_file {
+        ReadyFile::clear_stale(path)?;
+    }
     let keyring = load_keyring(master_key, data_dir)?;
 
     let backend = Backend::open(data_dir, db, !args.no_migrate, true).await?;
@@ -100,12 +104,26 @@ pub async fn serve(
     let state =
         AppState::new(store.clone(), cipher, signer, Arc::new(oauth), clock.clone(), settings, auth_settings);
 
-    bootstrap_first_project(&state.projects, store.as_ref(), &addr).await?;
+    let start_project = bootstrap_first_project(&state.projects, store.as_ref(), &addr).await?;
     let revocation_listener = listen_for_key_revocations(&backend, &state);
 
     let shutdown = shutdown_signal();
-    // A machine-readable line: test harnesses and scripts wait for it.
+    // For people and older scripts; programs should use the ready file.
     println!("idvault listening on http://{addr}");
+    // Written after the listening line, so that a harness that waits for the file and then
+    // reads the console for diagnostics finds the banner there too. Removed when `serve`
+    // returns (the guard's drop), also with an error; a crash leaves it to the next start.
+    let _ready_file = match &args.ready_file {
+        Some(path) => {
+            let info = ReadyInfo {
+                project_id: start_project.project_id,
+                management_key: start_project.created_key,
+                ..ReadyInfo::new(addr, backend.name())
+            };
+            Some(ReadyFile::write(path, &info)?)
+        }
+        None => None,
+    };
     tracing::info!(%addr, data_dir = %data_dir.display(), "idvault started");
 
     let http = HttpSettings {
@@ -195,15 +213,28 @@ async fn serve_http(
     graceful.shutdown().await;
 }
 
+/// The project a start announces in the ready file.
+struct StartProject {
+    /// The server's project when it has exactly one.
+    project_id: Option<String>,
+    /// The management key this start created (first start only).
+    created_key: Option<String>,
+}
+
 /// On an empty data directory, creates a project and a management key and prints them once,
 /// with a ready-to-paste SDK snippet. Later starts print no secret.
 async fn bootstrap_first_project(
     projects: &ProjectService,
     store: &dyn ProjectStore,
     addr: &std::net::SocketAddr,
-) -> anyhow::Result<()> {
-    if !store.list_projects().await?.is_empty() {
-        return Ok(());
+) -> anyhow::Result<StartProject> {
+    let existing = store.list_projects().await?;
+    if !existing.is_empty() {
+        let only = match existing.as_slice() {
+            [project] => Some(project.id.to_string()),
+            _ => None,
+        };
+        return Ok(StartProject { project_id: only, created_key: None });
     }
     let project = projects.create_project("default").await?;
     let issued = projects.create_key(&project.id, "bootstrap", None).await?;
@@ -220,7 +251,7 @@ async fn bootstrap_first_project(
          \n  const client = DescopeClient({{ projectId: '{pid}', managementKey: '{key}', baseUrl: 'http://{addr}' }});\n",
         pid = project.id,
     );
-    Ok(())
+    Ok(StartProject { project_id: Some(project.id.into_string()), created_key: Some(key.to_owned()) })
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the

@@ -43,6 +43,7 @@ mod keys;
 mod lock;
 mod projects;
 mod rows;
+mod search;
 mod tokens;
 mod transfer;
 mod users;

@@ -9,7 +9,7 @@ use idvault_core::error::Result;
 use idvault_core::ids::{ProjectId, ProviderName, UserId};
 use idvault_core::store::{TokenLookup, TokenStore};
 use idvault_core::user::UserRef;
-use idvault_core::vault::SealedToken;
+use idvault_core::vault::{JoinedTokenRow, SealedToken};
 
 use crate::rows::col;
 use crate::{pg_err, PgStore};
@@ -37,42 +37,18 @@ const TOKEN_BY_ID: &str = concat!(
      WHERE u.project_id = $1 AND u.user_id = $2"
 );
 
-fn lookup_from_row(provider: &ProviderName, row: Option<Row>) -> Result<TokenLookup> {
-    let Some(row) = row else {
-        return Ok(TokenLookup::NoUser);
-    };
-    let (
-        Some(provider_user_id),
-        Some(access_token),
-        Some(expiration),
-        Some(Json(scopes)),
-        Some(updated_ms),
-        Some(version),
-    ) = (
-        col::<Option<String>>(&row, 1)?,
-        col::<Option<Vec<u8>>>(&row, 2)?,
-        col::<Option<i64>>(&row, 4)?,
-        col::<Option<Json<Vec<String>>>>(&row, 5)?,
-        col::<Option<i64>>(&row, 6)?,
-        col::<Option<i64>>(&row, 7)?,
-    )
-    else {
-        return Ok(TokenLookup::NoToken);
-    };
-    let user_id: String = col(&row, 0)?;
-    Ok(TokenLookup::Found {
-        user_id: UserId::parse(&user_id)?,
-        token: SealedToken {
-            provider: provider.clone(),
-            provider_user_id,
-            access_token,
-            refresh_token: col(&row, 3)?,
-            expiration,
-            scopes,
-            updated_ms,
-            version,
-            reauth_required: col::<Option<bool>>(&row, 8)?.unwrap_or(false),
-        },
+/// The joined row's columns, in `token_columns!` order.
+fn joined_row(row: &Row) -> Result<JoinedTokenRow> {
+    Ok(JoinedTokenRow {
+        user_id: col(row, 0)?,
+        provider_user_id: col(row, 1)?,
+        access_token: col(row, 2)?,
+        refresh_token: col(row, 3)?,
+        expiration: col(row, 4)?,
+        scopes: col::<Option<Json<Vec<String>>>>(row, 5)?.map(|Json(scopes)| scopes),
+        updated_ms: col(row, 6)?,
+        version: col(row, 7)?,
+        reauth_required: col(row, 8)?,
     })
 }
 
@@ -151,7 +127,7 @@ impl TokenStore for PgStore {
         let c = self.conn().await?;
         let stmt = c.prepare_cached(sql).await.map_err(pg_err)?;
         let row = c.query_opt(&stmt, &[&project.as_str(), &key, &provider.as_str()]).await.map_err(pg_err)?;
-        lookup_from_row(provider, row)
+        TokenLookup::from_joined_row(provider, row.as_ref().map(joined_row).transpose()?)
     }
 
     async fn put_token(&self, project: &ProjectId, user_id: &UserId, token: &SealedToken) -> Result<bool> {

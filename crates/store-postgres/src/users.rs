@@ -1,17 +1,16 @@
 //! Users: create, load, search, delete.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
-use serde_json::Value;
 use tokio_postgres::types::Json;
 use tokio_postgres::IsolationLevel;
 
 use idvault_core::error::{Error, Result};
 use idvault_core::ids::{ProjectId, UserId};
 use idvault_core::store::UserStore;
-use idvault_core::user::{SortBy, SortField, TestUserFilter, User, UserQuery, UserRef};
+use idvault_core::user::{User, UserQuery, UserRef};
 
 use crate::rows::{user_columns, user_from_row, Params, USER_COLUMNS};
 use crate::{pg_err, unique_violation, PgStore};
@@ -194,159 +193,6 @@ pub(crate) async fn get_user_on<C: GenericClient>(
     Ok(users.pop())
 }
 
-/// SQLite's NOCASE folds ASCII letters only; so does `lower(x COLLATE "C")`.
-fn nocase(s: &str) -> String {
-    s.to_ascii_lowercase()
-}
-
-/// The JSON values a custom-attribute filter value matches. SQLite compares `json_extract`
-/// results, where `true`/`false` are the integers 1/0 and a JSON null is SQL NULL (never equal);
-/// the same equivalences are spelled out here for a JSONB comparison.
-fn attribute_candidates(value: &Value) -> Vec<Value> {
-    let one = |v: &Value| -> Vec<Value> {
-        match v {
-            Value::Null => vec![],
-            Value::Bool(b) => vec![Value::Bool(*b), Value::from(i64::from(*b))],
-            Value::Number(n) if n.as_f64() == Some(0.0) => vec![v.clone(), Value::Bool(false)],
-            Value::Number(n) if n.as_f64() == Some(1.0) => vec![v.clone(), Value::Bool(true)],
-            other => vec![other.clone()],
-        }
-    };
-    match value {
-        Value::Array(items) => items.iter().flat_map(one).collect(),
-        other => one(other),
-    }
-}
-
-/// Escapes LIKE wildcards so that the text matches literally (backslash is PostgreSQL's default
-/// LIKE escape character).
-fn like_literal(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
-}
-
-/// Builds the WHERE clause of a search, pushing its parameters.
-fn search_filter(project: &ProjectId, q: &UserQuery, p: &mut Params) -> String {
-    let mut sql = format!("u.project_id = {}", p.push(project.to_string()));
-    let project_param = "$1";
-    match q.test {
-        TestUserFilter::Exclude => sql.push_str(" AND NOT u.test"),
-        TestUserFilter::Only => sql.push_str(" AND u.test"),
-        TestUserFilter::Include => {}
-    }
-    if !q.login_ids.is_empty() {
-        sql.push_str(&format!(
-            " AND u.pk IN (SELECT user_pk FROM user_login_ids WHERE project_id = {project_param} \
-             AND login_id = ANY({}::text[]))",
-            p.push(q.login_ids.clone())
-        ));
-    }
-    if !q.user_ids.is_empty() {
-        sql.push_str(&format!(" AND u.user_id = ANY({}::text[])", p.push(q.user_ids.clone())));
-    }
-    if !q.emails.is_empty() {
-        let emails: Vec<String> = q.emails.iter().map(|e| nocase(e)).collect();
-        sql.push_str(&format!(" AND lower(u.email COLLATE \"C\") = ANY({}::text[])", p.push(emails)));
-    }
-    if !q.phones.is_empty() {
-        sql.push_str(&format!(" AND u.phone = ANY({}::text[])", p.push(q.phones.clone())));
-    }
-    if !q.statuses.is_empty() {
-        let statuses: Vec<String> = q.statuses.iter().map(|s| s.as_str().to_owned()).collect();
-        sql.push_str(&format!(" AND u.status = ANY({}::text[])", p.push(statuses)));
-    }
-    if !q.tenant_ids.is_empty() {
-        sql.push_str(&format!(
-            " AND u.pk IN (SELECT user_pk FROM user_tenants WHERE tenant_id = ANY({}::text[]))",
-            p.push(q.tenant_ids.clone())
-        ));
-    }
-    if !q.role_names.is_empty() {
-        sql.push_str(&format!(
-            " AND u.pk IN (SELECT user_pk FROM user_roles WHERE role_name = ANY({}::text[]))",
-            p.push(q.role_names.clone())
-        ));
-    }
-    if let Some(text) = q.text.as_deref().filter(|t| !t.is_empty()) {
-        // Served by the pg_trgm GIN index on search_text (for three characters or more; shorter
-        // text cannot use trigrams and scans, as SQLite's LIKE fallback does).
-        sql.push_str(&format!(" AND u.search_text ILIKE '%' || {}::text || '%'", p.push(like_literal(text))));
-    }
-    for (key, value) in &q.custom_attributes {
-        sql.push_str(&format!(
-            " AND (u.custom_attributes -> {}::text) = ANY({}::jsonb[])",
-            p.push(key.clone()),
-            p.push(attribute_candidates(value))
-        ));
-    }
-    if !q.sso_app_ids.is_empty() {
-        sql.push_str(&format!(" AND u.sso_app_ids ?| {}::text[]", p.push(q.sso_app_ids.clone())));
-    }
-    for (column, bound, op) in [
-        ("u.created_ms", q.from_created_ms, ">="),
-        ("u.created_ms", q.to_created_ms, "<="),
-        ("u.modified_ms", q.from_modified_ms, ">="),
-        ("u.modified_ms", q.to_modified_ms, "<="),
-    ] {
-        if let Some(ms) = bound {
-            sql.push_str(&format!(" AND {column} {op} {}::bigint", p.push(ms)));
-        }
-    }
-    for (column, wanted) in [("u.verified_email", q.verified_email), ("u.verified_phone", q.verified_phone)] {
-        if let Some(v) = wanted {
-            sql.push_str(&format!(" AND {column} = {}::boolean", p.push(v)));
-        }
-    }
-    for f in &q.tenant_roles {
-        sql.push_str(&format!(
-            " AND u.pk IN (SELECT user_pk FROM user_roles WHERE tenant_id = {}::text",
-            p.push(f.tenant_id.clone())
-        ));
-        if !f.roles.is_empty() {
-            sql.push_str(&format!(" AND role_name = ANY({}::text[])", p.push(f.roles.clone())));
-        }
-        if f.all {
-            let distinct = f.roles.iter().collect::<BTreeSet<_>>().len() as i64;
-            sql.push_str(&format!(
-                " GROUP BY user_pk HAVING COUNT(DISTINCT role_name) = {}::bigint",
-                p.push(distinct)
-            ));
-        }
-        sql.push(')');
-    }
-    sql
-}
-
-/// ORDER BY for the requested sort, always ending with the row key so that pages are stable.
-/// Text sorts bytewise (SQLite's BINARY) or ASCII-case-insensitively (its NOCASE), and NULLs
-/// come first ascending and last descending, as in SQLite.
-fn order_by(sort: &[SortBy]) -> String {
-    let mut parts: Vec<String> = sort
-        .iter()
-        .map(|s| {
-            let column = match s.field {
-                SortField::Name => "lower(u.name COLLATE \"C\")",
-                SortField::GivenName => "lower(u.given_name COLLATE \"C\")",
-                SortField::FamilyName => "lower(u.family_name COLLATE \"C\")",
-                SortField::Email => "lower(u.email COLLATE \"C\")",
-                SortField::Phone => "u.phone COLLATE \"C\"",
-                SortField::Status => "u.status COLLATE \"C\"",
-                SortField::UserId => "u.user_id COLLATE \"C\"",
-                SortField::LoginId => "lower(u.login_ids::text COLLATE \"C\")",
-                SortField::CreatedTime => "u.created_ms",
-                SortField::ModifiedTime => "u.modified_ms",
-            };
-            if s.desc {
-                format!("{column} DESC NULLS LAST")
-            } else {
-                format!("{column} ASC NULLS FIRST")
-            }
-        })
-        .collect();
-    // Ties fall back to creation order, in the direction of the first sort key.
-    parts.push(if sort.first().is_some_and(|s| s.desc) { "u.pk DESC".into() } else { "u.pk".into() });
-    parts.join(", ")
-}
-
 #[async_trait]
 impl UserStore for PgStore {
     async fn create_users(&self, project: &ProjectId, users: &[User]) -> Result<()> {
@@ -366,12 +212,8 @@ impl UserStore for PgStore {
     }
 
     async fn load_users(&self, project: &ProjectId, user_ids: &[String]) -> Result<Vec<User>> {
-        let mut seen = HashSet::new();
-        let ids: Vec<&str> = user_ids
-            .iter()
-            .map(String::as_str)
-            .filter(|id| UserId::parse(id).is_ok() && seen.insert(*id))
-            .collect();
+        let parsed = UserId::parse_distinct(user_ids);
+        let ids: Vec<&str> = parsed.iter().map(UserId::as_str).collect();
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -396,14 +238,15 @@ impl UserStore for PgStore {
     }
 
     async fn search_users(&self, project: &ProjectId, query: &UserQuery) -> Result<(Vec<User>, u64)> {
+        let lowered = query.filter();
         let mut params = Params::default();
-        let filter = search_filter(project, query, &mut params);
-        let order = order_by(&query.sort);
+        let filter = crate::search::where_clause(project, &lowered, &mut params);
+        let order = crate::search::order_by(&lowered);
         let count_sql = format!("SELECT COUNT(*) FROM users u WHERE {filter}");
         let args = params.refs();
         let count_args = args.clone();
         let mut page_args = args;
-        let (limit, offset) = (i64::from(query.limit), i64::try_from(query.offset()).unwrap_or(i64::MAX));
+        let (limit, offset) = (lowered.limit, lowered.offset);
         let limit_n = page_args.len() + 1;
         page_args.push(&limit);
         page_args.push(&offset);
@@ -449,26 +292,5 @@ impl UserStore for PgStore {
         c.execute("DELETE FROM users WHERE project_id = $1 AND test", &[&project.as_str()])
             .await
             .map_err(pg_err)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn like_wildcards_are_literal() {
-        assert_eq!(like_literal("50%_a\\b"), "50\\%\\_a\\\\b");
-    }
-
-    #[test]
-    fn attribute_filter_values_follow_sqlite_equivalences() {
-        assert_eq!(attribute_candidates(&Value::Bool(true)), vec![Value::Bool(true), Value::from(1)]);
-        assert_eq!(attribute_candidates(&Value::from(0)), vec![Value::from(0), Value::Bool(false)]);
-        assert!(attribute_candidates(&Value::Null).is_empty());
-        assert_eq!(
-            attribute_candidates(&serde_json::json!(["a", "b"])),
-            vec![Value::from("a"), Value::from("b")]
-        );
     }
 }

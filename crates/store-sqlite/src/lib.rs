@@ -18,6 +18,7 @@ mod keys;
 mod pool;
 mod projects;
 mod rows;
+mod search;
 mod tokens;
 mod transfer;
 mod users;
@@ -253,9 +254,6 @@ impl HealthCheck for SqliteStore {
     }
 }
 
-#[cfg(test)]
-mod tests;
-
 /// One SQLite file is served by one process, whose vault already serializes refreshes: nothing
 /// to add here.
 #[async_trait]
@@ -267,5 +265,54 @@ impl idvault_core::store::RefreshLock for SqliteStore {
         _provider: &idvault_core::ids::ProviderName,
     ) -> Result<idvault_core::store::RefreshGuard> {
         Ok(Box::new(()))
+    }
+}
+
+/// What only the crate itself can see: how its own statements behave on a tuned connection. The
+/// store's behaviour is the contract suite's (tests/contract.rs).
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use idvault_core::ids::{ProjectId, UserId};
+    use idvault_core::project::Project;
+    use idvault_core::store::{ProjectStore, UserStore};
+    use idvault_core::user::NewUser;
+
+    use super::*;
+
+    /// The QPSG setting of [`tune`]: the hot point reads stay prepared across executions.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn hot_point_reads_are_not_re_prepared() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db"), &SqliteOptions::default()).unwrap();
+        let project = ProjectId::generate();
+        store
+            .create_project(&Project { id: project.clone(), name: "t".into(), created_ms: 1 })
+            .await
+            .unwrap();
+        let user = NewUser { login_id: "hot@example.com".into(), ..Default::default() }
+            .into_user(UserId::generate(), 1_000)
+            .unwrap();
+        store.create_users(&project, &[user]).await.unwrap();
+        let conn = rusqlite::Connection::open(store.path()).unwrap();
+        tune(&conn, &SqliteOptions::default()).unwrap();
+        for sql in [crate::users::USER_BY_LOGIN_ID, crate::tokens::TOKEN_BY_LOGIN] {
+            let mut total = 0;
+            for _ in 0..50 {
+                let mut stmt = conn.prepare_cached(sql).unwrap();
+                let pid = project.as_str();
+                let params: Vec<&dyn rusqlite::ToSql> = if sql.contains("?3") {
+                    vec![&pid, &"hot@example.com", &"google"]
+                } else {
+                    vec![&pid, &"hot@example.com"]
+                };
+                let mut rows = stmt.query(params.as_slice()).unwrap();
+                while rows.next().unwrap().is_some() {}
+                drop(rows);
+                total += stmt.get_status(rusqlite::StatementStatus::RePrepare);
+            }
+            assert_eq!(total, 0, "{sql}");
+        }
     }
 }

@@ -55,7 +55,13 @@ impl ProjectStore for SqliteStore {
                 params![p.id.as_str(), p.name, p.created_ms],
             )
             .map(|_| ())
-            .map_err(storage_err)
+            .map_err(|e| {
+                if crate::users::is_unique_violation(&e) {
+                    Error::AlreadyExists(format!("project '{}'", p.id))
+                } else {
+                    storage_err(e)
+                }
+            })
         })
         .await
     }

@@ -7,7 +7,7 @@ use idvault_core::error::{Error, Result};
 use idvault_core::ids::{ProjectId, ProviderName, UserId};
 use idvault_core::store::{TokenLookup, TokenStore};
 use idvault_core::user::UserRef;
-use idvault_core::vault::SealedToken;
+use idvault_core::vault::{JoinedTokenRow, SealedToken};
 
 use crate::rows::to_json;
 use crate::{storage_err, SqliteStore};
@@ -35,64 +35,29 @@ const TOKEN_BY_ID: &str = concat!(
      WHERE u.project_id = ?1 AND u.user_id = ?2"
 );
 
-/// A joined user/token row as read.
-struct TokenRow {
-    user_id: String,
-    provider_user_id: Option<String>,
-    access_token: Option<Vec<u8>>,
-    refresh_token: Option<Vec<u8>>,
-    expiration: Option<i64>,
-    scopes: Option<String>,
-    updated_ms: Option<i64>,
-    version: Option<i64>,
-    reauth_required: Option<bool>,
-}
-
-fn token_row(r: &Row<'_>) -> rusqlite::Result<TokenRow> {
-    Ok(TokenRow {
+/// The joined row's columns, in `token_columns!` order (scopes as JSON text, decoded later).
+fn token_row(r: &Row<'_>) -> rusqlite::Result<(JoinedTokenRow, Option<String>)> {
+    let row = JoinedTokenRow {
         user_id: r.get(0)?,
         provider_user_id: r.get(1)?,
         access_token: r.get(2)?,
         refresh_token: r.get(3)?,
         expiration: r.get(4)?,
-        scopes: r.get(5)?,
+        scopes: None,
         updated_ms: r.get(6)?,
         version: r.get(7)?,
         reauth_required: r.get(8)?,
-    })
+    };
+    Ok((row, r.get(5)?))
 }
 
-fn lookup_from_row(provider: &ProviderName, row: Option<TokenRow>) -> Result<TokenLookup> {
-    let Some(row) = row else {
-        return Ok(TokenLookup::NoUser);
-    };
-    let (
-        Some(provider_user_id),
-        Some(access_token),
-        Some(expiration),
-        Some(scopes),
-        Some(updated_ms),
-        Some(version),
-    ) = (row.provider_user_id, row.access_token, row.expiration, row.scopes, row.updated_ms, row.version)
-    else {
-        return Ok(TokenLookup::NoToken);
-    };
-    let scopes: Vec<String> = serde_json::from_str(&scopes)
+/// Decodes the scopes column of a joined row.
+fn with_scopes((mut row, scopes): (JoinedTokenRow, Option<String>)) -> Result<JoinedTokenRow> {
+    row.scopes = scopes
+        .map(|s| serde_json::from_str(&s))
+        .transpose()
         .map_err(|_| Error::Storage("token scopes column is not a JSON array".into()))?;
-    Ok(TokenLookup::Found {
-        user_id: UserId::parse(&row.user_id)?,
-        token: SealedToken {
-            provider: provider.clone(),
-            provider_user_id,
-            access_token,
-            refresh_token: row.refresh_token,
-            expiration,
-            scopes,
-            updated_ms,
-            version,
-            reauth_required: row.reauth_required.unwrap_or(false),
-        },
-    })
+    Ok(row)
 }
 
 /// The user's row key and provider list, if the user exists.
@@ -169,7 +134,7 @@ impl TokenStore for SqliteStore {
                 })
                 .map_err(storage_err)
         })?;
-        lookup_from_row(provider, row)
+        TokenLookup::from_joined_row(provider, row.map(with_scopes).transpose()?)
     }
 
     async fn put_token(&self, project: &ProjectId, user_id: &UserId, token: &SealedToken) -> Result<bool> {

@@ -7,13 +7,12 @@ use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtensio
 use idvault_core::error::{Error, Result};
 use idvault_core::ids::{ProjectId, UserId};
 use idvault_core::store::UserStore;
-use idvault_core::user::{SortBy, SortField, TestUserFilter, User, UserQuery, UserRef};
-use serde_json::Value;
+use idvault_core::user::{User, UserQuery, UserRef};
 
 use crate::rows::{to_json, user_columns, user_from_row, USER_COLUMNS};
 use crate::{storage_err, SqliteStore};
 
-fn is_unique_violation(e: &rusqlite::Error) -> bool {
+pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation)
 }
 
@@ -128,154 +127,6 @@ pub(crate) const USER_BY_LOGIN_ID: &str = concat!(
 const USER_BY_ID: &str =
     concat!("SELECT ", user_columns!(), " FROM users u WHERE u.project_id = ?1 AND u.user_id = ?2");
 
-/// Builds the WHERE clause of a search and its parameters.
-fn search_filter(project: &ProjectId, q: &UserQuery) -> (String, Vec<SqlValue>) {
-    let mut sql = String::from("u.project_id = ?");
-    let mut args: Vec<SqlValue> = vec![SqlValue::Text(project.to_string())];
-    match q.test {
-        TestUserFilter::Exclude => sql.push_str(" AND u.test = 0"),
-        TestUserFilter::Only => sql.push_str(" AND u.test = 1"),
-        TestUserFilter::Include => {}
-    }
-    let in_list = |sql: &mut String, args: &mut Vec<SqlValue>, prefix: &str, values: &[String]| {
-        if values.is_empty() {
-            return;
-        }
-        sql.push_str(" AND ");
-        sql.push_str(prefix);
-        sql.push_str(" IN (");
-        for (i, v) in values.iter().enumerate() {
-            sql.push_str(if i == 0 { "?" } else { ", ?" });
-            args.push(SqlValue::Text(v.clone()));
-        }
-        sql.push(')');
-    };
-    if !q.login_ids.is_empty() {
-        // Constrain the subquery to the project first so the primary key serves it.
-        sql.push_str(" AND u.pk IN (SELECT user_pk FROM user_login_ids WHERE project_id = ?");
-        args.push(SqlValue::Text(project.to_string()));
-        in_list(&mut sql, &mut args, "login_id", &q.login_ids);
-        sql.push(')');
-    }
-    in_list(&mut sql, &mut args, "u.user_id", &q.user_ids);
-    in_list(&mut sql, &mut args, "u.email", &q.emails);
-    in_list(&mut sql, &mut args, "u.phone", &q.phones);
-    let statuses: Vec<String> = q.statuses.iter().map(|s| s.as_str().to_owned()).collect();
-    in_list(&mut sql, &mut args, "u.status", &statuses);
-    if !q.tenant_ids.is_empty() {
-        sql.push_str(" AND u.pk IN (SELECT user_pk FROM user_tenants WHERE 1");
-        in_list(&mut sql, &mut args, "tenant_id", &q.tenant_ids);
-        sql.push(')');
-    }
-    if !q.role_names.is_empty() {
-        sql.push_str(" AND u.pk IN (SELECT user_pk FROM user_roles WHERE 1");
-        in_list(&mut sql, &mut args, "role_name", &q.role_names);
-        sql.push(')');
-    }
-    if let Some(text) = q.text.as_deref().filter(|t| !t.is_empty()) {
-        if text.chars().count() >= 3 {
-            // The trigram index matches any substring of three characters or more.
-            sql.push_str(" AND u.pk IN (SELECT rowid FROM users_fts WHERE users_fts MATCH ?)");
-            args.push(SqlValue::Text(format!("\"{}\"", text.replace('"', "\"\""))));
-        } else {
-            let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            sql.push_str(
-                " AND (u.name LIKE ?1x ESCAPE '\\' OR u.given_name LIKE ?1x ESCAPE '\\' OR u.family_name LIKE ?1x ESCAPE '\\' \
-                 OR u.email LIKE ?1x ESCAPE '\\' OR u.phone LIKE ?1x ESCAPE '\\' OR u.login_ids LIKE ?1x ESCAPE '\\')",
-            );
-            let pattern = format!("%{escaped}%");
-            for _ in 0..6 {
-                args.push(SqlValue::Text(pattern.clone()));
-            }
-        }
-    }
-    for (key, value) in &q.custom_attributes {
-        let path = format!("$.\"{key}\"");
-        let values: Vec<&Value> = match value {
-            Value::Array(items) => items.iter().collect(),
-            other => vec![other],
-        };
-        sql.push_str(" AND json_extract(u.custom_attributes, ?) IN (");
-        args.push(SqlValue::Text(path));
-        for (i, v) in values.iter().enumerate() {
-            sql.push_str(if i == 0 { "?" } else { ", ?" });
-            args.push(match v {
-                Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
-                Value::Number(n) => n
-                    .as_i64()
-                    .map(SqlValue::Integer)
-                    .unwrap_or_else(|| SqlValue::Real(n.as_f64().unwrap_or(0.0))),
-                Value::String(s) => SqlValue::Text(s.clone()),
-                other => SqlValue::Text(other.to_string()),
-            });
-        }
-        if values.is_empty() {
-            sql.push_str("NULL");
-        }
-        sql.push(')');
-    }
-    if !q.sso_app_ids.is_empty() {
-        sql.push_str(" AND EXISTS (SELECT 1 FROM json_each(u.sso_app_ids) j WHERE 1");
-        in_list(&mut sql, &mut args, "j.value", &q.sso_app_ids);
-        sql.push(')');
-    }
-    for (column, bound, op) in [
-        ("u.created_ms", q.from_created_ms, ">="),
-        ("u.created_ms", q.to_created_ms, "<="),
-        ("u.modified_ms", q.from_modified_ms, ">="),
-        ("u.modified_ms", q.to_modified_ms, "<="),
-    ] {
-        if let Some(ms) = bound {
-            sql.push_str(&format!(" AND {column} {op} ?"));
-            args.push(SqlValue::Integer(ms));
-        }
-    }
-    for (column, wanted) in [("u.verified_email", q.verified_email), ("u.verified_phone", q.verified_phone)] {
-        if let Some(v) = wanted {
-            sql.push_str(&format!(" AND {column} = ?"));
-            args.push(SqlValue::Integer(i64::from(v)));
-        }
-    }
-    for f in &q.tenant_roles {
-        sql.push_str(" AND u.pk IN (SELECT user_pk FROM user_roles WHERE tenant_id = ?");
-        args.push(SqlValue::Text(f.tenant_id.clone()));
-        in_list(&mut sql, &mut args, "role_name", &f.roles);
-        if f.all {
-            sql.push_str(" GROUP BY user_pk HAVING COUNT(DISTINCT role_name) = ?");
-            args.push(SqlValue::Integer(
-                f.roles.iter().collect::<std::collections::BTreeSet<_>>().len() as i64
-            ));
-        }
-        sql.push(')');
-    }
-    (sql.replace("?1x", "?"), args)
-}
-
-/// ORDER BY for the requested sort, always ending with the row key so that pages are stable.
-fn order_by(sort: &[SortBy]) -> String {
-    let mut parts: Vec<String> = sort
-        .iter()
-        .map(|s| {
-            let column = match s.field {
-                SortField::Name => "u.name COLLATE NOCASE",
-                SortField::GivenName => "u.given_name COLLATE NOCASE",
-                SortField::FamilyName => "u.family_name COLLATE NOCASE",
-                SortField::Email => "u.email",
-                SortField::Phone => "u.phone",
-                SortField::Status => "u.status",
-                SortField::UserId => "u.user_id",
-                SortField::LoginId => "u.login_ids COLLATE NOCASE",
-                SortField::CreatedTime => "u.created_ms",
-                SortField::ModifiedTime => "u.modified_ms",
-            };
-            format!("{column} {}", if s.desc { "DESC" } else { "ASC" })
-        })
-        .collect();
-    // Ties fall back to creation order, in the direction of the first sort key.
-    parts.push(if sort.first().is_some_and(|s| s.desc) { "u.pk DESC".into() } else { "u.pk".into() });
-    parts.join(", ")
-}
-
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn create_users(&self, project: &ProjectId, users: &[User]) -> Result<()> {
@@ -295,16 +146,11 @@ impl UserStore for SqliteStore {
     }
 
     async fn load_users(&self, project: &ProjectId, user_ids: &[String]) -> Result<Vec<User>> {
-        let (project, ids) = (project.clone(), user_ids.to_vec());
+        let (project, ids) = (project.clone(), UserId::parse_distinct(user_ids));
         self.read_blocking(move |c| {
             let mut out = Vec::with_capacity(ids.len());
-            let mut seen = std::collections::HashSet::new();
-            for id in &ids {
-                if !seen.insert(id.as_str()) {
-                    continue;
-                }
-                let Ok(uid) = UserId::parse(id) else { continue };
-                if let Some(u) = find_user(c, &project, &UserRef::UserId(uid))? {
+            for id in ids {
+                if let Some(u) = find_user(c, &project, &UserRef::UserId(id))? {
                     out.push(u);
                 }
             }
@@ -315,10 +161,11 @@ impl UserStore for SqliteStore {
     }
 
     async fn search_users(&self, project: &ProjectId, query: &UserQuery) -> Result<(Vec<User>, u64)> {
-        let (filter, args) = search_filter(project, query);
-        let order = order_by(&query.sort);
+        let lowered = query.filter();
+        let (filter, args) = crate::search::where_clause(project, &lowered);
+        let order = crate::search::order_by(&lowered);
         let project_for_enrich = project.clone();
-        let (limit, offset) = (i64::from(query.limit), i64::try_from(query.offset()).unwrap_or(i64::MAX));
+        let (limit, offset) = (lowered.limit, lowered.offset);
         self.read_blocking(move |c| {
             // One read transaction, so that the page and the total see the same snapshot.
             c.execute_batch("BEGIN").map_err(storage_err)?;

@@ -14,18 +14,22 @@
 //
 // Storage backend, chosen by IDVAULT_TEST_BACKEND:
 //   sqlite (default, also when unset)  the server keeps everything in SQLite in its data directory.
-//   postgres  each server gets a fresh database `idv_node_<hex>`, created with psql on the server
-//             of IDVAULT_TEST_PG_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/test) and
-//             passed as `--database-url`; it is dropped (WITH (FORCE)) once the server has stopped.
-//             Failing to create it fails the file with psql's stderr; failing to drop it warns.
+//   postgres  each server gets a fresh database `idv_node_<hex>`, created with scripts/pg-test-db
+//             (on the server of IDVAULT_TEST_PG_ADMIN_URL, default
+//             postgres://postgres@127.0.0.1:5432/test) and passed as `--database-url`; it is
+//             dropped once the server has stopped. Failing to create it fails the file with the
+//             script's stderr; failing to drop it warns.
+//
+// The server says where it listens, its project and its first management key in its ready file
+// (`serve --ready-file`); its console output is kept only for failure messages.
 
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, createWriteStream, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { randomUUID, randomBytes } from 'node:crypto';
-import { createInterface } from 'node:readline';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import DescopeClient from '@descope/node-sdk';
@@ -36,12 +40,8 @@ const DEFAULT_BIN = join(REPO_ROOT, 'target', 'debug', 'idvault');
 const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
 
-const LISTENING_RE = /^idvault listening on (http:\/\/127\.0\.0\.1:\d+)\s*$/;
-const PROJECT_ID_RE = /^\s*Project ID:\s+(P\S+)\s*$/;
-const MGMT_KEY_RE = /^\s*Management key:\s+(idv_\S+)\s*$/;
-
-const DEFAULT_PG_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/test';
-const PSQL_TIMEOUT_MS = 60_000;
+const PG_TEST_DB = join(REPO_ROOT, 'scripts', 'pg-test-db');
+const PG_TEST_DB_TIMEOUT_MS = 90_000;
 const PG_SUITE = 'node';
 
 /** The server of the current test file (set by useServer's before hook). */
@@ -71,58 +71,75 @@ function backend() {
   return value;
 }
 
-/** Runs one SQL statement with psql on the admin database; answers spawnSync's result. */
-function psql(adminUrl, sql) {
-  return spawnSync('psql', [adminUrl, '-v', 'ON_ERROR_STOP=1', '-c', sql], {
+/** Runs scripts/pg-test-db, the database helper every suite shares; answers spawnSync's result. */
+function pgTestDb(...args) {
+  return spawnSync(PG_TEST_DB, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     encoding: 'utf8',
-    timeout: PSQL_TIMEOUT_MS,
+    timeout: PG_TEST_DB_TIMEOUT_MS,
   });
 }
 
-/** Why a psql run failed, or null when it succeeded. */
-function psqlProblem(res) {
-  if (res.error) return `could not run psql: ${res.error.message}`;
+/** Why a pg-test-db run failed, or null when it succeeded. */
+function pgTestDbProblem(res) {
+  if (res.error) return `could not run ${PG_TEST_DB}: ${res.error.message}`;
   if (res.status !== 0) {
-    return `psql exit code ${res.status ?? `(signal ${res.signal})`}:\n${res.stderr}`;
+    return `exit code ${res.status ?? `(signal ${res.signal})`}:\n${res.stderr}`;
   }
   return null;
 }
 
 /**
- * Creates a fresh, empty PostgreSQL database for one server (so that it prints its first-start
- * banner) and answers { adminUrl, name, url }. Throws with psql's stderr if that fails.
+ * Creates a fresh, empty PostgreSQL database for one server (so that it creates its first
+ * project and key) and answers { name, url }. Throws with the script's stderr if that fails.
  */
 function createPgDatabase() {
-  const adminUrl = process.env.IDVAULT_TEST_PG_ADMIN_URL || DEFAULT_PG_ADMIN_URL;
-  let url;
-  try {
-    url = new URL(adminUrl);
-  } catch {
-    url = null;
-  }
-  if (!url || !['postgres:', 'postgresql:'].includes(url.protocol) || !url.host) {
-    throw new Error(`IDVAULT_TEST_PG_ADMIN_URL=${adminUrl} is not a postgres:// URL`);
-  }
-  const name = `idv_${PG_SUITE}_${randomBytes(8).toString('hex')}`;
-  url.pathname = `/${name}`; // the admin URL with its database replaced (user, host, query kept)
-  const problem = psqlProblem(psql(adminUrl, `CREATE DATABASE ${name}`));
-  if (problem) {
+  const res = pgTestDb('create', PG_SUITE);
+  const problem = pgTestDbProblem(res);
+  const fields = problem ? [] : res.stdout.trim().split(/\s+/);
+  if (problem || fields.length !== 2) {
     throw new Error(
-      `IDVAULT_TEST_BACKEND=postgres: \`CREATE DATABASE ${name}\` on ${adminUrl} failed: ${problem}`,
+      `IDVAULT_TEST_BACKEND=postgres: \`pg-test-db create ${PG_SUITE}\` failed: ${problem ?? res.stdout}`,
     );
   }
-  return { adminUrl, name, url: url.href };
+  return { name: fields[0], url: fields[1] };
 }
 
 /** Drops a database made by createPgDatabase; a failure only warns. */
-function dropPgDatabase({ adminUrl, name }) {
-  const problem = psqlProblem(psql(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+function dropPgDatabase({ name }) {
+  const problem = pgTestDbProblem(pgTestDb('drop', name));
   if (problem) {
     process.emitWarning(
-      `could not drop the test database ${name} on ${adminUrl}: ${problem.trim()}\n` +
-        `drop it by hand: DROP DATABASE IF EXISTS ${name} WITH (FORCE)`,
+      `could not drop the test database ${name}: ${problem.trim()}\n` +
+        `drop it by hand: scripts/pg-test-db drop ${name}`,
     );
+  }
+}
+
+/**
+ * The JSON of idvault's ready file once it exists. Rejects when the server exits first or takes
+ * longer than `timeoutMs`. The server renames the file into place, so a file that exists is
+ * complete.
+ */
+async function waitForReadyFile(proc, path, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let text = null;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      if (err.code !== 'ENOENT') throw err;
+    }
+    if (text !== null) return JSON.parse(text);
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      throw new Error(
+        `idvault exited (code ${proc.exitCode}, signal ${proc.signalCode}) before writing its ready file`,
+      );
+    }
+    if (Date.now() >= deadline) {
+      throw new Error(`idvault did not write its ready file within ${timeoutMs} ms`);
+    }
+    await sleep(20);
   }
 }
 
@@ -135,35 +152,46 @@ async function kill(proc, exited) {
 }
 
 /**
- * Starts idvault and resolves once it printed its listening line, with the project id and
- * management key of the first-start banner. The caller must call stop().
+ * Starts idvault and resolves once it has written its ready file, with the project id and
+ * management key it created. The caller must call stop().
  */
 export async function startServer() {
   const bin = idvaultBinary();
-  const pg = backend() === 'postgres' ? createPgDatabase() : null;
+  const expectedBackend = backend();
+  const pg = expectedBackend === 'postgres' ? createPgDatabase() : null;
   const dataDir = mkdtempSync(join(tmpdir(), 'idvault-node-sdk-data-'));
-  const logDir = mkdtempSync(join(tmpdir(), 'idvault-node-sdk-log-'));
-  const stderrPath = join(logDir, 'stderr.log');
-  const stderrFile = createWriteStream(stderrPath);
+  const runDir = mkdtempSync(join(tmpdir(), 'idvault-node-sdk-run-'));
+  const readyPath = join(runDir, 'ready.json');
+  const stdoutPath = join(runDir, 'stdout.log');
+  const stderrPath = join(runDir, 'stderr.log');
   const env = { ...process.env, NO_COLOR: '1' };
   delete env.IDVAULT_LISTEN;
   delete env.IDVAULT_DATA_DIR;
   delete env.IDVAULT_DATABASE_URL; // the backend is chosen by IDVAULT_TEST_BACKEND alone
+  delete env.IDVAULT_READY_FILE;
 
   const globalArgs = ['--data-dir', dataDir];
   if (pg) globalArgs.push('--database-url', pg.url);
+  // The console goes to files (kept for failure messages): the child never blocks on a pipe.
+  const stdoutFd = openSync(stdoutPath, 'w');
+  const stderrFd = openSync(stderrPath, 'w');
   let proc;
   try {
     // The OAuth test server runs on 127.0.0.1 over http: allowed as a provider host.
-    proc = spawn(bin, [...globalArgs, 'serve', '--listen', '127.0.0.1:0', '--provider-allowed-hosts', '127.0.0.1'], {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    proc = spawn(
+      bin,
+      [...globalArgs, 'serve', '--listen', '127.0.0.1:0', '--provider-allowed-hosts', '127.0.0.1',
+        '--ready-file', readyPath],
+      { env, stdio: ['ignore', stdoutFd, stderrFd] },
+    );
   } catch (err) {
     if (pg) dropPgDatabase(pg);
     throw err;
+  } finally {
+    // The child has its own copies.
+    closeSync(stdoutFd);
+    closeSync(stderrFd);
   }
-  proc.stderr.pipe(stderrFile);
   // Called once the server has exited (or never started).
   let cleanedUp = false;
   const cleanup = () => {
@@ -176,7 +204,7 @@ export async function startServer() {
     }
     if (pg) dropPgDatabase(pg);
     rmSync(dataDir, { recursive: true, force: true });
-    rmSync(logDir, { recursive: true, force: true });
+    rmSync(runDir, { recursive: true, force: true });
   };
   // Safety net for a test process that exits (process.exit(), a crash) without stop() having
   // run: kill the server and still drop its database.
@@ -188,54 +216,35 @@ export async function startServer() {
   };
   process.once('exit', onExit);
   const exited = new Promise((res) => proc.once('exit', (code, signal) => res({ code, signal })));
+  const spawnFailed = new Promise((_, rej) => proc.once('error', rej));
+  spawnFailed.catch(() => {}); // an 'error' after start-up is not this function's business
 
-  const seen = [];
-  let projectId;
-  let managementKey;
-  const baseUrl = await new Promise((res, rej) => {
-    const lines = createInterface({ input: proc.stdout });
-    const timer = setTimeout(
-      () => rej(new Error(`idvault did not print its listening line within ${START_TIMEOUT_MS} ms`)),
-      START_TIMEOUT_MS,
-    );
-    lines.on('line', (line) => {
-      seen.push(line);
-      let m;
-      if ((m = PROJECT_ID_RE.exec(line))) projectId = m[1];
-      else if ((m = MGMT_KEY_RE.exec(line))) managementKey = m[1];
-      else if ((m = LISTENING_RE.exec(line))) {
-        clearTimeout(timer);
-        res(m[1]);
+  const fail = async (message) => {
+    await kill(proc, exited);
+    const read = (path) => {
+      try {
+        return readFileSync(path, 'utf8');
+      } catch {
+        return '';
       }
-    });
-    // Keep draining stdout after start-up so the server never blocks on a full pipe.
-    proc.stdout.resume();
-    proc.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      rej(new Error(`idvault exited (code ${code}, signal ${signal}) before listening`));
-    });
-    proc.once('error', (err) => {
-      clearTimeout(timer);
-      rej(err);
-    });
-  }).catch(async (err) => {
-    await kill(proc, exited);
-    let stderr = '';
-    try {
-      stderr = readFileSync(stderrPath, 'utf8');
-    } catch {
-      /* none */
-    }
+    };
+    const stdout = read(stdoutPath);
+    const stderr = read(stderrPath);
     cleanup();
-    throw new Error(`${err.message}\n--- stdout:\n${seen.join('\n')}\n--- stderr:\n${stderr}`);
-  });
+    throw new Error(`${message}\n--- stdout:\n${stdout}\n--- stderr:\n${stderr}`);
+  };
 
-  if (!projectId || !managementKey) {
-    await kill(proc, exited);
-    cleanup();
-    throw new Error(
-      `idvault's first-start banner did not show a project id and a management key:\n${seen.join('\n')}`,
-    );
+  let ready;
+  try {
+    ready = await Promise.race([waitForReadyFile(proc, readyPath, START_TIMEOUT_MS), spawnFailed]);
+  } catch (err) {
+    return fail(err.message);
+  }
+  if (!ready.projectId || !ready.managementKey) {
+    return fail(`idvault's ready file names no project id and management key: ${JSON.stringify(ready)}`);
+  }
+  if (ready.backend !== expectedBackend) {
+    return fail(`idvault runs on ${ready.backend}, not ${expectedBackend}`);
   }
 
   const stop = async () => {
@@ -245,16 +254,16 @@ export async function startServer() {
       await exited;
       clearTimeout(timer);
     }
-    if (!stderrFile.closed) {
-      await new Promise((res) => {
-        stderrFile.once('close', res);
-        stderrFile.end();
-      });
-    }
     cleanup();
   };
 
-  return { baseUrl, projectId, managementKey, dataDir, stop };
+  return {
+    baseUrl: ready.url,
+    projectId: ready.projectId,
+    managementKey: ready.managementKey,
+    dataDir,
+    stop,
+  };
 }
 
 /**

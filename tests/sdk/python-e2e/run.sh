@@ -16,20 +16,21 @@
 #   IDVAULT_TEST_BACKEND
 #                sqlite (the default, also when unset): the server stores everything in SQLite in
 #                its data directory. postgres: a fresh database idv_python_e2e_<hex> is created
-#                with psql on IDVAULT_TEST_PG_ADMIN_URL and passed as --database-url; it is dropped
-#                (WITH (FORCE)) once the server has stopped. Failing to create it fails the run
-#                with psql's stderr; failing to drop it only warns.
+#                with scripts/pg-test-db and passed as --database-url; it is dropped once the
+#                server has stopped. Failing to create it fails the run with the script's stderr;
+#                failing to drop it only warns.
 #   IDVAULT_TEST_PG_ADMIN_URL
-#                the database psql connects to for CREATE / DROP DATABASE
-#                (default postgres://postgres@127.0.0.1:5432/test); the server's URL is this one
-#                with the database replaced
+#                read by scripts/pg-test-db: the database it connects to for CREATE / DROP
+#                DATABASE (default postgres://postgres@127.0.0.1:5432/test)
+# The server's URL, project and management key come from its ready file (serve --ready-file);
+# its console output is shown only when something fails.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../../.." && pwd)"
 START_TIMEOUT_SECONDS=30
-PSQL_TIMEOUT_SECONDS=60
 PG_SUITE=python_e2e
+PG_TEST_DB="$REPO/scripts/pg-test-db"
 
 BACKEND="${IDVAULT_TEST_BACKEND:-sqlite}"
 BACKEND="${BACKEND,,}"
@@ -40,17 +41,10 @@ case "$BACKEND" in
     exit 1
     ;;
 esac
-PG_ADMIN_URL="${IDVAULT_TEST_PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/test}"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/idvault-python-e2e.XXXXXX")"
 SERVER_PID=""
 PG_DATABASE=""  # set once this run has created its database
-
-# Runs one SQL statement with psql on the admin database; psql's stderr goes to stdout of this
-# function (its own stdout is dropped), so that callers can capture it.
-pg_admin() {
-  timeout "$PSQL_TIMEOUT_SECONDS" psql "$PG_ADMIN_URL" -v ON_ERROR_STOP=1 -c "$1" 2>&1 >/dev/null
-}
 
 cleanup() {
   if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -64,9 +58,9 @@ cleanup() {
   fi
   if [[ -n "$PG_DATABASE" ]]; then
     local err
-    if ! err="$(pg_admin "DROP DATABASE IF EXISTS $PG_DATABASE WITH (FORCE)")"; then
-      echo "run.sh: warning: could not drop the test database $PG_DATABASE on $PG_ADMIN_URL: $err" >&2
-      echo "run.sh: drop it by hand: DROP DATABASE IF EXISTS $PG_DATABASE WITH (FORCE)" >&2
+    if ! "$PG_TEST_DB" drop "$PG_DATABASE"; then
+      echo "run.sh: warning: could not drop the test database $PG_DATABASE" >&2
+      echo "run.sh: drop it by hand: scripts/pg-test-db drop $PG_DATABASE" >&2
     fi
   fi
   rm -rf "$WORK"
@@ -97,54 +91,62 @@ else
 fi
 "$PYTHON" -c 'import importlib.metadata as m, sys; v = m.version("descope"); sys.exit(0 if v == "2.16.1" else f"descope {v} installed, 2.16.1 expected")'
 
-# --- PostgreSQL: a fresh database, so that idvault prints its first-start banner ---------------
+# --- PostgreSQL: a fresh database, so that idvault creates its first project and key ----------
 GLOBAL_ARGS=(--data-dir "$WORK/data")
 if [[ "$BACKEND" == postgres ]]; then
-  # The admin URL with its database path replaced: scheme://authority/<name>[?query].
-  if [[ ! "$PG_ADMIN_URL" =~ ^(postgres|postgresql)://([^/?#]+)(/[^?#]*)?(\?[^#]*)?$ ]]; then
-    echo "run.sh: IDVAULT_TEST_PG_ADMIN_URL=$PG_ADMIN_URL is not a postgres:// URL" >&2
+  if ! created="$("$PG_TEST_DB" create "$PG_SUITE")"; then
+    echo "run.sh: IDVAULT_TEST_BACKEND=postgres: pg-test-db create $PG_SUITE failed (its error is above)" >&2
     exit 1
   fi
-  pg_scheme="${BASH_REMATCH[1]}" pg_authority="${BASH_REMATCH[2]}" pg_query="${BASH_REMATCH[4]}"
-  pg_name="idv_${PG_SUITE}_$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
-  pg_url="$pg_scheme://$pg_authority/$pg_name$pg_query"
-  if ! err="$(pg_admin "CREATE DATABASE $pg_name")"; then
-    echo "run.sh: IDVAULT_TEST_BACKEND=postgres: CREATE DATABASE $pg_name on $PG_ADMIN_URL failed:" >&2
-    echo "$err" >&2
-    exit 1
-  fi
-  PG_DATABASE="$pg_name"
+  read -r PG_DATABASE pg_url <<<"$created"
   GLOBAL_ARGS+=(--database-url "$pg_url")
 fi
 
-# --- Start idvault on a free port and a fresh data directory, read its banner ------------------
-: >"$WORK/stdout.log"; : >"$WORK/stderr.log"  # exist before the server starts (polled below)
+# --- Start idvault on a free port and a fresh data directory, wait for its ready file ---------
+READY="$WORK/ready.json"
 (
-  unset IDVAULT_LISTEN IDVAULT_DATA_DIR IDVAULT_DATABASE_URL
+  unset IDVAULT_LISTEN IDVAULT_DATA_DIR IDVAULT_DATABASE_URL IDVAULT_READY_FILE
   export NO_COLOR=1
   # The OAuth test server runs on 127.0.0.1 over http: allowed as a provider host.
-  exec "$IDVAULT_BIN" "${GLOBAL_ARGS[@]}" serve --listen 127.0.0.1:0 --provider-allowed-hosts 127.0.0.1
+  exec "$IDVAULT_BIN" "${GLOBAL_ARGS[@]}" serve --listen 127.0.0.1:0 --provider-allowed-hosts 127.0.0.1 \
+    --ready-file "$READY"
 ) </dev/null >"$WORK/stdout.log" 2>"$WORK/stderr.log" &
 SERVER_PID=$!
 
-BASE_URI=""
+server_output() {
+  echo "--- stdout:" >&2; cat "$WORK/stdout.log" >&2
+  echo "--- stderr:" >&2; cat "$WORK/stderr.log" >&2
+}
+
 deadline=$((SECONDS + START_TIMEOUT_SECONDS))
-while [[ -z "$BASE_URI" ]]; do
-  BASE_URI="$(sed -nE 's#^idvault listening on (http://127\.0\.0\.1:[0-9]+)[[:space:]]*$#\1#p' "$WORK/stdout.log" | head -n1)"
-  [[ -n "$BASE_URI" ]] && break
+# The server renames the file into place: once it exists, it is complete.
+until [[ -f "$READY" ]]; do
   if ! kill -0 "$SERVER_PID" 2>/dev/null || (( SECONDS >= deadline )); then
-    echo "run.sh: idvault did not print its listening line" >&2
-    echo "--- stdout:" >&2; cat "$WORK/stdout.log" >&2
-    echo "--- stderr:" >&2; cat "$WORK/stderr.log" >&2
+    echo "run.sh: idvault did not write its ready file" >&2
+    server_output
     exit 1
   fi
   sleep 0.1
 done
-PROJECT_ID="$(sed -nE 's#^[[:space:]]*Project ID:[[:space:]]+(P[^[:space:]]+)[[:space:]]*$#\1#p' "$WORK/stdout.log" | head -n1)"
-MANAGEMENT_KEY="$(sed -nE 's#^[[:space:]]*Management key:[[:space:]]+(idv_[^[:space:]]+)[[:space:]]*$#\1#p' "$WORK/stdout.log" | head -n1)"
-if [[ -z "$PROJECT_ID" || -z "$MANAGEMENT_KEY" ]]; then
-  echo "run.sh: idvault's first-start banner did not show a project id and a management key" >&2
-  cat "$WORK/stdout.log" >&2
+# JSON is read with the Python that runs the scenario (no jq needed): one field per line.
+if ! { read -r BASE_URI; read -r PROJECT_ID; read -r MANAGEMENT_KEY; read -r READY_BACKEND; } < <(
+  "$PYTHON" -c 'import json, sys
+ready = json.load(open(sys.argv[1]))
+for field in ("url", "projectId", "managementKey", "backend"):
+    print(ready.get(field) or "")' "$READY"
+); then
+  echo "run.sh: could not read idvault's ready file $READY" >&2
+  server_output
+  exit 1
+fi
+if [[ -z "$BASE_URI" || -z "$PROJECT_ID" || -z "$MANAGEMENT_KEY" ]]; then
+  echo "run.sh: idvault's ready file names no url, project id and management key" >&2
+  server_output
+  exit 1
+fi
+if [[ "$READY_BACKEND" != "$BACKEND" ]]; then
+  echo "run.sh: idvault runs on $READY_BACKEND, not $BACKEND" >&2
+  server_output
   exit 1
 fi
 

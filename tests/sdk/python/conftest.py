@@ -2,27 +2,29 @@
 
 One idvault server is started per test session, on a free port and a fresh data directory; every
 test talks to it through the official `descope` package. Tests use unique login ids (uuid) so
-that they do not depend on each other or on their order.
+that they do not depend on each other or on their order. The server says where it listens, its
+project and its first management key in its ready file (`serve --ready-file`); its console output
+is kept only for failure messages.
 
 Storage backend, chosen by IDVAULT_TEST_BACKEND:
   sqlite (default, also when unset)  the server keeps everything in SQLite in its data directory.
-  postgres  a fresh database `idv_python_<hex>` is created with psql on the server given by
-            IDVAULT_TEST_PG_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/test) and
-            passed as `--database-url`; it is dropped (WITH (FORCE)) once the server has stopped.
-            Failing to create it fails the session with psql's stderr; failing to drop it warns.
+  postgres  a fresh database `idv_python_<hex>` is created with scripts/pg-test-db (on the server
+            of IDVAULT_TEST_PG_ADMIN_URL, default postgres://postgres@127.0.0.1:5432/test) and
+            passed as `--database-url`; it is dropped once the server has stopped.
+            Failing to create it fails the session with the script's stderr; failing to drop it
+            warns.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
-import secrets
 import signal
 import subprocess
 import threading
 import time
-import urllib.parse
 import uuid
 import warnings
 from pathlib import Path
@@ -35,15 +37,10 @@ from idvault_sdk_helpers import IdvaultServer
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_BIN = REPO_ROOT / "target" / "debug" / "idvault"
+PG_TEST_DB = REPO_ROOT / "scripts" / "pg-test-db"
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 15.0
-
-LISTENING_RE = re.compile(r"^idvault listening on (http://127\.0\.0\.1:\d+)\s*$")
-PROJECT_ID_RE = re.compile(r"^\s*Project ID:\s+(P\S+)\s*$")
-MGMT_KEY_RE = re.compile(r"^\s*Management key:\s+(idv_\S+)\s*$")
-
-DEFAULT_PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/test"
-PSQL_TIMEOUT_SECONDS = 60.0
+PG_TEST_DB_TIMEOUT_SECONDS = 90.0
 PG_SUITE = "python"
 
 
@@ -58,74 +55,56 @@ def _backend() -> str:
     return backend
 
 
-def _pg_admin_url() -> str:
-    return os.environ.get("IDVAULT_TEST_PG_ADMIN_URL") or DEFAULT_PG_ADMIN_URL
-
-
-def _pg_database_url(admin_url: str, name: str) -> str:
-    """The admin URL with its database path replaced by `name` (user, host, port, query kept)."""
-    parts = urllib.parse.urlsplit(admin_url)
-    if parts.scheme not in ("postgres", "postgresql") or not parts.netloc:
-        pytest.fail(
-            f"IDVAULT_TEST_PG_ADMIN_URL={admin_url!r} is not a postgres:// URL", pytrace=False
-        )
-    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
-
-
-def _psql(admin_url: str, sql: str) -> subprocess.CompletedProcess:
-    """Runs one SQL statement with psql on the admin database; raises OSError / TimeoutExpired."""
+def _pg_test_db(*args: str) -> subprocess.CompletedProcess:
+    """Runs scripts/pg-test-db, the database helper every suite shares; raises OSError /
+    TimeoutExpired."""
     return subprocess.run(
-        ["psql", admin_url, "-v", "ON_ERROR_STOP=1", "-c", sql],
+        [str(PG_TEST_DB), *args],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        timeout=PSQL_TIMEOUT_SECONDS,
+        timeout=PG_TEST_DB_TIMEOUT_SECONDS,
     )
 
 
-def _pg_create_database(admin_url: str) -> tuple[str, str]:
-    """Creates a fresh, empty database for one server (so that it prints its first-start banner)
-    and answers (name, database URL). Any failure fails the session loudly, with psql's stderr."""
-    name = f"idv_{PG_SUITE}_{secrets.token_hex(8)}"
-    url = _pg_database_url(admin_url, name)
+def _pg_create_database() -> tuple[str, str]:
+    """Creates a fresh, empty database for one server (so that it creates its first project and
+    key) and answers (name, database URL). Any failure fails the session loudly."""
     try:
-        done = _psql(admin_url, f"CREATE DATABASE {name}")
+        done = _pg_test_db("create", PG_SUITE)
     except (OSError, subprocess.TimeoutExpired) as err:
+        pytest.fail(f"IDVAULT_TEST_BACKEND=postgres: could not run {PG_TEST_DB}: {err}", pytrace=False)
+    fields = done.stdout.split()
+    if done.returncode != 0 or len(fields) != 2:
         pytest.fail(
-            f"IDVAULT_TEST_BACKEND=postgres: could not run psql to create database {name} "
-            f"on {admin_url}: {err}",
+            f"IDVAULT_TEST_BACKEND=postgres: `pg-test-db create {PG_SUITE}` failed "
+            f"(exit code {done.returncode}):\n{done.stderr}{done.stdout}",
             pytrace=False,
         )
-    if done.returncode != 0:
-        pytest.fail(
-            f"IDVAULT_TEST_BACKEND=postgres: `CREATE DATABASE {name}` on {admin_url} failed "
-            f"(psql exit code {done.returncode}):\n{done.stderr}",
-            pytrace=False,
-        )
-    return name, url
+    return fields[0], fields[1]
 
 
-def _pg_drop_database(admin_url: str, name: str) -> None:
+def _pg_drop_database(name: str) -> None:
     """Drops a database made by _pg_create_database; a failure only warns."""
     try:
-        done = _psql(admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        done = _pg_test_db("drop", name)
     except (OSError, subprocess.TimeoutExpired) as err:
         problem = str(err)
     else:
         if done.returncode == 0:
             return
-        problem = f"psql exit code {done.returncode}: {done.stderr.strip()}"
+        problem = f"exit code {done.returncode}: {done.stderr.strip()}"
     warnings.warn(
-        f"could not drop the test database {name} on {admin_url} ({problem}); "
-        f"drop it by hand: DROP DATABASE IF EXISTS {name} WITH (FORCE)",
+        f"could not drop the test database {name} ({problem}); "
+        f"drop it by hand: scripts/pg-test-db drop {name}",
         stacklevel=1,
     )
 
 
 def _read_lines(stream, lines: "queue.Queue[Optional[str]]") -> None:
-    """Moves the server's stdout into a queue, line by line, until it closes (then None).
+    """Moves a child's stdout into a queue, line by line, until it closes (then None).
 
-    It keeps draining after start-up too, so the server never blocks on a full pipe."""
+    It keeps draining after start-up too, so the child never blocks on a full pipe."""
     try:
         for line in iter(stream.readline, ""):
             lines.put(line)
@@ -144,6 +123,21 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def wait_for_ready_file(proc: subprocess.Popen, path: Path, timeout: float) -> Optional[dict]:
+    """The JSON of idvault's ready file once it exists, or None if the server exits or takes
+    longer than `timeout`. The server renames the file into place, so a file that exists is
+    complete."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            pass
+        if proc.poll() is not None or time.monotonic() >= deadline:
+            return None
+        time.sleep(0.02)
+
+
 @pytest.fixture(scope="session")
 def idvault_server(tmp_path_factory) -> Iterator[IdvaultServer]:
     binary = Path(os.environ.get("IDVAULT_BIN", str(DEFAULT_BIN)))
@@ -156,100 +150,75 @@ def idvault_server(tmp_path_factory) -> Iterator[IdvaultServer]:
 
     backend = _backend()
     data_dir = tmp_path_factory.mktemp("idvault-data")
-    stderr_path = tmp_path_factory.mktemp("idvault-logs") / "stderr.log"
+    run_dir = tmp_path_factory.mktemp("idvault-run")
     env = dict(os.environ)
     env.pop("IDVAULT_LISTEN", None)
     env.pop("IDVAULT_DATA_DIR", None)
     env.pop("IDVAULT_DATABASE_URL", None)  # the backend is chosen by IDVAULT_TEST_BACKEND alone
+    env.pop("IDVAULT_READY_FILE", None)
     env.setdefault("NO_COLOR", "1")
 
     global_args = ["--data-dir", str(data_dir)]
-    pg_admin_url = pg_database = None
+    pg_database = None
     if backend == "postgres":
-        pg_admin_url = _pg_admin_url()
-        pg_database, database_url = _pg_create_database(pg_admin_url)
+        pg_database, database_url = _pg_create_database()
         global_args += ["--database-url", database_url]
     try:
-        yield from _run_server(binary, global_args, data_dir, stderr_path, env)
+        yield from _run_server(binary, global_args, data_dir, run_dir, env, backend)
     finally:
         # Runs once the server has stopped, also when it failed to start.
         if pg_database is not None:
-            _pg_drop_database(pg_admin_url, pg_database)
+            _pg_drop_database(pg_database)
 
 
 def _run_server(
-    binary: Path, global_args: list[str], data_dir: Path, stderr_path: Path, env: dict
+    binary: Path, global_args: list[str], data_dir: Path, run_dir: Path, env: dict, backend: str
 ) -> Iterator[IdvaultServer]:
-    """Starts `idvault <global_args> serve`, yields it once it listens, stops it afterwards."""
-    stderr_file = open(stderr_path, "wb")
-    proc = subprocess.Popen(
-        # The OAuth test server runs on 127.0.0.1 over http: allowed as a provider host.
-        [str(binary), *global_args, "serve", "--listen", "127.0.0.1:0",
-         "--provider-allowed-hosts", "127.0.0.1"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=stderr_file,
-        text=True,
-        bufsize=1,
-        env=env,
-    )
-    lines: "queue.Queue[Optional[str]]" = queue.Queue()
-    reader = threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True)
-    reader.start()
-
-    stdout_seen: list[str] = []
-    project_id = management_key = base_url = None
-    stdout_closed = False
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while base_url is None:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        try:
-            line = lines.get(timeout=remaining)
-        except queue.Empty:
-            break
-        if line is None:  # stdout closed: the server exited
-            stdout_closed = True
-            break
-        stdout_seen.append(line)
-        if m := PROJECT_ID_RE.match(line):
-            project_id = m.group(1)
-        elif m := MGMT_KEY_RE.match(line):
-            management_key = m.group(1)
-        elif m := LISTENING_RE.match(line):
-            base_url = m.group(1)
+    """Starts `idvault <global_args> serve`, yields it once it is ready, stops it afterwards."""
+    ready_path = run_dir / "ready.json"
+    stdout_path = run_dir / "stdout.log"
+    stderr_path = run_dir / "stderr.log"
+    with open(stdout_path, "wb") as stdout_file, open(stderr_path, "wb") as stderr_file:
+        proc = subprocess.Popen(
+            # The OAuth test server runs on 127.0.0.1 over http: allowed as a provider host.
+            [str(binary), *global_args, "serve", "--listen", "127.0.0.1:0",
+             "--provider-allowed-hosts", "127.0.0.1", "--ready-file", str(ready_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=stdout_file,
+            stderr=stderr_file,
+            env=env,
+        )
+    ready = wait_for_ready_file(proc, ready_path, START_TIMEOUT_SECONDS)
 
     def failure(reason: str) -> str:
         _stop(proc)
-        stderr_file.close()
-        stderr = stderr_path.read_text(errors="replace")
         return (
             f"{reason}\n--- idvault exit code: {proc.returncode}\n"
-            f"--- stdout:\n{''.join(stdout_seen)}\n--- stderr:\n{stderr}"
+            f"--- stdout:\n{stdout_path.read_text(errors='replace')}\n"
+            f"--- stderr:\n{stderr_path.read_text(errors='replace')}"
         )
 
-    if base_url is None:
-        if stdout_closed:
-            reason = "idvault exited before printing its listening line"
+    if ready is None:
+        if proc.poll() is not None:
+            reason = "idvault exited before writing its ready file"
         else:
-            reason = f"idvault did not print its listening line within {START_TIMEOUT_SECONDS:.0f} s"
+            reason = f"idvault did not write its ready file within {START_TIMEOUT_SECONDS:.0f} s"
         pytest.fail(failure(reason), pytrace=False)
-    if project_id is None or management_key is None:
-        reason = "idvault's first-start banner did not show a project id and a management key"
+    if not ready.get("projectId") or not ready.get("managementKey"):
+        reason = f"idvault's ready file names no project id and management key: {ready}"
         pytest.fail(failure(reason), pytrace=False)
+    if ready.get("backend") != backend:
+        pytest.fail(failure(f"idvault runs on {ready.get('backend')}, not {backend}"), pytrace=False)
 
     try:
         yield IdvaultServer(
-            base_url=base_url,
-            project_id=project_id,
-            management_key=management_key,
+            base_url=ready["url"],
+            project_id=ready["projectId"],
+            management_key=ready["managementKey"],
             data_dir=data_dir,
         )
     finally:
         _stop(proc)
-        reader.join(timeout=5)
-        stderr_file.close()
 
 
 @pytest.fixture(scope="session")

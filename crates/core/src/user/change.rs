@@ -83,6 +83,8 @@ pub enum UserChange {
         old: String,
         new: String,
     },
+    /// Appends a login id (one the user has changes nothing).
+    AddLoginId(String),
     /// Sets (None: clears) the email, verified only when `verified` says so. With
     /// `fail_on_conflict`, another (non-test) user holding the address fails the change.
     Email {
@@ -116,6 +118,8 @@ pub enum UserChange {
         op: ListOp,
         apps: Vec<String>,
     },
+    /// Several changes, applied in order and saved together: all of them or none.
+    Several(Vec<UserChange>),
 }
 
 /// An address another user may already hold.
@@ -233,6 +237,7 @@ impl UserChange {
                     }
                 }
             }
+            UserChange::AddLoginId(login_id) => add_all(&mut u.login_ids, &[login_id]),
             UserChange::Email { email, verified, .. } => {
                 let email = non_empty(email);
                 u.verified_email = email.is_some() && verified.unwrap_or(false);
@@ -260,6 +265,11 @@ impl UserChange {
             }
             UserChange::RemoveTenant(tenant) => u.tenants.retain(|t| t.tenant_id != tenant),
             UserChange::SsoApps { op, apps } => op.apply(&mut u.sso_app_ids, apps),
+            UserChange::Several(changes) => {
+                for change in changes {
+                    change.apply(u)?;
+                }
+            }
         }
         Ok(())
     }
@@ -273,6 +283,7 @@ impl UserChange {
             UserChange::Phone { phone: Some(p), fail_on_conflict: true, .. } if !p.is_empty() => {
                 Some(Contact::Phone(p))
             }
+            UserChange::Several(changes) => changes.iter().find_map(UserChange::must_not_be_taken),
             _ => None,
         }
     }
@@ -509,6 +520,27 @@ mod tests {
         let c = changed(&c, UserChange::AddTenant("t1".into()));
         assert_eq!(c.tenants.len(), 1, "adding a tenant the user is in changes nothing");
         assert!(changed(&c, UserChange::RemoveTenant("t1".into())).tenants.is_empty());
+    }
+
+    #[test]
+    fn several_changes_apply_in_order_and_fail_together() {
+        let u = user();
+        let both = UserChange::Several(vec![
+            UserChange::LoginId { old: "dana".into(), new: "dana2".into() },
+            UserChange::AddLoginId("dana-alt".into()),
+            UserChange::AddLoginId("dana2".into()),
+        ]);
+        assert_eq!(changed(&u, both).login_ids, ["dana2", "dana-alt"]);
+        let bad = UserChange::Several(vec![
+            UserChange::Names(NameParts { name: Some("Dana".into()), ..Default::default() }),
+            UserChange::Patch(Box::new(UserPatch { status: Some("sleeping".into()), ..Default::default() })),
+        ]);
+        assert!(bad.apply(&mut u.clone()).is_err());
+        let strict = UserChange::Several(vec![
+            UserChange::Picture(None),
+            UserChange::Email { email: Some("d@example.com".into()), verified: None, fail_on_conflict: true },
+        ]);
+        assert_eq!(strict.must_not_be_taken(), Some(Contact::Email("d@example.com")));
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //! store.
 
 pub mod change;
+pub mod filter;
 pub mod model;
 pub mod search;
 pub mod service;
 
 pub use change::{ListOp, NameParts, RoleScope, UserChange, UserPatch, UserUpdate};
+pub use filter::{Predicate, UserFilter};
 pub use model::{NewUser, User, UserRef, UserStatus, UserTenant};
 pub use search::{SortBy, SortField, TenantRoleFilter, TestUserFilter, UserQuery};
 pub use service::UserService;

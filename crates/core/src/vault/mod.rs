@@ -5,5 +5,5 @@ pub mod model;
 pub mod service;
 pub mod single_flight;
 
-pub use model::{ProviderToken, SealedToken, StoreTokenRequest};
+pub use model::{JoinedTokenRow, ProviderToken, SealedToken, StoreTokenRequest};
 pub use service::{ReadOptions, VaultService, VaultSettings};

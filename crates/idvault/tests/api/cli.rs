@@ -31,7 +31,7 @@ pub fn run_err(data_dir: &Path, args: &[&str]) -> String {
 
 #[test]
 fn project_and_key_lifecycle_without_a_server() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let data = dir.path().join("d");
     let pid = run_ok(&data, &["project", "create", "--name", "Acme"]).trim().to_owned();
     assert!(pid.starts_with('P') && pid.len() == 28, "{pid}");

@@ -1,9 +1,7 @@
 //! Spawning the server and talking to it.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -13,18 +11,16 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_idvault");
 /// What the suite's servers allow providers to use besides public addresses.
 pub const LOCAL_PROVIDERS: &str = "127.0.0.1";
 
+/// How long a server may take to write its ready file.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The backend the suite runs on: `IDVAULT_TEST_BACKEND=postgres` runs every server of this
 /// suite on its own fresh PostgreSQL database (scripts/test.sh runs the suite on both).
 pub fn postgres_mode() -> bool {
     std::env::var("IDVAULT_TEST_BACKEND").is_ok_and(|b| b == "postgres")
 }
 
-fn pg_admin_url() -> String {
-    std::env::var("IDVAULT_TEST_PG_ADMIN_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// Runs SQL on the admin database with psql, failing loudly.
+/// Runs SQL on a database with psql, failing loudly.
 pub fn psql(url: &str, sql: &str) -> String {
     let out = Command::new("psql")
         .args([url, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
@@ -34,7 +30,90 @@ pub fn psql(url: &str, sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+fn pg_test_db() -> Command {
+    Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg-test-db"))
+}
+
+/// Creates a fresh PostgreSQL database for this suite with `scripts/pg-test-db`, the helper every
+/// test suite shares (names, URL and clean-up are its business), and answers its URL. A
+/// [`TestDir`] drops the databases of its data directories; scripts/test.sh's final
+/// `pg-test-db drop-all` catches the rest.
+pub fn create_test_database() -> String {
+    let out = pg_test_db().args(["create", "api"]).output().expect("running scripts/pg-test-db");
+    assert!(out.status.success(), "scripts/pg-test-db create api: {}", String::from_utf8_lossy(&out.stderr));
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+        [_name, url] => (*url).to_owned(),
+        _ => panic!("scripts/pg-test-db create printed {line:?}, expected \"NAME URL\""),
+    }
+}
+
+/// Drops a database made by [`create_test_database`], named by its URL; a failure only warns
+/// (it runs in `Drop`).
+fn drop_test_database(url: &str) {
+    let name = url.rsplit('/').next().unwrap_or_default();
+    let name = name.split('?').next().unwrap_or_default();
+    match pg_test_db().args(["drop", name]).output() {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => eprintln!("could not drop test database {name}: {}", String::from_utf8_lossy(&out.stderr)),
+        Err(e) => eprintln!("could not run scripts/pg-test-db to drop {name}: {e}"),
+    }
+}
+
 const PG_URL_FILE: &str = ".test-database-url";
+
+/// A test's temporary directory. In PostgreSQL mode, dropping it also drops the databases of the
+/// data directories in it (found by their `.test-database-url` files), after the directory's
+/// servers are gone: declare it after them, or drop it last.
+pub struct TestDir {
+    dir: tempfile::TempDir,
+}
+
+impl TestDir {
+    pub fn new() -> TestDir {
+        TestDir { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The database URLs recorded in this directory and its subdirectories (a replica's data
+    /// directory names the same database as the first server's: each URL once).
+    fn database_urls(&self) -> Vec<String> {
+        let mut urls = Vec::new();
+        let mut dirs = vec![self.path().to_owned()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.file_name().is_some_and(|n| n == PG_URL_FILE) {
+                    if let Ok(url) = std::fs::read_to_string(&path) {
+                        urls.push(url.trim().to_owned());
+                    }
+                }
+            }
+        }
+        urls.sort();
+        urls.dedup();
+        urls
+    }
+}
+
+impl Default for TestDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        for url in self.database_urls() {
+            drop_test_database(&url);
+        }
+    }
+}
 
 /// In PostgreSQL mode, the database of this data directory (created on first use, remembered in
 /// the directory so that a restart finds it again).
@@ -47,13 +126,36 @@ pub fn database_url_for(data_dir: &Path) -> Option<String> {
         return Some(url.trim().to_owned());
     }
     std::fs::create_dir_all(data_dir).unwrap();
-    let name = format!("idv_api_{}", rand_suffix());
-    psql(&pg_admin_url(), &format!("CREATE DATABASE {name}"));
-    let admin = pg_admin_url();
-    let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin);
-    let url = format!("{base}/{name}");
+    let url = create_test_database();
     std::fs::write(&file, &url).unwrap();
     Some(url)
+}
+
+/// A ready file's path for a server of `data_dir`: beside the data directory, not in it (the
+/// storage checks read every file of the data directory, and this one holds the key).
+pub fn ready_file_for(data_dir: &Path) -> PathBuf {
+    data_dir.with_extension(format!("ready-{}.json", rand_suffix()))
+}
+
+/// Waits until `child` has written its ready file (`serve --ready-file`) and answers its JSON.
+/// Panics with `diagnostics()` (the server's output) when the server exits or takes too long.
+pub fn wait_for_ready_file(child: &mut Child, path: &Path, diagnostics: impl Fn() -> String) -> Value {
+    let deadline = std::time::Instant::now() + START_TIMEOUT;
+    loop {
+        // Written atomically (renamed into place): once it exists, it is complete.
+        if let Ok(text) = std::fs::read_to_string(path) {
+            return serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("ready file {} is not JSON ({e}): {text:?}", path.display()));
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("server exited ({status}) before it was ready; {}", diagnostics());
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("server did not write its ready file within {START_TIMEOUT:?}; {}", diagnostics());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A running idvault process. Killed (SIGKILL) on drop unless stopped gracefully first.
@@ -61,15 +163,19 @@ pub struct TestServer {
     pub child: Child,
     pub base_url: String,
     pub data_dir: PathBuf,
-    /// From the first-start banner; None on a restart.
+    /// From the ready file: the server's project when it has exactly one.
     pub project_id: Option<String>,
+    /// From the ready file: the key created by this start (a first start); None on a restart.
     pub management_key: Option<String>,
+    /// The whole ready file.
+    pub ready: Value,
+    pub ready_path: PathBuf,
+    pub stdout_path: PathBuf,
     pub stderr_path: PathBuf,
-    pub stdout_lines: Vec<String>,
 }
 
 impl TestServer {
-    /// Starts the server on `data_dir` and waits until it prints its listening line.
+    /// Starts the server on `data_dir` and waits until it writes its ready file.
     pub fn start(data_dir: &Path) -> TestServer {
         Self::start_with_env(data_dir, &[])
     }
@@ -81,14 +187,20 @@ impl TestServer {
     /// Starts with extra environment variables and extra `serve` arguments.
     pub fn start_with(data_dir: &Path, env: &[(&str, &str)], serve_args: &[&str]) -> TestServer {
         std::fs::create_dir_all(data_dir).unwrap();
-        let stderr_path = data_dir.with_extension(format!("stderr-{}.log", rand_suffix()));
+        let run = rand_suffix();
+        // Console output goes to files: kept for diagnostics, and complete up to the moment the
+        // ready file appears (a pipe read by a thread might still be behind).
+        let stdout_path = data_dir.with_extension(format!("stdout-{run}.log"));
+        let stderr_path = data_dir.with_extension(format!("stderr-{run}.log"));
+        let ready_path = ready_file_for(data_dir);
+        let stdout = std::fs::File::create(&stdout_path).unwrap();
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut cmd = Command::new(BIN);
         cmd.args(["--data-dir"]).arg(data_dir);
         if let Some(url) = database_url_for(data_dir) {
             cmd.args(["--database-url", &url]);
         }
-        cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(serve_args);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--ready-file"]).arg(&ready_path).args(serve_args);
         cmd.env_remove("IDVAULT_MASTER_KEY").env("IDVAULT_LOG", "info");
         // The suite's OAuth servers run on 127.0.0.1 over http: allowed here, as an operator
         // would for a local provider. The SSRF tests pass an empty list to get the default.
@@ -96,47 +208,26 @@ impl TestServer {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::from(stderr)).spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
+        let mut child =
+            cmd.stdin(Stdio::null()).stdout(Stdio::from(stdout)).stderr(Stdio::from(stderr)).spawn().unwrap();
+        let ready = wait_for_ready_file(&mut child, &ready_path, || {
+            format!(
+                "stdout: {}\nstderr: {}",
+                std::fs::read_to_string(&stdout_path).unwrap_or_default(),
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            )
         });
-        let mut lines = Vec::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let base_url = loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(url) = line.strip_prefix("idvault listening on ") {
-                        break url.trim().to_owned();
-                    }
-                    lines.push(line);
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!(
-                        "server did not start; stdout: {lines:?}; stderr: {}",
-                        std::fs::read_to_string(&stderr_path).unwrap_or_default()
-                    );
-                }
-            }
-        };
-        let field = |label: &str| {
-            lines.iter().find_map(|l| l.trim().strip_prefix(label).map(|v| v.trim().to_owned()))
-        };
+        let field = |name: &str| ready[name].as_str().map(str::to_owned);
         TestServer {
-            project_id: field("Project ID:"),
-            management_key: field("Management key:"),
+            base_url: field("url").expect("the ready file names the url"),
+            project_id: field("projectId"),
+            management_key: field("managementKey"),
+            ready,
+            ready_path,
             child,
-            base_url,
             data_dir: data_dir.to_owned(),
+            stdout_path,
             stderr_path,
-            stdout_lines: lines,
         }
     }
 
@@ -155,6 +246,11 @@ impl TestServer {
     pub fn kill_hard(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// What the server printed on stdout so far (the first-start banner, the listening line).
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout_path).unwrap_or_default()
     }
 
     pub fn stderr(&self) -> String {
@@ -202,10 +298,11 @@ pub struct Api {
 }
 
 /// A started server plus a client with its bootstrap key, and the temp dir that holds its data.
+/// Fields drop in order: the server stops before its directory (and database) goes.
 pub struct TestApp {
     pub server: TestServer,
     pub api: Api,
-    pub dir: tempfile::TempDir,
+    pub dir: TestDir,
 }
 
 impl TestApp {
@@ -220,7 +317,7 @@ impl TestApp {
 
     /// With extra environment variables and `serve` arguments.
     pub fn spawn_with_env(env: &[(&str, &str)], serve_args: &[&str]) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = TestDir::new();
         let server = TestServer::start_with(&dir.path().join("data"), env, serve_args);
         let api = Api::new(
             &server.base_url,

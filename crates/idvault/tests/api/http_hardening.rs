@@ -121,7 +121,7 @@ async fn html_answers_carry_security_headers_and_every_answer_nosniff() {
 
 #[tokio::test]
 async fn debug_logs_record_the_path_of_a_request_but_never_its_query() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let server = TestServer::start_with_env(
         &dir.path().join("data"),
         &[("IDVAULT_LOG", "debug"), ("RUST_LOG", "debug")],

@@ -56,7 +56,7 @@ async fn rotate_rewrap_retire_while_serving_then_restart() {
 
 #[test]
 fn env_keyrings_are_not_rotated_by_idvault_and_generate_prints_an_entry() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let entry = run_ok(dir.path(), &["keys", "generate", "--version", "3"]);
     assert!(entry.trim().starts_with("3:") && entry.trim().len() > 40);
     let out = std::process::Command::new(BIN)

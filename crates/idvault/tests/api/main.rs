@@ -6,6 +6,7 @@
 
 mod auth;
 mod cli;
+mod contract_docs;
 mod directory;
 mod errors;
 mod helpers;

@@ -209,6 +209,27 @@ async fn concurrent_changes_to_one_user_are_never_lost() {
     assert_eq!(roles, 20, "every concurrent role add kept");
 }
 
+/// Where the two stores used to answer differently, both now answer as docs/api.md says.
+#[tokio::test]
+async fn search_text_covers_middle_names_and_a_null_attribute_filter_matches_nobody() {
+    let app = TestApp::spawn();
+    let api = &app.api;
+    seed_directory(api).await;
+    api.create_user(json!({"loginId": "m1", "middleName": "Qz", "customAttributes": {"plan": "null"}})).await;
+    api.create_user(json!({"loginId": "m2", "customAttributes": {"plan": "pro"}})).await;
+    let total = |body: Value| async move {
+        let r = api.post("/v2/mgmt/user/search", body).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["total"].as_u64()
+    };
+    // Text shorter than a trigram scans the same fields as the index: names include the middle one.
+    assert_eq!(total(json!({"text": "qz"})).await, Some(1));
+    // A JSON null equals nothing, not the text "null".
+    assert_eq!(total(json!({"customAttributes": {"plan": null}})).await, Some(0));
+    assert_eq!(total(json!({"customAttributes": {"plan": [null, "pro"]}})).await, Some(1));
+    assert_eq!(total(json!({"customAttributes": {"plan": "null"}})).await, Some(1));
+}
+
 #[tokio::test]
 async fn full_search_filters_sort_and_time_bounds() {
     let app = TestApp::spawn();

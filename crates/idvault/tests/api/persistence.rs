@@ -30,8 +30,13 @@ async fn restart_keeps_users_and_tokens_and_never_reprints_secrets() {
     assert!(!storage_contains(&data, "PLAINTEXT"), "a token was written in clear text");
 
     let server = TestServer::start(&data);
-    assert!(server.project_id.is_none() && server.management_key.is_none(), "restart printed secrets");
-    assert!(!server.stdout_lines.iter().any(|l| l.contains("idv_")), "{:?}", server.stdout_lines);
+    assert!(server.management_key.is_none(), "the restart announced a key: {}", server.ready);
+    assert!(!server.stdout().contains("idv_"), "the restart printed a key: {}", server.stdout());
+    // The restarted server still names its one project.
+    assert_eq!(
+        server.project_id.as_deref(),
+        api.auth.strip_prefix("Bearer ").and_then(|a| a.split(':').next())
+    );
     let api = Api { base_url: server.base_url.clone(), ..api };
     let all = api.post("/v2/mgmt/user/search", json!({"limit": 100})).await;
     assert_eq!(all.body["total"], 20);
@@ -92,7 +97,7 @@ async fn a_ciphertext_moved_to_another_row_fails_to_decrypt_cleanly() {
 
 #[tokio::test]
 async fn wrong_master_key_cannot_read_tokens() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let data = dir.path().join("data");
     use base64::Engine;
     let key_a = base64::engine::general_purpose::STANDARD.encode([1u8; 32]);
@@ -124,4 +129,29 @@ async fn wrong_master_key_cannot_read_tokens() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("IDVAULT_MASTER_KEY"));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("too-short"), "the bad key is not echoed");
+}
+
+#[tokio::test]
+async fn the_ready_file_describes_the_server_and_goes_away_on_a_clean_stop() {
+    let app = TestApp::spawn();
+    let ready = app.server.ready.clone();
+    assert_eq!(ready["pid"], app.server.child.id(), "{ready}");
+    assert_eq!(ready["backend"], if postgres_mode() { "postgres" } else { "sqlite" }, "{ready}");
+    let port = ready["port"].as_u64().unwrap();
+    assert_eq!(ready["url"], format!("http://127.0.0.1:{port}"));
+    // The key it announces is the one the first-start banner shows, and it works.
+    let key = app.server.management_key.clone().unwrap();
+    assert!(app.server.stdout().contains(&key));
+    assert_eq!(app.api.get("/v1/mgmt/license").await.status, 200);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&app.server.ready_path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the ready file holds a secret: owner only");
+    }
+    let TestApp { server, dir, .. } = app;
+    let path = server.ready_path.clone();
+    assert!(server.stop().success());
+    assert!(!path.exists(), "a clean stop removes the ready file");
+    drop(dir);
 }

@@ -54,7 +54,12 @@ async fn two_replicas_make_exactly_one_refresh_for_100_concurrent_requests() {
     let app = TestApp::spawn();
     // Replica B also runs with a small, explicit connection pool.
     let b = second_replica(&app, "replica-b", &["--db-pool-size", "4", "--db-statement-timeout", "20s"]);
-    assert!(b.project_id.is_none(), "the second replica found the project in the shared database");
+    assert!(b.management_key.is_none(), "the second replica made a key: {}", b.ready);
+    assert_eq!(
+        b.project_id, app.server.project_id,
+        "the second replica found the project in the shared database"
+    );
+    assert_eq!(b.ready["backend"], "postgres");
     setup_grant(&app.api, &oauth, "shared@example.com").await;
     oauth.control("delay", json!({"ms": 300})).await;
     oauth.control("stats/reset", json!({})).await;
@@ -132,7 +137,7 @@ async fn a_sqlite_project_moves_to_postgresql_and_reads_back_identical() {
         return;
     }
     // The source runs on SQLite whatever the pass: started without a database URL.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let source = dir.path().join("sqlite-source");
     std::fs::create_dir_all(&source).unwrap();
     let mut cmd = std::process::Command::new(BIN);
@@ -147,26 +152,20 @@ async fn a_sqlite_project_moves_to_postgresql_and_reads_back_identical() {
         .output()
         .unwrap();
     let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let server = {
-        let mut c = std::process::Command::new(BIN);
-        c.arg("--data-dir")
-            .arg(&source)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("IDVAULT_PROVIDER_ALLOWED_HOSTS", "127.0.0.1")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null());
-        c.spawn().unwrap()
-    };
-    let mut server = server;
-    let base = {
-        use std::io::BufRead;
-        let stdout = server.stdout.take().unwrap();
-        std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| l.strip_prefix("idvault listening on ").map(str::to_owned))
-            .unwrap()
-    };
+    let ready_path = ready_file_for(&source);
+    let mut server = std::process::Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&source)
+        .args(["serve", "--listen", "127.0.0.1:0", "--ready-file"])
+        .arg(&ready_path)
+        .env("IDVAULT_PROVIDER_ALLOWED_HOSTS", "127.0.0.1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = wait_for_ready_file(&mut server, &ready_path, String::new);
+    assert_eq!(ready["backend"], "sqlite", "{ready}");
+    let base = ready["url"].as_str().unwrap().to_owned();
     let api = Api::new(&base, &pid, &key);
     seed_directory(&api).await;
     for i in 0..20 {
