@@ -207,7 +207,8 @@ pub struct TenantQuery {
     pub custom_attributes: Map<String, Value>,
 }
 
-/// A role search.
+/// A role search. Project roles are part of the answer when no tenant is named, or when
+/// `include_project_roles` asks for them beside the named tenants' roles.
 #[derive(Debug, Clone, Default)]
 pub struct RoleQuery {
     pub tenant_ids: Vec<String>,
@@ -419,13 +420,20 @@ impl DirectoryService {
 
     // ---- custom attributes ----
 
+    /// Creates or replaces definitions by name; a definition without a display name shows its
+    /// name, as in Descope's console.
     pub async fn create_attributes(
         &self,
         project: &ProjectId,
-        defs: Vec<AttributeDef>,
+        mut defs: Vec<AttributeDef>,
     ) -> Result<Vec<AttributeDef>> {
         if defs.is_empty() {
             return Err(Error::MissingArgument("attributes"));
+        }
+        for d in &mut defs {
+            if d.display_name.is_empty() {
+                d.display_name = d.name.clone();
+            }
         }
         for d in &defs {
             check_attribute_name("name", &d.name)?;
