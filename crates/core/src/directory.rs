@@ -1,6 +1,10 @@
 //! The project directory: tenants, roles, permissions and custom attribute definitions, and the
 //! rules users must satisfy against them (known tenants and roles, typed attribute values).
 
+pub mod cascade;
+pub mod errors;
+pub mod references;
+
 use std::sync::Arc;
 
 use rand::distributions::Alphanumeric;
@@ -203,7 +207,8 @@ pub struct TenantQuery {
     pub custom_attributes: Map<String, Value>,
 }
 
-/// A role search.
+/// A role search. Project roles are part of the answer when no tenant is named, or when
+/// `include_project_roles` asks for them beside the named tenants' roles.
 #[derive(Debug, Clone, Default)]
 pub struct RoleQuery {
     pub tenant_ids: Vec<String>,
@@ -248,7 +253,7 @@ impl DirectoryService {
     }
 
     pub async fn load_tenant(&self, project: &ProjectId, id: &str) -> Result<Tenant> {
-        self.store.get_tenant(project, id).await?.ok_or_else(|| Error::NotFound(format!("tenant '{id}'")))
+        self.store.get_tenant(project, id).await?.ok_or_else(|| errors::tenant_not_found(id))
     }
 
     /// Deletes a tenant (and its roles and memberships). With `cascade`, the users who belonged
@@ -277,7 +282,7 @@ impl DirectoryService {
                 self.store.delete_user(project, &user_id).await?;
             }
         }
-        self.store.delete_tenant(project, id).await.map(|_| ())
+        self.store.delete_tenant(project, id, self.clock.now_ms()).await.map(|_| ())
     }
 
     /// Changes only the given fields of a tenant.
@@ -366,13 +371,24 @@ impl DirectoryService {
         role.name = check_name("newName", &role.name)?;
         check_list("permissionNames", &role.permission_names)?;
         self.store
-            .update_role(project, &check_name("name", name)?, tenant.filter(|t| !t.is_empty()), &role)
+            .update_role(
+                project,
+                &check_name("name", name)?,
+                tenant.filter(|t| !t.is_empty()),
+                &role,
+                self.clock.now_ms(),
+            )
             .await
     }
 
     pub async fn delete_role(&self, project: &ProjectId, name: &str, tenant: Option<&str>) -> Result<()> {
         self.store
-            .delete_role(project, &check_name("name", name)?, tenant.filter(|t| !t.is_empty()))
+            .delete_role(
+                project,
+                &check_name("name", name)?,
+                tenant.filter(|t| !t.is_empty()),
+                self.clock.now_ms(),
+            )
             .await
             .map(|_| ())
     }
@@ -404,13 +420,20 @@ impl DirectoryService {
 
     // ---- custom attributes ----
 
+    /// Creates or replaces definitions by name; a definition without a display name shows its
+    /// name, as in Descope's console.
     pub async fn create_attributes(
         &self,
         project: &ProjectId,
-        defs: Vec<AttributeDef>,
+        mut defs: Vec<AttributeDef>,
     ) -> Result<Vec<AttributeDef>> {
         if defs.is_empty() {
             return Err(Error::MissingArgument("attributes"));
+        }
+        for d in &mut defs {
+            if d.display_name.is_empty() {
+                d.display_name = d.name.clone();
+            }
         }
         for d in &defs {
             check_attribute_name("name", &d.name)?;

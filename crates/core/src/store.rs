@@ -13,7 +13,7 @@ use crate::ids::{ProjectId, ProviderName, UserId};
 use crate::outbound::{SealedOutboundToken, TokenOwner};
 use crate::project::{ManagementKey, Project};
 use crate::provider::ProviderConfig;
-use crate::user::{User, UserQuery, UserRef};
+use crate::user::{User, UserQuery, UserRef, UserUpdate};
 use crate::vault::SealedToken;
 
 #[async_trait]
@@ -257,10 +257,6 @@ pub trait AuthStore: Send + Sync {
     async fn set_auth_settings(&self, project: &ProjectId, settings: &ProjectAuthSettings) -> Result<()>;
 }
 
-/// A change to one user, applied by the store inside its write transaction to the current row,
-/// so that concurrent changes never overwrite each other.
-pub type UserMutation = Box<dyn FnOnce(&mut User) -> Result<()> + Send>;
-
 /// One entry of a user's login history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginRecord {
@@ -277,8 +273,8 @@ pub trait DirectoryStore: Send + Sync {
     async fn update_tenant(&self, project: &ProjectId, tenant: &Tenant) -> Result<Tenant>;
     async fn get_tenant(&self, project: &ProjectId, id: &str) -> Result<Option<Tenant>>;
     async fn list_tenants(&self, project: &ProjectId) -> Result<Vec<Tenant>>;
-    /// Deletes the tenant, its roles, and its membership from every user.
-    async fn delete_tenant(&self, project: &ProjectId, id: &str) -> Result<bool>;
+    /// Deletes the tenant, its roles, and its membership from every user (stamped `now_ms`).
+    async fn delete_tenant(&self, project: &ProjectId, id: &str, now_ms: i64) -> Result<bool>;
 
     async fn create_permission(&self, project: &ProjectId, permission: &Permission) -> Result<()>;
     /// Renames (in roles too) and re-describes a permission.
@@ -295,16 +291,24 @@ pub trait DirectoryStore: Send + Sync {
 
     /// Fails with `AlreadyExists` for a taken (tenant, name); unknown permissions or tenant fail.
     async fn create_role(&self, project: &ProjectId, role: &Role) -> Result<()>;
-    /// Replaces the role found by (tenant, name) with `role` (whose name may be new: users follow).
+    /// Replaces the role found by (tenant, name) with `role` (whose name may be new: users follow,
+    /// stamped `now_ms`).
     async fn update_role(
         &self,
         project: &ProjectId,
         name: &str,
         tenant: Option<&str>,
         role: &Role,
+        now_ms: i64,
     ) -> Result<()>;
-    /// Deletes the role and removes it from every user that had it.
-    async fn delete_role(&self, project: &ProjectId, name: &str, tenant: Option<&str>) -> Result<bool>;
+    /// Deletes the role and removes it from every user that had it (stamped `now_ms`).
+    async fn delete_role(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        tenant: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool>;
     async fn list_roles(&self, project: &ProjectId) -> Result<Vec<Role>>;
 
     /// Creates or replaces definitions by name.
@@ -312,14 +316,11 @@ pub trait DirectoryStore: Send + Sync {
     async fn delete_attribute_defs(&self, project: &ProjectId, names: &[String]) -> Result<()>;
     async fn list_attribute_defs(&self, project: &ProjectId) -> Result<Vec<AttributeDef>>;
 
-    /// Applies `mutation` to the current user and saves it (login ids, roles, tenants and
-    /// attributes validated against the directory), atomically. Answers the saved user.
-    async fn update_user(
-        &self,
-        project: &ProjectId,
-        user_id: &UserId,
-        mutation: UserMutation,
-    ) -> Result<User>;
+    /// Applies `update` to the current user and saves it, in one write transaction that holds
+    /// the user's row: [`UserUpdate::apply`], then the facts [`UserUpdate::needs`] names read
+    /// with the store's SQL, then [`UserUpdate::check`] (conflicts, references), then the write.
+    /// Concurrent updates of one user take turns. Answers the saved user, enriched.
+    async fn update_user(&self, project: &ProjectId, user_id: &UserId, update: &UserUpdate) -> Result<User>;
     /// Creates each user in its own savepoint: one failure does not stop the others. Answers,
     /// per input, the created user or the error.
     async fn create_users_each(&self, project: &ProjectId, users: &[User]) -> Result<Vec<Result<User>>>;

@@ -10,23 +10,23 @@
 //! never races a cascade, and since the advisory lock always comes before any row lock the two
 //! kinds of transactions cannot deadlock.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
 use serde_json::{Map, Value};
 use tokio_postgres::types::Json;
 use tokio_postgres::Row;
 
-use idvault_core::directory::{
-    check_custom_attributes, AttributeDef, AttributeOption, AttributeType, Permission, Role, Tenant,
-};
+use idvault_core::directory::cascade::{permission_renamed, UserCascade};
+use idvault_core::directory::errors;
+use idvault_core::directory::references::{self, DirectoryFacts, DirectoryNeeds};
+use idvault_core::directory::{AttributeDef, AttributeOption, AttributeType, Permission, Role, Tenant};
 use idvault_core::error::{Error, Result};
 use idvault_core::ids::{ProjectId, UserId};
-use idvault_core::store::{DirectoryStore, LoginRecord, UserMutation};
-use idvault_core::user::User;
+use idvault_core::store::{DirectoryStore, LoginRecord};
+use idvault_core::user::change::Contact;
+use idvault_core::user::{User, UserUpdate};
 
-use crate::rows::{col, json_col, now_ms, user_columns, user_from_row};
+use crate::rows::{col, json_col, user_columns, user_from_row};
 use crate::users::{insert_login_id, insert_user, lock_login_ids, write_user_index};
 use crate::{pg_err, unique_violation, PgStore};
 
@@ -75,135 +75,139 @@ async fn attribute_defs<C: GenericClient>(c: &C, project: &ProjectId) -> Result<
         .collect()
 }
 
-async fn tenant_exists<C: GenericClient>(c: &C, project: &ProjectId, id: &str) -> Result<bool> {
-    let stmt =
-        c.prepare_cached("SELECT 1 FROM tenants WHERE project_id = $1 AND id = $2").await.map_err(pg_err)?;
-    c.query_opt(&stmt, &[&project.as_str(), &id]).await.map(|r| r.is_some()).map_err(pg_err)
+fn push_once<'a>(list: &mut Vec<&'a str>, value: &'a str) {
+    if !list.contains(&value) {
+        list.push(value);
+    }
 }
 
-/// Refuses a user that names unknown tenants or roles, or undefined or mistyped custom
-/// attributes (as hosted Descope does). Errors come in the order SQLite reports them.
+/// Reads, with SQL only, the directory facts core asked for (see
+/// `idvault_core::directory::references`): at most one query per kind of fact, pipelined on the
+/// connection; none for an empty ask.
+pub(crate) async fn load_facts<C: GenericClient>(
+    c: &C,
+    project: &ProjectId,
+    needs: &DirectoryNeeds<'_>,
+) -> Result<DirectoryFacts> {
+    let mut role_tenants: Vec<&str> = vec![""];
+    let mut role_names: Vec<&str> = Vec::new();
+    for (scope, name) in &needs.roles {
+        if let Some(t) = scope {
+            push_once(&mut role_tenants, t);
+        }
+        push_once(&mut role_names, name);
+    }
+    let project_id = project.as_str();
+    let (tenant_rows, role_rows, permission_rows, attribute_defs, contact_taken) = tokio::try_join!(
+        async {
+            if needs.tenant_ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let stmt = c
+                .prepare_cached("SELECT id, name FROM tenants WHERE project_id = $1 AND id = ANY($2::text[])")
+                .await
+                .map_err(pg_err)?;
+            c.query(&stmt, &[&project_id, &needs.tenant_ids]).await.map_err(pg_err)
+        },
+        async {
+            if role_names.is_empty() {
+                return Ok(Vec::new());
+            }
+            // Every (scope, name) pair asked about is inside this product.
+            let stmt = c
+                .prepare_cached(
+                    "SELECT tenant_id, name, permission_names FROM roles \
+                     WHERE project_id = $1 AND tenant_id = ANY($2::text[]) AND name = ANY($3::text[])",
+                )
+                .await
+                .map_err(pg_err)?;
+            c.query(&stmt, &[&project_id, &role_tenants, &role_names]).await.map_err(pg_err)
+        },
+        async {
+            if needs.permissions.is_empty() {
+                return Ok(Vec::new());
+            }
+            let stmt = c
+                .prepare_cached(
+                    "SELECT name FROM permissions WHERE project_id = $1 AND name = ANY($2::text[])",
+                )
+                .await
+                .map_err(pg_err)?;
+            c.query(&stmt, &[&project_id, &needs.permissions]).await.map_err(pg_err)
+        },
+        async {
+            if !needs.attribute_defs {
+                return Ok(Vec::new());
+            }
+            attribute_defs(c, project).await
+        },
+        async {
+            let Some((contact, user_id)) = needs.contact_taken else {
+                return Ok(false);
+            };
+            // Emails compare case-insensitively, as the email index does; phones exactly.
+            let (sql, value) = match contact {
+                Contact::Email(e) => (
+                    "SELECT 1 FROM users WHERE project_id = $1 AND lower(email COLLATE \"C\") = $2 \
+                     AND NOT test AND user_id <> $3 LIMIT 1",
+                    e.to_ascii_lowercase(),
+                ),
+                Contact::Phone(p) => (
+                    "SELECT 1 FROM users WHERE project_id = $1 AND phone = $2 AND NOT test AND user_id <> $3 LIMIT 1",
+                    p.to_owned(),
+                ),
+            };
+            let stmt = c.prepare_cached(sql).await.map_err(pg_err)?;
+            c.query_opt(&stmt, &[&project_id, &value, &user_id]).await.map(|r| r.is_some()).map_err(pg_err)
+        },
+    )?;
+    let mut facts = DirectoryFacts { attribute_defs, contact_taken, ..Default::default() };
+    for r in &tenant_rows {
+        facts.tenants.insert(col(r, 0)?, col(r, 1)?);
+    }
+    for r in &role_rows {
+        facts.add_role(col(r, 0)?, col(r, 1)?, json_list(col(r, 2)?));
+    }
+    for r in &permission_rows {
+        facts.permissions.insert(col(r, 0)?);
+    }
+    Ok(facts)
+}
+
+/// Serializes the transactions that check an address is free (fail-on-conflict updates of two
+/// users to one email): the second waits for the first to commit, then sees its row. Taken
+/// after the user's row lock; no transaction waits for a row lock while holding this one, so
+/// the two cannot deadlock.
+async fn lock_contact(tx: &Transaction<'_>, project: &ProjectId, contact: Contact<'_>) -> Result<()> {
+    let key = match contact {
+        Contact::Email(e) => crate::lock::advisory_key(&["email", project.as_str(), &e.to_ascii_lowercase()]),
+        Contact::Phone(p) => crate::lock::advisory_key(&["phone", project.as_str(), p]),
+    };
+    let stmt = tx.prepare_cached("SELECT pg_advisory_xact_lock($1)").await.map_err(pg_err)?;
+    tx.execute(&stmt, &[&key]).await.map(|_| ()).map_err(pg_err)
+}
+
+/// Refuses a user whose references core finds unknown.
 pub(crate) async fn check_references<C: GenericClient>(
     c: &C,
     project: &ProjectId,
     user: &User,
 ) -> Result<()> {
-    let mut role_names: Vec<&str> = user.role_names.iter().map(String::as_str).collect();
-    role_names.extend(user.tenants.iter().flat_map(|t| t.role_names.iter().map(String::as_str)));
-    let tenant_ids: Vec<&str> = user.tenants.iter().map(|t| t.tenant_id.as_str()).collect();
-
-    // (tenant id, role name) of every role that exists under one of the names; '' = project.
-    let mut roles: HashSet<(String, String)> = HashSet::new();
-    if !role_names.is_empty() {
-        let stmt = c
-            .prepare_cached(
-                "SELECT tenant_id, name FROM roles WHERE project_id = $1 AND name = ANY($2::text[])",
-            )
-            .await
-            .map_err(pg_err)?;
-        for r in c.query(&stmt, &[&project.as_str(), &role_names]).await.map_err(pg_err)? {
-            roles.insert((col(&r, 0)?, col(&r, 1)?));
-        }
-    }
-    let mut tenants: HashSet<String> = HashSet::new();
-    if !tenant_ids.is_empty() {
-        let stmt = c
-            .prepare_cached("SELECT id FROM tenants WHERE project_id = $1 AND id = ANY($2::text[])")
-            .await
-            .map_err(pg_err)?;
-        for r in c.query(&stmt, &[&project.as_str(), &tenant_ids]).await.map_err(pg_err)? {
-            tenants.insert(col(&r, 0)?);
-        }
-    }
-    // A role usable in a tenant is a role of that tenant or a project role.
-    let role_exists = |tenant: &str, name: &str| {
-        roles.contains(&(String::new(), name.to_owned()))
-            || roles.contains(&(tenant.to_owned(), name.to_owned()))
-    };
-    for role in &user.role_names {
-        if !role_exists("", role) {
-            return Err(Error::invalid("roleNames", format!("unknown role '{role}'")));
-        }
-    }
-    for t in &user.tenants {
-        if !tenants.contains(&t.tenant_id) {
-            return Err(Error::invalid("userTenants", format!("unknown tenant '{}'", t.tenant_id)));
-        }
-        for role in &t.role_names {
-            if !role_exists(&t.tenant_id, role) {
-                return Err(Error::invalid(
-                    "roleNames",
-                    format!("unknown role '{role}' in tenant '{}'", t.tenant_id),
-                ));
-            }
-        }
-    }
-    if !user.custom_attributes.is_empty() {
-        check_custom_attributes(&attribute_defs(c, project).await?, &user.custom_attributes)?;
-    }
-    Ok(())
+    references::check_references(user, &load_facts(c, project, &DirectoryNeeds::to_check(user)).await?)
 }
 
-/// Fills in tenant names and the permissions the users' tenant roles grant (two queries for the
-/// whole batch, none when no user belongs to a tenant).
+/// Fills in what core shows on loaded users (tenant names, permissions): one round trip for
+/// the whole batch, none when no user belongs to a tenant.
 pub(crate) async fn enrich<C: GenericClient>(c: &C, project: &ProjectId, users: &mut [User]) -> Result<()> {
-    let mut tenant_ids: BTreeSet<&str> = BTreeSet::new();
-    let mut role_names: BTreeSet<&str> = BTreeSet::new();
-    for u in users.iter() {
-        for t in &u.tenants {
-            tenant_ids.insert(&t.tenant_id);
-            role_names.extend(t.role_names.iter().map(String::as_str));
+    let facts = {
+        let needs = DirectoryNeeds::to_enrich(users);
+        if needs.is_empty() {
+            return Ok(());
         }
-    }
-    if tenant_ids.is_empty() {
-        return Ok(());
-    }
-    let tenant_list: Vec<&str> = tenant_ids.iter().copied().collect();
-    let mut role_tenants: Vec<&str> = vec![""];
-    role_tenants.extend(tenant_ids.iter().copied());
-    let role_list: Vec<&str> = role_names.iter().copied().collect();
-
-    let names_stmt = c
-        .prepare_cached("SELECT id, name FROM tenants WHERE project_id = $1 AND id = ANY($2::text[])")
-        .await
-        .map_err(pg_err)?;
-    let roles_stmt = c
-        .prepare_cached(
-            "SELECT tenant_id, name, permission_names FROM roles \
-             WHERE project_id = $1 AND tenant_id = ANY($2::text[]) AND name = ANY($3::text[])",
-        )
-        .await
-        .map_err(pg_err)?;
-    let (name_rows, role_rows) = tokio::try_join!(
-        async { c.query(&names_stmt, &[&project.as_str(), &tenant_list]).await.map_err(pg_err) },
-        async {
-            if role_list.is_empty() {
-                return Ok(Vec::new());
-            }
-            c.query(&roles_stmt, &[&project.as_str(), &role_tenants, &role_list]).await.map_err(pg_err)
-        },
-    )?;
-    let mut names: HashMap<String, String> = HashMap::new();
-    for r in &name_rows {
-        names.insert(col(r, 0)?, col(r, 1)?);
-    }
-    let mut grants: HashMap<(String, String), Vec<String>> = HashMap::new();
-    for r in &role_rows {
-        grants.insert((col(r, 0)?, col(r, 1)?), json_list(col(r, 2)?));
-    }
+        load_facts(c, project, &needs).await?
+    };
     for u in users.iter_mut() {
-        for t in &mut u.tenants {
-            t.tenant_name = names.get(&t.tenant_id).cloned().unwrap_or_default();
-            let mut perms = BTreeSet::new();
-            for role in &t.role_names {
-                // The tenant's own role of that name wins over a project role.
-                let found = grants
-                    .get(&(t.tenant_id.clone(), role.clone()))
-                    .or_else(|| grants.get(&(String::new(), role.clone())));
-                perms.extend(found.into_iter().flatten().cloned());
-            }
-            t.permissions = perms.into_iter().collect();
-        }
+        references::enrich(u, &facts);
     }
     Ok(())
 }
@@ -222,7 +226,6 @@ pub(crate) async fn save_user(
     old: &User,
     new: &User,
 ) -> Result<()> {
-    check_references(tx, project, new).await?;
     let stmt = tx
         .prepare_cached(
             "UPDATE users SET login_ids = $2, name = $3, given_name = $4, middle_name = $5, family_name = $6, \
@@ -275,14 +278,14 @@ async fn reindex(tx: &Transaction<'_>, pk: i64, user: &User) -> Result<()> {
     write_user_index(tx, pk, user).await
 }
 
-/// Applies `change` to every user of the project whose row key is in `pks`, without reference
-/// checks (used by cascades, which only remove or rename). Rows are locked in key order.
+/// Writes back every user of the project whose row key is in `pks` that `cascade` changes.
+/// Rows are locked in key order.
 async fn rewrite_users(
     tx: &Transaction<'_>,
     project: &ProjectId,
     pks: &[i64],
+    cascade: &UserCascade<'_>,
     now_ms: i64,
-    change: &(dyn Fn(&mut User) + Sync),
 ) -> Result<()> {
     if pks.is_empty() {
         return Ok(());
@@ -301,13 +304,10 @@ async fn rewrite_users(
     for row in &rows {
         let pk: i64 = col(row, 0)?;
         let old = user_from_row(row, 1)?;
-        let mut new = old.clone();
-        change(&mut new);
-        if new != old {
-            new.modified_ms = now_ms;
+        if let Some(new) = cascade.apply(&old, now_ms) {
             tx.execute(
                 "UPDATE users SET role_names = $2, tenants = $3, modified_ms = $4 WHERE pk = $1",
-                &[&pk, &Json(&new.role_names), &Json(&new.tenants), &now_ms],
+                &[&pk, &Json(&new.role_names), &Json(&new.tenants), &new.modified_ms],
             )
             .await
             .map_err(pg_err)?;
@@ -351,24 +351,6 @@ fn role_row(r: &Row) -> Result<Role> {
     })
 }
 
-async fn check_permissions(tx: &Transaction<'_>, project: &ProjectId, names: &[String]) -> Result<()> {
-    if names.is_empty() {
-        return Ok(());
-    }
-    let rows = tx
-        .query(
-            "SELECT name FROM permissions WHERE project_id = $1 AND name = ANY($2::text[])",
-            &[&project.as_str(), &names],
-        )
-        .await
-        .map_err(pg_err)?;
-    let known: HashSet<String> = rows.iter().map(|r| col(r, 0)).collect::<Result<_>>()?;
-    match names.iter().find(|p| !known.contains(*p)) {
-        Some(p) => Err(Error::invalid("permissionNames", format!("unknown permission '{p}'"))),
-        None => Ok(()),
-    }
-}
-
 #[async_trait]
 impl DirectoryStore for PgStore {
     async fn create_tenant(&self, project: &ProjectId, tenant: &Tenant) -> Result<()> {
@@ -391,7 +373,7 @@ impl DirectoryStore for PgStore {
         .map(|_| ())
         .map_err(|e| {
             if unique_violation(&e).is_some() {
-                Error::AlreadyExists(format!("tenant '{}' (id or name)", tenant.id))
+                errors::tenant_taken(&tenant.id)
             } else {
                 pg_err(e)
             }
@@ -419,14 +401,14 @@ impl DirectoryStore for PgStore {
             .await
             .map_err(|e| {
                 if unique_violation(&e).is_some() {
-                    Error::AlreadyExists(format!("tenant name '{}'", tenant.name))
+                    errors::tenant_name_taken(&tenant.name)
                 } else {
                     pg_err(e)
                 }
             })?;
         match row {
             Some(r) => tenant_row(&r),
-            None => Err(Error::NotFound(format!("tenant '{}'", tenant.id))),
+            None => Err(errors::tenant_not_found(&tenant.id)),
         }
     }
 
@@ -457,7 +439,7 @@ impl DirectoryStore for PgStore {
         rows.iter().map(tenant_row).collect()
     }
 
-    async fn delete_tenant(&self, project: &ProjectId, id: &str) -> Result<bool> {
+    async fn delete_tenant(&self, project: &ProjectId, id: &str, now_ms: i64) -> Result<bool> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(pg_err)?;
         lock_directory(&tx, project, true).await?;
@@ -472,7 +454,7 @@ impl DirectoryStore for PgStore {
             .iter()
             .map(|r| col(r, 0))
             .collect::<Result<_>>()?;
-        rewrite_users(&tx, project, &members, now_ms(), &|u| u.tenants.retain(|t| t.tenant_id != id)).await?;
+        rewrite_users(&tx, project, &members, &UserCascade::TenantDeleted(id), now_ms).await?;
         tx.execute("DELETE FROM roles WHERE project_id = $1 AND tenant_id = $2", &[&project.as_str(), &id])
             .await
             .map_err(pg_err)?;
@@ -494,7 +476,7 @@ impl DirectoryStore for PgStore {
         .map(|_| ())
         .map_err(|e| {
             if unique_violation(&e).is_some() {
-                Error::AlreadyExists(format!("permission '{}'", permission.name))
+                errors::permission_taken(&permission.name)
             } else {
                 pg_err(e)
             }
@@ -519,13 +501,13 @@ impl DirectoryStore for PgStore {
             .await
             .map_err(|e| {
                 if unique_violation(&e).is_some() {
-                    Error::AlreadyExists(format!("permission '{new_name}'"))
+                    errors::permission_taken(new_name)
                 } else {
                     pg_err(e)
                 }
             })?;
         if n == 0 {
-            return Err(Error::NotFound(format!("permission '{name}'")));
+            return Err(errors::permission_not_found(name));
         }
         if name != new_name {
             rename_in_roles(&tx, project, name, Some(new_name)).await?;
@@ -575,12 +557,8 @@ impl DirectoryStore for PgStore {
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(pg_err)?;
         lock_directory(&tx, project, true).await?;
-        if let Some(t) = &role.tenant_id {
-            if !tenant_exists(&tx, project, t).await? {
-                return Err(Error::invalid("tenantId", format!("unknown tenant '{t}'")));
-            }
-        }
-        check_permissions(&tx, project, &role.permission_names).await?;
+        let facts = load_facts(&tx, project, &DirectoryNeeds::to_check_role(role)).await?;
+        references::check_role_references(role, &facts)?;
         tx.execute(
             &format!("INSERT INTO roles ({ROLE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
             &[
@@ -598,7 +576,7 @@ impl DirectoryStore for PgStore {
         .await
         .map_err(|e| {
             if unique_violation(&e).is_some() {
-                Error::AlreadyExists(format!("role '{}'", role.name))
+                errors::role_taken(&role.name)
             } else {
                 pg_err(e)
             }
@@ -612,12 +590,15 @@ impl DirectoryStore for PgStore {
         name: &str,
         tenant: Option<&str>,
         role: &Role,
+        now_ms: i64,
     ) -> Result<()> {
         let tenant = tenant.unwrap_or("");
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(pg_err)?;
         lock_directory(&tx, project, true).await?;
-        check_permissions(&tx, project, &role.permission_names).await?;
+        let facts =
+            load_facts(&tx, project, &DirectoryNeeds::to_check_permissions(&role.permission_names)).await?;
+        references::check_permissions(&role.permission_names, &facts)?;
         let n = tx
             .execute(
                 "UPDATE roles SET name = $4, description = $5, permission_names = $6, is_default = $7, is_private = $8 \
@@ -636,21 +617,27 @@ impl DirectoryStore for PgStore {
             .await
             .map_err(|e| {
                 if unique_violation(&e).is_some() {
-                    Error::AlreadyExists(format!("role '{}'", role.name))
+                    errors::role_taken(&role.name)
                 } else {
                     pg_err(e)
                 }
             })?;
         if n == 0 {
-            return Err(Error::NotFound(format!("role '{name}'")));
+            return Err(errors::role_not_found(name));
         }
         if name != role.name {
-            rename_role_on_users(&tx, project, tenant, name, Some(&role.name)).await?;
+            rename_role_on_users(&tx, project, tenant, name, Some(&role.name), now_ms).await?;
         }
         tx.commit().await.map_err(pg_err)
     }
 
-    async fn delete_role(&self, project: &ProjectId, name: &str, tenant: Option<&str>) -> Result<bool> {
+    async fn delete_role(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        tenant: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool> {
         let tenant = tenant.unwrap_or("");
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(pg_err)?;
@@ -663,7 +650,7 @@ impl DirectoryStore for PgStore {
             .await
             .map_err(pg_err)?;
         if n > 0 {
-            rename_role_on_users(&tx, project, tenant, name, None).await?;
+            rename_role_on_users(&tx, project, tenant, name, None, now_ms).await?;
         }
         tx.commit().await.map_err(pg_err)?;
         Ok(n > 0)
@@ -732,17 +719,12 @@ impl DirectoryStore for PgStore {
         attribute_defs(&c, project).await
     }
 
-    async fn update_user(
-        &self,
-        project: &ProjectId,
-        user_id: &UserId,
-        mutation: UserMutation,
-    ) -> Result<User> {
+    async fn update_user(&self, project: &ProjectId, user_id: &UserId, update: &UserUpdate) -> Result<User> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(pg_err)?;
         lock_directory(&tx, project, false).await?;
         // The row lock makes concurrent updates of one user take turns, each applying its
-        // mutation to the row the previous one committed.
+        // change to the row the previous one committed.
         let stmt = tx.prepare_cached(USER_FOR_UPDATE).await.map_err(pg_err)?;
         let row = tx
             .query_opt(&stmt, &[&project.as_str(), &user_id.as_str()])
@@ -751,8 +733,12 @@ impl DirectoryStore for PgStore {
             .ok_or(Error::UserNotFound)?;
         let pk: i64 = col(&row, 0)?;
         let old = user_from_row(&row, 1)?;
-        let mut new = old.clone();
-        mutation(&mut new)?;
+        let new = update.apply(&old)?;
+        let needs = update.needs(&new);
+        if let Some((contact, _)) = needs.contact_taken {
+            lock_contact(&tx, project, contact).await?;
+        }
+        update.check(&new, &load_facts(&tx, project, &needs).await?)?;
         save_user(&tx, project, pk, &old, &new).await?;
         let mut saved = [new];
         enrich(&tx, project, &mut saved).await?;
@@ -838,7 +824,7 @@ impl DirectoryStore for PgStore {
     }
 }
 
-/// Renames (or with None, removes) a permission in every role of the project.
+/// Renames (or with None, removes) a permission in every role of the project that grants it.
 async fn rename_in_roles(
     tx: &Transaction<'_>,
     project: &ProjectId,
@@ -855,11 +841,7 @@ async fn rename_in_roles(
         .map_err(pg_err)?;
     for r in &rows {
         let (tenant, role): (String, String) = (col(r, 0)?, col(r, 1)?);
-        let list = json_list(col(r, 2)?);
-        let updated: Vec<String> = match new_name {
-            Some(n) => list.into_iter().map(|p| if p == name { n.to_owned() } else { p }).collect(),
-            None => list.into_iter().filter(|p| p != name).collect(),
-        };
+        let Some(updated) = permission_renamed(&json_list(col(r, 2)?), name, new_name) else { continue };
         tx.execute(
             "UPDATE roles SET permission_names = $4 WHERE project_id = $1 AND tenant_id = $2 AND name = $3",
             &[&project.as_str(), &tenant, &role, &Json(&updated)],
@@ -870,14 +852,15 @@ async fn rename_in_roles(
     Ok(())
 }
 
-/// Renames (or removes) a role on every user holding it: a project role at project level and
-/// in tenants without their own role of that name; a tenant role in that tenant.
+/// Renames (or removes) a role on the users holding it, as core's `UserCascade::Role` says
+/// (the tenants with their own role of that name are read here).
 async fn rename_role_on_users(
     tx: &Transaction<'_>,
     project: &ProjectId,
     tenant: &str,
     name: &str,
     new_name: Option<&str>,
+    now_ms: i64,
 ) -> Result<()> {
     let holders: Vec<i64> = tx
         .query(
@@ -900,23 +883,11 @@ async fn rename_role_on_users(
         .iter()
         .map(|r| col(r, 0))
         .collect::<Result<_>>()?;
-    let apply = |list: &mut Vec<String>| match new_name {
-        Some(n) => list.iter_mut().filter(|r| r.as_str() == name).for_each(|r| *r = n.to_owned()),
-        None => list.retain(|r| r != name),
+    let cascade = UserCascade::Role {
+        tenant: Some(tenant).filter(|t| !t.is_empty()),
+        name,
+        new_name,
+        shadowed_in: &shadowing,
     };
-    rewrite_users(tx, project, &holders, now_ms(), &|u: &mut User| {
-        if tenant.is_empty() {
-            apply(&mut u.role_names);
-            for t in &mut u.tenants {
-                if !shadowing.contains(&t.tenant_id) {
-                    apply(&mut t.role_names);
-                }
-            }
-        } else {
-            for t in u.tenants.iter_mut().filter(|t| t.tenant_id == tenant) {
-                apply(&mut t.role_names);
-            }
-        }
-    })
-    .await
+    rewrite_users(tx, project, &holders, &cascade, now_ms).await
 }

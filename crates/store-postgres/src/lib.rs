@@ -6,8 +6,9 @@
 //! lookup and search, same cascades). What PostgreSQL needs on top, because writers are
 //! concurrent here instead of serialized:
 //! - every multi-row change runs in one transaction;
-//! - `update_user` reads the row `FOR UPDATE`, applies the mutation and writes it back in the same
-//!   transaction, so concurrent patches never overwrite each other;
+//! - `update_user` reads the row `FOR UPDATE`, has core apply and check the change (against facts
+//!   read in the same transaction) and writes it back, so concurrent patches never overwrite each
+//!   other;
 //! - login ids are unique by a primary key, so concurrent creates of one login id let exactly one
 //!   win (the other gets `Error::UserAlreadyExists`); writers of login ids first take advisory
 //!   locks on hash buckets of them in key order, so two batches inserting the same ids in

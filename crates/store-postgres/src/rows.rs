@@ -87,11 +87,3 @@ impl Params {
 pub(crate) fn to_u32(value: i64, what: &str) -> Result<u32> {
     u32::try_from(value).map_err(|_| Error::Storage(format!("stored {what} is out of range")))
 }
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}

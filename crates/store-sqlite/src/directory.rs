@@ -1,19 +1,19 @@
 //! Tenants, roles, permissions, custom attribute definitions; saving changed users with their
 //! references checked; the tenant names and permissions shown on loaded users.
 
-use std::collections::BTreeSet;
-
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use serde_json::{Map, Value};
 
-use idvault_core::directory::{
-    check_custom_attributes, AttributeDef, AttributeOption, AttributeType, Permission, Role, Tenant,
-};
+use idvault_core::directory::cascade::{permission_renamed, UserCascade};
+use idvault_core::directory::errors;
+use idvault_core::directory::references::{self, DirectoryFacts, DirectoryNeeds};
+use idvault_core::directory::{AttributeDef, AttributeOption, AttributeType, Permission, Role, Tenant};
 use idvault_core::error::{Error, Result};
 use idvault_core::ids::{ProjectId, UserId};
-use idvault_core::store::{DirectoryStore, LoginRecord, UserMutation};
-use idvault_core::user::User;
+use idvault_core::store::{DirectoryStore, LoginRecord};
+use idvault_core::user::change::Contact;
+use idvault_core::user::{User, UserUpdate};
 
 use crate::rows::{to_json, user_columns};
 use crate::users::{insert_user, write_user_index};
@@ -64,67 +64,91 @@ fn attribute_defs(conn: &Connection, project: &ProjectId) -> Result<Vec<Attribut
         .collect()
 }
 
-fn tenant_exists(conn: &Connection, project: &ProjectId, id: &str) -> Result<bool> {
-    conn.prepare_cached("SELECT 1 FROM tenants WHERE project_id = ?1 AND id = ?2")
-        .and_then(|mut s| s.exists(params![project.as_str(), id]))
-        .map_err(storage_err)
-}
-
-/// A role usable in `tenant` (None: project level): a role of that tenant, or a project role.
-fn role_exists(conn: &Connection, project: &ProjectId, tenant: Option<&str>, name: &str) -> Result<bool> {
-    conn.prepare_cached("SELECT 1 FROM roles WHERE project_id = ?1 AND name = ?2 AND tenant_id IN ('', ?3)")
-        .and_then(|mut s| s.exists(params![project.as_str(), name, tenant.unwrap_or("")]))
-        .map_err(storage_err)
-}
-
-/// Refuses a user that names unknown tenants or roles, or undefined or mistyped custom
-/// attributes (as hosted Descope does).
-pub(crate) fn check_references(conn: &Connection, project: &ProjectId, user: &User) -> Result<()> {
-    for role in &user.role_names {
-        if !role_exists(conn, project, None, role)? {
-            return Err(Error::invalid("roleNames", format!("unknown role '{role}'")));
-        }
-    }
-    for t in &user.tenants {
-        if !tenant_exists(conn, project, &t.tenant_id)? {
-            return Err(Error::invalid("userTenants", format!("unknown tenant '{}'", t.tenant_id)));
-        }
-        for role in &t.role_names {
-            if !role_exists(conn, project, Some(&t.tenant_id), role)? {
-                return Err(Error::invalid(
-                    "roleNames",
-                    format!("unknown role '{role}' in tenant '{}'", t.tenant_id),
-                ));
+/// Reads, with SQL only, the directory facts core asked for (see
+/// `idvault_core::directory::references`): one indexed point read per tenant, role name in its
+/// scope, or permission; nothing for an empty ask.
+pub(crate) fn load_facts(
+    conn: &Connection,
+    project: &ProjectId,
+    needs: &DirectoryNeeds<'_>,
+) -> Result<DirectoryFacts> {
+    let mut facts = DirectoryFacts::default();
+    if !needs.tenant_ids.is_empty() {
+        let mut s = conn
+            .prepare_cached("SELECT name FROM tenants WHERE project_id = ?1 AND id = ?2")
+            .map_err(storage_err)?;
+        for id in &needs.tenant_ids {
+            let name: Option<String> =
+                s.query_row(params![project.as_str(), id], |r| r.get(0)).optional().map_err(storage_err)?;
+            if let Some(name) = name {
+                facts.tenants.insert((*id).to_owned(), name);
             }
         }
     }
-    if !user.custom_attributes.is_empty() {
-        check_custom_attributes(&attribute_defs(conn, project)?, &user.custom_attributes)?;
+    if !needs.roles.is_empty() {
+        let mut s = conn
+            .prepare_cached(
+                "SELECT tenant_id, permission_names FROM roles WHERE project_id = ?1 AND name = ?2 AND tenant_id IN ('', ?3)",
+            )
+            .map_err(storage_err)?;
+        for (scope, name) in &needs.roles {
+            let mut rows =
+                s.query(params![project.as_str(), name, scope.unwrap_or("")]).map_err(storage_err)?;
+            while let Some(r) = rows.next().map_err(storage_err)? {
+                let (tenant, perms): (String, String) =
+                    (r.get(0).map_err(storage_err)?, r.get(1).map_err(storage_err)?);
+                facts.add_role(tenant, (*name).to_owned(), json_list(&perms));
+            }
+        }
     }
-    Ok(())
+    if !needs.permissions.is_empty() {
+        let mut s = conn
+            .prepare_cached("SELECT 1 FROM permissions WHERE project_id = ?1 AND name = ?2")
+            .map_err(storage_err)?;
+        for p in &needs.permissions {
+            if s.exists(params![project.as_str(), p]).map_err(storage_err)? {
+                facts.permissions.insert((*p).to_owned());
+            }
+        }
+    }
+    if needs.attribute_defs {
+        facts.attribute_defs = attribute_defs(conn, project)?;
+    }
+    if let Some((contact, user_id)) = needs.contact_taken {
+        // The email column compares case-insensitively (COLLATE NOCASE), the phone exactly.
+        let (sql, value) = match contact {
+            Contact::Email(e) => {
+                ("SELECT 1 FROM users WHERE project_id = ?1 AND email = ?2 AND test = 0 AND user_id <> ?3", e)
+            }
+            Contact::Phone(p) => {
+                ("SELECT 1 FROM users WHERE project_id = ?1 AND phone = ?2 AND test = 0 AND user_id <> ?3", p)
+            }
+        };
+        facts.contact_taken = conn
+            .prepare_cached(sql)
+            .and_then(|mut s| s.exists(params![project.as_str(), value, user_id]))
+            .map_err(storage_err)?;
+    }
+    Ok(facts)
 }
 
-/// Fills in tenant names and the permissions the user's tenant roles grant.
-pub(crate) fn enrich(conn: &Connection, project: &ProjectId, user: &mut User) -> Result<()> {
-    for t in &mut user.tenants {
-        t.tenant_name = conn
-            .prepare_cached("SELECT name FROM tenants WHERE project_id = ?1 AND id = ?2")
-            .and_then(|mut s| s.query_row(params![project.as_str(), t.tenant_id], |r| r.get(0)).optional())
-            .map_err(storage_err)?
-            .unwrap_or_default();
-        let mut perms = BTreeSet::new();
-        for role in &t.role_names {
-            // The tenant's own role of that name wins over a project role.
-            let found: Option<String> = conn
-                .prepare_cached(
-                    "SELECT permission_names FROM roles WHERE project_id = ?1 AND name = ?2 AND tenant_id IN ('', ?3) \
-                     ORDER BY tenant_id DESC LIMIT 1",
-                )
-                .and_then(|mut s| s.query_row(params![project.as_str(), role, t.tenant_id], |r| r.get(0)).optional())
-                .map_err(storage_err)?;
-            perms.extend(found.map(|p| json_list(&p)).unwrap_or_default());
+/// Refuses a user whose references core finds unknown.
+pub(crate) fn check_references(conn: &Connection, project: &ProjectId, user: &User) -> Result<()> {
+    references::check_references(user, &load_facts(conn, project, &DirectoryNeeds::to_check(user))?)
+}
+
+/// Fills in what core shows on loaded users (tenant names, permissions), reading each tenant
+/// and role once for the whole batch; no query when no user is in a tenant.
+pub(crate) fn enrich(conn: &Connection, project: &ProjectId, users: &mut [User]) -> Result<()> {
+    let facts = {
+        let needs = DirectoryNeeds::to_enrich(users);
+        if needs.is_empty() {
+            return Ok(());
         }
-        t.permissions = perms.into_iter().collect();
+        load_facts(conn, project, &needs)?
+    };
+    for user in users.iter_mut() {
+        references::enrich(user, &facts);
     }
     Ok(())
 }
@@ -141,7 +165,6 @@ fn user_with_pk(r: &Row<'_>) -> rusqlite::Result<(i64, User)> {
 
 /// Writes a changed user: the row, its login ids (when changed) and its index rows.
 pub(crate) fn save_user(tx: &Connection, project: &ProjectId, pk: i64, old: &User, new: &User) -> Result<()> {
-    check_references(tx, project, new)?;
     tx.prepare_cached(
         "UPDATE users SET login_ids = ?2, name = ?3, given_name = ?4, middle_name = ?5, family_name = ?6, email = ?7, \
          phone = ?8, verified_email = ?9, verified_phone = ?10, status = ?11, picture = ?12, test = ?13, role_names = ?14, \
@@ -191,14 +214,13 @@ pub(crate) fn save_user(tx: &Connection, project: &ProjectId, pk: i64, old: &Use
     write_user_index(tx, pk, new)
 }
 
-/// Applies `change` to every user of the project whose row key is in `pks`, without reference
-/// checks (used by cascades, which only remove or rename).
+/// Writes back every user of the project whose row key is in `pks` that `cascade` changes.
 fn rewrite_users(
     tx: &Transaction<'_>,
     project: &ProjectId,
     pks: &[i64],
+    cascade: &UserCascade<'_>,
     now_ms: i64,
-    change: &dyn Fn(&mut User),
 ) -> Result<()> {
     for pk in pks {
         let found = tx
@@ -210,13 +232,10 @@ fn rewrite_users(
             .and_then(|mut s| s.query_row(params![pk, project.as_str()], user_with_pk).optional())
             .map_err(storage_err)?;
         let Some((pk, old)) = found else { continue };
-        let mut new = old.clone();
-        change(&mut new);
-        if new != old {
-            new.modified_ms = now_ms;
+        if let Some(new) = cascade.apply(&old, now_ms) {
             tx.execute(
                 "UPDATE users SET role_names = ?2, tenants = ?3, modified_ms = ?4 WHERE pk = ?1",
-                params![pk, to_json(&new.role_names)?, to_json(&new.tenants)?, now_ms],
+                params![pk, to_json(&new.role_names)?, to_json(&new.tenants)?, new.modified_ms],
             )
             .map_err(storage_err)?;
             tx.execute("DELETE FROM user_roles WHERE user_pk = ?1", [pk]).map_err(storage_err)?;
@@ -231,13 +250,6 @@ fn pks(tx: &Transaction<'_>, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result
     let mut s = tx.prepare(sql).map_err(storage_err)?;
     let rows = s.query_map(args, |r| r.get(0)).map_err(storage_err)?;
     rows.collect::<rusqlite::Result<Vec<i64>>>().map_err(storage_err)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 fn tenant_row(r: &Row<'_>) -> rusqlite::Result<Tenant> {
@@ -272,19 +284,6 @@ fn role_row(r: &Row<'_>) -> rusqlite::Result<Role> {
 const ROLE_COLUMNS: &str =
     "project_id, tenant_id, name, id, description, permission_names, is_default, is_private, created_ms";
 
-fn check_permissions(tx: &Transaction<'_>, project: &ProjectId, names: &[String]) -> Result<()> {
-    for p in names {
-        let exists = tx
-            .prepare_cached("SELECT 1 FROM permissions WHERE project_id = ?1 AND name = ?2")
-            .and_then(|mut s| s.exists(params![project.as_str(), p]))
-            .map_err(storage_err)?;
-        if !exists {
-            return Err(Error::invalid("permissionNames", format!("unknown permission '{p}'")));
-        }
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl DirectoryStore for SqliteStore {
     async fn create_tenant(&self, project: &ProjectId, tenant: &Tenant) -> Result<()> {
@@ -305,7 +304,7 @@ impl DirectoryStore for SqliteStore {
                 ],
             )
             .map(|_| ())
-            .map_err(|e| if is_constraint(&e) { Error::AlreadyExists(format!("tenant '{}' (id or name)", t.id)) } else { storage_err(e) })
+            .map_err(|e| if is_constraint(&e) { errors::tenant_taken(&t.id) } else { storage_err(e) })
         })
         .await
     }
@@ -327,9 +326,9 @@ impl DirectoryStore for SqliteStore {
                         t.enforce_sso
                     ],
                 )
-                .map_err(|e| if is_constraint(&e) { Error::AlreadyExists(format!("tenant name '{}'", t.name)) } else { storage_err(e) })?;
+                .map_err(|e| if is_constraint(&e) { errors::tenant_name_taken(&t.name) } else { storage_err(e) })?;
             if n == 0 {
-                return Err(Error::NotFound(format!("tenant '{}'", t.id)));
+                return Err(errors::tenant_not_found(&t.id));
             }
             c.query_row(
                 "SELECT id, name, self_provisioning_domains, custom_attributes, disabled, created_ms, enforce_sso FROM tenants \
@@ -366,7 +365,7 @@ impl DirectoryStore for SqliteStore {
         })
     }
 
-    async fn delete_tenant(&self, project: &ProjectId, id: &str) -> Result<bool> {
+    async fn delete_tenant(&self, project: &ProjectId, id: &str, now_ms: i64) -> Result<bool> {
         let (project, id) = (project.clone(), id.to_owned());
         self.write(move |c| {
             let tx = c.transaction().map_err(storage_err)?;
@@ -375,7 +374,7 @@ impl DirectoryStore for SqliteStore {
                 "SELECT t.user_pk FROM user_tenants t JOIN users u ON u.pk = t.user_pk WHERE t.tenant_id = ?1 AND u.project_id = ?2",
                 &[&id, &project.as_str()],
             )?;
-            rewrite_users(&tx, &project, &members, now_ms(), &|u| u.tenants.retain(|t| t.tenant_id != id))?;
+            rewrite_users(&tx, &project, &members, &UserCascade::TenantDeleted(&id), now_ms)?;
             tx.execute("DELETE FROM roles WHERE project_id = ?1 AND tenant_id = ?2", params![project.as_str(), id])
                 .map_err(storage_err)?;
             let n = tx
@@ -395,7 +394,7 @@ impl DirectoryStore for SqliteStore {
                 params![project.as_str(), p.name, p.id, p.description, p.created_ms],
             )
             .map(|_| ())
-            .map_err(|e| if is_constraint(&e) { Error::AlreadyExists(format!("permission '{}'", p.name)) } else { storage_err(e) })
+            .map_err(|e| if is_constraint(&e) { errors::permission_taken(&p.name) } else { storage_err(e) })
         })
         .await
     }
@@ -418,13 +417,13 @@ impl DirectoryStore for SqliteStore {
                 )
                 .map_err(|e| {
                     if is_constraint(&e) {
-                        Error::AlreadyExists(format!("permission '{new_name}'"))
+                        errors::permission_taken(&new_name)
                     } else {
                         storage_err(e)
                     }
                 })?;
             if n == 0 {
-                return Err(Error::NotFound(format!("permission '{name}'")));
+                return Err(errors::permission_not_found(&name));
             }
             if name != new_name {
                 rename_in_roles(&tx, &project, &name, Some(&new_name))?;
@@ -469,12 +468,10 @@ impl DirectoryStore for SqliteStore {
         let (project, r) = (project.clone(), role.clone());
         self.write(move |c| {
             let tx = c.transaction().map_err(storage_err)?;
-            if let Some(t) = &r.tenant_id {
-                if !tenant_exists(&tx, &project, t)? {
-                    return Err(Error::invalid("tenantId", format!("unknown tenant '{t}'")));
-                }
-            }
-            check_permissions(&tx, &project, &r.permission_names)?;
+            references::check_role_references(
+                &r,
+                &load_facts(&tx, &project, &DirectoryNeeds::to_check_role(&r))?,
+            )?;
             tx.execute(
                 &format!("INSERT INTO roles ({ROLE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
                 params![
@@ -491,7 +488,7 @@ impl DirectoryStore for SqliteStore {
             )
             .map_err(|e| {
                 if is_constraint(&e) {
-                    Error::AlreadyExists(format!("role '{}'", r.name))
+                    errors::role_taken(&r.name)
                 } else {
                     storage_err(e)
                 }
@@ -507,31 +504,39 @@ impl DirectoryStore for SqliteStore {
         name: &str,
         tenant: Option<&str>,
         role: &Role,
+        now_ms: i64,
     ) -> Result<()> {
         let (project, name, tenant, r) =
             (project.clone(), name.to_owned(), tenant.unwrap_or("").to_owned(), role.clone());
         self.write(move |c| {
             let tx = c.transaction().map_err(storage_err)?;
-            check_permissions(&tx, &project, &r.permission_names)?;
+            let needs = DirectoryNeeds::to_check_permissions(&r.permission_names);
+            references::check_permissions(&r.permission_names, &load_facts(&tx, &project, &needs)?)?;
             let n = tx
                 .execute(
                     "UPDATE roles SET name = ?4, description = ?5, permission_names = ?6, is_default = ?7, is_private = ?8 \
                      WHERE project_id = ?1 AND tenant_id = ?2 AND name = ?3",
                     params![project.as_str(), tenant, name, r.name, r.description, to_json(&r.permission_names)?, r.default, r.private],
                 )
-                .map_err(|e| if is_constraint(&e) { Error::AlreadyExists(format!("role '{}'", r.name)) } else { storage_err(e) })?;
+                .map_err(|e| if is_constraint(&e) { errors::role_taken(&r.name) } else { storage_err(e) })?;
             if n == 0 {
-                return Err(Error::NotFound(format!("role '{name}'")));
+                return Err(errors::role_not_found(&name));
             }
             if name != r.name {
-                rename_role_on_users(&tx, &project, &tenant, &name, Some(&r.name))?;
+                rename_role_on_users(&tx, &project, &tenant, &name, Some(&r.name), now_ms)?;
             }
             tx.commit().map_err(storage_err)
         })
         .await
     }
 
-    async fn delete_role(&self, project: &ProjectId, name: &str, tenant: Option<&str>) -> Result<bool> {
+    async fn delete_role(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        tenant: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool> {
         let (project, name, tenant) = (project.clone(), name.to_owned(), tenant.unwrap_or("").to_owned());
         self.write(move |c| {
             let tx = c.transaction().map_err(storage_err)?;
@@ -542,7 +547,7 @@ impl DirectoryStore for SqliteStore {
                 )
                 .map_err(storage_err)?;
             if n > 0 {
-                rename_role_on_users(&tx, &project, &tenant, &name, None)?;
+                rename_role_on_users(&tx, &project, &tenant, &name, None, now_ms)?;
             }
             tx.commit().map_err(storage_err)?;
             Ok(n > 0)
@@ -602,13 +607,8 @@ impl DirectoryStore for SqliteStore {
         self.read(|c| attribute_defs(c, project))
     }
 
-    async fn update_user(
-        &self,
-        project: &ProjectId,
-        user_id: &UserId,
-        mutation: UserMutation,
-    ) -> Result<User> {
-        let (project, user_id) = (project.clone(), user_id.clone());
+    async fn update_user(&self, project: &ProjectId, user_id: &UserId, update: &UserUpdate) -> Result<User> {
+        let (project, user_id, update) = (project.clone(), user_id.clone(), update.clone());
         self.write(move |c| {
             let tx = c.transaction().map_err(storage_err)?;
             let (pk, old) = tx
@@ -618,11 +618,11 @@ impl DirectoryStore for SqliteStore {
                 })
                 .map_err(storage_err)?
                 .ok_or(Error::UserNotFound)?;
-            let mut new = old.clone();
-            mutation(&mut new)?;
+            let mut new = update.apply(&old)?;
+            update.check(&new, &load_facts(&tx, &project, &update.needs(&new))?)?;
             save_user(&tx, &project, pk, &old, &new)?;
             tx.commit().map_err(storage_err)?;
-            enrich(c, &project, &mut new)?;
+            enrich(c, &project, std::slice::from_mut(&mut new))?;
             Ok(new)
         })
         .await
@@ -646,7 +646,7 @@ impl DirectoryStore for SqliteStore {
             }
             tx.commit().map_err(storage_err)?;
             for u in results.iter_mut().flatten() {
-                enrich(c, &project, u)?;
+                enrich(c, &project, std::slice::from_mut(u))?;
             }
             Ok(results)
         })
@@ -698,7 +698,7 @@ impl DirectoryStore for SqliteStore {
     }
 }
 
-/// Renames (or with None, removes) a permission in every role of the project.
+/// Renames (or with None, removes) a permission in every role of the project that grants it.
 fn rename_in_roles(
     tx: &Transaction<'_>,
     project: &ProjectId,
@@ -717,14 +717,7 @@ fn rename_in_roles(
         .map_err(storage_err)?;
     drop(s);
     for (tenant, role, perms) in rows {
-        let list = json_list(&perms);
-        if !list.iter().any(|p| p == name) {
-            continue;
-        }
-        let updated: Vec<String> = match new_name {
-            Some(n) => list.into_iter().map(|p| if p == name { n.to_owned() } else { p }).collect(),
-            None => list.into_iter().filter(|p| p != name).collect(),
-        };
+        let Some(updated) = permission_renamed(&json_list(&perms), name, new_name) else { continue };
         tx.execute(
             "UPDATE roles SET permission_names = ?4 WHERE project_id = ?1 AND tenant_id = ?2 AND name = ?3",
             params![project.as_str(), tenant, role, to_json(&updated)?],
@@ -734,14 +727,15 @@ fn rename_in_roles(
     Ok(())
 }
 
-/// Renames (or removes) a role on every user holding it: a project role at project level and
-/// in tenants without their own role of that name; a tenant role in that tenant.
+/// Renames (or removes) a role on the users holding it, as core's `UserCascade::Role` says
+/// (the tenants with their own role of that name are read here).
 fn rename_role_on_users(
     tx: &Transaction<'_>,
     project: &ProjectId,
     tenant: &str,
     name: &str,
     new_name: Option<&str>,
+    now_ms: i64,
 ) -> Result<()> {
     let holders = pks(
         tx,
@@ -755,22 +749,11 @@ fn rename_role_on_users(
         let rows = s.query_map(params![project.as_str(), name], |r| r.get(0)).map_err(storage_err)?;
         rows.collect::<rusqlite::Result<Vec<String>>>().map_err(storage_err)?
     };
-    let apply = |list: &mut Vec<String>| match new_name {
-        Some(n) => list.iter_mut().filter(|r| r.as_str() == name).for_each(|r| *r = n.to_owned()),
-        None => list.retain(|r| r != name),
+    let cascade = UserCascade::Role {
+        tenant: Some(tenant).filter(|t| !t.is_empty()),
+        name,
+        new_name,
+        shadowed_in: &shadowing,
     };
-    rewrite_users(tx, project, &holders, now_ms(), &|u| {
-        if tenant.is_empty() {
-            apply(&mut u.role_names);
-            for t in &mut u.tenants {
-                if !shadowing.contains(&t.tenant_id) {
-                    apply(&mut t.role_names);
-                }
-            }
-        } else {
-            for t in u.tenants.iter_mut().filter(|t| t.tenant_id == tenant) {
-                apply(&mut t.role_names);
-            }
-        }
-    })
+    rewrite_users(tx, project, &holders, &cascade, now_ms)
 }

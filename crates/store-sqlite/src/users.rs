@@ -97,18 +97,21 @@ pub(crate) fn insert_user(tx: &Connection, project: &ProjectId, user: &User) -> 
     Ok(pk)
 }
 
-fn get_user_on(conn: &Connection, project: &ProjectId, user: &UserRef) -> Result<Option<User>> {
+/// The stored user, not yet enriched.
+fn find_user(conn: &Connection, project: &ProjectId, user: &UserRef) -> Result<Option<User>> {
     let (sql, key) = match user {
         UserRef::LoginId(l) => (USER_BY_LOGIN_ID, l.as_str()),
         UserRef::UserId(id) => (USER_BY_ID, id.as_str()),
     };
-    let found = conn
-        .prepare_cached(sql)
+    conn.prepare_cached(sql)
         .and_then(|mut s| s.query_row(params![project.as_str(), key], user_from_row).optional())
-        .map_err(storage_err)?;
-    match found {
+        .map_err(storage_err)
+}
+
+fn get_user_on(conn: &Connection, project: &ProjectId, user: &UserRef) -> Result<Option<User>> {
+    match find_user(conn, project, user)? {
         Some(mut u) => {
-            crate::directory::enrich(conn, project, &mut u)?;
+            crate::directory::enrich(conn, project, std::slice::from_mut(&mut u))?;
             Ok(Some(u))
         }
         None => Ok(None),
@@ -147,10 +150,11 @@ impl UserStore for SqliteStore {
         self.read_blocking(move |c| {
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
-                if let Some(u) = get_user_on(c, &project, &UserRef::UserId(id))? {
+                if let Some(u) = find_user(c, &project, &UserRef::UserId(id))? {
                     out.push(u);
                 }
             }
+            crate::directory::enrich(c, &project, &mut out)?;
             Ok(out)
         })
         .await
@@ -182,9 +186,7 @@ impl UserStore for SqliteStore {
                     .query_map(params_from_iter(page_args.iter()), user_from_row)
                     .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
                     .map_err(storage_err)?;
-                for u in users.iter_mut().filter(|u| !u.tenants.is_empty()) {
-                    crate::directory::enrich(c, &project_for_enrich, u)?;
-                }
+                crate::directory::enrich(c, &project_for_enrich, &mut users)?;
                 Ok((users, u64::try_from(total).unwrap_or(0)))
             })();
             let _ = c.execute_batch("COMMIT");

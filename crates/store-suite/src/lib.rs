@@ -27,8 +27,8 @@ use idvault_core::project::{issue_key, Project};
 use idvault_core::provider::{AppSettings, ClientAuthMethod, ProviderConfig};
 use idvault_core::store::{SharedStore, SignIn, SignInUser, Store, TokenLookup, WrappedDataKey};
 use idvault_core::user::{
-    NewUser, SortBy, SortField, TenantRoleFilter, TestUserFilter, User, UserQuery, UserRef, UserStatus,
-    UserTenant,
+    ListOp, NameParts, NewUser, RoleScope, SortBy, SortField, TenantRoleFilter, TestUserFilter, User,
+    UserChange, UserQuery, UserRef, UserStatus, UserTenant, UserUpdate,
 };
 use idvault_core::vault::SealedToken;
 
@@ -59,32 +59,27 @@ enum Edit {
     Attribute(String, Value),
 }
 
+/// The time the helpers stamp their changes with.
+const NOW_MS: i64 = 2_000;
+
 /// Applies `edits` to the user in one `update_user` call (so all or none of them are written).
 async fn update(s: &dyn Store, p: &ProjectId, user_id: &UserId, edits: Vec<Edit>) -> Result<User> {
-    s.update_user(
-        p,
-        user_id,
-        Box::new(move |u: &mut User| {
-            for edit in edits {
-                match edit {
-                    Edit::Name(name) => u.name = Some(name),
-                    Edit::AddRole(role) => u.role_names.push(role),
-                    Edit::AddTenant { tenant, roles } => u.tenant_mut(&tenant).role_names.extend(roles),
-                    Edit::AddLoginId(l) => u.login_ids.push(l),
-                    Edit::ReplaceLoginId { old, new } => {
-                        for l in u.login_ids.iter_mut().filter(|l| **l == old) {
-                            l.clone_from(&new);
-                        }
-                    }
-                    Edit::Attribute(name, value) => {
-                        u.custom_attributes.insert(name, value);
-                    }
-                }
+    let changes = edits
+        .into_iter()
+        .map(|edit| match edit {
+            Edit::Name(name) => UserChange::Names(NameParts { name: Some(name), ..Default::default() }),
+            Edit::AddRole(role) => {
+                UserChange::Roles { scope: RoleScope::Project, op: ListOp::Add, roles: vec![role] }
             }
-            Ok(())
-        }),
-    )
-    .await
+            Edit::AddTenant { tenant, roles } => {
+                UserChange::Roles { scope: RoleScope::Tenant(tenant), op: ListOp::Add, roles }
+            }
+            Edit::AddLoginId(l) => UserChange::AddLoginId(l),
+            Edit::ReplaceLoginId { old, new } => UserChange::LoginId { old, new },
+            Edit::Attribute(key, value) => UserChange::CustomAttribute { key, value },
+        })
+        .collect();
+    s.update_user(p, user_id, &UserUpdate { change: UserChange::Several(changes), now_ms: NOW_MS }).await
 }
 
 /// A directory change that cascades into roles or users.
@@ -111,15 +106,15 @@ enum Cascade<'a> {
 /// which fail when nothing is).
 async fn cascade(s: &dyn Store, p: &ProjectId, change: Cascade<'_>) -> Result<bool> {
     match change {
-        Cascade::DeleteTenant(id) => s.delete_tenant(p, id).await,
+        Cascade::DeleteTenant(id) => s.delete_tenant(p, id, NOW_MS).await,
         Cascade::RenamePermission { name, new_name } => {
             s.update_permission(p, name, new_name, "").await.map(|()| true)
         }
         Cascade::DeletePermission(name) => s.delete_permission(p, name).await,
         Cascade::UpdateRole { name, tenant, role } => {
-            s.update_role(p, name, tenant, &role).await.map(|()| true)
+            s.update_role(p, name, tenant, &role, NOW_MS).await.map(|()| true)
         }
-        Cascade::DeleteRole { name, tenant } => s.delete_role(p, name, tenant).await,
+        Cascade::DeleteRole { name, tenant } => s.delete_role(p, name, tenant, NOW_MS).await,
     }
 }
 
@@ -788,7 +783,7 @@ pub async fn directory_references_are_checked(backend: TestStore) {
     let dup =
         Permission { id: "PRM2".into(), name: "read".into(), description: String::new(), created_ms: 1 };
     assert!(matches!(s.create_permission(p, &dup).await.unwrap_err(), Error::AlreadyExists(_)));
-    let err = s.update_role(p, "nope", None, &role("R", "nope", None, vec![])).await.unwrap_err();
+    let err = s.update_role(p, "nope", None, &role("R", "nope", None, vec![]), NOW_MS).await.unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err:?}");
     let err = s.update_permission(p, "nope", "x", "").await.unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err:?}");
@@ -1609,7 +1604,7 @@ pub async fn outbound_tokens_go_with_their_app_user_and_tenant(backend: TestStor
     // Deleting the user, the tenant or the app deletes their tokens.
     assert!(s.delete_user(p, &a.user_id).await.unwrap());
     assert_eq!(s.get_outbound_token(p, "M1").await.unwrap(), None);
-    assert!(s.delete_tenant(p, "acme").await.unwrap());
+    assert!(s.delete_tenant(p, "acme", NOW_MS).await.unwrap());
     assert_eq!(s.get_outbound_token(p, "O2").await.unwrap(), None);
     assert!(s.get_outbound_token(p, "M2").await.unwrap().is_some());
     assert!(s.delete_provider(p, &provider("mail")).await.unwrap());

@@ -98,7 +98,7 @@ impl UserRef {
 }
 
 /// A create request after parsing, before the rules are applied.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewUser {
     pub login_id: String,
     pub additional_login_ids: Vec<String>,

@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::ids::{ProjectId, UserId};
 use crate::limits::{MAX_BATCH_USERS, MAX_LOAD_USERS};
 use crate::store::SharedStore;
+use crate::user::change::{UserChange, UserUpdate};
 use crate::user::model::{NewUser, User, UserRef};
 use crate::user::search::UserQuery;
 
@@ -24,6 +25,20 @@ impl UserService {
         self.store.create_users(project, std::slice::from_ref(&user)).await?;
         // Read back: the answer shows tenant names and permissions like any load.
         Ok(self.store.get_user(project, &UserRef::UserId(user.user_id.clone())).await?.unwrap_or(user))
+    }
+
+    /// The user an invitation names, if it exists: inviting a user who exists (by login id, or
+    /// user id as the Node SDK allows) re-invites them, and since idvault sends no messages the
+    /// answer is the existing user. None when there is no such user (the caller creates one).
+    pub async fn already_invited(&self, project: &ProjectId, login_id: Option<&str>) -> Result<Option<User>> {
+        let Some(login_id) = login_id.filter(|l| !l.is_empty()) else {
+            return Ok(None);
+        };
+        match self.load(project, &UserRef::from_parts(Some(login_id), None)?).await {
+            Ok(user) => Ok(Some(user)),
+            Err(Error::UserNotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// All-or-nothing batch create: one invalid or duplicate user fails the whole batch, and
@@ -113,29 +128,49 @@ impl UserService {
 }
 
 impl UserService {
-    /// Applies `change` to the user atomically (the store runs it on the current row inside its
-    /// write transaction), validates the result, stamps `modified_ms`, and answers the saved
-    /// user.
-    pub async fn mutate(
+    /// Applies `change` to the user atomically (the store applies it to the current row inside
+    /// its write transaction, where core validates it, checks conflicts and references, and
+    /// stamps `modified_ms` from the clock), and answers the saved user.
+    pub async fn change(&self, project: &ProjectId, user: &UserRef, change: UserChange) -> Result<User> {
+        let found = self.load(project, user).await?;
+        let update = UserUpdate { change, now_ms: self.clock.now_ms() };
+        self.store.update_user(project, &found.user_id, &update).await
+    }
+
+    /// Changes many users, each on its own: answers, per change in order, the saved user or why
+    /// it failed (including a user reference that did not parse). A storage failure stops the
+    /// batch and is the answer.
+    pub async fn change_each(
         &self,
         project: &ProjectId,
-        user: &UserRef,
-        change: impl FnOnce(&mut User) -> Result<()> + Send + 'static,
-    ) -> Result<User> {
-        let found = self.load(project, user).await?;
-        let now = self.clock.now_ms();
-        self.store
-            .update_user(
-                project,
-                &found.user_id,
-                Box::new(move |u: &mut User| {
-                    change(u)?;
-                    u.validate()?;
-                    u.modified_ms = now;
-                    Ok(())
-                }),
-            )
-            .await
+        changes: Vec<(Result<UserRef>, UserChange)>,
+    ) -> Result<Vec<Result<User>>> {
+        if changes.len() > MAX_BATCH_USERS {
+            return Err(Error::invalid("users", "too many users in one batch"));
+        }
+        let mut results = Vec::with_capacity(changes.len());
+        for (who, change) in changes {
+            let result = match who {
+                Ok(who) => self.change(project, &who, change).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e @ (Error::Storage(_) | Error::Internal(_))) => return Err(e),
+                other => results.push(other),
+            }
+        }
+        Ok(results)
+    }
+
+    /// Deletes users by id, in order (unknown ones are not an error, as for one).
+    pub async fn delete_many(&self, project: &ProjectId, user_ids: &[String]) -> Result<()> {
+        if user_ids.len() > MAX_LOAD_USERS {
+            return Err(Error::invalid("userIds", "too many ids"));
+        }
+        for id in user_ids {
+            self.delete(project, &UserRef::from_parts(None, Some(id))?).await?;
+        }
+        Ok(())
     }
 
     /// Batch create where each user succeeds or fails on its own; answers the created users and,

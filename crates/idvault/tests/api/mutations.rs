@@ -312,3 +312,36 @@ async fn full_search_filters_sort_and_time_bounds() {
     let past = search(json!({"limit": 2, "page": 5})).await;
     assert_eq!((past.body["users"].as_array().unwrap().len(), past.body["total"].as_u64()), (0, Some(3)));
 }
+
+/// failOnConflict is checked inside the write transaction: of many users concurrently given one
+/// address (in any letter case, as emails compare), exactly one gets it.
+#[tokio::test]
+async fn concurrent_fail_on_conflict_updates_give_an_address_to_exactly_one_user() {
+    let app = TestApp::spawn();
+    let api = &app.api;
+    for i in 0..12 {
+        api.create_user(json!({"loginId": format!("racer{i}")})).await;
+    }
+    for (path, field, address) in [
+        ("/v1/mgmt/user/update/email", "email", "Shared@Example.com"),
+        ("/v1/mgmt/user/update/phone", "phone", "+12025550199"),
+    ] {
+        let mut tasks = Vec::new();
+        for i in 0..12 {
+            let value = if i % 2 == 0 { address.to_owned() } else { address.to_lowercase() };
+            let body = json!({"loginId": format!("racer{i}"), field: value, "failOnConflict": true});
+            let api =
+                Api { http: reqwest::Client::new(), base_url: api.base_url.clone(), auth: api.auth.clone() };
+            tasks.push(tokio::spawn(async move { api.post(path, body).await }));
+        }
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+        let won = answers.iter().filter(|r| r.status == 200).count();
+        assert_eq!(won, 1, "{path}: {:?}", answers.iter().map(|r| &r.body).collect::<Vec<_>>());
+        for lost in answers.iter().filter(|r| r.status != 200) {
+            lost.assert_error(409, "E062107");
+        }
+    }
+}

@@ -33,12 +33,12 @@ pub struct AttributeDto {
 }
 
 impl AttributeDto {
-    /// The definition to store; the display name defaults to the name.
+    /// The definition as given (core fills in defaults such as the display name).
     pub fn into_def(self) -> Result<AttributeDef, Error> {
         Ok(AttributeDef {
             kind: AttributeType::from_json(self.kind.as_ref().ok_or(Error::MissingArgument("type"))?)?,
             options: self.options.iter().map(option_of).collect::<Result<_, _>>()?,
-            display_name: if self.display_name.is_empty() { self.name.clone() } else { self.display_name },
+            display_name: self.display_name,
             name: self.name,
             required: self.required,
         })

@@ -104,11 +104,9 @@ pub struct RoleSearchRequest {
 
 impl RoleSearchRequest {
     pub fn into_query(self) -> RoleQuery {
-        let tenant_ids = self.tenant_ids.unwrap_or_default();
         RoleQuery {
-            // Without tenant filters, project roles are part of the answer.
-            include_project_roles: self.include_project_roles.unwrap_or(tenant_ids.is_empty()),
-            tenant_ids,
+            include_project_roles: self.include_project_roles.unwrap_or_default(),
+            tenant_ids: self.tenant_ids.unwrap_or_default(),
             role_names: self.role_names.unwrap_or_default(),
             role_name_like: self.role_name_like.filter(|s| !s.is_empty()),
             permission_names: self.permission_names.unwrap_or_default(),

@@ -70,18 +70,20 @@ pub struct CreateUserRequest {
     // and ignored: idvault sends no messages.
 }
 
+impl TenantDto {
+    pub fn into_user_tenant(self) -> UserTenant {
+        UserTenant {
+            tenant_id: self.tenant_id.unwrap_or_default(),
+            role_names: self.role_names.unwrap_or_default(),
+            ..Default::default()
+        }
+    }
+}
+
 impl CreateUserRequest {
     pub fn into_new_user(self, force_test: bool) -> Result<NewUser> {
-        let tenants = self
-            .user_tenants
-            .unwrap_or_default()
-            .into_iter()
-            .map(|t| UserTenant {
-                tenant_id: t.tenant_id.unwrap_or_default(),
-                role_names: t.role_names.unwrap_or_default(),
-                ..Default::default()
-            })
-            .collect();
+        let tenants =
+            self.user_tenants.unwrap_or_default().into_iter().map(TenantDto::into_user_tenant).collect();
         Ok(NewUser {
             login_id: self.login_id.unwrap_or_default(),
             additional_login_ids: self.additional_login_ids.unwrap_or_default(),

@@ -1,6 +1,7 @@
 //! User management: create, load, search, delete.
 
 pub mod dto;
+mod lists;
 pub mod mutations;
 
 use axum::extract::State;
@@ -54,15 +55,9 @@ async fn create_user(
     MgmtAuth(project): MgmtAuth,
     AppJson(body): AppJson<CreateUserRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
-    // Inviting a user who exists (by login id, or user id as the Node SDK allows) re-invites
-    // them: idvault sends no messages, so the answer is the existing user.
     if body.invite == Some(true) {
-        if let Some(existing) = body.login_id.as_deref().filter(|l| !l.is_empty()) {
-            match state.users.load(&project, &UserRef::from_parts(Some(existing), None)?).await {
-                Ok(user) => return Ok(Json(UserEnvelope { user: user.into() })),
-                Err(Error::UserNotFound) => {}
-                Err(e) => return Err(e.into()),
-            }
+        if let Some(user) = state.users.already_invited(&project, body.login_id.as_deref()).await? {
+            return Ok(Json(UserEnvelope { user: user.into() }));
         }
     }
     let user = state.users.create(&project, body.into_new_user(false)?).await?;
@@ -293,12 +288,6 @@ async fn delete_users_batch(
     MgmtAuth(project): MgmtAuth,
     AppJson(body): AppJson<LoadUsersRequest>,
 ) -> ApiResult<Json<Value>> {
-    let ids = body.user_ids.unwrap_or_default();
-    if ids.len() > idvault_core::limits::MAX_LOAD_USERS {
-        return Err(Error::invalid("userIds", "too many ids").into());
-    }
-    for id in &ids {
-        state.users.delete(&project, &UserRef::from_parts(None, Some(id))?).await?;
-    }
+    state.users.delete_many(&project, &body.user_ids.unwrap_or_default()).await?;
     Ok(empty_ok())
 }

@@ -1,6 +1,7 @@
-//! Changing users: replace, patch (one or many), status, single-field updates, roles, tenants,
-//! SSO apps, logout and login history. Every change is applied by the store to the current row
-//! inside one write transaction; every answer is `{"user": <user>}` unless noted.
+//! Changing users: replace, patch (one or many), status, single-field updates, tenants, logout
+//! and login history (role and SSO app lists: `lists.rs`). Each handler only turns the request
+//! into a core `UserChange`; core applies and checks it inside the store's write transaction.
+//! Every answer is `{"user": <user>}` unless noted.
 
 use axum::extract::State;
 use axum::Json;
@@ -11,8 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use idvault_core::error::Error;
-use idvault_core::user::model::add_all;
-use idvault_core::user::{User, UserRef, UserStatus};
+use idvault_core::user::{NameParts, User, UserChange, UserPatch, UserRef, UserStatus};
 
 use super::dto::{CreateUserRequest, TenantDto, UserEnvelope, UserResponse};
 use crate::error::{ApiResult, ErrorBody};
@@ -34,17 +34,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(update_name))
         .routes(routes!(update_picture))
         .routes(routes!(update_custom_attribute))
-        .routes(routes!(set_roles))
-        .routes(routes!(add_roles))
-        .routes(routes!(add_roles_v2))
-        .routes(routes!(remove_roles))
         .routes(routes!(add_tenant))
         .routes(routes!(remove_tenant))
-        .routes(routes!(add_sso_apps))
-        .routes(routes!(set_sso_apps))
-        .routes(routes!(remove_sso_apps))
         .routes(routes!(logout_user))
         .routes(routes!(user_history))
+        .merge(super::lists::router())
 }
 
 fn user_ref(login_id: &Option<String>, user_id: &Option<String>) -> Result<UserRef, Error> {
@@ -53,11 +47,6 @@ fn user_ref(login_id: &Option<String>, user_id: &Option<String>) -> Result<UserR
 
 fn envelope(user: User) -> Json<UserEnvelope> {
     Json(UserEnvelope { user: user.into() })
-}
-
-/// An email or phone set by management is verified unless the caller says otherwise.
-fn contact(value: Option<String>) -> Option<String> {
-    value.filter(|v| !v.is_empty())
 }
 
 /// Replaces every field of the user with the request's.
@@ -85,46 +74,7 @@ async fn update_user(
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &None)?;
     let new = body.into_new_user(false)?;
-    let user = state
-        .users
-        .mutate(&project, &who, move |u| {
-            let primary = u.login_ids.first().cloned().unwrap_or_default();
-            let mut login_ids = vec![primary];
-            add_all(&mut login_ids, &new.additional_login_ids);
-            u.login_ids = login_ids;
-            let email = contact(new.email);
-            let phone = contact(new.phone);
-            u.verified_email = match (&email, new.verified_email) {
-                (_, Some(v)) => v,
-                (Some(e), None) => {
-                    u.email.as_ref() == Some(e) && u.verified_email || u.email.as_ref() != Some(e)
-                }
-                (None, None) => false,
-            };
-            u.verified_phone = match (&phone, new.verified_phone) {
-                (_, Some(v)) => v,
-                (Some(p), None) => {
-                    u.phone.as_ref() == Some(p) && u.verified_phone || u.phone.as_ref() != Some(p)
-                }
-                (None, None) => false,
-            };
-            u.email = email;
-            u.phone = phone;
-            u.name = new.name.filter(|s| !s.is_empty());
-            u.given_name = new.given_name.filter(|s| !s.is_empty());
-            u.middle_name = new.middle_name.filter(|s| !s.is_empty());
-            u.family_name = new.family_name.filter(|s| !s.is_empty());
-            u.role_names = new.role_names;
-            u.tenants = new.tenants;
-            u.picture = new.picture.filter(|s| !s.is_empty());
-            u.custom_attributes = new.custom_attributes;
-            u.sso_app_ids = new.sso_app_ids;
-            if let Some(status) = new.status {
-                u.status = status;
-            }
-            Ok(())
-        })
-        .await?;
+    let user = state.users.change(&project, &who, UserChange::Replace(Box::new(new))).await?;
     Ok(envelope(user))
 }
 
@@ -169,63 +119,27 @@ pub struct PatchUserRequest {
 }
 
 impl PatchUserRequest {
-    fn apply(self, u: &mut User) -> Result<(), Error> {
-        if let Some(e) = self.email {
-            let changed = u.email.as_deref() != Some(e.as_str());
-            u.email = contact(Some(e));
-            if changed {
-                u.verified_email = self.verified_email.unwrap_or(u.email.is_some());
-            }
-        }
-        if let Some(v) = self.verified_email {
-            u.verified_email = v;
-        }
-        if let Some(p) = self.phone {
-            let changed = u.phone.as_deref() != Some(p.as_str());
-            u.phone = contact(Some(p));
-            if changed {
-                u.verified_phone = self.verified_phone.unwrap_or(u.phone.is_some());
-            }
-        }
-        if let Some(v) = self.verified_phone {
-            u.verified_phone = v;
-        }
-        for (field, value) in [
-            (&mut u.name, self.display_name),
-            (&mut u.given_name, self.given_name),
-            (&mut u.middle_name, self.middle_name),
-            (&mut u.family_name, self.family_name),
-            (&mut u.picture, self.picture),
-        ] {
-            if let Some(v) = value {
-                *field = Some(v).filter(|s| !s.is_empty());
-            }
-        }
-        if let Some(r) = self.role_names {
-            u.role_names = r;
-        }
-        if let Some(t) = self.user_tenants {
-            u.tenants = t
-                .into_iter()
-                .map(|t| idvault_core::user::UserTenant {
-                    tenant_id: t.tenant_id.unwrap_or_default(),
-                    role_names: t.role_names.unwrap_or_default(),
-                    ..Default::default()
-                })
-                .collect();
-        }
-        if let Some(attrs) = self.custom_attributes {
-            for (k, v) in attrs {
-                u.custom_attributes.insert(k, v);
-            }
-        }
-        if let Some(apps) = self.sso_app_ids {
-            u.sso_app_ids = apps;
-        }
-        if let Some(s) = self.status.filter(|s| !s.is_empty()) {
-            u.status = UserStatus::parse(&s)?;
-        }
-        Ok(())
+    fn into_change(self) -> UserChange {
+        UserChange::Patch(Box::new(UserPatch {
+            email: self.email,
+            phone: self.phone,
+            verified_email: self.verified_email,
+            verified_phone: self.verified_phone,
+            names: NameParts {
+                name: self.display_name,
+                given_name: self.given_name,
+                middle_name: self.middle_name,
+                family_name: self.family_name,
+            },
+            picture: self.picture,
+            role_names: self.role_names,
+            tenants: self
+                .user_tenants
+                .map(|tenants| tenants.into_iter().map(TenantDto::into_user_tenant).collect()),
+            custom_attributes: self.custom_attributes,
+            sso_app_ids: self.sso_app_ids,
+            status: self.status,
+        }))
     }
 }
 
@@ -249,7 +163,7 @@ async fn patch_user(
     AppJson(body): AppJson<PatchUserRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
-    let user = state.users.mutate(&project, &who, move |u| body.apply(u)).await?;
+    let user = state.users.change(&project, &who, body.into_change()).await?;
     Ok(envelope(user))
 }
 
@@ -295,19 +209,12 @@ async fn patch_users_batch(
     AppJson(body): AppJson<PatchBatchRequest>,
 ) -> ApiResult<Json<PatchBatchResponse>> {
     let users = body.users.ok_or(Error::MissingArgument("users"))?;
-    if users.len() > idvault_core::limits::MAX_BATCH_USERS {
-        return Err(Error::invalid("users", "too many users in one batch").into());
-    }
+    let logins: Vec<String> = users.iter().map(|p| p.login_id.clone().unwrap_or_default()).collect();
+    let changes = users.into_iter().map(|p| (user_ref(&p.login_id, &p.user_id), p.into_change())).collect();
     let mut out = PatchBatchResponse { patched_users: Vec::new(), failed_users: Vec::new() };
-    for patch in users {
-        let login = patch.login_id.clone().unwrap_or_default();
-        let result = match user_ref(&patch.login_id, &patch.user_id) {
-            Ok(who) => state.users.mutate(&project, &who, move |u| patch.apply(u)).await,
-            Err(e) => Err(e),
-        };
+    for (result, login) in state.users.change_each(&project, changes).await?.into_iter().zip(logins) {
         match result {
             Ok(u) => out.patched_users.push(u.into()),
-            Err(e @ (Error::Storage(_) | Error::Internal(_))) => return Err(e.into()),
             Err(e) => out
                 .failed_users
                 .push(FailedPatch { failure: e.to_string(), user: serde_json::json!({"loginId": login}) }),
@@ -350,15 +257,7 @@ async fn update_status(
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
     let status = UserStatus::parse(body.status.as_deref().ok_or(Error::MissingArgument("status"))?)?;
-    Ok(envelope(
-        state
-            .users
-            .mutate(&project, &who, move |u| {
-                u.status = status;
-                Ok(())
-            })
-            .await?,
-    ))
+    Ok(envelope(state.users.change(&project, &who, UserChange::Status(status)).await?))
 }
 
 #[derive(Deserialize, Default, ToSchema)]
@@ -398,20 +297,7 @@ async fn update_login_id(
     let old = body.login_id.clone().unwrap_or_default();
     let who = user_ref(&body.login_id, &None)?;
     let new = body.new_login_id.unwrap_or_default();
-    Ok(envelope(
-        state
-            .users
-            .mutate(&project, &who, move |u| {
-                let pos = u.login_ids.iter().position(|l| *l == old).unwrap_or(0);
-                if new.is_empty() {
-                    u.login_ids.remove(pos);
-                } else if !u.login_ids.contains(&new) {
-                    u.login_ids[pos] = new;
-                }
-                Ok(())
-            })
-            .await?,
-    ))
+    Ok(envelope(state.users.change(&project, &who, UserChange::LoginId { old, new }).await?))
 }
 
 #[derive(Deserialize, Default, ToSchema)]
@@ -452,26 +338,12 @@ async fn update_email(
     AppJson(body): AppJson<ContactRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
-    let email = contact(body.email);
-    if let (Some(e), Some(true)) = (&email, body.fail_on_conflict) {
-        let q = idvault_core::user::UserQuery { emails: vec![e.clone()], limit: 2, ..Default::default() };
-        let (found, _) = state.users.search(&project, &q).await?;
-        let me = state.users.load(&project, &who).await?;
-        if found.iter().any(|f| f.user_id != me.user_id) {
-            return Err(Error::UserAlreadyExists(e.clone()).into());
-        }
-    }
-    let verified = body.verified;
-    Ok(envelope(
-        state
-            .users
-            .mutate(&project, &who, move |u| {
-                u.verified_email = email.is_some() && verified.unwrap_or(false);
-                u.email = email;
-                Ok(())
-            })
-            .await?,
-    ))
+    let change = UserChange::Email {
+        email: body.email,
+        verified: body.verified,
+        fail_on_conflict: body.fail_on_conflict == Some(true),
+    };
+    Ok(envelope(state.users.change(&project, &who, change).await?))
 }
 
 /// Sets (or, when empty, clears) the user's phone.
@@ -495,26 +367,12 @@ async fn update_phone(
     AppJson(body): AppJson<ContactRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
-    let phone = contact(body.phone);
-    if let (Some(p), Some(true)) = (&phone, body.fail_on_conflict) {
-        let q = idvault_core::user::UserQuery { phones: vec![p.clone()], limit: 2, ..Default::default() };
-        let (found, _) = state.users.search(&project, &q).await?;
-        let me = state.users.load(&project, &who).await?;
-        if found.iter().any(|f| f.user_id != me.user_id) {
-            return Err(Error::UserAlreadyExists(p.clone()).into());
-        }
-    }
-    let verified = body.verified;
-    Ok(envelope(
-        state
-            .users
-            .mutate(&project, &who, move |u| {
-                u.verified_phone = phone.is_some() && verified.unwrap_or(false);
-                u.phone = phone;
-                Ok(())
-            })
-            .await?,
-    ))
+    let change = UserChange::Phone {
+        phone: body.phone,
+        verified: body.verified,
+        fail_on_conflict: body.fail_on_conflict == Some(true),
+    };
+    Ok(envelope(state.users.change(&project, &who, change).await?))
 }
 
 #[derive(Deserialize, Default, ToSchema)]
@@ -555,24 +413,13 @@ async fn update_name(
     AppJson(body): AppJson<NameRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
-    Ok(envelope(
-        state
-            .users
-            .mutate(&project, &who, move |u| {
-                for (field, value) in [
-                    (&mut u.name, body.display_name),
-                    (&mut u.given_name, body.given_name),
-                    (&mut u.middle_name, body.middle_name),
-                    (&mut u.family_name, body.family_name),
-                ] {
-                    if let Some(v) = value {
-                        *field = Some(v).filter(|s| !s.is_empty());
-                    }
-                }
-                Ok(())
-            })
-            .await?,
-    ))
+    let names = NameParts {
+        name: body.display_name,
+        given_name: body.given_name,
+        middle_name: body.middle_name,
+        family_name: body.family_name,
+    };
+    Ok(envelope(state.users.change(&project, &who, UserChange::Names(names)).await?))
 }
 
 #[derive(Deserialize, Default, ToSchema)]
@@ -607,15 +454,7 @@ async fn update_picture(
     AppJson(body): AppJson<PictureRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
-    Ok(envelope(
-        state
-            .users
-            .mutate(&project, &who, move |u| {
-                u.picture = body.picture.filter(|p| !p.is_empty());
-                Ok(())
-            })
-            .await?,
-    ))
+    Ok(envelope(state.users.change(&project, &who, UserChange::Picture(body.picture)).await?))
 }
 
 #[derive(Deserialize, Default, ToSchema)]
@@ -655,153 +494,7 @@ async fn update_custom_attribute(
     let who = user_ref(&body.login_id, &body.user_id)?;
     let key = body.attribute_key.filter(|k| !k.is_empty()).ok_or(Error::MissingArgument("attributeKey"))?;
     let value = body.attribute_value.unwrap_or(Value::Null);
-    Ok(envelope(
-        state
-            .users
-            .mutate(&project, &who, move |u| {
-                u.custom_attributes.insert(key, value);
-                Ok(())
-            })
-            .await?,
-    ))
-}
-
-#[derive(Deserialize, Default, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(as = UserRolesRequest)]
-struct RolesRequest {
-    #[schema(schema_with = f::login_id_opt)]
-    login_id: Option<String>,
-    #[schema(schema_with = f::user_id_opt)]
-    user_id: Option<String>,
-    /// The tenant whose roles change; absent for project roles.
-    #[schema(schema_with = f::text_opt)]
-    tenant_id: Option<String>,
-    #[serde(default)]
-    #[schema(schema_with = f::name_list_req)]
-    role_names: Vec<String>,
-}
-
-enum RoleChange {
-    Set,
-    Add,
-    Remove,
-}
-
-async fn change_roles(
-    state: AppState,
-    project: idvault_core::ids::ProjectId,
-    body: RolesRequest,
-    how: RoleChange,
-) -> ApiResult<Json<UserEnvelope>> {
-    let who = user_ref(&body.login_id, &body.user_id)?;
-    let tenant = body.tenant_id.filter(|t| !t.is_empty());
-    let roles = body.role_names;
-    Ok(envelope(
-        state
-            .users
-            .mutate(&project, &who, move |u| {
-                let list = match &tenant {
-                    Some(t) => &mut u.tenant_mut(t).role_names,
-                    None => &mut u.role_names,
-                };
-                match how {
-                    RoleChange::Set => *list = roles,
-                    RoleChange::Add => add_all(list, &roles),
-                    RoleChange::Remove => list.retain(|r| !roles.contains(r)),
-                }
-                Ok(())
-            })
-            .await?,
-    ))
-}
-
-/// Replaces the user's roles, project-wide or in `tenantId`.
-#[utoipa::path(
-    post,
-    path = "/v1/mgmt/user/update/role/set",
-    tag = "users",
-    security(("management_key" = [])),
-    request_body = RolesRequest,
-    responses(
-        (status = 200, description = "The user as changed", body = UserEnvelope),
-        MgmtErrors,
-        BodyErrors,
-    ),
-)]
-#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
-async fn set_roles(
-    State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
-    AppJson(body): AppJson<RolesRequest>,
-) -> ApiResult<Json<UserEnvelope>> {
-    change_roles(state, project, body, RoleChange::Set).await
-}
-
-/// Adds roles to the user, project-wide or in `tenantId`.
-#[utoipa::path(
-    post,
-    path = "/v1/mgmt/user/update/role/add",
-    tag = "users",
-    security(("management_key" = [])),
-    request_body = RolesRequest,
-    responses(
-        (status = 200, description = "The user as changed", body = UserEnvelope),
-        MgmtErrors,
-        BodyErrors,
-    ),
-)]
-#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
-async fn add_roles(
-    State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
-    AppJson(body): AppJson<RolesRequest>,
-) -> ApiResult<Json<UserEnvelope>> {
-    change_roles(state, project, body, RoleChange::Add).await
-}
-
-/// Adds roles to the user, project-wide or in `tenantId` (the v2 path of the newer SDKs).
-#[utoipa::path(
-    post,
-    path = "/v2/mgmt/user/update/role/add",
-    tag = "users",
-    security(("management_key" = [])),
-    request_body = RolesRequest,
-    responses(
-        (status = 200, description = "The user as changed", body = UserEnvelope),
-        MgmtErrors,
-        BodyErrors,
-    ),
-)]
-#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
-async fn add_roles_v2(
-    State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
-    AppJson(body): AppJson<RolesRequest>,
-) -> ApiResult<Json<UserEnvelope>> {
-    change_roles(state, project, body, RoleChange::Add).await
-}
-
-/// Removes roles from the user, project-wide or in `tenantId`.
-#[utoipa::path(
-    post,
-    path = "/v1/mgmt/user/update/role/remove",
-    tag = "users",
-    security(("management_key" = [])),
-    request_body = RolesRequest,
-    responses(
-        (status = 200, description = "The user as changed", body = UserEnvelope),
-        MgmtErrors,
-        BodyErrors,
-    ),
-)]
-#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
-async fn remove_roles(
-    State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
-    AppJson(body): AppJson<RolesRequest>,
-) -> ApiResult<Json<UserEnvelope>> {
-    change_roles(state, project, body, RoleChange::Remove).await
+    Ok(envelope(state.users.change(&project, &who, UserChange::CustomAttribute { key, value }).await?))
 }
 
 #[derive(Deserialize, Default, ToSchema)]
@@ -837,15 +530,7 @@ async fn add_tenant(
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
     let tenant = body.tenant_id.filter(|t| !t.is_empty()).ok_or(Error::MissingArgument("tenantId"))?;
-    Ok(envelope(
-        state
-            .users
-            .mutate(&project, &who, move |u| {
-                u.tenant_mut(&tenant);
-                Ok(())
-            })
-            .await?,
-    ))
+    Ok(envelope(state.users.change(&project, &who, UserChange::AddTenant(tenant)).await?))
 }
 
 /// Removes the user from a tenant.
@@ -869,118 +554,7 @@ async fn remove_tenant(
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
     let tenant = body.tenant_id.filter(|t| !t.is_empty()).ok_or(Error::MissingArgument("tenantId"))?;
-    Ok(envelope(
-        state
-            .users
-            .mutate(&project, &who, move |u| {
-                u.tenants.retain(|t| t.tenant_id != tenant);
-                Ok(())
-            })
-            .await?,
-    ))
-}
-
-#[derive(Deserialize, Default, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(as = UserSsoAppsRequest)]
-struct SsoAppsRequest {
-    #[schema(schema_with = f::login_id_opt)]
-    login_id: Option<String>,
-    #[schema(schema_with = f::user_id_opt)]
-    user_id: Option<String>,
-    /// Also accepted as `ssoAppIDs`.
-    #[serde(default, alias = "ssoAppIDs")]
-    #[schema(schema_with = f::name_list_req)]
-    sso_app_ids: Vec<String>,
-}
-
-async fn change_sso_apps(
-    state: AppState,
-    project: idvault_core::ids::ProjectId,
-    body: SsoAppsRequest,
-    how: RoleChange,
-) -> ApiResult<Json<UserEnvelope>> {
-    let who = user_ref(&body.login_id, &body.user_id)?;
-    let apps = body.sso_app_ids;
-    Ok(envelope(
-        state
-            .users
-            .mutate(&project, &who, move |u| {
-                match how {
-                    RoleChange::Set => u.sso_app_ids = apps,
-                    RoleChange::Add => add_all(&mut u.sso_app_ids, &apps),
-                    RoleChange::Remove => u.sso_app_ids.retain(|a| !apps.contains(a)),
-                }
-                Ok(())
-            })
-            .await?,
-    ))
-}
-
-/// Adds SSO apps to the user.
-#[utoipa::path(
-    post,
-    path = "/v1/mgmt/user/update/ssoapp/add",
-    tag = "users",
-    security(("management_key" = [])),
-    request_body = SsoAppsRequest,
-    responses(
-        (status = 200, description = "The user as changed", body = UserEnvelope),
-        MgmtErrors,
-        BodyErrors,
-    ),
-)]
-#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
-async fn add_sso_apps(
-    State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
-    AppJson(body): AppJson<SsoAppsRequest>,
-) -> ApiResult<Json<UserEnvelope>> {
-    change_sso_apps(state, project, body, RoleChange::Add).await
-}
-
-/// Replaces the user's SSO apps.
-#[utoipa::path(
-    post,
-    path = "/v1/mgmt/user/update/ssoapp/set",
-    tag = "users",
-    security(("management_key" = [])),
-    request_body = SsoAppsRequest,
-    responses(
-        (status = 200, description = "The user as changed", body = UserEnvelope),
-        MgmtErrors,
-        BodyErrors,
-    ),
-)]
-#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
-async fn set_sso_apps(
-    State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
-    AppJson(body): AppJson<SsoAppsRequest>,
-) -> ApiResult<Json<UserEnvelope>> {
-    change_sso_apps(state, project, body, RoleChange::Set).await
-}
-
-/// Removes SSO apps from the user.
-#[utoipa::path(
-    post,
-    path = "/v1/mgmt/user/update/ssoapp/remove",
-    tag = "users",
-    security(("management_key" = [])),
-    request_body = SsoAppsRequest,
-    responses(
-        (status = 200, description = "The user as changed", body = UserEnvelope),
-        MgmtErrors,
-        BodyErrors,
-    ),
-)]
-#[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
-async fn remove_sso_apps(
-    State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
-    AppJson(body): AppJson<SsoAppsRequest>,
-) -> ApiResult<Json<UserEnvelope>> {
-    change_sso_apps(state, project, body, RoleChange::Remove).await
+    Ok(envelope(state.users.change(&project, &who, UserChange::RemoveTenant(tenant)).await?))
 }
 
 #[derive(Deserialize, Default, ToSchema)]
