@@ -71,6 +71,10 @@ const NOT_IN_THE_TABLE: &[&str] = &["SIGNING_KEY_RELOAD_INTERVAL_MS"];
 fn limits() -> Vec<Limit> {
     vec![
         limit!("request body", MAX_BODY_BYTES => size(MAX_BODY_BYTES)),
+        limit!("request body of the outbound batch uploads (`.../oauthtoken/batch/upload`)", MAX_BATCH_BODY_BYTES =>
+            size(MAX_BATCH_BODY_BYTES)),
+        limit!("tokens per outbound batch upload", MAX_BATCH_TOKENS =>
+            format!("{} (more: 400, nothing written)", count(MAX_BATCH_TOKENS))),
         limit!("search `limit`", SEARCH_MAX_LIMIT, SEARCH_DEFAULT_LIMIT => format!(
             "1 to {} (0 or absent = {}); a larger value is refused, not clamped",
             count(SEARCH_MAX_LIMIT as usize),

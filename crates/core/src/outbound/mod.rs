@@ -10,7 +10,9 @@ use secrecy::SecretString;
 
 use crate::ids::{ProviderName, UserId};
 
-pub use service::{AppRequest, FetchRequest, OutboundService, UploadRequest};
+pub use service::{
+    AppRequest, BatchFailure, BatchKind, BatchToken, FetchRequest, OutboundService, UploadRequest,
+};
 
 /// App ids that would collide with the static routes beside `GET /v1/mgmt/outbound/app/{id}`.
 pub const RESERVED_APP_IDS: &[&str] = &["create", "update", "delete", "connect", "bytemplate"];
@@ -120,6 +122,16 @@ pub struct OutboundToken {
     pub granted_by: String,
     pub external_identifier: String,
     pub token_sub: String,
+}
+
+/// An owner's tokens of one app and tenant, when a batch upload would leave more of them than
+/// the per-owner bound allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverfullSlot {
+    pub app_id: ProviderName,
+    pub owner: TokenOwner,
+    /// The user token's tenant ("" for none; "" on tenant tokens).
+    pub tenant_id: String,
 }
 
 /// Sorts and de-duplicates a scope set.

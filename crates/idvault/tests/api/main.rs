@@ -16,6 +16,7 @@ mod mutations;
 mod oauth_server;
 mod openapi;
 mod outbound;
+mod outbound_batch;
 mod persistence;
 mod provider_tokens;
 mod refresh;
