@@ -38,6 +38,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::providers::router())
         .merge(routes::outbound::router())
         .merge(routes::outbound_batch::router())
+        .merge(routes::outbound_connect::router())
         .merge(routes::keys::router());
     crate::openapi::finish(routes.get_openapi_mut());
     routes

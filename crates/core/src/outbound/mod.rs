@@ -11,7 +11,8 @@ use secrecy::SecretString;
 use crate::ids::{ProviderName, UserId};
 
 pub use service::{
-    AppRequest, BatchFailure, BatchKind, BatchToken, FetchRequest, OutboundService, UploadRequest,
+    AppRequest, BatchFailure, BatchKind, BatchToken, ConnectOutcome, ConnectRequest, ConnectSettings,
+    FetchRequest, OutboundService, UploadRequest,
 };
 
 /// App ids that would collide with the static routes beside `GET /v1/mgmt/outbound/app/{id}`.
@@ -122,6 +123,22 @@ pub struct OutboundToken {
     pub granted_by: String,
     pub external_identifier: String,
     pub token_sub: String,
+}
+
+/// What a pending connect (consent) will store once the provider answers: kept with the OAuth
+/// state between `connect` and the callback.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectIntent {
+    /// The signed-in user who connects; `grantedBy` of the stored token.
+    pub user_id: UserId,
+    /// A tenant-level connect stores a token of this tenant; otherwise a user token for it
+    /// ("" for none).
+    pub tenant_id: String,
+    pub tenant_level: bool,
+    /// The scopes asked for (the union with those already granted), sorted.
+    pub scopes: Vec<String>,
+    pub external_identifier: String,
 }
 
 /// An owner's tokens of one app and tenant, when a batch upload would leave more of them than

@@ -4,6 +4,7 @@
 //! secret sealing); tokens are refreshed by the shared machinery of `crate::vault::refresh`.
 
 mod batch;
+mod connect;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,7 @@ use crate::user::{UserRef, UserService};
 use crate::vault::refresh::{RefreshSlot, Refreshed, Refresher, SlotState};
 
 pub use batch::{BatchFailure, BatchKind, BatchToken};
+pub use connect::{ConnectOutcome, ConnectRequest, ConnectSettings};
 
 /// The suffix of an OIDC discovery URL; what precedes it is the issuer.
 const DISCOVERY_SUFFIX: &str = "/.well-known/openid-configuration";

@@ -17,6 +17,7 @@ mod oauth_server;
 mod openapi;
 mod outbound;
 mod outbound_batch;
+mod outbound_connect;
 mod persistence;
 mod provider_tokens;
 mod refresh;
