@@ -350,6 +350,8 @@ pub trait TransferStore: Send + Sync {
     /// Every provider-token row of the project.
     async fn export_tokens(&self, project: &ProjectId) -> Result<Vec<(UserId, SealedToken)>>;
     async fn export_identities(&self, project: &ProjectId) -> Result<Vec<IdentityLink>>;
+    /// Every outbound token of the project (imported back with `put_outbound_token`).
+    async fn export_outbound_tokens(&self, project: &ProjectId) -> Result<Vec<SealedOutboundToken>>;
     async fn import_identity(&self, project: &ProjectId, link: &IdentityLink) -> Result<()>;
 }
 

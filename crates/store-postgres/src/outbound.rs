@@ -9,6 +9,23 @@ use idvault_core::ids::{ProjectId, ProviderName, UserId};
 use idvault_core::outbound::{SealedOutboundToken, TokenOwner};
 use idvault_core::store::OutboundTokenStore;
 
+impl PgStore {
+    /// Every outbound token of a project, for `idvault export`.
+    pub(crate) async fn export_outbound(&self, project: &ProjectId) -> Result<Vec<SealedOutboundToken>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM outbound_tokens WHERE project_id = $1 ORDER BY id COLLATE \"C\""
+                ),
+                &[&project.as_str()],
+            )
+            .await
+            .map_err(pg_err)?;
+        rows.iter().map(to_token).collect()
+    }
+}
+
 use crate::rows::{col, json_col};
 use crate::{pg_err, PgStore};
 

@@ -8,6 +8,16 @@ use idvault_core::ids::{ProjectId, ProviderName, UserId};
 use idvault_core::outbound::{SealedOutboundToken, TokenOwner};
 use idvault_core::store::OutboundTokenStore;
 
+/// Every outbound token of a project, for `idvault export`.
+pub(crate) fn export_all(c: &rusqlite::Connection, project: &ProjectId) -> Result<Vec<SealedOutboundToken>> {
+    let mut s = c
+        .prepare(&format!("SELECT {COLUMNS} FROM outbound_tokens WHERE project_id = ?1 ORDER BY id"))
+        .map_err(storage_err)?;
+    let rows = s.query_map([project.as_str()], raw).map_err(storage_err)?;
+    let rows = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage_err)?;
+    rows.into_iter().map(to_token).collect()
+}
+
 use crate::rows::to_json;
 use crate::{storage_err, SqliteStore};
 
