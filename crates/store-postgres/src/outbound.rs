@@ -140,7 +140,9 @@ impl OutboundTokenStore for PgStore {
                  updated_ms, version, reauth_required) \
                  VALUES ($1, $2, $3, $4, $5, $6, \
                  (SELECT pk FROM users WHERE project_id = $1 AND user_id = $7), $8, $9, $10, $11, $12, $13, \
-                 $14, $15, $16, $17, $18, $19, $20, $21, 1, FALSE) \
+                 $14, $15, $16, $17, $18, $19, $20, \
+                 GREATEST($21, (SELECT COALESCE(MAX(updated_ms), 0) + 1 FROM outbound_tokens \
+                 WHERE project_id = $1 AND app_id = $3 AND owner_kind = $4 AND owner_id = $5)), 1, FALSE) \
                  ON CONFLICT (project_id, app_id, owner_kind, owner_id, tenant_id, scope_key) DO UPDATE SET \
                  access_token = excluded.access_token, refresh_token = excluded.refresh_token, \
                  access_token_type = excluded.access_token_type, expiration = excluded.expiration, \

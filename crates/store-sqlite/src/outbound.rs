@@ -168,8 +168,11 @@ impl OutboundTokenStore for SqliteStore {
                     tx.execute(
                         "UPDATE outbound_tokens SET access_token = ?3, refresh_token = ?4, access_token_type = ?5, \
                          expiration = ?6, granted_by = ?7, external_identifier = ?8, token_sub = ?9, \
-                         last_refresh_ms = ?10, last_refresh_error = '', updated_ms = ?11, version = version + 1, \
-                         reauth_required = 0 WHERE project_id = ?1 AND id = ?2",
+                         last_refresh_ms = ?10, last_refresh_error = '', version = version + 1, reauth_required = 0, \
+                         updated_ms = MAX(?11, (SELECT COALESCE(MAX(o.updated_ms), 0) + 1 FROM outbound_tokens o \
+                         WHERE o.project_id = outbound_tokens.project_id AND o.app_id = outbound_tokens.app_id \
+                         AND o.owner_kind = outbound_tokens.owner_kind AND o.owner_id = outbound_tokens.owner_id)) \
+                         WHERE project_id = ?1 AND id = ?2",
                         params![
                             project.as_str(),
                             id,
@@ -210,7 +213,9 @@ impl OutboundTokenStore for SqliteStore {
                          updated_ms, version, reauth_required) \
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
                          (SELECT pk FROM users WHERE project_id = ?1 AND user_id = ?7), ?8, ?9, ?10, ?11, ?12, ?13, \
-                         ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, 1, 0)",
+                         ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
+                         MAX(?21, (SELECT COALESCE(MAX(updated_ms), 0) + 1 FROM outbound_tokens \
+                         WHERE project_id = ?1 AND app_id = ?3 AND owner_kind = ?4 AND owner_id = ?5)), 1, 0)",
                         params![
                             project.as_str(),
                             t.id,

@@ -1526,6 +1526,17 @@ pub async fn outbound_tokens_upsert_by_scope_set_and_list_newest_first(backend: 
     let org = TokenOwner::Tenant("acme".into());
     s.put_outbound_token(p, &outbound("T6", "docs", org.clone(), "", &[], 60), 10).await.unwrap();
     assert_eq!(ids(s.list_outbound_tokens(p, &docs, &org, None, 10).await.unwrap()), ["T6"]);
+    // Within one millisecond, the later write is the newer (by updated time, not by id).
+    for id in ["T8", "T7"] {
+        s.put_outbound_token(p, &outbound(id, "docs", org.clone(), "", &[id], 60), 10).await.unwrap();
+    }
+    assert_eq!(ids(s.list_outbound_tokens(p, &docs, &org, None, 10).await.unwrap()), ["T7", "T8", "T6"]);
+    s.put_outbound_token(p, &outbound("T9", "docs", org.clone(), "", &[], 60), 10).await.unwrap();
+    assert_eq!(
+        ids(s.list_outbound_tokens(p, &docs, &org, None, 1).await.unwrap()),
+        ["T6"],
+        "replaced: newest"
+    );
 }
 
 pub async fn outbound_token_refresh_and_reauth_flag_are_compare_and_swap(backend: TestStore) {
