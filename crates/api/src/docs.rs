@@ -106,7 +106,7 @@ fn limits() -> Vec<Limit> {
             "absolute `https://` (http only for `--provider-allowed-hosts`), {} bytes; see [security.md](security.md)",
             count(MAX_URL_LEN)
         )),
-        limit!("outbound apps (providers included) per project", MAX_OUTBOUND_APPS => count(MAX_OUTBOUND_APPS)),
+        limit!("outbound apps per project (providers count too)", MAX_OUTBOUND_APPS => format!("{} (checked when an app is created)", count(MAX_OUTBOUND_APPS))),
         limit!("outbound app URL parameters (`authorizationUrlParams`, `tokenUrlParams`) and `prompt` values", MAX_APP_URL_PARAMS =>
             format!("{} each", count(MAX_APP_URL_PARAMS))),
         limit!("outbound tokens per owner (user, user and tenant, or tenant) and app: one per scope set", MAX_TOKENS_PER_OWNER =>

@@ -119,7 +119,9 @@ pub trait OutboundTokenStore: Send + Sync {
     /// Stores `token`: it replaces the token with the same (app, owner, tenant, scope set), which
     /// keeps its id and created time, bumps its version and clears its re-authentication flag;
     /// otherwise it is inserted with `token.id`, unless the owner already has `max_per_owner`
-    /// tokens for the app and tenant (then `None`). Answers the id of the stored token.
+    /// tokens for the app and tenant (then `None`). Answers the id of the stored token. Its
+    /// `updated_ms` is stored as at least one more than that of every other token of the owner
+    /// for the app, so that of two uploads within one millisecond the later is the latest.
     async fn put_outbound_token(
         &self,
         project: &ProjectId,
@@ -366,6 +368,8 @@ pub trait TransferStore: Send + Sync {
     /// Every provider-token row of the project.
     async fn export_tokens(&self, project: &ProjectId) -> Result<Vec<(UserId, SealedToken)>>;
     async fn export_identities(&self, project: &ProjectId) -> Result<Vec<IdentityLink>>;
+    /// Every outbound token of the project (imported back with `put_outbound_token`).
+    async fn export_outbound_tokens(&self, project: &ProjectId) -> Result<Vec<SealedOutboundToken>>;
     async fn import_identity(&self, project: &ProjectId, link: &IdentityLink) -> Result<()>;
 }
 

@@ -11,6 +11,23 @@ use idvault_core::ids::{ProjectId, ProviderName, UserId};
 use idvault_core::outbound::{OverfullSlot, SealedOutboundToken, TokenOwner};
 use idvault_core::store::OutboundTokenStore;
 
+impl PgStore {
+    /// Every outbound token of a project, for `idvault export`.
+    pub(crate) async fn export_outbound(&self, project: &ProjectId) -> Result<Vec<SealedOutboundToken>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM outbound_tokens WHERE project_id = $1 ORDER BY id COLLATE \"C\""
+                ),
+                &[&project.as_str()],
+            )
+            .await
+            .map_err(pg_err)?;
+        rows.iter().map(to_token).collect()
+    }
+}
+
 use crate::rows::{col, col as col_at, json_col};
 use crate::{pg_err, PgStore};
 
@@ -54,7 +71,10 @@ fn to_token(r: &Row) -> Result<SealedOutboundToken> {
 const BATCH_CHUNK: usize = 5_000;
 
 /// A chunk of a batch upload: a token of an existing slot replaces its secrets and metadata,
-/// keeping its id and created time (the rule of single uploads).
+/// keeping its id and created time, and its updated time is later than every other token of the
+/// owner for the app (the rules of single uploads). The statement sees the table as it was before
+/// it, so `rank` (1, 2, ... among the chunk's tokens of one owner and app) keeps them apart in
+/// batch order.
 const BATCH_UPSERT: &str =
     "INSERT INTO outbound_tokens (project_id, id, app_id, owner_kind, owner_id, tenant_id, \
      user_pk, owner_tenant, scope_key, scopes, access_token, refresh_token, access_token_type, expiration, \
@@ -64,13 +84,16 @@ const BATCH_UPSERT: &str =
      (SELECT u.pk FROM users u WHERE u.project_id = $1 AND u.user_id = t.user_id), t.owner_tenant, \
      t.scope_key, t.scopes::jsonb, t.access_token, t.refresh_token, t.access_token_type, t.expiration, \
      t.granted_by, t.external_identifier, t.token_sub, t.last_refresh_ms, t.last_refresh_error, \
-     t.created_ms, t.updated_ms, 1, FALSE \
+     t.created_ms, \
+     GREATEST(t.updated_ms, (SELECT COALESCE(MAX(o.updated_ms), 0) FROM outbound_tokens o \
+     WHERE o.project_id = $1 AND o.app_id = t.app_id AND o.owner_kind = t.owner_kind \
+     AND o.owner_id = t.owner_id) + t.rank), 1, FALSE \
      FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
      $9::text[], $10::text[], $11::bytea[], $12::bytea[], $13::text[], $14::int8[], $15::text[], \
-     $16::text[], $17::text[], $18::int8[], $19::text[], $20::int8[], $21::int8[]) \
+     $16::text[], $17::text[], $18::int8[], $19::text[], $20::int8[], $21::int8[], $22::int8[]) \
      AS t(id, app_id, owner_kind, owner_id, tenant_id, user_id, owner_tenant, scope_key, scopes, \
      access_token, refresh_token, access_token_type, expiration, granted_by, external_identifier, \
-     token_sub, last_refresh_ms, last_refresh_error, created_ms, updated_ms) \
+     token_sub, last_refresh_ms, last_refresh_error, created_ms, updated_ms, rank) \
      ON CONFLICT (project_id, app_id, owner_kind, owner_id, tenant_id, scope_key) DO UPDATE SET \
      access_token = excluded.access_token, refresh_token = excluded.refresh_token, \
      access_token_type = excluded.access_token_type, expiration = excluded.expiration, \
@@ -154,7 +177,9 @@ impl OutboundTokenStore for PgStore {
                  updated_ms, version, reauth_required) \
                  VALUES ($1, $2, $3, $4, $5, $6, \
                  (SELECT pk FROM users WHERE project_id = $1 AND user_id = $7), $8, $9, $10, $11, $12, $13, \
-                 $14, $15, $16, $17, $18, $19, $20, $21, 1, FALSE) \
+                 $14, $15, $16, $17, $18, $19, $20, \
+                 GREATEST($21, (SELECT COALESCE(MAX(updated_ms), 0) + 1 FROM outbound_tokens \
+                 WHERE project_id = $1 AND app_id = $3 AND owner_kind = $4 AND owner_id = $5)), 1, FALSE) \
                  ON CONFLICT (project_id, app_id, owner_kind, owner_id, tenant_id, scope_key) DO UPDATE SET \
                  access_token = excluded.access_token, refresh_token = excluded.refresh_token, \
                  access_token_type = excluded.access_token_type, expiration = excluded.expiration, \
@@ -231,6 +256,16 @@ impl OutboundTokenStore for PgStore {
             let access: Vec<Option<&[u8]>> = chunk.iter().map(|t| t.access_token.as_deref()).collect();
             let refresh: Vec<Option<&[u8]>> = chunk.iter().map(|t| t.refresh_token.as_deref()).collect();
             let int = |f: fn(&SealedOutboundToken) -> i64| chunk.iter().map(f).collect::<Vec<i64>>();
+            let mut seen: std::collections::HashMap<(&str, &str, &str), i64> =
+                std::collections::HashMap::new();
+            let ranks: Vec<i64> = chunk
+                .iter()
+                .map(|t| {
+                    let rank = seen.entry((t.app_id.as_str(), t.owner.kind(), t.owner.id())).or_insert(0);
+                    *rank += 1;
+                    *rank
+                })
+                .collect();
             tx.execute(
                 &upsert,
                 &[
@@ -255,6 +290,7 @@ impl OutboundTokenStore for PgStore {
                     &col(|t| &t.last_refresh_error),
                     &int(|t| t.created_ms),
                     &int(|t| t.updated_ms),
+                    &ranks,
                 ],
             )
             .await

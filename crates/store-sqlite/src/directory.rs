@@ -12,7 +12,7 @@ use idvault_core::directory::{AttributeDef, AttributeOption, AttributeType, Perm
 use idvault_core::error::{Error, Result};
 use idvault_core::ids::{ProjectId, UserId};
 use idvault_core::store::{DirectoryStore, LoginRecord};
-use idvault_core::user::change::Contact;
+use idvault_core::user::Contact;
 use idvault_core::user::{User, UserUpdate};
 
 use crate::rows::{to_json, user_columns};

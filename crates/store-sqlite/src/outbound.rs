@@ -10,6 +10,16 @@ use idvault_core::ids::{ProjectId, ProviderName, UserId};
 use idvault_core::outbound::{OverfullSlot, SealedOutboundToken, TokenOwner};
 use idvault_core::store::OutboundTokenStore;
 
+/// Every outbound token of a project, for `idvault export`.
+pub(crate) fn export_all(c: &rusqlite::Connection, project: &ProjectId) -> Result<Vec<SealedOutboundToken>> {
+    let mut s = c
+        .prepare(&format!("SELECT {COLUMNS} FROM outbound_tokens WHERE project_id = ?1 ORDER BY id"))
+        .map_err(storage_err)?;
+    let rows = s.query_map([project.as_str()], raw).map_err(storage_err)?;
+    let rows = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage_err)?;
+    rows.into_iter().map(to_token).collect()
+}
+
 use crate::rows::to_json;
 use crate::{storage_err, SqliteStore};
 
@@ -99,10 +109,13 @@ const INSERT: &str = "INSERT INTO outbound_tokens (project_id, id, app_id, owner
      updated_ms, version, reauth_required) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
      (SELECT pk FROM users WHERE project_id = ?1 AND user_id = ?7), ?8, ?9, ?10, ?11, ?12, ?13, \
-     ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, 1, 0)";
+     ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
+     MAX(?21, (SELECT COALESCE(MAX(updated_ms), 0) + 1 FROM outbound_tokens \
+     WHERE project_id = ?1 AND app_id = ?3 AND owner_kind = ?4 AND owner_id = ?5)), 1, 0)";
 
 /// A token of an existing slot replaces its secrets and metadata, keeping its id and created
-/// time (the rule of single uploads).
+/// time, and its updated time is later than every other token of the owner for the app (the rules
+/// of single uploads: the later write is the latest, even within one millisecond).
 const UPSERT: &str =
     "ON CONFLICT (project_id, app_id, owner_kind, owner_id, tenant_id, scope_key) DO UPDATE SET \
      access_token = excluded.access_token, refresh_token = excluded.refresh_token, \
@@ -223,8 +236,11 @@ impl OutboundTokenStore for SqliteStore {
                     tx.execute(
                         "UPDATE outbound_tokens SET access_token = ?3, refresh_token = ?4, access_token_type = ?5, \
                          expiration = ?6, granted_by = ?7, external_identifier = ?8, token_sub = ?9, \
-                         last_refresh_ms = ?10, last_refresh_error = '', updated_ms = ?11, version = version + 1, \
-                         reauth_required = 0 WHERE project_id = ?1 AND id = ?2",
+                         last_refresh_ms = ?10, last_refresh_error = '', version = version + 1, reauth_required = 0, \
+                         updated_ms = MAX(?11, (SELECT COALESCE(MAX(o.updated_ms), 0) + 1 FROM outbound_tokens o \
+                         WHERE o.project_id = outbound_tokens.project_id AND o.app_id = outbound_tokens.app_id \
+                         AND o.owner_kind = outbound_tokens.owner_kind AND o.owner_id = outbound_tokens.owner_id)) \
+                         WHERE project_id = ?1 AND id = ?2",
                         params![
                             project.as_str(),
                             id,
@@ -265,7 +281,9 @@ impl OutboundTokenStore for SqliteStore {
                          updated_ms, version, reauth_required) \
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
                          (SELECT pk FROM users WHERE project_id = ?1 AND user_id = ?7), ?8, ?9, ?10, ?11, ?12, ?13, \
-                         ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, 1, 0)",
+                         ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
+                         MAX(?21, (SELECT COALESCE(MAX(updated_ms), 0) + 1 FROM outbound_tokens \
+                         WHERE project_id = ?1 AND app_id = ?3 AND owner_kind = ?4 AND owner_id = ?5)), 1, 0)",
                         params![
                             project.as_str(),
                             t.id,

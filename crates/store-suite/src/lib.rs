@@ -1527,6 +1527,17 @@ pub async fn outbound_tokens_upsert_by_scope_set_and_list_newest_first(backend: 
     let org = TokenOwner::Tenant("acme".into());
     s.put_outbound_token(p, &outbound("T6", "docs", org.clone(), "", &[], 60), 10).await.unwrap();
     assert_eq!(ids(s.list_outbound_tokens(p, &docs, &org, None, 10).await.unwrap()), ["T6"]);
+    // Within one millisecond, the later write is the newer (by updated time, not by id).
+    for id in ["T8", "T7"] {
+        s.put_outbound_token(p, &outbound(id, "docs", org.clone(), "", &[id], 60), 10).await.unwrap();
+    }
+    assert_eq!(ids(s.list_outbound_tokens(p, &docs, &org, None, 10).await.unwrap()), ["T7", "T8", "T6"]);
+    s.put_outbound_token(p, &outbound("T9", "docs", org.clone(), "", &[], 60), 10).await.unwrap();
+    assert_eq!(
+        ids(s.list_outbound_tokens(p, &docs, &org, None, 1).await.unwrap()),
+        ["T6"],
+        "replaced: newest"
+    );
 }
 
 pub async fn outbound_token_refresh_and_reauth_flag_are_compare_and_swap(backend: TestStore) {
@@ -1660,6 +1671,21 @@ pub async fn outbound_batches_are_written_whole_or_not_at_all(backend: TestStore
     for id in ["C1", "C2", "C3"] {
         assert_eq!(s.get_outbound_token(p, id).await.unwrap(), None, "{id} rolled back");
     }
+    // Within one batch (and one millisecond), the later item of an owner is the newer, after
+    // everything stored before.
+    let ordered = vec![
+        outbound("D2", "docs", org.clone(), "", &["two"], 5),
+        outbound("D1", "docs", org.clone(), "", &["one"], 5),
+    ];
+    assert_eq!(s.put_outbound_tokens(p, ordered, 10).await.unwrap(), vec![]);
+    let newest: Vec<String> = s
+        .list_outbound_tokens(p, &provider("docs"), &org, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(newest, ["D1", "D2", "B3"]);
     // Deleting the user deletes what the batch stored for it.
     s.delete_user(p, &b.user_id).await.unwrap();
     assert_eq!(s.get_outbound_token(p, "B2").await.unwrap(), None);

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::directory::{check_custom_attributes, AttributeDef, Role};
 use crate::error::{Error, Result};
-use crate::user::change::Contact;
+use crate::user::model::Contact;
 use crate::user::User;
 
 /// The key of a role: its tenant (empty for a project role) and its name.

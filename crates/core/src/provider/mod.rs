@@ -162,6 +162,9 @@ pub struct TokenEndpoint<'a> {
     pub client_id: &'a str,
     pub client_secret: Option<&'a SecretString>,
     pub auth_method: ClientAuthMethod,
+    /// An outbound app's `tokenUrlParams`, added to the form; they never replace a parameter of
+    /// the grant itself or of client authentication.
+    pub extra_params: &'a [UrlParam],
 }
 
 /// A successful token endpoint answer.

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::directory::references::{check_references, DirectoryFacts, DirectoryNeeds};
 use crate::error::{Error, Result};
-use crate::user::model::{add_all, NewUser, User, UserStatus, UserTenant};
+use crate::user::model::{add_all, Contact, NewUser, User, UserStatus, UserTenant};
 
 /// How a list of names changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,21 +120,6 @@ pub enum UserChange {
     },
     /// Several changes, applied in order and saved together: all of them or none.
     Several(Vec<UserChange>),
-}
-
-/// An address another user may already hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Contact<'a> {
-    Email(&'a str),
-    Phone(&'a str),
-}
-
-impl Contact<'_> {
-    fn value(&self) -> &str {
-        match self {
-            Contact::Email(v) | Contact::Phone(v) => v,
-        }
-    }
 }
 
 /// Empty text means absent.

@@ -9,6 +9,6 @@ pub mod service;
 
 pub use change::{ListOp, NameParts, RoleScope, UserChange, UserPatch, UserUpdate};
 pub use filter::{Predicate, UserFilter};
-pub use model::{NewUser, User, UserRef, UserStatus, UserTenant};
+pub use model::{Contact, NewUser, User, UserRef, UserStatus, UserTenant};
 pub use search::{SortBy, SortField, TenantRoleFilter, TestUserFilter, UserQuery};
 pub use service::UserService;

@@ -37,6 +37,21 @@ impl UserStatus {
     }
 }
 
+/// An address another user may already hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contact<'a> {
+    Email(&'a str),
+    Phone(&'a str),
+}
+
+impl Contact<'_> {
+    pub(crate) fn value(&self) -> &str {
+        match self {
+            Contact::Email(v) | Contact::Phone(v) => v,
+        }
+    }
+}
+
 /// A user's membership in a tenant, with the roles it holds there. The tenant's name and the
 /// permissions the roles grant are filled in when a user is loaded; they are not stored with
 /// the user, so that renaming a tenant or changing a role shows at once.

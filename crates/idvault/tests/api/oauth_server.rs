@@ -31,26 +31,36 @@ impl OAuthServer {
             .args(["--port", "0", "--exit-on-stdin-close"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("node must be installed to run the OAuth tests");
         let stdout = child.stdout.take().unwrap();
+        // Kept for the failure message only: why node did not start says more than a timeout.
+        let stderr = child.stderr.take().unwrap();
+        let errors = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
+            text
+        });
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let _ = tx.send(line);
             }
         });
+        // Generous: on a 2-core machine busy with builds, node can take long to load oidc-provider.
         let issuer = loop {
-            match rx.recv_timeout(Duration::from_secs(30)) {
+            match rx.recv_timeout(Duration::from_secs(120)) {
                 Ok(line) => {
                     if let Some(url) = line.strip_prefix("oauth-server listening on ") {
                         break url.trim().to_owned();
                     }
                 }
-                Err(_) => {
+                Err(e) => {
                     let _ = child.kill();
-                    panic!("the OAuth test server did not start");
+                    let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+                    let stderr = errors.join().unwrap_or_default();
+                    panic!("the OAuth test server did not start ({e}; node {status}):\n{stderr}");
                 }
             }
         };

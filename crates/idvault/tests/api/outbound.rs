@@ -29,6 +29,8 @@ async fn oauth_app(api: &Api, oauth: &OAuthServer, id: &str) -> Value {
         "/v1/mgmt/outbound/app/create",
         json!({"id": id, "name": format!("App {id}"), "clientId": "idvault-test",
             "clientSecret": "idvault-test-secret",
+            // Sent with every refresh; a parameter of the grant itself would be left out.
+            "tokenUrlParams": [{"key": "idvault_probe", "value": "1"}, {"key": "grant_type", "value": "password"}],
             "discoveryUrl": format!("{}/.well-known/openid-configuration", oauth.issuer)}),
     )
     .await["app"]

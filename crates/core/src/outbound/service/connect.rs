@@ -339,6 +339,7 @@ impl OutboundService {
             client_id: &app.client_id,
             client_secret: client_secret.as_ref(),
             auth_method: app.auth_method,
+            extra_params: app.app.as_ref().map(|a| a.token_url_params.as_slice()).unwrap_or_default(),
         };
         let grant = self
             .oauth
