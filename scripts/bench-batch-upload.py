@@ -49,7 +49,8 @@ def main():
         if args.database_url:
             cmd += ["--database-url", args.database_url]
         cmd += ["serve", "--listen", "127.0.0.1:0", "--ready-file", ready]
-        env = dict(os.environ, IDVAULT_LOG="warn")
+        env = dict(os.environ)
+        env.setdefault("IDVAULT_LOG", "warn")
         env.pop("IDVAULT_MASTER_KEY", None)
         server = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
         try:

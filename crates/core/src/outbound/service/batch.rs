@@ -96,6 +96,7 @@ impl OutboundService {
             HashSet::new()
         };
 
+        let started = std::time::Instant::now();
         let now = self.clock.now_ms();
         let mut failures = Vec::new();
         // Two items of the same slot (app, owner, tenant, scope set): the later one wins, as if
@@ -130,8 +131,21 @@ impl OutboundService {
             return Ok(failures);
         }
 
+        let checked_at = started.elapsed();
+        let count = checked.len();
         let tokens = self.seal_all(project, checked).await?;
+        let sealed_at = started.elapsed();
         let overfull = self.store.put_outbound_tokens(project, tokens, MAX_TOKENS_PER_OWNER).await?;
+        // One line per batch (never per token): where a migration's time goes.
+        tracing::info!(
+            %project,
+            tokens = count,
+            written = overfull.is_empty(),
+            check_ms = checked_at.as_millis() as u64,
+            seal_ms = (sealed_at - checked_at).as_millis() as u64,
+            store_ms = (started.elapsed() - sealed_at).as_millis() as u64,
+            "outbound batch upload"
+        );
         Ok(overfull
             .into_iter()
             .map(|slot| BatchFailure {
