@@ -118,9 +118,9 @@ fn limits() -> Vec<Limit> {
         limit!("sign-in `redirectURL`", MAX_REDIRECT_URL_LEN =>
             format!("{} bytes, no `code` query parameter", count(MAX_REDIRECT_URL_LEN))),
         limit!("sign-in `loginHint`", MAX_LOGIN_HINT_LEN => format!("{MAX_LOGIN_HINT_LEN} bytes")),
-        limit!("pending sign-ins per project (started, unexpired)", MAX_PENDING_SIGN_INS =>
+        limit!("pending sign-ins and outbound connects per project (started, unexpired)", MAX_PENDING_SIGN_INS =>
             format!("{} (then 429)", count(MAX_PENDING_SIGN_INS as usize))),
-        limit!("`/v1/auth/*` requests per client address (`--auth-rate-limit`, `--auth-rate-burst`)", => format!(
+        limit!("`/v1/auth/*` and outbound connect (`/v1/outbound/oauth/*`, `/v1/mgmt/outbound/app/connect`) requests per client address (`--auth-rate-limit`, `--auth-rate-burst`)", => format!(
             "{} per second, bursts of {} by default; `0` disables",
             RateLimit::AUTH_DEFAULT.per_second,
             RateLimit::AUTH_DEFAULT.burst

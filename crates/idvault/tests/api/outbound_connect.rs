@@ -185,6 +185,16 @@ async fn connect_refuses_bad_states_foreign_projects_disabled_users_and_open_red
     let r = get(format!("{}?state={signin_state}&code=x", callback(&c.app))).await;
     assert_eq!(r.status().as_u16(), 400);
 
+    // And a connect's state is refused at the sign-in callback (and spent there too).
+    let r = start(&c, CONNECT, json!({"appId": "crm"})).await;
+    let connect_state = param(r.body["url"].as_str().unwrap(), "state").unwrap();
+    let r =
+        get(format!("{}/v1/auth/oauth/callback?state={connect_state}&code=x", c.app.server.base_url)).await;
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["errorCode"], "E113001");
+    let r = get(format!("{}?state={connect_state}&code=x", callback(&c.app))).await;
+    assert_eq!(r.status().as_u16(), 400, "spent");
+
     // A provider error comes back to the app as an error code, never the provider's text.
     let r = start(&c, CONNECT, json!({"appId": "crm"})).await;
     assert_eq!(r.status, 200, "{}", r.body);
