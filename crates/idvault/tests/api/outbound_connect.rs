@@ -255,3 +255,65 @@ async fn connect_refuses_bad_states_foreign_projects_disabled_users_and_open_red
     assert_eq!(param(&ended, "error").as_deref(), Some("E113006"), "{ended}");
     assert_eq!(latest(&c).await.status, 404);
 }
+
+#[tokio::test]
+async fn a_tenant_member_connects_a_tenant_token_and_a_user_token_for_the_tenant() {
+    let c = signed_in().await;
+    for t in ["t1", "t2"] {
+        let r = c.app.api.post("/v1/mgmt/tenant/create", json!({"id": t, "name": t})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let r = c
+        .app
+        .api
+        .post("/v1/mgmt/user/update/tenant/add", json!({"userId": c.user_id, "tenantId": "t1"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Not a member of t2: refused before the provider is involved.
+    start(&c, CONNECT, json!({"appId": "crm", "tenantId": "t2", "tenantLevel": true}))
+        .await
+        .assert_error(400, "E011004");
+
+    // Tenant level: the token is t1's, granted by the user (the API reference's form: in options).
+    let (_, outcome) = connect(
+        &c,
+        MGMT_CONNECT,
+        json!({"appId": "crm", "options": {"redirectUrl": APP_REDIRECT, "tenantId": "t1", "tenantLevel": true,
+            "externalIdentifier": "acct-7"}}),
+    )
+    .await;
+    assert_eq!(outcome.app_url.as_deref(), Some(APP_REDIRECT));
+    let t = c
+        .app
+        .api
+        .post("/v1/mgmt/outbound/app/tenant/token/latest", json!({"appId": "crm", "tenantId": "t1"}))
+        .await;
+    assert_eq!(t.status, 200, "{}", t.body);
+    assert_eq!(t.body["token"]["tenantId"], "t1");
+    assert_eq!(t.body["token"]["userId"], "");
+    assert_eq!(t.body["token"]["grantedBy"], c.user_id.as_str());
+    assert_eq!(t.body["token"]["externalIdentifier"], "acct-7");
+    assert_eq!(provider_subject(&c.oauth, t.body["token"]["accessToken"].as_str().unwrap()).await, "dana");
+    assert_eq!(latest(&c).await.status, 404, "no user token was stored");
+
+    // User level for the tenant: a user token of t1 (core-js moves tenantId to the top level).
+    let (_, outcome) = connect(
+        &c,
+        CONNECT,
+        json!({"appId": "crm", "tenantId": "t1", "options": {"redirectUrl": APP_REDIRECT}}),
+    )
+    .await;
+    assert_eq!(outcome.app_url.as_deref(), Some(APP_REDIRECT));
+    let u = c
+        .app
+        .api
+        .post(
+            "/v1/mgmt/outbound/app/user/token/latest",
+            json!({"appId": "crm", "userId": c.user_id, "tenantId": "t1"}),
+        )
+        .await;
+    assert_eq!(u.status, 200, "{}", u.body);
+    assert_eq!(u.body["token"]["tenantId"], "t1");
+    assert_eq!(u.body["token"]["userId"], c.user_id.as_str());
+}
