@@ -226,6 +226,17 @@ impl OutboundTokenStore for PgStore {
         max_per_owner: usize,
     ) -> Result<Vec<OverfullSlot>> {
         let max = i64::try_from(max_per_owner).unwrap_or(i64::MAX);
+        // Rows are locked in (app, owner) order, so two concurrent batches over the same owners
+        // wait for each other instead of deadlocking; the sort is stable, so an owner's tokens
+        // keep their batch order (which `rank` turns into their order of recency).
+        let mut tokens = tokens;
+        tokens.sort_by(|a, b| {
+            (a.app_id.as_str(), a.owner.kind(), a.owner.id()).cmp(&(
+                b.app_id.as_str(),
+                b.owner.kind(),
+                b.owner.id(),
+            ))
+        });
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(pg_err)?;
         let upsert = tx.prepare_cached(BATCH_UPSERT).await.map_err(pg_err)?;

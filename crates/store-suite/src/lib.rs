@@ -1691,6 +1691,41 @@ pub async fn outbound_batches_are_written_whole_or_not_at_all(backend: TestStore
     assert_eq!(s.get_outbound_token(p, "B2").await.unwrap(), None);
 }
 
+pub async fn concurrent_outbound_batches_in_opposite_orders_both_succeed(backend: TestStore) {
+    let f = directory(backend).await;
+    let (s, p) = (&f.store, &f.project);
+    s.put_provider(p, &app("docs", "Docs")).await.unwrap();
+    let users: Vec<User> = (0..1000).map(|i| user(&format!("cb{i}"))).collect();
+    s.create_users(p, &users).await.unwrap();
+    for round in 0..3 {
+        let ok =
+            wins(2, |reversed| {
+                let (s, p) = (s.clone(), p.clone());
+                let mut batch: Vec<SealedOutboundToken> = users
+                    .iter()
+                    .map(|u| {
+                        outbound(
+                            &format!("R{round}-{reversed}-{}", u.user_id),
+                            "docs",
+                            TokenOwner::User(u.user_id.clone()),
+                            "",
+                            &["s"],
+                            1,
+                        )
+                    })
+                    .collect();
+                if reversed == 1 {
+                    batch.reverse();
+                }
+                async move {
+                    s.put_outbound_tokens(&p, batch, 10).await.map(|full| full.is_empty()).unwrap_or(false)
+                }
+            })
+            .await;
+        assert_eq!(ok, 2, "round {round}: both batches are written, one after the other");
+    }
+}
+
 pub async fn pending_connects_keep_their_intent(backend: TestStore) {
     let f = directory(backend).await;
     let (s, p) = (&*f.store, &f.project);
@@ -1776,6 +1811,7 @@ macro_rules! store_contract_tests {
             outbound_token_refresh_and_reauth_flag_are_compare_and_swap,
             outbound_tokens_go_with_their_app_user_and_tenant,
             outbound_batches_are_written_whole_or_not_at_all,
+            concurrent_outbound_batches_in_opposite_orders_both_succeed,
             pending_connects_keep_their_intent,
         );
     };
