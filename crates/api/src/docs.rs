@@ -102,6 +102,13 @@ fn limits() -> Vec<Limit> {
             "absolute `https://` (http only for `--provider-allowed-hosts`), {} bytes; see [security.md](security.md)",
             count(MAX_URL_LEN)
         )),
+        limit!("outbound apps per project (providers count too)", MAX_OUTBOUND_APPS => format!("{} (checked when an app is created)", count(MAX_OUTBOUND_APPS))),
+        limit!("outbound app URL parameters (`authorizationUrlParams`, `tokenUrlParams`) and `prompt` values", MAX_APP_URL_PARAMS =>
+            format!("{} each", count(MAX_APP_URL_PARAMS))),
+        limit!("outbound tokens per owner (user, user and tenant, or tenant) and app: one per scope set", MAX_TOKENS_PER_OWNER =>
+            format!("{} (a new scope set beyond it: 400)", count(MAX_TOKENS_PER_OWNER))),
+        limit!("outbound app name, token id, tenant id, `grantedBy`, `externalIdentifier`, `accessTokenType`", MAX_OUTBOUND_TEXT_LEN =>
+            format!("{MAX_OUTBOUND_TEXT_LEN} bytes, no control characters")),
         limit!("allowed redirect URL of a project", MAX_URL_LEN =>
             format!("absolute `http(s)://`, {} bytes", count(MAX_URL_LEN))),
         limit!("sign-in `redirectURL`", MAX_REDIRECT_URL_LEN =>

@@ -88,6 +88,11 @@ error_table! {
         "`forceRefresh=true` but no refresh token is stored";
     ProviderNotConfigured => NOT_FOUND, "E112112", "Provider not configured",
         "the provider is not configured in this project";
+    OutboundAppNotFound => NOT_FOUND, "E152101", "Outbound application not found",
+        "no outbound application (or provider) with that id in the project";
+    OutboundTokenNotFound => NOT_FOUND, "E152102", "Outbound token not found",
+        "no stored outbound token matches the app, owner, tenant and scopes asked for (by scopes: none whose \
+         granted scopes include them), or none has that id";
     AlreadyExists => CONFLICT, "E011409", "Already exists",
         "a tenant, role or permission with that id or name exists";
     NotFound => NOT_FOUND, "E011406", "Not found",

@@ -18,10 +18,10 @@ use utoipa::openapi::{Ref, RefOr, Required};
 use utoipa::PartialSchema;
 
 use idvault_core::limits::{
-    MAX_ATTRIBUTE_NAME_LEN, MAX_BATCH_USERS, MAX_BODY_BYTES, MAX_CUSTOM_ATTRIBUTES_BYTES, MAX_FIELD_LEN,
-    MAX_FILTER_VALUES, MAX_LIST_ITEMS, MAX_LOAD_USERS, MAX_LOGIN_IDS, MAX_PROVIDER_NAME_LEN, MAX_SCOPES,
-    MAX_SEARCH_FILTERS, MAX_SEARCH_TEXT_LEN, MAX_SORT_FIELDS, MAX_TOKEN_LEN, MAX_URL_LEN, MAX_USER_ID_LEN,
-    SEARCH_MAX_LIMIT,
+    MAX_APP_URL_PARAMS, MAX_ATTRIBUTE_NAME_LEN, MAX_BATCH_USERS, MAX_BODY_BYTES, MAX_CUSTOM_ATTRIBUTES_BYTES,
+    MAX_FIELD_LEN, MAX_FILTER_VALUES, MAX_LIST_ITEMS, MAX_LOAD_USERS, MAX_LOGIN_IDS, MAX_OUTBOUND_TEXT_LEN,
+    MAX_PROVIDER_NAME_LEN, MAX_SCOPES, MAX_SEARCH_FILTERS, MAX_SEARCH_TEXT_LEN, MAX_SORT_FIELDS,
+    MAX_TOKEN_LEN, MAX_URL_LEN, MAX_USER_ID_LEN, SEARCH_MAX_LIMIT,
 };
 
 /// No NUL character: the API refuses NUL anywhere in a request (`crate::extract`).
@@ -714,6 +714,49 @@ pub fn query(name: &str, required: bool, description: &str, schema: Object) -> P
         .build()
 }
 
+/// The user tokens a delete names, as `?appId=...`, `?userId=...` or both: one object parameter
+/// exploded into its fields, so that the document can say that one of the two is required.
+pub fn app_or_user_query() -> Parameter {
+    let given = |field: &str| {
+        ObjectBuilder::new()
+            .property(field, ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)))
+            .required(field)
+            .build()
+    };
+    let fields = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("appId", not_null(app_id_opt()))
+        .property("userId", not_null(user_id_opt()))
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .build();
+    let either = AnyOfBuilder::new()
+        .item(given("appId"))
+        .item(given("userId"))
+        .description(Some("`appId`, `userId` or both (the text `undefined` counts as absent)"))
+        .build();
+    let schema = AllOfBuilder::new().item(fields).item(Schema::AnyOf(either)).build();
+    ParameterBuilder::new()
+        .name("tokens")
+        .parameter_in(ParameterIn::Query)
+        .required(Required::True)
+        .style(Some(ParameterStyle::Form))
+        .explode(Some(true))
+        .description(Some("Whose tokens: `appId=<app id>`, `userId=<user id>`, or both"))
+        .schema(Some(Schema::AllOf(schema)))
+        .build()
+}
+
+/// A path parameter.
+pub fn path(name: &str, description: &str, schema: Object) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some(description))
+        .schema(Some(not_null(schema)))
+        .build()
+}
+
 /// Custom attribute values by name: what an attribute of any type can hold (text without NUL,
 /// a number, a boolean, null, or a list of texts); the names must be defined attributes.
 /// What a custom attribute of any type can hold: text, a number, a boolean, null or a list of
@@ -848,6 +891,84 @@ pub fn integral(n: &serde_json::Number) -> Option<i64> {
     let f = n.as_f64()?;
     // i64::MAX as f64 rounds up to 2^63, which is out of range: compare with `<`.
     (f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64).then_some(f as i64)
+}
+
+// ---- outbound apps ----
+
+/// An outbound app id (`idvault_core::outbound`): a provider name, URL-safe; null or absent on
+/// create gives a generated one.
+pub fn app_id_opt() -> Object {
+    string(
+        true,
+        0,
+        MAX_PROVIDER_NAME_LEN,
+        format!("^$|{}", provider_pattern()),
+        "An outbound app id: lowercase letters, digits, `-` and `_` (not create, update, delete, connect, bytemplate)",
+    )
+}
+
+/// Short outbound text (token ids, `grantedBy`, `externalIdentifier`, tenant ids).
+pub fn outbound_text_opt() -> Object {
+    string(
+        true,
+        0,
+        MAX_OUTBOUND_TEXT_LEN,
+        printable_pattern(),
+        &format!("Text, {}, no control characters", bytes(MAX_OUTBOUND_TEXT_LEN)),
+    )
+}
+
+/// An optional absolute http(s) URL (logo, default redirect URL).
+pub fn url_opt() -> Object {
+    string(true, 0, MAX_URL_LEN, URL_PATTERN, &format!("An absolute http(s) URL, {}", bytes(MAX_URL_LEN)))
+}
+
+/// `authorizationUrlParams` / `tokenUrlParams`.
+pub fn url_params_opt<T: PartialSchema>() -> Array {
+    ArrayBuilder::new()
+        .schema_type(nullable(Type::Array, true))
+        .items(T::schema())
+        .max_items(Some(MAX_APP_URL_PARAMS))
+        .description(Some(format!("At most {MAX_APP_URL_PARAMS} parameters")))
+        .build()
+}
+
+/// `prompt`: OAuth prompt values.
+pub fn prompt_opt() -> Array {
+    let item = ObjectBuilder::new()
+        .schema_type(SchemaType::new(Type::String))
+        .enum_values(Some(["none", "login", "consent", "select_account"]))
+        .build();
+    array(true, 0, MAX_APP_URL_PARAMS, item, "OAuth prompt values")
+}
+
+/// `accessType`: `offline` or `online`.
+pub fn access_type_opt() -> Object {
+    ObjectBuilder::new()
+        .schema_type(nullable(Type::String, true))
+        .enum_values(Some([Some(""), Some("offline"), Some("online"), None]))
+        .description(Some("OAuth access type"))
+        .build()
+}
+
+/// `appType`: idvault extension, `oauth` (the default) or `apikey`.
+pub fn app_type_opt() -> Object {
+    ObjectBuilder::new()
+        .schema_type(nullable(Type::String, true))
+        .enum_values(Some([Some(""), Some("oauth"), Some("apikey"), None]))
+        .description(Some("idvault extension: `apikey` creates an API-key app; default `oauth`"))
+        .build()
+}
+
+/// An optional client id (an outbound app may be created before its client is registered).
+pub fn client_id_opt() -> Object {
+    string(
+        true,
+        0,
+        MAX_FIELD_LEN,
+        printable_pattern(),
+        &format!("The OAuth client id, {}", bytes(MAX_FIELD_LEN)),
+    )
 }
 
 #[cfg(test)]

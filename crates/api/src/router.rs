@@ -36,6 +36,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::users::router())
         .merge(routes::provider_tokens::router())
         .merge(routes::providers::router())
+        .merge(routes::outbound::router())
         .merge(routes::keys::router());
     crate::openapi::finish(routes.get_openapi_mut());
     routes

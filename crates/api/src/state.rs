@@ -5,6 +5,7 @@ use std::sync::Arc;
 use idvault_core::auth::{AuthService, AuthSettings, SessionSigner};
 use idvault_core::clock::SharedClock;
 use idvault_core::directory::DirectoryService;
+use idvault_core::outbound::OutboundService;
 use idvault_core::project::ProjectService;
 use idvault_core::provider::{OAuthClient, ProviderService};
 use idvault_core::secrets::Cipher;
@@ -33,6 +34,7 @@ pub struct Services {
     pub users: UserService,
     pub providers: ProviderService,
     pub vault: VaultService,
+    pub outbound: OutboundService,
     pub store: SharedStore,
 }
 
@@ -48,6 +50,26 @@ impl AppState {
     ) -> Self {
         let users = UserService::new(store.clone(), clock.clone());
         let providers = ProviderService::new(store.clone(), cipher.clone(), oauth.clone(), clock.clone());
+        let vault = VaultService::new(
+            store.clone(),
+            cipher.clone(),
+            users.clone(),
+            providers.clone(),
+            oauth.clone(),
+            clock.clone(),
+            vault_settings,
+        );
+        // One refresh machinery (and one set of refresh locks) for provider and outbound tokens.
+        let outbound = OutboundService::new(
+            store.clone(),
+            cipher.clone(),
+            providers.clone(),
+            users.clone(),
+            oauth.clone(),
+            vault.refresher(),
+            clock.clone(),
+            vault_settings.refresh_skew,
+        );
         AppState(Arc::new(Services {
             directory: DirectoryService::new(store.clone(), clock.clone()),
             auth: AuthService::new(
@@ -61,15 +83,8 @@ impl AppState {
                 auth_settings,
             ),
             projects: ProjectService::new(store.clone(), clock.clone()),
-            vault: VaultService::new(
-                store.clone(),
-                cipher,
-                users.clone(),
-                providers.clone(),
-                oauth,
-                clock,
-                vault_settings,
-            ),
+            vault,
+            outbound,
             providers,
             users,
             store,

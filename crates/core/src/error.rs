@@ -24,6 +24,8 @@ pub enum Code {
     ProviderNetwork,
     NoRefreshToken,
     ProviderNotConfigured,
+    OutboundAppNotFound,
+    OutboundTokenNotFound,
     AlreadyExists,
     NotFound,
     InvalidOAuthState,
@@ -99,6 +101,11 @@ pub enum Error {
     NoRefreshToken(String),
     #[error("refreshing the {provider} token failed: {failure}")]
     Provider { provider: String, failure: ProviderFailure },
+    #[error("no outbound application '{0}' in this project")]
+    OutboundAppNotFound(String),
+    /// No stored outbound token matches (app, owner, tenant, scopes), or no token has that id.
+    #[error("no matching outbound token is stored")]
+    OutboundTokenNotFound,
     /// A tenant, role or permission with that id or name exists already.
     #[error("{0} already exists")]
     AlreadyExists(String),
@@ -167,6 +174,8 @@ impl Error {
                 ProviderFailure::BadResponse(_) => Code::ProviderBadResponse,
                 ProviderFailure::Network(_) => Code::ProviderNetwork,
             },
+            Error::OutboundAppNotFound(_) => Code::OutboundAppNotFound,
+            Error::OutboundTokenNotFound => Code::OutboundTokenNotFound,
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::NotFound(_) => Code::NotFound,
             Error::InvalidOAuthState(_) => Code::InvalidOAuthState,

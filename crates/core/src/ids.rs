@@ -12,6 +12,16 @@ fn random_alnum(len: usize) -> String {
     rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
 }
 
+/// A fresh outbound app id: a valid [`ProviderName`] (lowercase), URL-safe.
+pub fn generate_app_id() -> String {
+    format!("app-{}", random_alnum(20).to_ascii_lowercase())
+}
+
+/// A fresh outbound token id, URL-safe.
+pub fn generate_token_id() -> String {
+    format!("OT{}", random_alnum(26))
+}
+
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*

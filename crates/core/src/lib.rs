@@ -12,6 +12,7 @@ pub mod directory;
 pub mod error;
 pub mod ids;
 pub mod limits;
+pub mod outbound;
 pub mod project;
 pub mod provider;
 pub mod secrets;

@@ -57,3 +57,14 @@ pub const MAX_PENDING_SIGN_INS: u64 = 10_000;
 pub const SIGNING_KEY_RELOAD_INTERVAL_MS: u64 = 2_000;
 /// Most sort keys in one user search.
 pub const MAX_SORT_FIELDS: usize = 5;
+/// Most URL parameters (`authorizationUrlParams`, `tokenUrlParams`) and `prompt` values of one
+/// outbound app.
+pub const MAX_APP_URL_PARAMS: usize = 50;
+/// Most outbound apps (providers included) in one project.
+pub const MAX_OUTBOUND_APPS: usize = 1000;
+/// Most tokens one owner (a user, optionally per tenant, or a tenant) holds for one outbound app:
+/// one per distinct scope set. An upload of a new scope set beyond it answers 400; a fetch reads
+/// at most this many rows.
+pub const MAX_TOKENS_PER_OWNER: usize = 100;
+/// Longest outbound token id, app name, `grantedBy`, `externalIdentifier`, `accessTokenType`.
+pub const MAX_OUTBOUND_TEXT_LEN: usize = 256;

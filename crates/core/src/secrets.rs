@@ -49,6 +49,25 @@ pub fn token_aad(project: &ProjectId, user: &UserId, provider: &ProviderName, fi
     aad(b"idvault/provider-token/v1", &[project.as_str(), user.as_str(), provider.as_str(), field])
 }
 
+/// Binds an outbound-app token ciphertext (access token or API key, refresh token) to its
+/// project, app, owner (`user` or `tenant`, and its id), the tenant a user token is for ("" for
+/// none) and field. Not to the token id: an upload with the same scope set replaces the secrets
+/// of a token in place, and a batch import seals before ids exist.
+pub fn outbound_token_aad(
+    project: &ProjectId,
+    app: &ProviderName,
+    owner_kind: &str,
+    owner_id: &str,
+    tenant: &str,
+    field: TokenField,
+) -> Vec<u8> {
+    let field = match field {
+        TokenField::Access => "access",
+        TokenField::Refresh => "refresh",
+    };
+    aad(b"idvault/outbound-token/v1", &[project.as_str(), app.as_str(), owner_kind, owner_id, tenant, field])
+}
+
 /// Binds a client-secret ciphertext to its project and provider.
 pub fn client_secret_aad(project: &ProjectId, provider: &ProviderName) -> Vec<u8> {
     aad(b"idvault/client-secret/v1", &[project.as_str(), provider.as_str()])

@@ -10,6 +10,7 @@ use crate::auth::{AuthCode, OAuthState, ProjectAuthSettings, SessionRecord, Sign
 use crate::directory::{AttributeDef, Permission, Role, Tenant};
 use crate::error::Result;
 use crate::ids::{ProjectId, ProviderName, UserId};
+use crate::outbound::{SealedOutboundToken, TokenOwner};
 use crate::project::{ManagementKey, Project};
 use crate::provider::ProviderConfig;
 use crate::user::{User, UserQuery, UserRef, UserUpdate};
@@ -98,6 +99,70 @@ pub trait ProviderStore: Send + Sync {
     async fn get_provider(&self, project: &ProjectId, name: &ProviderName) -> Result<Option<ProviderConfig>>;
     async fn list_providers(&self, project: &ProjectId) -> Result<Vec<ProviderConfig>>;
     async fn delete_provider(&self, project: &ProjectId, name: &ProviderName) -> Result<bool>;
+}
+
+/// Outbound app tokens (sealed by the domain before they get here). Deleting the app, the user
+/// or the tenant a token belongs to deletes the token.
+#[async_trait]
+pub trait OutboundTokenStore: Send + Sync {
+    /// The tokens of `owner` for `app`, of the tenant `tenant` when given (user tokens; `Some("")`
+    /// means "without a tenant"), any tenant otherwise. At most `limit` rows, newest first.
+    async fn list_outbound_tokens(
+        &self,
+        project: &ProjectId,
+        app: &ProviderName,
+        owner: &TokenOwner,
+        tenant: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SealedOutboundToken>>;
+    async fn get_outbound_token(&self, project: &ProjectId, id: &str) -> Result<Option<SealedOutboundToken>>;
+    /// Stores `token`: it replaces the token with the same (app, owner, tenant, scope set), which
+    /// keeps its id and created time, bumps its version and clears its re-authentication flag;
+    /// otherwise it is inserted with `token.id`, unless the owner already has `max_per_owner`
+    /// tokens for the app and tenant (then `None`). Answers the id of the stored token. Its
+    /// `updated_ms` is stored as at least one more than that of every other token of the owner
+    /// for the app, so that of two uploads within one millisecond the later is the latest.
+    async fn put_outbound_token(
+        &self,
+        project: &ProjectId,
+        token: &SealedOutboundToken,
+        max_per_owner: usize,
+    ) -> Result<Option<String>>;
+    /// Replaces the secrets, expiry and refresh bookkeeping of the token `token.id` if its version
+    /// is still `expected_version` (compare-and-swap), bumping the version.
+    async fn replace_refreshed_outbound_token(
+        &self,
+        project: &ProjectId,
+        token: &SealedOutboundToken,
+        expected_version: i64,
+    ) -> Result<bool>;
+    /// Flags the token as refused by the provider (with `error` as its last refresh error), if its
+    /// version is still `expected_version`.
+    async fn flag_outbound_reauth(
+        &self,
+        project: &ProjectId,
+        id: &str,
+        expected_version: i64,
+        error: &str,
+        at_ms: i64,
+    ) -> Result<bool>;
+    /// Deletes user tokens of `app`, of `user`, or of both (at least one is given). Answers how
+    /// many.
+    async fn delete_user_outbound_tokens(
+        &self,
+        project: &ProjectId,
+        app: Option<&ProviderName>,
+        user: Option<&UserId>,
+    ) -> Result<u64>;
+    async fn delete_outbound_token(&self, project: &ProjectId, id: &str) -> Result<bool>;
+    /// The ids of the apps `user` holds a token for that is not flagged for re-authentication
+    /// (of `tenant` only, when given), sorted.
+    async fn apps_with_user_token(
+        &self,
+        project: &ProjectId,
+        user: &UserId,
+        tenant: Option<&str>,
+    ) -> Result<Vec<String>>;
 }
 
 /// A project's data key, wrapped (encrypted) by a master key version.
@@ -287,23 +352,55 @@ pub trait TransferStore: Send + Sync {
     /// Every provider-token row of the project.
     async fn export_tokens(&self, project: &ProjectId) -> Result<Vec<(UserId, SealedToken)>>;
     async fn export_identities(&self, project: &ProjectId) -> Result<Vec<IdentityLink>>;
+    /// Every outbound token of the project (imported back with `put_outbound_token`).
+    async fn export_outbound_tokens(&self, project: &ProjectId) -> Result<Vec<SealedOutboundToken>>;
     async fn import_identity(&self, project: &ProjectId, link: &IdentityLink) -> Result<()>;
 }
 
 /// Held while a token refresh runs; dropping it releases the lock.
 pub type RefreshGuard = Box<dyn Send + Sync>;
 
-/// Exactly one refresh at a time per (project, user, provider) across every process sharing the
-/// database. Within a process the vault already serializes refreshes; a backend shared by
-/// several replicas (PostgreSQL) adds a database lock that a crashed holder cannot keep.
+/// Which stored token a refresh is for: the key of the refresh locks, in-process and across
+/// replicas.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RefreshKey {
+    /// A `/v1/mgmt/user/provider/token` row.
+    ProviderToken { user_id: UserId, provider: ProviderName },
+    /// An outbound app token, by id.
+    OutboundToken { id: String },
+}
+
+impl RefreshKey {
+    /// The parts a cross-replica lock key is derived from. A provider token's parts are the ones
+    /// used before outbound tokens existed, so that replicas of both versions still exclude each
+    /// other during a rolling upgrade.
+    pub fn lock_parts<'a>(&'a self, project: &'a ProjectId) -> Vec<&'a str> {
+        match self {
+            RefreshKey::ProviderToken { user_id, provider } => {
+                vec![project.as_str(), user_id.as_str(), provider.as_str()]
+            }
+            RefreshKey::OutboundToken { id } => vec!["outbound-token", project.as_str(), id.as_str()],
+        }
+    }
+}
+
+/// Exactly one refresh at a time per stored token across every process sharing the database.
+/// Within a process the vault already serializes refreshes; a backend shared by several replicas
+/// (PostgreSQL) adds a database lock that a crashed holder cannot keep.
 #[async_trait]
 pub trait RefreshLock: Send + Sync {
+    async fn refresh_lock_for(&self, project: &ProjectId, key: &RefreshKey) -> Result<RefreshGuard>;
+
+    /// The lock of a provider-token row.
     async fn refresh_lock(
         &self,
         project: &ProjectId,
         user_id: &UserId,
         provider: &ProviderName,
-    ) -> Result<RefreshGuard>;
+    ) -> Result<RefreshGuard> {
+        let key = RefreshKey::ProviderToken { user_id: user_id.clone(), provider: provider.clone() };
+        self.refresh_lock_for(project, &key).await
+    }
 }
 
 #[async_trait]
@@ -318,6 +415,7 @@ pub trait Store:
     + UserStore
     + TokenStore
     + ProviderStore
+    + OutboundTokenStore
     + DataKeyStore
     + AuthStore
     + DirectoryStore
@@ -330,6 +428,7 @@ impl<T> Store for T where
         + UserStore
         + TokenStore
         + ProviderStore
+        + OutboundTokenStore
         + DataKeyStore
         + AuthStore
         + DirectoryStore

@@ -105,6 +105,7 @@ pub async fn provider(
                 jwks_uri: None,
                 scopes: args.scopes.clone(),
                 auth_method: args.auth_method.as_deref().map(ClientAuthMethod::parse).transpose()?,
+                app: None,
             };
             print_provider(&svc.set(&project, req).await?);
         }

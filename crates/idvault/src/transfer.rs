@@ -17,8 +17,9 @@ use serde_json::{Map, Value};
 use idvault_core::auth::{ProjectAuthSettings, SigningKeyRecord};
 use idvault_core::directory::{AttributeDef, AttributeOption, AttributeType, Permission, Role, Tenant};
 use idvault_core::ids::{ProjectId, ProviderName, UserId};
+use idvault_core::outbound::{SealedOutboundToken, TokenOwner};
 use idvault_core::project::{ManagementKey, Project};
-use idvault_core::provider::{ClientAuthMethod, ProviderConfig};
+use idvault_core::provider::{AppSettings, ClientAuthMethod, ProviderConfig};
 use idvault_core::store::{IdentityLink, Store, TransferStore, WrappedDataKey};
 use idvault_core::user::{TestUserFilter, User, UserQuery, UserStatus, UserTenant};
 use idvault_core::vault::SealedToken;
@@ -106,6 +107,7 @@ enum Record {
     },
     User(Box<UserRecord>),
     Token(Box<TokenRecord>),
+    OutboundToken(Box<OutboundTokenRecord>),
     Identity {
         provider: String,
         provider_user_id: String,
@@ -131,6 +133,11 @@ struct ProviderRecord {
     auth_method: String,
     created_ms: i64,
     updated_ms: i64,
+    /// The outbound app's name and fields (absent in exports of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    app: Option<AppSettings>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -172,6 +179,82 @@ struct TokenRecord {
     reauth_required: bool,
 }
 
+/// An outbound app token, secrets as stored (sealed, base64).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OutboundTokenRecord {
+    id: String,
+    app_id: String,
+    /// `user` or `tenant`.
+    owner_kind: String,
+    owner_id: String,
+    tenant_id: String,
+    scopes: Vec<String>,
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    access_token_type: String,
+    expiration: i64,
+    granted_by: String,
+    external_identifier: String,
+    token_sub: String,
+    last_refresh_ms: i64,
+    last_refresh_error: String,
+    created_ms: i64,
+    updated_ms: i64,
+    reauth_required: bool,
+}
+
+fn outbound_record(t: SealedOutboundToken) -> OutboundTokenRecord {
+    OutboundTokenRecord {
+        owner_kind: t.owner.kind().to_owned(),
+        owner_id: t.owner.id().to_owned(),
+        id: t.id,
+        app_id: t.app_id.into_string(),
+        tenant_id: t.tenant_id,
+        scopes: t.scopes,
+        access_token: t.access_token.as_deref().map(b64),
+        refresh_token: t.refresh_token.as_deref().map(b64),
+        access_token_type: t.access_token_type,
+        expiration: t.expiration,
+        granted_by: t.granted_by,
+        external_identifier: t.external_identifier,
+        token_sub: t.token_sub,
+        last_refresh_ms: t.last_refresh_ms,
+        last_refresh_error: t.last_refresh_error,
+        created_ms: t.created_ms,
+        updated_ms: t.updated_ms,
+        reauth_required: t.reauth_required,
+    }
+}
+
+fn outbound_from(r: OutboundTokenRecord) -> anyhow::Result<SealedOutboundToken> {
+    let owner = match r.owner_kind.as_str() {
+        "user" => TokenOwner::User(UserId::parse(&r.owner_id)?),
+        "tenant" => TokenOwner::Tenant(r.owner_id),
+        other => bail!("outbound token {} has an unknown owner kind '{other}'", r.id),
+    };
+    Ok(SealedOutboundToken {
+        id: r.id,
+        app_id: ProviderName::parse(&r.app_id)?,
+        owner,
+        tenant_id: r.tenant_id,
+        scopes: r.scopes,
+        access_token: r.access_token.as_deref().map(unb64).transpose()?,
+        refresh_token: r.refresh_token.as_deref().map(unb64).transpose()?,
+        access_token_type: r.access_token_type,
+        expiration: r.expiration,
+        granted_by: r.granted_by,
+        external_identifier: r.external_identifier,
+        token_sub: r.token_sub,
+        last_refresh_ms: r.last_refresh_ms,
+        last_refresh_error: r.last_refresh_error,
+        created_ms: r.created_ms,
+        updated_ms: r.updated_ms,
+        version: 1,
+        reauth_required: r.reauth_required,
+    })
+}
+
 /// How many of each record a file holds (written last, checked after an import).
 #[derive(Serialize, Deserialize, Default, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -186,6 +269,9 @@ pub struct Counts {
     pub attributes: u64,
     pub users: u64,
     pub tokens: u64,
+    /// Absent in files of versions without outbound apps.
+    #[serde(default)]
+    pub outbound_tokens: u64,
     pub identities: u64,
 }
 
@@ -286,6 +372,7 @@ pub async fn count(
         attributes: store.list_attribute_defs(project).await?.len() as u64,
         users: store.search_users(project, &q).await?.1,
         tokens: transfer.export_tokens(project).await?.len() as u64,
+        outbound_tokens: transfer.export_outbound_tokens(project).await?.len() as u64,
         identities: transfer.export_identities(project).await?.len() as u64,
     })
 }
@@ -393,6 +480,8 @@ pub async fn export(
                 auth_method: c.auth_method.as_str().to_owned(),
                 created_ms: c.created_ms,
                 updated_ms: c.updated_ms,
+                display_name: c.display_name,
+                app: c.app,
             })),
         )?;
     }
@@ -481,6 +570,10 @@ pub async fn export(
         progress.inc(1);
     }
     progress.finish_and_clear();
+    for t in transfer.export_outbound_tokens(project).await? {
+        counts.outbound_tokens += 1;
+        put(&mut w, &Record::OutboundToken(Box::new(outbound_record(t))))?;
+    }
     for i in transfer.export_identities(project).await? {
         counts.identities += 1;
         put(
@@ -512,6 +605,7 @@ pub async fn import(
     let mut expected = None;
     let mut users: Vec<User> = Vec::new();
     let mut tokens: Vec<(UserId, SealedToken)> = Vec::new();
+    let mut outbound: Vec<SealedOutboundToken> = Vec::new();
     let pid = |p: &Option<ProjectId>| p.clone().context("the file has no project record before its data");
     for (n, line) in lines.iter().enumerate() {
         let record: Record = serde_json::from_str(line).with_context(|| format!("line {}", n + 1))?;
@@ -583,6 +677,8 @@ pub async fn import(
                     auth_method: ClientAuthMethod::parse(&p.auth_method)?,
                     created_ms: p.created_ms,
                     updated_ms: p.updated_ms,
+                    display_name: p.display_name,
+                    app: p.app,
                 };
                 store.put_provider(&pid(&project)?, &config).await?;
             }
@@ -659,6 +755,7 @@ pub async fn import(
                     reauth_required: t.reauth_required,
                 },
             )),
+            Record::OutboundToken(t) => outbound.push(outbound_from(*t)?),
             Record::Identity { provider, provider_user_id, user_id } => {
                 if !users.is_empty() {
                     store.create_users(&pid(&project)?, &users).await?;
@@ -685,6 +782,23 @@ pub async fn import(
         }
         if token.reauth_required {
             store.flag_reauth_required(&project, user, &token.provider, 1).await?;
+        }
+    }
+    // After users, tenants and apps: a token's owner and app must exist. Ids are kept.
+    for token in &outbound {
+        if store.put_outbound_token(&project, token, usize::MAX).await?.is_none() {
+            bail!("outbound token {} could not be stored", token.id);
+        }
+        if token.reauth_required {
+            store
+                .flag_outbound_reauth(
+                    &project,
+                    &token.id,
+                    1,
+                    &token.last_refresh_error,
+                    token.last_refresh_ms,
+                )
+                .await?;
         }
     }
     progress.finish_and_clear();

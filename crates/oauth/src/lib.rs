@@ -32,7 +32,7 @@ use idvault_core::error::{Error, ProviderFailure};
 use idvault_core::ids::ProjectId;
 use idvault_core::provider::address::{check_url, host_for_log, AllowedHosts, UrlKind};
 use idvault_core::provider::{
-    ClientAuthMethod, DiscoveredEndpoints, IdTokenCheck, OAuthClient, TokenEndpoint, TokenGrant,
+    ClientAuthMethod, DiscoveredEndpoints, IdTokenCheck, OAuthClient, TokenEndpoint, TokenGrant, UrlParam,
 };
 
 /// How long a provider's JWKS is trusted before it is fetched again (an unknown `kid` refetches
@@ -267,6 +267,7 @@ impl HttpOAuthClient {
                 }
             }
         }
+        add_extra_params(&mut form, endpoint.extra_params);
         let body = serde_urlencoded::to_string(&form)
             .map_err(|_| ProviderFailure::BadResponse("encoding the request".into()))?;
         let request = request.header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(body);
@@ -512,6 +513,26 @@ impl OAuthClient for HttpOAuthClient {
     }
 }
 
+/// Adds an app's extra token parameters to a token request's form, except those naming a
+/// parameter the form already has (the grant, the client authentication): configuration may add
+/// to a request, never change what it asks for or who asks.
+fn add_extra_params<'a>(form: &mut Vec<(&'a str, &'a str)>, extra: &'a [UrlParam]) {
+    const RESERVED: &[&str] = &[
+        "grant_type",
+        "refresh_token",
+        "code",
+        "redirect_uri",
+        "code_verifier",
+        "client_id",
+        "client_secret",
+    ];
+    for p in extra {
+        if !RESERVED.contains(&p.key.as_str()) && !form.iter().any(|(k, _)| *k == p.key) {
+            form.push((p.key.as_str(), p.value.as_str()));
+        }
+    }
+}
+
 fn form_encode(s: &str) -> String {
     serde_urlencoded::to_string([("", s)]).map(|e| e.trim_start_matches('=').to_owned()).unwrap_or_default()
 }
@@ -541,6 +562,25 @@ mod tests {
         assert_eq!(oauth_error("bad_refresh_token"), ProviderFailure::InvalidGrant);
         assert!(matches!(oauth_error("invalid_client"), ProviderFailure::OAuth { .. }));
         assert_eq!(form_encode("a b:c"), "a+b%3Ac");
+    }
+
+    #[test]
+    fn extra_token_params_add_to_the_form_but_never_replace_it() {
+        let extra = [
+            UrlParam { key: "resource".into(), value: "https://api.example.com".into() },
+            UrlParam { key: "grant_type".into(), value: "authorization_code".into() },
+            UrlParam { key: "client_secret".into(), value: "x".into() },
+        ];
+        let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", "r")];
+        add_extra_params(&mut form, &extra);
+        assert_eq!(
+            form,
+            [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "r"),
+                ("resource", "https://api.example.com")
+            ]
+        );
     }
 
     fn project(id: &str) -> ProjectId {

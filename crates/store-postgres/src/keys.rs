@@ -6,7 +6,7 @@ use tokio_postgres::Row;
 
 use idvault_core::error::{Error, Result};
 use idvault_core::ids::{ProjectId, ProviderName};
-use idvault_core::provider::{ClientAuthMethod, ProviderConfig};
+use idvault_core::provider::{AppSettings, ClientAuthMethod, ProviderConfig};
 use idvault_core::store::{DataKeyStore, ProviderStore, WrappedDataKey};
 
 use crate::rows::{col, to_u32};
@@ -96,7 +96,7 @@ impl DataKeyStore for PgStore {
 
 const PROVIDER_COLUMNS: &str =
     "name, client_id, client_secret, issuer, authorization_endpoint, token_endpoint, \
-     userinfo_endpoint, jwks_uri, scopes, auth_method, created_ms, updated_ms";
+     userinfo_endpoint, jwks_uri, scopes, auth_method, created_ms, updated_ms, display_name, app";
 
 fn to_provider(r: &Row) -> Result<ProviderConfig> {
     let name: String = col(r, 0)?;
@@ -116,6 +116,10 @@ fn to_provider(r: &Row) -> Result<ProviderConfig> {
         auth_method: ClientAuthMethod::parse(&auth_method)?,
         created_ms: col(r, 10)?,
         updated_ms: col(r, 11)?,
+        display_name: col(r, 12)?,
+        app: col::<Option<Json<AppSettings>>>(r, 13)
+            .map_err(|_| Error::Storage("provider app column is not an app JSON object".into()))?
+            .map(|Json(app)| app),
     })
 }
 
@@ -125,13 +129,15 @@ impl ProviderStore for PgStore {
         let c = self.conn().await?;
         c.execute(
             "INSERT INTO oauth_providers (project_id, name, client_id, client_secret, issuer, authorization_endpoint, \
-             token_endpoint, userinfo_endpoint, jwks_uri, scopes, auth_method, created_ms, updated_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             token_endpoint, userinfo_endpoint, jwks_uri, scopes, auth_method, created_ms, updated_ms, \
+             display_name, app) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              ON CONFLICT (project_id, name) DO UPDATE SET client_id = excluded.client_id, \
              client_secret = excluded.client_secret, issuer = excluded.issuer, \
              authorization_endpoint = excluded.authorization_endpoint, token_endpoint = excluded.token_endpoint, \
              userinfo_endpoint = excluded.userinfo_endpoint, jwks_uri = excluded.jwks_uri, scopes = excluded.scopes, \
-             auth_method = excluded.auth_method, updated_ms = excluded.updated_ms",
+             auth_method = excluded.auth_method, updated_ms = excluded.updated_ms, \
+             display_name = excluded.display_name, app = excluded.app",
             &[
                 &project.as_str(),
                 &p.name.as_str(),
@@ -146,11 +152,23 @@ impl ProviderStore for PgStore {
                 &p.auth_method.as_str(),
                 &p.created_ms,
                 &p.updated_ms,
+                &p.display_name,
+                &p.app.as_ref().map(Json),
             ],
         )
         .await
         .map(|_| ())
-        .map_err(pg_err)
+        .map_err(|e| {
+            // The one unique index besides the key: the app name.
+            if crate::unique_violation(&e).is_some() {
+                Error::AlreadyExists(format!(
+                    "outbound application named '{}'",
+                    p.display_name.as_deref().unwrap_or_default()
+                ))
+            } else {
+                pg_err(e)
+            }
+        })
     }
 
     async fn get_provider(&self, project: &ProjectId, name: &ProviderName) -> Result<Option<ProviderConfig>> {

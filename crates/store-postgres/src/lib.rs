@@ -41,6 +41,7 @@ mod auth;
 mod directory;
 mod keys;
 mod lock;
+mod outbound;
 mod projects;
 mod rows;
 mod search;

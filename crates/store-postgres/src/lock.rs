@@ -23,8 +23,8 @@ use deadpool_postgres::Object;
 use sha2::{Digest, Sha256};
 
 use idvault_core::error::{Error, Result};
-use idvault_core::ids::{ProjectId, ProviderName, UserId};
-use idvault_core::store::{RefreshGuard, RefreshLock};
+use idvault_core::ids::ProjectId;
+use idvault_core::store::{RefreshGuard, RefreshKey, RefreshLock};
 
 use crate::{pg_err, PgStore};
 
@@ -153,13 +153,8 @@ impl PgStore {
 
 #[async_trait]
 impl RefreshLock for PgStore {
-    async fn refresh_lock(
-        &self,
-        project: &ProjectId,
-        user_id: &UserId,
-        provider: &ProviderName,
-    ) -> Result<RefreshGuard> {
-        let key = advisory_key(&[project.as_str(), user_id.as_str(), provider.as_str()]);
+    async fn refresh_lock_for(&self, project: &ProjectId, key: &RefreshKey) -> Result<RefreshGuard> {
+        let key = advisory_key(&key.lock_parts(project));
         let guard = self.advisory_guard(key, REFRESH_LOCK_WAIT).await?;
         Ok(Box::new(guard))
     }

@@ -44,6 +44,13 @@ impl TransferStore for PgStore {
             .collect()
     }
 
+    async fn export_outbound_tokens(
+        &self,
+        project: &ProjectId,
+    ) -> Result<Vec<idvault_core::outbound::SealedOutboundToken>> {
+        self.export_outbound(project).await
+    }
+
     async fn export_identities(&self, project: &ProjectId) -> Result<Vec<IdentityLink>> {
         let c = self.conn().await?;
         let rows = c

@@ -95,7 +95,7 @@ impl DataKeyStore for SqliteStore {
 
 const PROVIDER_COLUMNS: &str =
     "name, client_id, client_secret, issuer, authorization_endpoint, token_endpoint, \
-     userinfo_endpoint, jwks_uri, scopes, auth_method, created_ms, updated_ms";
+     userinfo_endpoint, jwks_uri, scopes, auth_method, created_ms, updated_ms, display_name, app";
 
 /// A provider row before validation.
 struct ProviderRow {
@@ -111,6 +111,8 @@ struct ProviderRow {
     auth_method: String,
     created_ms: i64,
     updated_ms: i64,
+    display_name: Option<String>,
+    app: Option<String>,
 }
 
 fn provider_row(r: &Row<'_>) -> rusqlite::Result<ProviderRow> {
@@ -127,6 +129,8 @@ fn provider_row(r: &Row<'_>) -> rusqlite::Result<ProviderRow> {
         auth_method: r.get(9)?,
         created_ms: r.get(10)?,
         updated_ms: r.get(11)?,
+        display_name: r.get(12)?,
+        app: r.get(13)?,
     })
 }
 
@@ -145,6 +149,12 @@ fn to_provider(row: ProviderRow) -> Result<ProviderConfig> {
         auth_method: ClientAuthMethod::parse(&row.auth_method)?,
         created_ms: row.created_ms,
         updated_ms: row.updated_ms,
+        display_name: row.display_name,
+        app: row
+            .app
+            .map(|a| serde_json::from_str(&a))
+            .transpose()
+            .map_err(|_| Error::Storage("provider app column is not an app JSON object".into()))?,
     })
 }
 
@@ -155,13 +165,15 @@ impl ProviderStore for SqliteStore {
         self.write(move |c| {
             c.execute(
                 "INSERT INTO oauth_providers (project_id, name, client_id, client_secret, issuer, authorization_endpoint, \
-                 token_endpoint, userinfo_endpoint, jwks_uri, scopes, auth_method, created_ms, updated_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+                 token_endpoint, userinfo_endpoint, jwks_uri, scopes, auth_method, created_ms, updated_ms, \
+                 display_name, app) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
                  ON CONFLICT (project_id, name) DO UPDATE SET client_id = excluded.client_id, \
                  client_secret = excluded.client_secret, issuer = excluded.issuer, \
                  authorization_endpoint = excluded.authorization_endpoint, token_endpoint = excluded.token_endpoint, \
                  userinfo_endpoint = excluded.userinfo_endpoint, jwks_uri = excluded.jwks_uri, scopes = excluded.scopes, \
-                 auth_method = excluded.auth_method, updated_ms = excluded.updated_ms",
+                 auth_method = excluded.auth_method, updated_ms = excluded.updated_ms, \
+                 display_name = excluded.display_name, app = excluded.app",
                 params![
                     project.as_str(),
                     p.name.as_str(),
@@ -175,11 +187,20 @@ impl ProviderStore for SqliteStore {
                     to_json(&p.scopes)?,
                     p.auth_method.as_str(),
                     p.created_ms,
-                    p.updated_ms
+                    p.updated_ms,
+                    p.display_name,
+                    p.app.as_ref().map(to_json).transpose()?
                 ],
             )
             .map(|_| ())
-            .map_err(storage_err)
+            .map_err(|e| {
+                // The one unique index besides the key: the app name.
+                if crate::users::is_unique_violation(&e) {
+                    Error::AlreadyExists(format!("outbound application named '{}'", p.display_name.unwrap_or_default()))
+                } else {
+                    storage_err(e)
+                }
+            })
         })
         .await
     }

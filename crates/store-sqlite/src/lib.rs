@@ -15,6 +15,7 @@
 mod auth;
 mod directory;
 mod keys;
+mod outbound;
 mod pool;
 mod projects;
 mod rows;
@@ -258,11 +259,10 @@ impl HealthCheck for SqliteStore {
 /// to add here.
 #[async_trait]
 impl idvault_core::store::RefreshLock for SqliteStore {
-    async fn refresh_lock(
+    async fn refresh_lock_for(
         &self,
         _project: &idvault_core::ids::ProjectId,
-        _user_id: &idvault_core::ids::UserId,
-        _provider: &idvault_core::ids::ProviderName,
+        _key: &idvault_core::store::RefreshKey,
     ) -> Result<idvault_core::store::RefreshGuard> {
         Ok(Box::new(()))
     }

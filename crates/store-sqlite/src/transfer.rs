@@ -64,6 +64,14 @@ impl TransferStore for SqliteStore {
             .collect()
     }
 
+    async fn export_outbound_tokens(
+        &self,
+        project: &ProjectId,
+    ) -> Result<Vec<idvault_core::outbound::SealedOutboundToken>> {
+        let project = project.clone();
+        self.read_blocking(move |c| crate::outbound::export_all(c, &project)).await
+    }
+
     async fn export_identities(&self, project: &ProjectId) -> Result<Vec<IdentityLink>> {
         let project = project.clone();
         let rows = self

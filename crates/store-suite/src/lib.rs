@@ -22,8 +22,9 @@ use idvault_core::auth::{AuthCode, OAuthState, ProjectAuthSettings, SessionRecor
 use idvault_core::directory::{AttributeDef, AttributeType, Permission, Role, Tenant};
 use idvault_core::error::{Error, Result};
 use idvault_core::ids::{LoginId, ProjectId, ProviderName, UserId};
+use idvault_core::outbound::{SealedOutboundToken, TokenOwner};
 use idvault_core::project::{issue_key, Project};
-use idvault_core::provider::{ClientAuthMethod, ProviderConfig};
+use idvault_core::provider::{AppSettings, ClientAuthMethod, ProviderConfig};
 use idvault_core::store::{SharedStore, SignIn, SignInUser, Store, TokenLookup, WrappedDataKey};
 use idvault_core::user::{
     ListOp, NameParts, NewUser, RoleScope, SortBy, SortField, TenantRoleFilter, TestUserFilter, User,
@@ -1105,6 +1106,8 @@ pub async fn providers_put_replace_list_and_delete(backend: TestStore) {
         auth_method: ClientAuthMethod::ClientSecretPost,
         created_ms: 1,
         updated_ms: 2,
+        display_name: None,
+        app: None,
     };
     s.put_provider(p, &cfg).await.unwrap();
     assert_eq!(s.get_provider(p, &cfg.name).await.unwrap(), Some(cfg.clone()));
@@ -1404,6 +1407,223 @@ pub async fn auth_settings_default_and_round_trip(backend: TestStore) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Outbound apps and their tokens.
+
+fn app(name: &str, display: &str) -> ProviderConfig {
+    ProviderConfig {
+        name: provider(name),
+        client_id: String::new(),
+        client_secret: None,
+        issuer: None,
+        authorization_endpoint: None,
+        token_endpoint: String::new(),
+        userinfo_endpoint: None,
+        jwks_uri: None,
+        scopes: vec![],
+        auth_method: ClientAuthMethod::ClientSecretPost,
+        created_ms: 1,
+        updated_ms: 1,
+        display_name: Some(display.into()),
+        app: Some(AppSettings { description: "d".into(), pkce: true, ..Default::default() }),
+    }
+}
+
+fn outbound(
+    id: &str,
+    app: &str,
+    owner: TokenOwner,
+    tenant: &str,
+    scopes: &[&str],
+    at_ms: i64,
+) -> SealedOutboundToken {
+    SealedOutboundToken {
+        id: id.into(),
+        app_id: provider(app),
+        owner,
+        tenant_id: tenant.into(),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        access_token: Some(vec![1, 2]),
+        refresh_token: Some(vec![3]),
+        access_token_type: "Bearer".into(),
+        expiration: 100,
+        granted_by: "g".into(),
+        external_identifier: "x".into(),
+        token_sub: String::new(),
+        last_refresh_ms: 0,
+        last_refresh_error: String::new(),
+        created_ms: at_ms,
+        updated_ms: at_ms,
+        version: 1,
+        reauth_required: false,
+    }
+}
+
+pub async fn outbound_apps_keep_their_fields_and_names_are_unique(backend: TestStore) {
+    let f = directory(backend).await;
+    let (s, p) = (&*f.store, &f.project);
+    let docs = app("docs", "Docs");
+    s.put_provider(p, &docs).await.unwrap();
+    assert_eq!(s.get_provider(p, &docs.name).await.unwrap(), Some(docs.clone()));
+    let err = s.put_provider(p, &app("docs2", "Docs")).await.unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists(_)), "{err:?}");
+    assert_eq!(s.get_provider(p, &provider("docs2")).await.unwrap(), None, "nothing written");
+    // Plain providers (no name) do not collide with each other, and other projects are apart.
+    let plain = ProviderConfig { display_name: None, app: None, ..app("plain", "") };
+    s.put_provider(p, &plain).await.unwrap();
+    s.put_provider(p, &ProviderConfig { name: provider("plain2"), ..plain.clone() }).await.unwrap();
+    assert_eq!(s.get_provider(p, &provider("plain")).await.unwrap(), Some(plain));
+    let other = ProjectId::generate();
+    s.create_project(&Project { id: other.clone(), name: "o".into(), created_ms: 1 }).await.unwrap();
+    s.put_provider(&other, &app("docs", "Docs")).await.unwrap();
+}
+
+pub async fn outbound_tokens_upsert_by_scope_set_and_list_newest_first(backend: TestStore) {
+    let f = directory(backend).await;
+    let (s, p) = (&*f.store, &f.project);
+    s.put_provider(p, &app("docs", "Docs")).await.unwrap();
+    let u = user("ob");
+    s.create_users(p, std::slice::from_ref(&u)).await.unwrap();
+    let owner = TokenOwner::User(u.user_id.clone());
+    let read = outbound("T1", "docs", owner.clone(), "", &["read"], 10);
+    assert_eq!(s.put_outbound_token(p, &read, 10).await.unwrap().as_deref(), Some("T1"));
+    let write = outbound("T2", "docs", owner.clone(), "", &["read", "write"], 20);
+    assert_eq!(s.put_outbound_token(p, &write, 10).await.unwrap().as_deref(), Some("T2"));
+    let in_tenant = outbound("T3", "docs", owner.clone(), "t1", &["read"], 30);
+    assert_eq!(s.put_outbound_token(p, &in_tenant, 10).await.unwrap().as_deref(), Some("T3"));
+    let docs = provider("docs");
+    let ids = |v: Vec<SealedOutboundToken>| v.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.list_outbound_tokens(p, &docs, &owner, None, 10).await.unwrap()), ["T3", "T2", "T1"]);
+    assert_eq!(ids(s.list_outbound_tokens(p, &docs, &owner, Some(""), 10).await.unwrap()), ["T2", "T1"]);
+    assert_eq!(ids(s.list_outbound_tokens(p, &docs, &owner, Some("t1"), 10).await.unwrap()), ["T3"]);
+    assert_eq!(ids(s.list_outbound_tokens(p, &docs, &owner, None, 1).await.unwrap()), ["T3"]);
+    // The same scope set replaces the token: its id stays, its version moves on.
+    let again = SealedOutboundToken {
+        access_token: Some(vec![9]),
+        ..outbound("T9", "docs", owner.clone(), "", &["read"], 40)
+    };
+    assert_eq!(s.put_outbound_token(p, &again, 10).await.unwrap().as_deref(), Some("T1"));
+    let t1 = s.get_outbound_token(p, "T1").await.unwrap().unwrap();
+    assert_eq!(
+        (t1.access_token.clone(), t1.version, t1.updated_ms, t1.created_ms),
+        (Some(vec![9]), 2, 40, 10)
+    );
+    assert_eq!(t1.scopes, ["read"]);
+    assert_eq!(t1.owner, owner);
+    assert_eq!(s.get_outbound_token(p, "T9").await.unwrap(), None);
+    // The bound counts other scope sets of the same (app, owner, tenant).
+    assert_eq!(
+        s.put_outbound_token(p, &outbound("T4", "docs", owner.clone(), "", &["admin"], 50), 2).await.unwrap(),
+        None
+    );
+    assert!(s
+        .put_outbound_token(p, &outbound("T5", "docs", owner.clone(), "", &["read"], 50), 2)
+        .await
+        .unwrap()
+        .is_some());
+    // Another project sees nothing.
+    assert_eq!(s.get_outbound_token(&ProjectId::generate(), "T1").await.unwrap(), None);
+    // Tenant tokens.
+    let org = TokenOwner::Tenant("acme".into());
+    s.put_outbound_token(p, &outbound("T6", "docs", org.clone(), "", &[], 60), 10).await.unwrap();
+    assert_eq!(ids(s.list_outbound_tokens(p, &docs, &org, None, 10).await.unwrap()), ["T6"]);
+    // Within one millisecond, the later write is the newer (by updated time, not by id).
+    for id in ["T8", "T7"] {
+        s.put_outbound_token(p, &outbound(id, "docs", org.clone(), "", &[id], 60), 10).await.unwrap();
+    }
+    assert_eq!(ids(s.list_outbound_tokens(p, &docs, &org, None, 10).await.unwrap()), ["T7", "T8", "T6"]);
+    s.put_outbound_token(p, &outbound("T9", "docs", org.clone(), "", &[], 60), 10).await.unwrap();
+    assert_eq!(
+        ids(s.list_outbound_tokens(p, &docs, &org, None, 1).await.unwrap()),
+        ["T6"],
+        "replaced: newest"
+    );
+}
+
+pub async fn outbound_token_refresh_and_reauth_flag_are_compare_and_swap(backend: TestStore) {
+    let f = directory(backend).await;
+    let (s, p) = (&*f.store, &f.project);
+    s.put_provider(p, &app("docs", "Docs")).await.unwrap();
+    let org = TokenOwner::Tenant("acme".into());
+    s.put_outbound_token(p, &outbound("R1", "docs", org.clone(), "", &["a"], 1), 10).await.unwrap();
+    let refreshed = SealedOutboundToken {
+        access_token: Some(vec![7]),
+        expiration: 500,
+        last_refresh_ms: 5,
+        updated_ms: 5,
+        ..outbound("R1", "docs", org.clone(), "", &["a"], 1)
+    };
+    assert!(s.replace_refreshed_outbound_token(p, &refreshed, 1).await.unwrap());
+    assert!(!s.replace_refreshed_outbound_token(p, &refreshed, 1).await.unwrap(), "stale version");
+    let now = s.get_outbound_token(p, "R1").await.unwrap().unwrap();
+    assert_eq!(
+        (now.access_token, now.expiration, now.last_refresh_ms, now.version),
+        (Some(vec![7]), 500, 5, 2)
+    );
+    assert!(!s.flag_outbound_reauth(p, "R1", 1, "invalid_grant", 6).await.unwrap(), "stale version");
+    assert!(s.flag_outbound_reauth(p, "R1", 2, "invalid_grant", 6).await.unwrap());
+    let flagged = s.get_outbound_token(p, "R1").await.unwrap().unwrap();
+    assert!(flagged.reauth_required);
+    assert_eq!((flagged.last_refresh_error.as_str(), flagged.version), ("invalid_grant", 3));
+    // A new upload of the same scope set clears the flag.
+    s.put_outbound_token(p, &outbound("R2", "docs", org, "", &["a"], 9), 10).await.unwrap();
+    let cleared = s.get_outbound_token(p, "R1").await.unwrap().unwrap();
+    assert!(!cleared.reauth_required);
+    assert_eq!(cleared.last_refresh_error, "");
+}
+
+pub async fn outbound_tokens_go_with_their_app_user_and_tenant(backend: TestStore) {
+    let f = directory(backend).await;
+    let (s, p) = (&*f.store, &f.project);
+    for (id, name) in [("docs", "Docs"), ("mail", "Mail")] {
+        s.put_provider(p, &app(id, name)).await.unwrap();
+    }
+    let (a, b) = (user("oa"), user("ob"));
+    s.create_users(p, &[a.clone(), b.clone()]).await.unwrap();
+    let (ua, ub) = (TokenOwner::User(a.user_id.clone()), TokenOwner::User(b.user_id.clone()));
+    for (id, app_id, owner, tenant) in [
+        ("D1", "docs", &ua, ""),
+        ("D2", "docs", &ub, "t1"),
+        ("M1", "mail", &ua, "t1"),
+        ("M2", "mail", &ub, ""),
+    ] {
+        s.put_outbound_token(p, &outbound(id, app_id, owner.clone(), tenant, &[], 1), 10).await.unwrap();
+    }
+    s.put_outbound_token(p, &outbound("O1", "docs", TokenOwner::Tenant("t1".into()), "", &[], 1), 10)
+        .await
+        .unwrap();
+    s.put_outbound_token(p, &outbound("O2", "mail", TokenOwner::Tenant("acme".into()), "", &[], 1), 10)
+        .await
+        .unwrap();
+
+    assert_eq!(s.apps_with_user_token(p, &a.user_id, None).await.unwrap(), ["docs", "mail"]);
+    assert_eq!(s.apps_with_user_token(p, &a.user_id, Some("t1")).await.unwrap(), ["mail"]);
+    let version = s.get_outbound_token(p, "M1").await.unwrap().unwrap().version;
+    s.flag_outbound_reauth(p, "M1", version, "invalid_grant", 2).await.unwrap();
+    assert_eq!(
+        s.apps_with_user_token(p, &a.user_id, None).await.unwrap(),
+        ["docs"],
+        "flagged tokens are not valid"
+    );
+
+    // By app and user, by app only (tenant tokens stay), by id.
+    assert_eq!(s.delete_user_outbound_tokens(p, Some(&provider("docs")), Some(&b.user_id)).await.unwrap(), 1);
+    assert!(s.get_outbound_token(p, "D1").await.unwrap().is_some());
+    assert_eq!(s.delete_user_outbound_tokens(p, Some(&provider("docs")), None).await.unwrap(), 1);
+    assert!(s.get_outbound_token(p, "O1").await.unwrap().is_some(), "tenant tokens are not user tokens");
+    assert!(s.delete_outbound_token(p, "O1").await.unwrap());
+    assert!(!s.delete_outbound_token(p, "O1").await.unwrap());
+    // Deleting the user, the tenant or the app deletes their tokens.
+    assert!(s.delete_user(p, &a.user_id).await.unwrap());
+    assert_eq!(s.get_outbound_token(p, "M1").await.unwrap(), None);
+    assert!(s.delete_tenant(p, "acme", NOW_MS).await.unwrap());
+    assert_eq!(s.get_outbound_token(p, "O2").await.unwrap(), None);
+    assert!(s.get_outbound_token(p, "M2").await.unwrap().is_some());
+    assert!(s.delete_provider(p, &provider("mail")).await.unwrap());
+    assert_eq!(s.get_outbound_token(p, "M2").await.unwrap(), None);
+    assert_eq!(s.delete_user_outbound_tokens(p, None, Some(&b.user_id)).await.unwrap(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Refresh locks (cross-process exclusion is backend-specific and tested by the backend).
 
 /// Awaits `fut`, failing the test if it hangs: a hang is the failure looked for, the bound only
@@ -1468,6 +1688,10 @@ macro_rules! store_contract_tests {
             signing_keys_retire_all_but_the_active_one,
             auth_settings_default_and_round_trip,
             refresh_locks_are_released_on_drop,
+            outbound_apps_keep_their_fields_and_names_are_unique,
+            outbound_tokens_upsert_by_scope_set_and_list_newest_first,
+            outbound_token_refresh_and_reauth_flag_are_compare_and_swap,
+            outbound_tokens_go_with_their_app_user_and_tenant,
         );
     };
     (@cases $backend:path; $($case:ident),* $(,)?) => {

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod health;
 pub mod keys;
 pub mod license;
+pub mod outbound;
 pub mod permissions;
 pub mod provider_tokens;
 pub mod providers;

@@ -163,6 +163,7 @@ async fn set_provider(
         jwks_uri: body.jwks_uri,
         scopes: body.scopes,
         auth_method: body.auth_method.as_deref().map(ClientAuthMethod::parse).transpose()?,
+        app: None,
     };
     let config = state.providers.set(&project, req).await?;
     Ok(Json(ProviderEnvelope { provider: config.into() }))

@@ -372,6 +372,7 @@ impl AuthService {
             client_id: &config.client_id,
             client_secret: client_secret.as_ref(),
             auth_method: config.auth_method,
+            extra_params: config.app.as_ref().map(|a| a.token_url_params.as_slice()).unwrap_or_default(),
         };
         let grant = self
             .oauth

@@ -50,6 +50,8 @@ pub struct ProviderConfig {
     pub client_secret: Option<Vec<u8>>,
     pub issuer: Option<String>,
     pub authorization_endpoint: Option<String>,
+    /// Empty for an outbound app created without one (an API-key app, or an OAuth app whose
+    /// endpoints are not known yet): such an app cannot refresh tokens.
     pub token_endpoint: String,
     pub userinfo_endpoint: Option<String>,
     pub jwks_uri: Option<String>,
@@ -57,6 +59,77 @@ pub struct ProviderConfig {
     pub auth_method: ClientAuthMethod,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// The outbound app's name, unique per project; `None` for a provider set through
+    /// `/v1/mgmt/provider/set` that was never created or updated as an app.
+    pub display_name: Option<String>,
+    /// The outbound app fields (a provider is an app); `None` for a plain provider.
+    pub app: Option<AppSettings>,
+}
+
+/// What kind of secret an outbound app stores for its users and tenants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppType {
+    #[default]
+    OAuth,
+    ApiKey,
+}
+
+impl AppType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppType::OAuth => "oauth",
+            AppType::ApiKey => "apikey",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "" | "oauth" => Ok(AppType::OAuth),
+            "apikey" => Ok(AppType::ApiKey),
+            _ => Err(Error::invalid("appType", "must be oauth or apikey")),
+        }
+    }
+}
+
+/// One extra parameter an outbound app sends on its authorization or token requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UrlParam {
+    pub key: String,
+    pub value: String,
+}
+
+/// The outbound app fields beyond a provider's OAuth client configuration. Stored as one JSON
+/// document with the provider row: nothing queries them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AppSettings {
+    pub app_type: AppType,
+    pub description: String,
+    pub logo: String,
+    pub template_id: String,
+    pub discovery_url: String,
+    pub authorization_url_params: Vec<UrlParam>,
+    pub token_url_params: Vec<UrlParam>,
+    pub revocation_url: String,
+    pub default_redirect_url: String,
+    pub callback_domain: String,
+    pub pkce: bool,
+    pub access_type: String,
+    pub prompt: Vec<String>,
+    pub use_dcr: bool,
+    pub dcr_url: String,
+}
+
+impl ProviderConfig {
+    /// The token endpoint, if the app has one.
+    pub fn token_url(&self) -> Option<&str> {
+        Some(self.token_endpoint.as_str()).filter(|u| !u.is_empty())
+    }
+
+    pub fn app_type(&self) -> AppType {
+        self.app.as_ref().map(|a| a.app_type).unwrap_or_default()
+    }
 }
 
 impl std::fmt::Debug for ProviderConfig {
@@ -89,6 +162,9 @@ pub struct TokenEndpoint<'a> {
     pub client_id: &'a str,
     pub client_secret: Option<&'a SecretString>,
     pub auth_method: ClientAuthMethod,
+    /// An outbound app's `tokenUrlParams`, added to the form; they never replace a parameter of
+    /// the grant itself or of client authentication.
+    pub extra_params: &'a [UrlParam],
 }
 
 /// A successful token endpoint answer.

@@ -75,6 +75,28 @@ pub const PRESETS: &[Preset] = &[
         scopes: &["identify", "email"],
         auth_method: ClientAuthMethod::ClientSecretPost,
     },
+    // Outbound-app templates (`createApplicationByTemplate`); usable for sign-in only where the
+    // provider answers a user document at the userinfo endpoint.
+    Preset {
+        name: "hubspot",
+        issuer: None,
+        authorization_endpoint: "https://app.hubspot.com/oauth/authorize",
+        token_endpoint: "https://api.hubapi.com/oauth/v1/token",
+        userinfo_endpoint: "https://api.hubapi.com/integrations/v1/me",
+        jwks_uri: None,
+        scopes: &["oauth"],
+        auth_method: ClientAuthMethod::ClientSecretPost,
+    },
+    Preset {
+        name: "salesforce",
+        issuer: Some("https://login.salesforce.com"),
+        authorization_endpoint: "https://login.salesforce.com/services/oauth2/authorize",
+        token_endpoint: "https://login.salesforce.com/services/oauth2/token",
+        userinfo_endpoint: "https://login.salesforce.com/services/oauth2/userinfo",
+        jwks_uri: Some("https://login.salesforce.com/id/keys"),
+        scopes: &["openid", "email", "profile", "refresh_token", "api"],
+        auth_method: ClientAuthMethod::ClientSecretPost,
+    },
 ];
 
 pub fn preset(name: &str) -> Option<&'static Preset> {

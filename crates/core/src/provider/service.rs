@@ -10,7 +10,7 @@ use crate::ids::{ProjectId, ProviderName};
 use crate::limits::{MAX_FIELD_LEN, MAX_SCOPES};
 use crate::provider::address::{check_url, host_for_log, UrlKind, PROVIDER_UNUSABLE};
 use crate::provider::presets::preset;
-use crate::provider::{ClientAuthMethod, OAuthClient, ProviderConfig};
+use crate::provider::{AppSettings, ClientAuthMethod, OAuthClient, ProviderConfig};
 use crate::secrets::{client_secret_aad, Cipher};
 use crate::store::SharedStore;
 
@@ -31,6 +31,9 @@ pub struct SetProvider {
     pub jwks_uri: Option<String>,
     pub scopes: Option<Vec<String>>,
     pub auth_method: Option<ClientAuthMethod>,
+    /// Set by the outbound app service (`crate::outbound`): the app's name and fields. `None`
+    /// (a set through `/v1/mgmt/provider/set`) keeps the stored ones.
+    pub app: Option<(String, AppSettings)>,
 }
 
 #[derive(Clone)]
@@ -53,7 +56,9 @@ impl ProviderService {
 
     pub async fn set(&self, project: &ProjectId, req: SetProvider) -> Result<ProviderConfig> {
         let name = ProviderName::parse(&req.name)?;
-        if req.client_id.is_empty() {
+        // An outbound app may be created before its client is registered (or be an API-key app
+        // that has none); a provider needs one.
+        if req.client_id.is_empty() && req.app.is_none() {
             return Err(Error::MissingArgument("clientId"));
         }
         if req.client_id.len() > MAX_FIELD_LEN {
@@ -119,12 +124,19 @@ impl ProviderService {
                 jwks = found.jwks_uri.or(jwks);
             }
         }
-        let token_endpoint = explicit_token.or(token).ok_or(Error::MissingArgument("tokenEndpoint"))?;
+        let token_endpoint = match explicit_token.or(token) {
+            Some(url) => url,
+            // An app without a token endpoint is stored; it cannot refresh tokens until it has one.
+            None if req.app.is_some() => String::new(),
+            None => return Err(Error::MissingArgument("tokenEndpoint")),
+        };
         let authorization_endpoint = given_authorization.or(authorization);
         let userinfo_endpoint = given_userinfo.or(userinfo);
         let jwks_uri = given_jwks.or(jwks);
         // Presets too (one rule for every URL the server uses).
-        check("tokenEndpoint", "tokenEndpoint", &token_endpoint, UrlKind::Endpoint)?;
+        if !token_endpoint.is_empty() {
+            check("tokenEndpoint", "tokenEndpoint", &token_endpoint, UrlKind::Endpoint)?;
+        }
         if let Some(iss) = &issuer {
             check("issuer", "issuer", iss, UrlKind::Issuer)?;
         }
@@ -173,7 +185,16 @@ impl ProviderService {
             None => existing.as_ref().and_then(|e| e.client_secret.clone()),
         };
         let now = self.clock.now_ms();
+        let (display_name, app) = match req.app {
+            Some((display_name, app)) => (Some(display_name), Some(app)),
+            None => (
+                existing.as_ref().and_then(|e| e.display_name.clone()),
+                existing.as_ref().and_then(|e| e.app.clone()),
+            ),
+        };
         let config = ProviderConfig {
+            display_name,
+            app,
             client_id: req.client_id,
             client_secret,
             issuer,

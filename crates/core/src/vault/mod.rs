@@ -2,6 +2,7 @@
 //! application's back end on request.
 
 pub mod model;
+pub mod refresh;
 pub mod service;
 pub mod single_flight;
 

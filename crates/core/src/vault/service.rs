@@ -14,15 +14,15 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::clock::SharedClock;
-use crate::error::{Error, ProviderFailure, Result};
+use crate::error::{Error, Result};
 use crate::ids::{ProjectId, ProviderName, UserId};
 use crate::limits::{MAX_FIELD_LEN, MAX_SCOPES, MAX_TOKEN_LEN};
-use crate::provider::{OAuthClient, ProviderService, TokenEndpoint, TokenGrant};
+use crate::provider::{OAuthClient, ProviderService, TokenGrant};
 use crate::secrets::{token_aad, Cipher, TokenField};
-use crate::store::{SharedStore, TokenLookup};
+use crate::store::{RefreshKey, SharedStore, TokenLookup};
 use crate::user::{UserRef, UserService};
 use crate::vault::model::{ProviderToken, SealedToken, StoreTokenRequest};
-use crate::vault::single_flight::RefreshLocks;
+use crate::vault::refresh::{RefreshSlot, Refreshed, Refresher, SlotState};
 
 /// What the caller asked for on a read.
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,10 +49,8 @@ pub struct VaultService {
     store: SharedStore,
     cipher: Arc<dyn Cipher>,
     users: UserService,
-    providers: ProviderService,
-    oauth: Arc<dyn OAuthClient>,
     clock: SharedClock,
-    locks: Arc<RefreshLocks>,
+    refresher: Refresher,
     settings: VaultSettings,
 }
 
@@ -67,7 +65,8 @@ impl VaultService {
         clock: SharedClock,
         settings: VaultSettings,
     ) -> Self {
-        Self { store, cipher, users, providers, oauth, clock, locks: Arc::default(), settings }
+        let refresher = Refresher::new(store.clone(), providers, oauth);
+        Self { store, cipher, users, clock, refresher, settings }
     }
 
     /// The token of `user` for `provider`, refreshed first when forced or about to expire.
@@ -116,7 +115,8 @@ impl VaultService {
         }
     }
 
-    /// Refreshes under the single-flight lock. `seen` is the row the caller read before waiting.
+    /// Refreshes through the shared machinery (`crate::vault::refresh`). `seen` is the row the
+    /// caller read before waiting.
     async fn refresh(
         &self,
         project: &ProjectId,
@@ -136,60 +136,27 @@ impl VaultService {
                 return self.open(project, user_id, seen, with_refresh).await;
             }
         };
-        let lock = self.locks.lock_for(project, user_id, &provider);
-        let _guard = lock.lock().await;
-        // Other replicas on the same database: their refreshes queue here.
-        let _shared = self.store.refresh_lock(project, user_id, &provider).await?;
+        let slot = ProviderTokenSlot { vault: self, project, user_id, provider: &provider };
+        match self.refresher.refresh(project, &config, seen.version, &slot).await? {
+            Refreshed::Meanwhile(current) => self.open(project, user_id, current, with_refresh).await,
+            Refreshed::Fresh { row, grant, used_refresh_token } => Ok(ProviderToken {
+                provider,
+                provider_user_id: row.provider_user_id,
+                access_token: grant.access_token,
+                refresh_token: if with_refresh {
+                    grant.refresh_token.or(Some(used_refresh_token))
+                } else {
+                    None
+                },
+                expiration: row.expiration,
+                scopes: row.scopes,
+            }),
+        }
+    }
 
-        let (_, current) = self.lookup(project, &UserRef::UserId(user_id.clone()), &provider).await?;
-        if current.version != seen.version {
-            // Someone refreshed (or stored new tokens) while we waited: theirs is as fresh as a
-            // refresh of ours would be, and the refresh token we saw may already be rotated away.
-            if current.reauth_required {
-                return Err(Error::ProviderReauthRequired(provider.to_string()));
-            }
-            return self.open(project, user_id, current, with_refresh).await;
-        }
-        let Some(sealed_refresh) = &current.refresh_token else {
-            return Err(Error::NoRefreshToken(provider.to_string()));
-        };
-        let refresh_token =
-            self.open_secret(project, user_id, &provider, TokenField::Refresh, sealed_refresh).await?;
-        let client_secret = self.providers.open_client_secret(project, &config).await?;
-        let endpoint = TokenEndpoint {
-            project,
-            url: &config.token_endpoint,
-            client_id: &config.client_id,
-            client_secret: client_secret.as_ref(),
-            auth_method: config.auth_method,
-        };
-        let started = std::time::Instant::now();
-        let grant = match self.oauth.refresh(&endpoint, &refresh_token).await {
-            Ok(grant) => grant,
-            Err(ProviderFailure::InvalidGrant) => {
-                self.store.flag_reauth_required(project, user_id, &provider, current.version).await?;
-                tracing::warn!(%provider, %user_id, "provider refused the refresh token; flagged for re-authentication");
-                return Err(Error::ProviderReauthRequired(provider.to_string()));
-            }
-            Err(failure) => {
-                tracing::warn!(%provider, %user_id, %failure, "token refresh failed; stored tokens unchanged");
-                return Err(Error::Provider { provider: provider.to_string(), failure });
-            }
-        };
-        tracing::info!(%provider, %user_id, elapsed_ms = started.elapsed().as_millis() as u64, "token refreshed");
-        let refreshed = self.seal_refreshed(project, user_id, &current, &grant).await?;
-        if !self.store.replace_refreshed_token(project, user_id, &refreshed, current.version).await? {
-            // Only a concurrent writer outside this process's lock (an import) can get here.
-            return Err(Error::Internal("token row changed during refresh".into()));
-        }
-        Ok(ProviderToken {
-            provider,
-            provider_user_id: current.provider_user_id,
-            access_token: grant.access_token,
-            refresh_token: if with_refresh { grant.refresh_token.or(Some(refresh_token)) } else { None },
-            expiration: refreshed.expiration,
-            scopes: refreshed.scopes,
-        })
+    /// The refresh machinery, shared with the outbound apps' tokens.
+    pub fn refresher(&self) -> Refresher {
+        self.refresher.clone()
     }
 
     async fn seal_refreshed(
@@ -346,4 +313,56 @@ fn validate_request(req: &StoreTokenRequest) -> Result<()> {
         return Err(Error::invalid("scopes", format!("at most {MAX_SCOPES} non-empty scopes")));
     }
     Ok(())
+}
+
+/// A provider-token row, as the shared refresh machinery sees it.
+struct ProviderTokenSlot<'a> {
+    vault: &'a VaultService,
+    project: &'a ProjectId,
+    user_id: &'a UserId,
+    provider: &'a ProviderName,
+}
+
+#[async_trait::async_trait]
+impl RefreshSlot for ProviderTokenSlot<'_> {
+    type Row = SealedToken;
+
+    fn key(&self) -> RefreshKey {
+        RefreshKey::ProviderToken { user_id: self.user_id.clone(), provider: self.provider.clone() }
+    }
+
+    fn state(row: &SealedToken) -> SlotState<'_> {
+        SlotState {
+            version: row.version,
+            reauth_required: row.reauth_required,
+            refresh_token: row.refresh_token.as_deref(),
+        }
+    }
+
+    async fn reload(&self) -> Result<SealedToken> {
+        let user = UserRef::UserId(self.user_id.clone());
+        Ok(self.vault.lookup(self.project, &user, self.provider).await?.1)
+    }
+
+    async fn open_refresh_token(&self, _current: &SealedToken, sealed: &[u8]) -> Result<SecretString> {
+        self.vault.open_secret(self.project, self.user_id, self.provider, TokenField::Refresh, sealed).await
+    }
+
+    async fn commit(&self, current: &SealedToken, grant: &TokenGrant) -> Result<Option<SealedToken>> {
+        let refreshed = self.vault.seal_refreshed(self.project, self.user_id, current, grant).await?;
+        let written = self
+            .vault
+            .store
+            .replace_refreshed_token(self.project, self.user_id, &refreshed, current.version)
+            .await?;
+        Ok(written.then_some(refreshed))
+    }
+
+    async fn flag_reauth(&self, current: &SealedToken) -> Result<()> {
+        self.vault
+            .store
+            .flag_reauth_required(self.project, self.user_id, self.provider, current.version)
+            .await?;
+        Ok(())
+    }
 }

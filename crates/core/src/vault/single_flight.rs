@@ -1,12 +1,13 @@
-//! One refresh at a time per (project, user, provider) inside this process. Waiters queue on an
+//! One refresh at a time per stored token (project and [`RefreshKey`]) inside this process. Waiters queue on an
 //! async mutex; the map holds weak references so that idle keys cost nothing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::ids::{ProjectId, ProviderName, UserId};
+use crate::ids::ProjectId;
+use crate::store::RefreshKey;
 
-type Key = (ProjectId, UserId, ProviderName);
+type Key = (ProjectId, RefreshKey);
 
 #[derive(Default)]
 pub struct RefreshLocks {
@@ -15,14 +16,9 @@ pub struct RefreshLocks {
 
 impl RefreshLocks {
     /// The lock for a key, shared by everyone asking for the same key while anyone holds it.
-    pub fn lock_for(
-        &self,
-        project: &ProjectId,
-        user: &UserId,
-        provider: &ProviderName,
-    ) -> Arc<tokio::sync::Mutex<()>> {
+    pub fn lock_for(&self, project: &ProjectId, key: &RefreshKey) -> Arc<tokio::sync::Mutex<()>> {
         let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (project.clone(), user.clone(), provider.clone());
+        let key = (project.clone(), key.clone());
         if let Some(existing) = map.get(&key).and_then(Weak::upgrade) {
             return existing;
         }
@@ -38,20 +34,26 @@ impl RefreshLocks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{ProviderName, UserId};
+
+    fn key(user: &str, provider: &ProviderName) -> RefreshKey {
+        RefreshKey::ProviderToken { user_id: UserId::parse(user).unwrap(), provider: provider.clone() }
+    }
 
     #[test]
     fn same_key_shares_a_lock_until_released() {
         let locks = RefreshLocks::default();
         let p = ProjectId::parse("Pp").unwrap();
-        let u = UserId::parse("u").unwrap();
         let g = ProviderName::parse("google").unwrap();
-        let a = locks.lock_for(&p, &u, &g);
-        let b = locks.lock_for(&p, &u, &g);
+        let a = locks.lock_for(&p, &key("u", &g));
+        let b = locks.lock_for(&p, &key("u", &g));
         assert!(Arc::ptr_eq(&a, &b));
-        let other = locks.lock_for(&p, &UserId::parse("v").unwrap(), &g);
+        let other = locks.lock_for(&p, &key("v", &g));
         assert!(!Arc::ptr_eq(&a, &other));
+        let outbound = locks.lock_for(&p, &RefreshKey::OutboundToken { id: "u".into() });
+        assert!(!Arc::ptr_eq(&a, &outbound));
         drop((a, b));
-        let c = locks.lock_for(&p, &u, &g);
+        let c = locks.lock_for(&p, &key("u", &g));
         assert_eq!(Arc::strong_count(&c), 1);
     }
 }

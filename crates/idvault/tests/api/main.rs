@@ -15,6 +15,7 @@ mod keys;
 mod mutations;
 mod oauth_server;
 mod openapi;
+mod outbound;
 mod persistence;
 mod provider_tokens;
 mod refresh;

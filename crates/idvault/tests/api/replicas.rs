@@ -84,6 +84,60 @@ async fn two_replicas_make_exactly_one_refresh_for_100_concurrent_requests() {
 }
 
 #[tokio::test]
+async fn two_replicas_make_exactly_one_refresh_of_an_outbound_token() {
+    if !postgres_mode() {
+        println!("skipped here: runs in the PostgreSQL pass");
+        return;
+    }
+    let oauth = OAuthServer::start();
+    let app = TestApp::spawn();
+    let b = second_replica(&app, "replica-b", &[]);
+    let r = app
+        .api
+        .post(
+            "/v1/mgmt/outbound/app/create",
+            json!({"id": "acme", "name": "Acme", "clientId": "idvault-test", "clientSecret": "idvault-test-secret",
+                "discoveryUrl": format!("{}/.well-known/openid-configuration", oauth.issuer)}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let user_id = app.api.create_user(json!({"loginId": "outbound@example.com"})).await["userId"].clone();
+    let grant = oauth.grant("outbound@example.com").await;
+    let r = app
+        .api
+        .post(
+            "/v1/mgmt/outbound/app/user/oauthtoken/upload",
+            json!({"appId": "acme", "userId": user_id, "accessToken": grant["access_token"],
+                "refreshToken": grant["refresh_token"], "accessTokenExpiry": now() + 3600, "scopes": ["openid"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    oauth.control("delay", json!({"ms": 300})).await;
+    oauth.control("stats/reset", json!({})).await;
+
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let base = if i % 2 == 0 { app.server.base_url.clone() } else { b.base_url.clone() };
+        let api = Api { http: reqwest::Client::new(), base_url: base, auth: app.api.auth.clone() };
+        let body = json!({"appId": "acme", "userId": user_id, "options": {"forceRefresh": true}});
+        tasks.push(tokio::spawn(
+            async move { api.post("/v1/mgmt/outbound/app/user/token/latest", body).await },
+        ));
+    }
+    let mut tokens = std::collections::HashSet::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        tokens.insert(r.body["token"]["accessToken"].as_str().unwrap().to_owned());
+    }
+    let calls = oauth.refresh_requests().await;
+    println!("two replicas, 100 concurrent forced outbound fetches -> {calls} token request(s), {} distinct token(s)", tokens.len());
+    assert_eq!(calls, 1, "exactly one upstream refresh across both replicas");
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(oauth.stats().await["refresh_reuse_detected"], 0);
+}
+
+#[tokio::test]
 async fn a_replica_killed_while_refreshing_does_not_block_the_other() {
     if !postgres_mode() {
         println!("skipped here: runs in the PostgreSQL pass");

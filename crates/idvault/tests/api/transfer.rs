@@ -45,6 +45,50 @@ async fn export_then_import_reads_back_identical() {
         .post("/v1/mgmt/provider/set", json!({"name": "google", "clientId": "cid", "clientSecret": "s3cret"}))
         .await;
     assert_eq!(provider.status, 200);
+    // Outbound apps and their user and tenant tokens travel too (and still open: same AAD).
+    let app_body =
+        json!({"app": {"id": "google", "name": "Google Drive", "clientId": "cid", "description": "drive"}});
+    assert_eq!(app.api.post("/v1/mgmt/outbound/app/update", app_body).await.status, 200);
+    let mover0 =
+        app.api.get("/v1/mgmt/user?loginId=mover0%40example.com").await.body["user"]["userId"].clone();
+    let uploads = [
+        (
+            "user",
+            json!({"appId": "google", "userId": mover0, "accessToken": "ob-user-secret", "scopes": ["drive"], "tenantId": "acme"}),
+        ),
+        (
+            "tenant",
+            json!({"appId": "google", "tenantId": "acme", "accessToken": "ob-tenant-secret", "refreshToken": "ob-r"}),
+        ),
+    ];
+    for (kind, body) in uploads {
+        let r = app.api.post(&format!("/v1/mgmt/outbound/app/{kind}/oauthtoken/upload"), body).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let outbound = |api: &Api| {
+        let (api, mover0) = (
+            Api { http: api.http.clone(), base_url: api.base_url.clone(), auth: api.auth.clone() },
+            mover0.clone(),
+        );
+        async move {
+            let user = api
+                .post(
+                    "/v1/mgmt/outbound/app/user/token",
+                    json!({"appId": "google", "userId": mover0, "scopes": ["drive"]}),
+                )
+                .await;
+            let tenant = api
+                .post(
+                    "/v1/mgmt/outbound/app/tenant/token/latest",
+                    json!({"appId": "google", "tenantId": "acme", "options": {"withRefreshToken": true}}),
+                )
+                .await;
+            let app = api.get("/v1/mgmt/outbound/app/google").await;
+            json!({"user": user.body, "tenant": tenant.body, "app": app.body})
+        }
+    };
+    let outbound_before = outbound(&app.api).await;
+    assert_eq!(outbound_before["user"]["token"]["accessToken"], "ob-user-secret");
     let before = snapshot(&app.api).await;
     let pid = app.server.project_id.clone().unwrap();
     let TestApp { server, api, dir } = app;
@@ -55,7 +99,7 @@ async fn export_then_import_reads_back_identical() {
     let out = run_ok(&source, &["export", "--project", &pid, "--out", file.to_str().unwrap()]);
     assert!(out.contains("exported"), "{out}");
     let text = std::fs::read_to_string(&file).unwrap();
-    for secret in ["access-0", "refresh-0", "s3cret"] {
+    for secret in ["access-0", "refresh-0", "s3cret", "ob-user-secret", "ob-tenant-secret"] {
         assert!(!text.contains(secret), "the export holds no secret in clear ({secret})");
     }
 
@@ -72,6 +116,7 @@ async fn export_then_import_reads_back_identical() {
     let after = snapshot(&api).await;
     assert_eq!(after.0, before.0, "users identical");
     assert_eq!(after.1, before.1, "tokens identical");
+    assert_eq!(outbound(&api).await, outbound_before, "outbound apps and tokens identical");
     let p = api.get("/v1/mgmt/provider?name=google").await;
     assert_eq!(p.body["provider"]["hasClientSecret"], true);
     // The same key works against the moved project.
