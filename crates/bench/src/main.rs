@@ -7,6 +7,8 @@
 //! - `run`: starts the real `idvault` binary and the hello-world reference as child processes
 //!   and drives both with `wrk`.
 //! - `hello`: the hello-world reference server (started by `run`).
+//! - `upload`: the bulk migration path over the wire: batch-created users, then their outbound
+//!   tokens in batch uploads, timed on a fresh data directory.
 //!
 //! See docs/benchmarks.md.
 
@@ -16,6 +18,7 @@ mod meta;
 mod proc;
 mod run;
 mod seed;
+mod upload;
 mod wrk;
 
 use std::net::SocketAddr;
@@ -41,6 +44,8 @@ enum Command {
     Seed(seed::SeedArgs),
     /// Start idvault and the hello-world reference, and drive both with wrk.
     Run(run::RunArgs),
+    /// Time a migration over the API: batch-create N users, then batch-upload a token for each.
+    Upload(upload::UploadArgs),
     /// Serve the hello-world reference (GET / answers "Hello, World!"). Started by `run`.
     Hello {
         /// Address to listen on; port 0 picks a free port (printed at start).
@@ -66,6 +71,7 @@ fn main() -> ExitCode {
         Command::Seed(args) => runtime().and_then(|rt| rt.block_on(seed::seed(args))),
         Command::Hello { listen } => runtime().and_then(|rt| rt.block_on(hello::serve(listen))),
         Command::Run(args) => run::run(args),
+        Command::Upload(args) => runtime().and_then(|rt| rt.block_on(upload::upload(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
