@@ -186,6 +186,7 @@ struct CallbackQuery {
         (status = 302, description = "To the redirect URL; with `error` and `error_description` on failure",
             headers(("Location" = String, description = "The redirect URL"))),
         (status = 400, description = "Missing, unknown, used or expired state (`E113001`)", body = ErrorBody),
+        (status = 429, description = "Too many requests from this client address (`E130429`)", body = ErrorBody),
         (status = 500, description = "Internal error (`E011500`)", body = ErrorBody),
     ),
 )]
