@@ -71,6 +71,10 @@ const NOT_IN_THE_TABLE: &[&str] = &["SIGNING_KEY_RELOAD_INTERVAL_MS"];
 fn limits() -> Vec<Limit> {
     vec![
         limit!("request body", MAX_BODY_BYTES => size(MAX_BODY_BYTES)),
+        limit!("request body of the outbound batch uploads (`.../oauthtoken/batch/upload`)", MAX_BATCH_BODY_BYTES =>
+            size(MAX_BATCH_BODY_BYTES)),
+        limit!("tokens per outbound batch upload", MAX_BATCH_TOKENS =>
+            format!("{} (more: 400, nothing written)", count(MAX_BATCH_TOKENS))),
         limit!("search `limit`", SEARCH_MAX_LIMIT, SEARCH_DEFAULT_LIMIT => format!(
             "1 to {} (0 or absent = {}); a larger value is refused, not clamped",
             count(SEARCH_MAX_LIMIT as usize),
@@ -114,9 +118,9 @@ fn limits() -> Vec<Limit> {
         limit!("sign-in `redirectURL`", MAX_REDIRECT_URL_LEN =>
             format!("{} bytes, no `code` query parameter", count(MAX_REDIRECT_URL_LEN))),
         limit!("sign-in `loginHint`", MAX_LOGIN_HINT_LEN => format!("{MAX_LOGIN_HINT_LEN} bytes")),
-        limit!("pending sign-ins per project (started, unexpired)", MAX_PENDING_SIGN_INS =>
+        limit!("pending sign-ins and outbound connects per project (started, unexpired)", MAX_PENDING_SIGN_INS =>
             format!("{} (then 429)", count(MAX_PENDING_SIGN_INS as usize))),
-        limit!("`/v1/auth/*` requests per client address (`--auth-rate-limit`, `--auth-rate-burst`)", => format!(
+        limit!("`/v1/auth/*` and outbound connect (`/v1/outbound/oauth/*`, `/v1/mgmt/outbound/app/connect`) requests per client address (`--auth-rate-limit`, `--auth-rate-burst`)", => format!(
             "{} per second, bursts of {} by default; `0` disables",
             RateLimit::AUTH_DEFAULT.per_second,
             RateLimit::AUTH_DEFAULT.burst

@@ -118,9 +118,10 @@ error_table! {
     // Descope's rate-limit code: the SDKs raise their rate-limit exception on a 429 and read
     // `Retry-After`. Both the per-address limit and the pending sign-in bound answer it.
     TooManyRequests => TOO_MANY_REQUESTS, "E130429", "Too many requests",
-        "too many requests from this client address on the `/v1/auth/*` routes, with `Retry-After` \
-         saying in how many seconds to retry (the Descope SDKs' rate-limit error); or too many pending \
-         sign-ins in the project (`/v1/auth/oauth/authorize`): retry when some have completed or expired";
+        "too many requests from this client address on the `/v1/auth/*` and outbound connect routes, with \
+         `Retry-After` saying in how many seconds to retry (the Descope SDKs' rate-limit error); or too many \
+         pending sign-ins and connects in the project (`/v1/auth/oauth/authorize`, outbound connect): retry \
+         when some have completed or expired";
     PayloadTooLarge => PAYLOAD_TOO_LARGE, "E011413", "Request body too large",
         "request body over the limit";
     RouteNotFound => NOT_FOUND, "E011404", "Route not found",

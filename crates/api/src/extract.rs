@@ -85,7 +85,11 @@ fn body_rejection(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
             Code::PayloadTooLarge,
-            format!("request body exceeds {} bytes", idvault_core::limits::MAX_BODY_BYTES),
+            format!(
+                "request body exceeds {} bytes ({} for the outbound batch uploads)",
+                idvault_core::limits::MAX_BODY_BYTES,
+                idvault_core::limits::MAX_BATCH_BODY_BYTES
+            ),
         )
     } else {
         ApiError::new(Code::BadRequest, "could not read the request body")

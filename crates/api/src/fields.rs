@@ -18,10 +18,10 @@ use utoipa::openapi::{Ref, RefOr, Required};
 use utoipa::PartialSchema;
 
 use idvault_core::limits::{
-    MAX_APP_URL_PARAMS, MAX_ATTRIBUTE_NAME_LEN, MAX_BATCH_USERS, MAX_BODY_BYTES, MAX_CUSTOM_ATTRIBUTES_BYTES,
-    MAX_FIELD_LEN, MAX_FILTER_VALUES, MAX_LIST_ITEMS, MAX_LOAD_USERS, MAX_LOGIN_IDS, MAX_OUTBOUND_TEXT_LEN,
-    MAX_PROVIDER_NAME_LEN, MAX_SCOPES, MAX_SEARCH_FILTERS, MAX_SEARCH_TEXT_LEN, MAX_SORT_FIELDS,
-    MAX_TOKEN_LEN, MAX_URL_LEN, MAX_USER_ID_LEN, SEARCH_MAX_LIMIT,
+    MAX_APP_URL_PARAMS, MAX_ATTRIBUTE_NAME_LEN, MAX_BATCH_TOKENS, MAX_BATCH_USERS, MAX_BODY_BYTES,
+    MAX_CUSTOM_ATTRIBUTES_BYTES, MAX_FIELD_LEN, MAX_FILTER_VALUES, MAX_LIST_ITEMS, MAX_LOAD_USERS,
+    MAX_LOGIN_IDS, MAX_OUTBOUND_TEXT_LEN, MAX_PROVIDER_NAME_LEN, MAX_SCOPES, MAX_SEARCH_FILTERS,
+    MAX_SEARCH_TEXT_LEN, MAX_SORT_FIELDS, MAX_TOKEN_LEN, MAX_URL_LEN, MAX_USER_ID_LEN, SEARCH_MAX_LIMIT,
 };
 
 /// No NUL character: the API refuses NUL anywhere in a request (`crate::extract`).
@@ -930,6 +930,15 @@ pub fn url_params_opt<T: PartialSchema>() -> Array {
         .items(T::schema())
         .max_items(Some(MAX_APP_URL_PARAMS))
         .description(Some(format!("At most {MAX_APP_URL_PARAMS} parameters")))
+        .build()
+}
+
+/// The tokens of an outbound batch upload: at most `MAX_BATCH_TOKENS`.
+pub fn batch_tokens_req<T: PartialSchema>() -> Array {
+    ArrayBuilder::new()
+        .items(T::schema())
+        .max_items(Some(MAX_BATCH_TOKENS))
+        .description(Some(format!("At most {MAX_BATCH_TOKENS} tokens")))
         .build()
 }
 

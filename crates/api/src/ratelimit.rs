@@ -30,6 +30,16 @@ pub const MAX_TRACKED: usize = 65_536;
 /// The path prefix the limit applies to.
 pub const LIMITED_PREFIX: &str = "/v1/auth/";
 
+/// The outbound connect routes, limited like the sign-in they mirror: the session-authorised
+/// start (both paths) and the public provider callback.
+pub const LIMITED_OUTBOUND: &[&str] =
+    &["/v1/outbound/oauth/connect", "/v1/outbound/oauth/callback", "/v1/mgmt/outbound/app/connect"];
+
+/// Whether requests to `path` count against the per-address limit.
+pub fn is_limited(path: &str) -> bool {
+    path.starts_with(LIMITED_PREFIX) || LIMITED_OUTBOUND.contains(&path)
+}
+
 /// A rate: `per_second` requests per second, bursts of up to `burst`. Zero in either disables.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimit {
@@ -137,14 +147,14 @@ impl KeyedLimiter {
     }
 }
 
-/// The middleware: limits requests under [`LIMITED_PREFIX`] by the peer address that the server
+/// The middleware: limits requests under [`LIMITED_PREFIX`] and to [`LIMITED_OUTBOUND`] by the peer address that the server
 /// put in the request (`ConnectInfo`). Without one (in-process tests) nothing is limited.
 pub async fn limit_auth_routes(
     State(limiter): State<Arc<KeyedLimiter>>,
     req: Request,
     next: Next,
 ) -> Response {
-    if req.uri().path().starts_with(LIMITED_PREFIX) {
+    if is_limited(req.uri().path()) {
         if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
             if let Err(wait) = limiter.check(peer.ip(), Instant::now()) {
                 return too_many(wait);
@@ -169,6 +179,25 @@ fn too_many(wait: Duration) -> Response {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sign_in_and_connect_routes_are_limited_and_management_is_not() {
+        for path in [
+            "/v1/auth/oauth/callback",
+            "/v1/outbound/oauth/callback",
+            "/v1/outbound/oauth/connect",
+            "/v1/mgmt/outbound/app/connect",
+        ] {
+            assert!(is_limited(path), "{path}");
+        }
+        for path in [
+            "/v1/mgmt/outbound/app/user/oauthtoken/batch/upload",
+            "/v1/mgmt/user",
+            "/v1/outbound/oauth/callbackx",
+        ] {
+            assert!(!is_limited(path), "{path}");
+        }
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

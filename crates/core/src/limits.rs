@@ -68,3 +68,8 @@ pub const MAX_OUTBOUND_APPS: usize = 1000;
 pub const MAX_TOKENS_PER_OWNER: usize = 100;
 /// Longest outbound token id, app name, `grantedBy`, `externalIdentifier`, `accessTokenType`.
 pub const MAX_OUTBOUND_TEXT_LEN: usize = 256;
+/// Largest body of the two outbound batch uploads (`.../oauthtoken/batch/upload`), in bytes: a
+/// migration of [`MAX_BATCH_TOKENS`] tokens fits. Every other route keeps [`MAX_BODY_BYTES`].
+pub const MAX_BATCH_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Most tokens in one outbound batch upload; more answers 400 and nothing is written.
+pub const MAX_BATCH_TOKENS: usize = 100_000;

@@ -1,6 +1,8 @@
 //! The seam to idvault-crypto: sealing and opening secrets at rest (provider tokens, client
 //! secrets), and the associated data that binds each ciphertext to where it is stored.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::error::Result;
@@ -19,6 +21,18 @@ pub trait Cipher: Send + Sync + 'static {
         ciphertext: &[u8],
         aad: &[u8],
     ) -> Result<zeroize::Zeroizing<Vec<u8>>>;
+
+    /// A synchronous sealer bound to the project's current data key, for sealing many values on
+    /// blocking threads in parallel (batch imports). `None` when this cipher has none: the caller
+    /// then seals one value at a time through [`Cipher::seal`].
+    async fn sealer(&self, _project: &ProjectId) -> Result<Option<Arc<dyn Sealer>>> {
+        Ok(None)
+    }
+}
+
+/// Seals with one key, without awaiting anything: cheap to call from many threads at once.
+pub trait Sealer: Send + Sync + 'static {
+    fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>>;
 }
 
 /// Which secret of a token row a ciphertext holds; part of the associated data so that an

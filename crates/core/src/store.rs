@@ -10,7 +10,7 @@ use crate::auth::{AuthCode, OAuthState, ProjectAuthSettings, SessionRecord, Sign
 use crate::directory::{AttributeDef, Permission, Role, Tenant};
 use crate::error::Result;
 use crate::ids::{ProjectId, ProviderName, UserId};
-use crate::outbound::{SealedOutboundToken, TokenOwner};
+use crate::outbound::{OverfullSlot, SealedOutboundToken, TokenOwner};
 use crate::project::{ManagementKey, Project};
 use crate::provider::ProviderConfig;
 use crate::user::{User, UserQuery, UserRef, UserUpdate};
@@ -128,6 +128,22 @@ pub trait OutboundTokenStore: Send + Sync {
         token: &SealedOutboundToken,
         max_per_owner: usize,
     ) -> Result<Option<String>>;
+    /// Stores every token of a batch as [`Self::put_outbound_token`] would (a token replaces the
+    /// one of the same slot, keeping its id), all in one transaction. `tokens` has at most one
+    /// token per slot. If an owner of the batch would then hold more than `max_per_owner` tokens
+    /// of an app and tenant, nothing is written and those slots are answered.
+    async fn put_outbound_tokens(
+        &self,
+        project: &ProjectId,
+        tokens: Vec<SealedOutboundToken>,
+        max_per_owner: usize,
+    ) -> Result<Vec<OverfullSlot>>;
+    /// Of `user_ids`, the ids of the project's users (one query for a whole batch).
+    async fn existing_user_ids(
+        &self,
+        project: &ProjectId,
+        user_ids: &[String],
+    ) -> Result<std::collections::HashSet<String>>;
     /// Replaces the secrets, expiry and refresh bookkeeping of the token `token.id` if its version
     /// is still `expected_version` (compare-and-swap), bumping the version.
     async fn replace_refreshed_outbound_token(

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use idvault_core::clock::SharedClock;
 use idvault_core::error::{Error, Result};
 use idvault_core::ids::ProjectId;
-use idvault_core::secrets::{data_key_aad, Cipher};
+use idvault_core::secrets::{data_key_aad, Cipher, Sealer};
 use idvault_core::store::{DataKeyStore, WrappedDataKey};
 
 use crate::aead::{self, SecretKey, FORMAT_DATA_KEY, FORMAT_MASTER};
@@ -153,6 +153,10 @@ impl Cipher for Envelope {
         aead::seal(&key, FORMAT_DATA_KEY, DATA_KEY_VERSION, plaintext, aad)
     }
 
+    async fn sealer(&self, project: &ProjectId) -> Result<Option<Arc<dyn Sealer>>> {
+        Ok(Some(Arc::new(DataKeySealer(self.sealing_key(project).await?))))
+    }
+
     async fn open(&self, project: &ProjectId, ciphertext: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         match aead::header(ciphertext)? {
             (FORMAT_DATA_KEY, version) => {
@@ -167,6 +171,16 @@ impl Cipher for Envelope {
             }
             _ => Err(Error::Decrypt("unknown ciphertext format")),
         }
+    }
+}
+
+/// A project's current data key, for sealing on blocking threads (see [`Cipher::sealer`]): the
+/// same ciphertext format as [`Envelope`]'s `seal`.
+struct DataKeySealer(Arc<XChaCha20Poly1305>);
+
+impl Sealer for DataKeySealer {
+    fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        aead::seal(&self.0, FORMAT_DATA_KEY, DATA_KEY_VERSION, plaintext, aad)
     }
 }
 
@@ -267,6 +281,18 @@ mod tests {
         assert_eq!(b.open(&p, &ct, b"aad").await.unwrap().as_slice(), b"token");
         assert!(b.open(&q, &ct, b"aad").await.is_err(), "another project's data key cannot open it");
         assert_eq!(store.list_data_keys().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_blocking_sealer_seals_what_open_reads() {
+        let store = Arc::new(MemKeys::default());
+        let e = envelope(Keyring::from_keys([(1, SecretKey::generate())]), store);
+        let p = ProjectId::generate();
+        let sealer = e.sealer(&p).await.unwrap().expect("an envelope has a blocking sealer");
+        let ct = sealer.seal(b"token", b"aad").unwrap();
+        assert_eq!(e.open(&p, &ct, b"aad").await.unwrap().as_slice(), b"token");
+        assert!(e.open(&p, &ct, b"other").await.is_err(), "bound to its associated data");
+        assert!(e.open(&ProjectId::generate(), &ct, b"aad").await.is_err(), "bound to its project's key");
     }
 
     #[tokio::test]

@@ -34,6 +34,10 @@ fn to_state(r: &Row) -> Result<OAuthState> {
         nonce: col(r, 5)?,
         created_ms: col(r, 6)?,
         expires_ms: col(r, 7)?,
+        connect: col::<Option<String>>(r, 8)?
+            .map(|c| serde_json::from_str(&c))
+            .transpose()
+            .map_err(|_| Error::Storage("a pending connect is not valid JSON".into()))?,
     })
 }
 
@@ -103,6 +107,12 @@ impl AuthStore for PgStore {
     }
 
     async fn insert_oauth_state(&self, s: &OAuthState, max_pending: u64) -> Result<bool> {
+        let connect = s
+            .connect
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| Error::Internal(format!("encoding a pending connect: {e}")))?;
         let mut c = self.conn().await?;
         // Expired states are swept on the way in, so the table stays small.
         c.execute("DELETE FROM oauth_states WHERE expires_ms < $1", &[&s.created_ms])
@@ -131,7 +141,7 @@ impl AuthStore for PgStore {
         }
         tx.execute(
             "INSERT INTO oauth_states (state_hash, project_id, provider, redirect_url, code_verifier, nonce, created_ms, \
-             expires_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             expires_ms, connect) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             &[
                 &&s.state_hash[..],
                 &s.project_id.as_str(),
@@ -141,6 +151,7 @@ impl AuthStore for PgStore {
                 &s.nonce,
                 &s.created_ms,
                 &s.expires_ms,
+                &connect,
             ],
         )
         .await
@@ -155,7 +166,7 @@ impl AuthStore for PgStore {
         let stmt = c
             .prepare_cached(
                 "DELETE FROM oauth_states WHERE state_hash = $1 RETURNING state_hash, project_id, provider, \
-                 redirect_url, code_verifier, nonce, created_ms, expires_ms",
+                 redirect_url, code_verifier, nonce, created_ms, expires_ms, connect",
             )
             .await
             .map_err(pg_err)?;

@@ -91,6 +91,7 @@ impl AuthStore for SqliteStore {
 
     async fn insert_oauth_state(&self, state: &OAuthState, max_pending: u64) -> Result<bool> {
         let s = state.clone();
+        let connect = s.connect.as_ref().map(to_json).transpose()?;
         let max_pending = i64::try_from(max_pending).unwrap_or(i64::MAX);
         self.write(move |c| {
             let tx = c.transaction().map_err(storage_err)?;
@@ -108,8 +109,8 @@ impl AuthStore for SqliteStore {
                 return Ok(false);
             }
             tx.execute(
-                "INSERT INTO oauth_states (state_hash, project_id, provider, redirect_url, code_verifier, nonce, created_ms, expires_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO oauth_states (state_hash, project_id, provider, redirect_url, code_verifier, nonce, created_ms, expires_ms, \
+                 connect) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     &s.state_hash[..],
                     s.project_id.as_str(),
@@ -118,7 +119,8 @@ impl AuthStore for SqliteStore {
                     s.code_verifier,
                     s.nonce,
                     s.created_ms,
-                    s.expires_ms
+                    s.expires_ms,
+                    connect
                 ],
             )
             .map_err(storage_err)?;
@@ -134,7 +136,7 @@ impl AuthStore for SqliteStore {
             .write(move |c| {
                 c.query_row(
                     "DELETE FROM oauth_states WHERE state_hash = ?1 RETURNING state_hash, project_id, provider, \
-                     redirect_url, code_verifier, nonce, created_ms, expires_ms",
+                     redirect_url, code_verifier, nonce, created_ms, expires_ms, connect",
                     [&hash[..]],
                     |r| {
                         Ok((
@@ -146,6 +148,7 @@ impl AuthStore for SqliteStore {
                             r.get::<_, String>(5)?,
                             r.get::<_, i64>(6)?,
                             r.get::<_, i64>(7)?,
+                            r.get::<_, Option<String>>(8)?,
                         ))
                     },
                 )
@@ -153,18 +156,34 @@ impl AuthStore for SqliteStore {
                 .map_err(storage_err)
             })
             .await?;
-        row.map(|(state_hash, p, provider, redirect_url, code_verifier, nonce, created_ms, expires_ms)| {
-            Ok(OAuthState {
+        row.map(
+            |(
                 state_hash,
-                project_id: ProjectId::parse(&p)?,
-                provider: ProviderName::parse(&provider)?,
+                p,
+                provider,
                 redirect_url,
                 code_verifier,
                 nonce,
                 created_ms,
                 expires_ms,
-            })
-        })
+                connect,
+            )| {
+                Ok(OAuthState {
+                    connect: connect
+                        .map(|c| serde_json::from_str(&c))
+                        .transpose()
+                        .map_err(|_| Error::Storage("a pending connect is not valid JSON".into()))?,
+                    state_hash,
+                    project_id: ProjectId::parse(&p)?,
+                    provider: ProviderName::parse(&provider)?,
+                    redirect_url,
+                    code_verifier,
+                    nonce,
+                    created_ms,
+                    expires_ms,
+                })
+            },
+        )
         .transpose()
     }
 

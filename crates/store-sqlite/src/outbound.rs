@@ -1,11 +1,13 @@
 //! Outbound app tokens (sealed by the domain before they get here).
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension, Row};
 
 use idvault_core::error::{Error, Result};
 use idvault_core::ids::{ProjectId, ProviderName, UserId};
-use idvault_core::outbound::{SealedOutboundToken, TokenOwner};
+use idvault_core::outbound::{OverfullSlot, SealedOutboundToken, TokenOwner};
 use idvault_core::store::OutboundTokenStore;
 
 /// Every outbound token of a project, for `idvault export`.
@@ -99,6 +101,72 @@ fn to_token(r: RawToken) -> Result<SealedOutboundToken> {
         version: r.version,
         reauth_required: r.reauth_required,
     })
+}
+
+const INSERT: &str = "INSERT INTO outbound_tokens (project_id, id, app_id, owner_kind, owner_id, tenant_id, \
+     user_pk, owner_tenant, scope_key, scopes, access_token, refresh_token, access_token_type, expiration, \
+     granted_by, external_identifier, token_sub, last_refresh_ms, last_refresh_error, created_ms, \
+     updated_ms, version, reauth_required) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
+     (SELECT pk FROM users WHERE project_id = ?1 AND user_id = ?7), ?8, ?9, ?10, ?11, ?12, ?13, \
+     ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
+     MAX(?21, (SELECT COALESCE(MAX(updated_ms), 0) + 1 FROM outbound_tokens \
+     WHERE project_id = ?1 AND app_id = ?3 AND owner_kind = ?4 AND owner_id = ?5)), 1, 0)";
+
+/// A token of an existing slot replaces its secrets and metadata, keeping its id and created
+/// time, and its updated time is later than every other token of the owner for the app (the rules
+/// of single uploads: the later write is the latest, even within one millisecond).
+const UPSERT: &str =
+    "ON CONFLICT (project_id, app_id, owner_kind, owner_id, tenant_id, scope_key) DO UPDATE SET \
+     access_token = excluded.access_token, refresh_token = excluded.refresh_token, \
+     access_token_type = excluded.access_token_type, expiration = excluded.expiration, \
+     granted_by = excluded.granted_by, external_identifier = excluded.external_identifier, \
+     token_sub = excluded.token_sub, last_refresh_ms = excluded.last_refresh_ms, \
+     last_refresh_error = '', updated_ms = excluded.updated_ms, \
+     version = outbound_tokens.version + 1, reauth_required = 0";
+
+/// The `user_pk` lookup key and the `owner_tenant` column of a token.
+fn owner_columns(owner: &TokenOwner) -> (Option<&str>, Option<&str>) {
+    match owner {
+        TokenOwner::User(u) => (Some(u.as_str()), None),
+        TokenOwner::Tenant(tenant) => (None, Some(tenant.as_str())),
+    }
+}
+
+/// The (app, owner, tenant) groups of `tokens` holding more than `max` tokens now.
+fn overfull_slots(
+    c: &rusqlite::Connection,
+    project: &ProjectId,
+    tokens: &[SealedOutboundToken],
+    max: i64,
+) -> Result<Vec<OverfullSlot>> {
+    let mut s = c
+        .prepare_cached(
+            "SELECT count(*) FROM outbound_tokens WHERE project_id = ?1 AND app_id = ?2 AND owner_kind = ?3 \
+             AND owner_id = ?4 AND tenant_id = ?5",
+        )
+        .map_err(storage_err)?;
+    let mut seen = HashSet::new();
+    let mut overfull = Vec::new();
+    for t in tokens {
+        if !seen.insert((t.app_id.as_str(), t.owner.kind(), t.owner.id(), t.tenant_id.as_str())) {
+            continue;
+        }
+        let held: i64 = s
+            .query_row(
+                params![project.as_str(), t.app_id.as_str(), t.owner.kind(), t.owner.id(), t.tenant_id],
+                |r| r.get(0),
+            )
+            .map_err(storage_err)?;
+        if held > max {
+            overfull.push(OverfullSlot {
+                app_id: t.app_id.clone(),
+                owner: t.owner.clone(),
+                tenant_id: t.tenant_id.clone(),
+            });
+        }
+    }
+    Ok(overfull)
 }
 
 #[async_trait]
@@ -246,6 +314,76 @@ impl OutboundTokenStore for SqliteStore {
             };
             tx.commit().map_err(storage_err)?;
             Ok(Some(id))
+        })
+        .await
+    }
+
+    async fn put_outbound_tokens(
+        &self,
+        project: &ProjectId,
+        tokens: Vec<SealedOutboundToken>,
+        max_per_owner: usize,
+    ) -> Result<Vec<OverfullSlot>> {
+        let project = project.clone();
+        let max = i64::try_from(max_per_owner).unwrap_or(i64::MAX);
+        self.write(move |c| {
+            let tx = c.transaction().map_err(storage_err)?;
+            {
+                // One prepared upsert, run per token: SQLite does no network round trip, so a
+                // multi-row statement would only save the (cheap) statement steps.
+                let mut upsert = tx.prepare_cached(&format!("{INSERT} {UPSERT}")).map_err(storage_err)?;
+                for t in &tokens {
+                    let (user_id, owner_tenant) = owner_columns(&t.owner);
+                    upsert
+                        .execute(params![
+                            project.as_str(),
+                            t.id,
+                            t.app_id.as_str(),
+                            t.owner.kind(),
+                            t.owner.id(),
+                            t.tenant_id,
+                            user_id,
+                            owner_tenant,
+                            t.scope_key(),
+                            to_json(&t.scopes)?,
+                            t.access_token,
+                            t.refresh_token,
+                            t.access_token_type,
+                            t.expiration,
+                            t.granted_by,
+                            t.external_identifier,
+                            t.token_sub,
+                            t.last_refresh_ms,
+                            t.last_refresh_error,
+                            t.created_ms,
+                            t.updated_ms
+                        ])
+                        .map_err(storage_err)?;
+                }
+            }
+            let overfull = overfull_slots(&tx, &project, &tokens, max)?;
+            if overfull.is_empty() {
+                tx.commit().map_err(storage_err)?;
+            }
+            // Otherwise the transaction is dropped: rolled back, nothing written.
+            Ok(overfull)
+        })
+        .await
+    }
+
+    async fn existing_user_ids(&self, project: &ProjectId, user_ids: &[String]) -> Result<HashSet<String>> {
+        // A batch may name 100,000 users: read on the blocking pool, with the ids as one JSON
+        // array parameter (no bound-parameter limit, one statement).
+        let (project, ids) = (project.clone(), to_json(&user_ids)?);
+        self.read_blocking(move |c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT user_id FROM users WHERE project_id = ?1 \
+                     AND user_id IN (SELECT value FROM json_each(?2))",
+                )
+                .map_err(storage_err)?;
+            let rows = s.query_map(params![project.as_str(), ids], |r| r.get(0)).map_err(storage_err)?;
+            rows.collect::<rusqlite::Result<HashSet<String>>>().map_err(storage_err)
         })
         .await
     }

@@ -22,7 +22,7 @@ use idvault_core::auth::{AuthCode, OAuthState, ProjectAuthSettings, SessionRecor
 use idvault_core::directory::{AttributeDef, AttributeType, Permission, Role, Tenant};
 use idvault_core::error::{Error, Result};
 use idvault_core::ids::{LoginId, ProjectId, ProviderName, UserId};
-use idvault_core::outbound::{SealedOutboundToken, TokenOwner};
+use idvault_core::outbound::{ConnectIntent, OverfullSlot, SealedOutboundToken, TokenOwner};
 use idvault_core::project::{issue_key, Project};
 use idvault_core::provider::{AppSettings, ClientAuthMethod, ProviderConfig};
 use idvault_core::store::{SharedStore, SignIn, SignInUser, Store, TokenLookup, WrappedDataKey};
@@ -234,6 +234,7 @@ fn oauth_state(p: &ProjectId, hash: u8, created_ms: i64, expires_ms: i64) -> OAu
         nonce: "n".into(),
         created_ms,
         expires_ms,
+        connect: None,
     }
 }
 
@@ -1623,6 +1624,123 @@ pub async fn outbound_tokens_go_with_their_app_user_and_tenant(backend: TestStor
     assert_eq!(s.delete_user_outbound_tokens(p, None, Some(&b.user_id)).await.unwrap(), 0);
 }
 
+pub async fn outbound_batches_are_written_whole_or_not_at_all(backend: TestStore) {
+    let f = directory(backend).await;
+    let (s, p) = (&*f.store, &f.project);
+    s.put_provider(p, &app("docs", "Docs")).await.unwrap();
+    let (a, b) = (user("ba"), user("bb"));
+    s.create_users(p, &[a.clone(), b.clone()]).await.unwrap();
+    let ids: Vec<String> = vec![a.user_id.to_string(), "U-nobody".into(), b.user_id.to_string()];
+    let known = s.existing_user_ids(p, &ids).await.unwrap();
+    assert_eq!(known.len(), 2);
+    assert!(known.contains(a.user_id.as_str()) && known.contains(b.user_id.as_str()));
+    assert!(s.existing_user_ids(&ProjectId::generate(), &ids).await.unwrap().is_empty());
+
+    let (ua, ub, org) = (
+        TokenOwner::User(a.user_id.clone()),
+        TokenOwner::User(b.user_id.clone()),
+        TokenOwner::Tenant("acme".into()),
+    );
+    s.put_outbound_token(p, &outbound("OLD", "docs", ua.clone(), "", &["read"], 1), 10).await.unwrap();
+    let batch = vec![
+        SealedOutboundToken {
+            access_token: Some(vec![7]),
+            ..outbound("B1", "docs", ua.clone(), "", &["read"], 5)
+        },
+        outbound("B2", "docs", ub.clone(), "t1", &["read", "write"], 5),
+        SealedOutboundToken { access_token: None, ..outbound("B3", "docs", org.clone(), "", &[], 5) },
+    ];
+    assert_eq!(s.put_outbound_tokens(p, batch, 10).await.unwrap(), vec![]);
+    let old = s.get_outbound_token(p, "OLD").await.unwrap().unwrap();
+    assert_eq!((old.access_token, old.version, old.created_ms), (Some(vec![7]), 2, 1), "replaced in place");
+    assert_eq!(s.get_outbound_token(p, "B1").await.unwrap(), None);
+    assert_eq!(s.get_outbound_token(p, "B2").await.unwrap().unwrap().tenant_id, "t1");
+    assert_eq!(s.get_outbound_token(p, "B3").await.unwrap().unwrap().access_token, None);
+
+    // Over the per-owner bound: nothing of the batch is written, the full slot is answered.
+    let over = vec![
+        outbound("C1", "docs", ub.clone(), "", &["x"], 9),
+        outbound("C2", "docs", ua.clone(), "", &["y"], 9),
+        outbound("C3", "docs", ua.clone(), "", &["z"], 9),
+    ];
+    let full = s.put_outbound_tokens(p, over, 2).await.unwrap();
+    assert_eq!(
+        full,
+        vec![OverfullSlot { app_id: provider("docs"), owner: ua.clone(), tenant_id: String::new() }]
+    );
+    for id in ["C1", "C2", "C3"] {
+        assert_eq!(s.get_outbound_token(p, id).await.unwrap(), None, "{id} rolled back");
+    }
+    // Within one batch (and one millisecond), the later item of an owner is the newer, after
+    // everything stored before.
+    let ordered = vec![
+        outbound("D2", "docs", org.clone(), "", &["two"], 5),
+        outbound("D1", "docs", org.clone(), "", &["one"], 5),
+    ];
+    assert_eq!(s.put_outbound_tokens(p, ordered, 10).await.unwrap(), vec![]);
+    let newest: Vec<String> = s
+        .list_outbound_tokens(p, &provider("docs"), &org, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(newest, ["D1", "D2", "B3"]);
+    // Deleting the user deletes what the batch stored for it.
+    s.delete_user(p, &b.user_id).await.unwrap();
+    assert_eq!(s.get_outbound_token(p, "B2").await.unwrap(), None);
+}
+
+pub async fn concurrent_outbound_batches_in_opposite_orders_both_succeed(backend: TestStore) {
+    let f = directory(backend).await;
+    let (s, p) = (&f.store, &f.project);
+    s.put_provider(p, &app("docs", "Docs")).await.unwrap();
+    let users: Vec<User> = (0..1000).map(|i| user(&format!("cb{i}"))).collect();
+    s.create_users(p, &users).await.unwrap();
+    for round in 0..3 {
+        let ok =
+            wins(2, |reversed| {
+                let (s, p) = (s.clone(), p.clone());
+                let mut batch: Vec<SealedOutboundToken> = users
+                    .iter()
+                    .map(|u| {
+                        outbound(
+                            &format!("R{round}-{reversed}-{}", u.user_id),
+                            "docs",
+                            TokenOwner::User(u.user_id.clone()),
+                            "",
+                            &["s"],
+                            1,
+                        )
+                    })
+                    .collect();
+                if reversed == 1 {
+                    batch.reverse();
+                }
+                async move {
+                    s.put_outbound_tokens(&p, batch, 10).await.map(|full| full.is_empty()).unwrap_or(false)
+                }
+            })
+            .await;
+        assert_eq!(ok, 2, "round {round}: both batches are written, one after the other");
+    }
+}
+
+pub async fn pending_connects_keep_their_intent(backend: TestStore) {
+    let f = directory(backend).await;
+    let (s, p) = (&*f.store, &f.project);
+    let intent = ConnectIntent {
+        user_id: UserId::generate(),
+        tenant_id: "t1".into(),
+        tenant_level: true,
+        scopes: vec!["a".into(), "b".into()],
+        external_identifier: "ext".into(),
+    };
+    let state = OAuthState { connect: Some(intent), ..oauth_state(p, 77, 100, 200) };
+    assert!(s.insert_oauth_state(&state, 100).await.unwrap());
+    assert!(s.take_oauth_state(&[77; 32]).await.unwrap() == Some(state), "the intent round-trips");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Refresh locks (cross-process exclusion is backend-specific and tested by the backend).
 
@@ -1692,6 +1810,9 @@ macro_rules! store_contract_tests {
             outbound_tokens_upsert_by_scope_set_and_list_newest_first,
             outbound_token_refresh_and_reauth_flag_are_compare_and_swap,
             outbound_tokens_go_with_their_app_user_and_tenant,
+            outbound_batches_are_written_whole_or_not_at_all,
+            concurrent_outbound_batches_in_opposite_orders_both_succeed,
+            pending_connects_keep_their_intent,
         );
     };
     (@cases $backend:path; $($case:ident),* $(,)?) => {

@@ -1,7 +1,8 @@
 // Outbound applications (Descope's token vault) through the official Node SDK
 // (@descope/node-sdk 2.13.0, `management.outboundApplication`): apps, user and tenant tokens,
-// API keys, refresh at the real OAuth server of tests/oauth-server, deletes and listing. Batch
-// uploads and connect are not served yet.
+// API keys, batch uploads (all or nothing), refresh at the real OAuth server of
+// tests/oauth-server, deletes and listing, and the client SDK's `outbound.connect` reaching the
+// connect route (the whole consent flow runs in the Rust suite, with a browser-like client).
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -232,6 +233,47 @@ test('refresh at a real OAuth server: refresh-only upload, forceRefresh, verifyR
   await oauthControl(issuer, 'revoke', { account_id: login });
   expectError(await ob.fetchTokenByScopes(app, userId, ['openid'], { forceRefresh: true }), 'E112105', 409);
   assert.deepEqual(expectOk(await ob.listAppsWithUserToken(userId)), [app], 'the email token is still valid');
+});
+
+test('batch uploads: all written, or failures and nothing written', async () => {
+  const app = appId('batch');
+  expectOk(await ob.createApplication({ id: app, name: `Batch ${app}` }));
+  const users = [await newUser(), await newUser()];
+  const tenantId = await newTenant();
+
+  const written = expectOk(
+    await ob.batchUploadUserTokens(users.map((userId, i) => ({ appId: app, userId, accessToken: `a${i}`, refreshToken: `r${i}`, scopes: ['read'] }))),
+  );
+  assert.deepEqual(written, { failures: [] });
+  assert.equal(expectOk(await ob.fetchTokenByScopes(app, users[1], ['read'])).accessToken, 'a1');
+
+  const refused = expectOk(
+    await ob.batchUploadUserTokens([
+      { appId: app, userId: users[0], accessToken: 'changed', scopes: ['read'] },
+      { appId: app, userId: 'U-nobody-here', accessToken: 'x' },
+      { appId: app, userId: users[1] },
+    ]),
+  );
+  assert.deepEqual(
+    refused.failures.map((f) => [f.userId, f.errorCode]).sort(),
+    [[users[1], 'E011002'], ['U-nobody-here', 'E112102']].sort(),
+  );
+  assert.ok(refused.failures.every((f) => f.appId === app && f.reason));
+  assert.equal(expectOk(await ob.fetchToken(app, users[0])).accessToken, 'a0', 'nothing of the batch was written');
+
+  assert.deepEqual(expectOk(await ob.batchUploadTenantTokens([{ appId: app, tenantId, accessToken: 't1' }])), { failures: [] });
+  assert.equal(expectOk(await ob.fetchTenantToken(app, tenantId)).accessToken, 't1');
+  const tenantFailures = expectOk(await ob.batchUploadTenantTokens([{ appId: appId('ghost'), tenantId, accessToken: 't' }])).failures;
+  assert.equal(tenantFailures.length, 1);
+  assert.equal(tenantFailures[0].errorCode, APP_NOT_FOUND);
+  assert.equal(tenantFailures[0].tenantId, tenantId);
+});
+
+test('outbound.connect reaches the connect route and needs a live session', async () => {
+  const app = appId('connect');
+  expectOk(await ob.createApplication({ id: app, name: `Connect ${app}` }));
+  const client = makeClient();
+  expectError(await client.outbound.connect(app, { redirectUrl: 'https://app.example/cb', scopes: ['read'] }, 'not.a.jwt'), 'E061001', 401);
 });
 
 test('errors are Descope errors', async () => {

@@ -1,7 +1,7 @@
 """Outbound applications (Descope's token vault) through the SDK's
 `client.mgmt.outbound_application` (descope==2.16.1), sync and async: apps, user and tenant
-tokens, API keys, refresh at a real OAuth server, deletes and listing. Batch uploads and connect
-are not served yet. `outbound_application_by_token` (inbound-app token auth) is answered 401."""
+tokens, API keys, batch uploads (all or nothing), refresh at a real OAuth server, deletes and
+listing. `outbound_application_by_token` (inbound-app token auth) is answered 401."""
 
 from __future__ import annotations
 
@@ -229,6 +229,44 @@ def test_refresh_at_the_provider_verify_refresh_and_invalid_grant(client, oauth_
     assert ob.list_apps_with_user_token(user_id)["appIds"] == []
 
 
+def test_batch_uploads_are_all_or_nothing(client):
+    ob = client.mgmt.outbound_application
+    app_id = _app_id("batch")
+    ob.create_application(name=f"Batch {app_id}", id=app_id)
+    users = [_user(client, "batch") for _ in range(3)]
+    tenant_id = _tenant(client)
+
+    tokens = [
+        {"appId": app_id, "userId": u, "accessToken": f"a{i}", "refreshToken": f"r{i}", "scopes": ["read"]}
+        for i, u in enumerate(users)
+    ]
+    tokens.append({"appId": app_id, "userId": users[0], "accessToken": "in-tenant", "tenantId": tenant_id})
+    assert ob.batch_upload_user_tokens(tokens) == {"failures": []}
+    for i, u in enumerate(users):
+        assert ob.fetch_token_by_scopes(app_id, u, ["read"])["token"]["accessToken"] == f"a{i}"
+    assert ob.fetch_token(app_id, users[0], tenant_id)["token"]["accessToken"] == "in-tenant"
+
+    # One bad item: its failure is answered and nothing of the batch is written.
+    bad = [
+        {"appId": app_id, "userId": users[1], "accessToken": "changed", "scopes": ["read"]},
+        {"appId": app_id, "userId": "U-nobody-here", "accessToken": "x"},
+        {"appId": _app_id("ghost"), "userId": users[2], "accessToken": "x"},
+    ]
+    failures = ob.batch_upload_user_tokens(bad)["failures"]
+    assert {(f["userId"], f["errorCode"]) for f in failures} == {("U-nobody-here", "E112102"), (users[2], APP_NOT_FOUND)}
+    assert all(f["reason"] for f in failures)
+    assert ob.fetch_token(app_id, users[1])["token"]["accessToken"] == "a1"
+
+    assert ob.batch_upload_tenant_tokens([{"appId": app_id, "tenantId": tenant_id, "accessToken": "t1"}]) == {
+        "failures": []
+    }
+    assert ob.fetch_tenant_token(app_id, tenant_id)["token"]["accessToken"] == "t1"
+    failures = ob.batch_upload_tenant_tokens([{"appId": app_id, "tenantId": "no-such-tenant", "accessToken": "t"}])[
+        "failures"
+    ]
+    assert [(f["tenantId"], f["errorCode"]) for f in failures] == [("no-such-tenant", "E011406")]
+
+
 def test_inbound_app_token_auth_is_refused(idvault_server):
     by_token = DescopeClient(project_id=idvault_server.project_id, base_url=idvault_server.base_url)
     with pytest.raises(AuthException) as exc:
@@ -261,6 +299,14 @@ def test_the_async_client_does_the_same(idvault_server):
             assert (await ob.fetch_tenant_token(app_id, tenant_id))["token"]["accessToken"] == "t1"
             assert (await ob.fetch_tenant_token_by_scopes(app_id, tenant_id, []))["token"]["accessToken"] == "t1"
             assert (await ob.list_apps_with_user_token(user_id))["appIds"] == [app_id]
+            batch = [{"appId": app_id, "userId": user_id, "accessToken": "b1", "scopes": ["batch"]}]
+            assert await ob.batch_upload_user_tokens(batch) == {"failures": []}
+            assert (await ob.fetch_token_by_scopes(app_id, user_id, ["batch"]))["token"]["accessToken"] == "b1"
+            tenant_batch = [{"appId": app_id, "tenantId": tenant_id, "accessToken": "tb", "scopes": ["b"]}]
+            assert await ob.batch_upload_tenant_tokens(tenant_batch) == {"failures": []}
+            missing = [{"appId": app_id, "tenantId": tenant_id}]
+            failed = (await ob.batch_upload_tenant_tokens(missing))["failures"]
+            assert [f["errorCode"] for f in failed] == ["E011002"]
             key_app = _app_id("async-keys")
             await ob.update_application(id=app_id, name=f"Async 3 {app_id}")
             resp = httpx.post(

@@ -62,6 +62,9 @@ pub struct OAuthState {
     pub nonce: String,
     pub created_ms: i64,
     pub expires_ms: i64,
+    /// `Some` for an outbound app connect (the provider is the app), `None` for a sign-in. Each
+    /// callback refuses the other's states.
+    pub connect: Option<crate::outbound::ConnectIntent>,
 }
 
 /// A one-time code handed to the application's redirect URL, exchanged for a session.

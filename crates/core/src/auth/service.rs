@@ -86,21 +86,21 @@ pub struct AuthService {
     settings: Arc<AuthSettings>,
 }
 
-fn random_token(bytes: usize) -> String {
+pub(crate) fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rngs::OsRng.fill_bytes(&mut buf);
     URL_SAFE_NO_PAD.encode(buf)
 }
 
-fn sha256(s: &str) -> [u8; 32] {
+pub(crate) fn sha256(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
 
-fn ms(d: Duration) -> i64 {
+pub(crate) fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn state_aad(project: &ProjectId, state_hash: &[u8; 32]) -> Vec<u8> {
+pub(crate) fn state_aad(project: &ProjectId, state_hash: &[u8; 32]) -> Vec<u8> {
     let mut aad = b"idvault/oauth-state/v1".to_vec();
     aad.extend_from_slice(project.as_str().as_bytes());
     aad.extend_from_slice(state_hash);
@@ -108,7 +108,7 @@ fn state_aad(project: &ProjectId, state_hash: &[u8; 32]) -> Vec<u8> {
 }
 
 /// Appends query parameters to a URL that may already have some.
-fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
+pub fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
     let encoded = serde_urlencoded::to_string(pairs).unwrap_or_default();
     let sep = if base.contains('?') { '&' } else { '?' };
     format!("{base}{sep}{encoded}")
@@ -166,7 +166,7 @@ fn session_claims(claims: &Map<String, Value>) -> Result<(&str, i64)> {
 }
 
 /// The URL without its query string or fragment, for comparison with allowed redirect URLs.
-fn without_query(url: &str) -> &str {
+pub(crate) fn without_query(url: &str) -> &str {
     url.split(['?', '#']).next().unwrap_or(url)
 }
 
@@ -207,6 +207,10 @@ impl AuthService {
 
     pub fn callback_url(&self) -> String {
         format!("{}/v1/auth/oauth/callback", self.settings.public_url.trim_end_matches('/'))
+    }
+
+    pub fn settings(&self) -> &AuthSettings {
+        &self.settings
     }
 
     pub fn signer(&self) -> &Arc<dyn SessionSigner> {
@@ -297,6 +301,7 @@ impl AuthService {
             nonce: nonce.clone(),
             created_ms: now,
             expires_ms: now.saturating_add(ms(self.settings.state_ttl)),
+            connect: None,
         };
         if !self.store.insert_oauth_state(&record, self.settings.max_pending_sign_ins).await? {
             return Err(Error::TooManyRequests(
@@ -347,6 +352,10 @@ impl AuthService {
             .ok_or(Error::InvalidOAuthState("unknown, tampered or already used state"))?;
         if record.expires_ms <= self.clock.now_ms() {
             return Err(Error::InvalidOAuthState("expired state"));
+        }
+        if record.connect.is_some() {
+            // An outbound connect's state has its own callback; used here it is spent.
+            return Err(Error::InvalidOAuthState("unknown, tampered or already used state"));
         }
         if let Some(error) = params.error.filter(|e| !e.is_empty()) {
             let description = params.error_description.unwrap_or_default();

@@ -10,7 +10,10 @@ use secrecy::SecretString;
 
 use crate::ids::{ProviderName, UserId};
 
-pub use service::{AppRequest, FetchRequest, OutboundService, UploadRequest};
+pub use service::{
+    AppRequest, BatchFailure, BatchKind, BatchToken, ConnectOutcome, ConnectRequest, ConnectSettings,
+    FetchRequest, OutboundService, UploadRequest,
+};
 
 /// App ids that would collide with the static routes beside `GET /v1/mgmt/outbound/app/{id}`.
 pub const RESERVED_APP_IDS: &[&str] = &["create", "update", "delete", "connect", "bytemplate"];
@@ -120,6 +123,32 @@ pub struct OutboundToken {
     pub granted_by: String,
     pub external_identifier: String,
     pub token_sub: String,
+}
+
+/// What a pending connect (consent) will store once the provider answers: kept with the OAuth
+/// state between `connect` and the callback.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectIntent {
+    /// The signed-in user who connects; `grantedBy` of the stored token.
+    pub user_id: UserId,
+    /// A tenant-level connect stores a token of this tenant; otherwise a user token for it
+    /// ("" for none).
+    pub tenant_id: String,
+    pub tenant_level: bool,
+    /// The scopes asked for (the union with those already granted), sorted.
+    pub scopes: Vec<String>,
+    pub external_identifier: String,
+}
+
+/// An owner's tokens of one app and tenant, when a batch upload would leave more of them than
+/// the per-owner bound allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverfullSlot {
+    pub app_id: ProviderName,
+    pub owner: TokenOwner,
+    /// The user token's tenant ("" for none; "" on tenant tokens).
+    pub tenant_id: String,
 }
 
 /// Sorts and de-duplicates a scope set.

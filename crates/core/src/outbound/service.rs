@@ -3,6 +3,9 @@
 //! Apps are provider rows (`ProviderService::set` stores them, with the same SSRF policy and
 //! secret sealing); tokens are refreshed by the shared machinery of `crate::vault::refresh`.
 
+mod batch;
+mod connect;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +31,9 @@ use crate::secrets::{outbound_token_aad, Cipher, TokenField};
 use crate::store::{RefreshKey, SharedStore};
 use crate::user::{UserRef, UserService};
 use crate::vault::refresh::{RefreshSlot, Refreshed, Refresher, SlotState};
+
+pub use batch::{BatchFailure, BatchKind, BatchToken};
+pub use connect::{ConnectOutcome, ConnectRequest, ConnectSettings};
 
 /// The suffix of an OIDC discovery URL; what precedes it is the issuer.
 const DISCOVERY_SUFFIX: &str = "/.well-known/openid-configuration";

@@ -16,6 +16,8 @@ mod mutations;
 mod oauth_server;
 mod openapi;
 mod outbound;
+mod outbound_batch;
+mod outbound_connect;
 mod persistence;
 mod provider_tokens;
 mod refresh;

@@ -65,11 +65,19 @@ pub(crate) struct Outcome {
     pub(crate) callback_error: Option<Resp>,
     /// The callback URL the provider sent the browser to.
     pub(crate) callback_url: Option<String>,
+    /// The app redirect URL the flow ended at, query included.
+    pub(crate) app_url: Option<String>,
 }
 
 /// Drives the browser part: authorization URL → provider login and consent forms → idvault's
 /// callback → the app's redirect URL.
 pub(crate) async fn browse(start_url: &str, account: &str, idvault_base: &str) -> Outcome {
+    let callback = format!("{idvault_base}/v1/auth/oauth/callback");
+    browse_to(start_url, account, &callback, APP_REDIRECT).await
+}
+
+/// [`browse`] with the callback and app redirect URLs given (the outbound connect has its own).
+pub(crate) async fn browse_to(start_url: &str, account: &str, callback: &str, app_redirect: &str) -> Outcome {
     let browser = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -79,11 +87,11 @@ pub(crate) async fn browse(start_url: &str, account: &str, idvault_base: &str) -
     let mut form: Option<Vec<(&str, String)>> = None;
     let mut callback_url = None;
     for _ in 0..20 {
-        if url.as_str().starts_with(APP_REDIRECT) {
+        if url.as_str().starts_with(app_redirect) {
             let code = url.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned());
-            return Outcome { code, callback_error: None, callback_url };
+            return Outcome { code, callback_error: None, callback_url, app_url: Some(url.to_string()) };
         }
-        let is_callback = url.as_str().starts_with(&format!("{idvault_base}/v1/auth/oauth/callback"));
+        let is_callback = url.as_str().starts_with(callback);
         if is_callback {
             callback_url = Some(url.to_string());
         }
@@ -100,7 +108,12 @@ pub(crate) async fn browse(start_url: &str, account: &str, idvault_base: &str) -
         let text = resp.text().await.unwrap();
         if is_callback {
             let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-            return Outcome { code: None, callback_error: Some(Resp { status, body }), callback_url };
+            return Outcome {
+                code: None,
+                callback_error: Some(Resp { status, body }),
+                callback_url,
+                app_url: None,
+            };
         }
         assert_eq!(status, 200, "unexpected page at {url}: {text}");
         if text.contains(r#"name="prompt" value="login""#) {
