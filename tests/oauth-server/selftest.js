@@ -42,9 +42,10 @@ function startServer({ args = ['--port', '0'], env = {} } = {}) {
     let stdout = '';
     let stderr = '';
     let resolved = false;
+    // Generous: on a 2-core machine busy with a build, loading oidc-provider can take long.
     const timer = setTimeout(() => {
       if (!resolved) reject(new Error(`server did not start in time; stderr:\n${stderr}`));
-    }, 15_000);
+    }, 120_000);
     child.stdout.on('data', (d) => {
       stdout += d;
       if (!resolved && stdout.includes('\n')) {
