@@ -37,8 +37,6 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::provider_tokens::router())
         .merge(routes::providers::router())
         .merge(routes::outbound::router())
-        .merge(routes::outbound_batch::router())
-        .merge(routes::outbound_connect::router())
         .merge(routes::keys::router());
     crate::openapi::finish(routes.get_openapi_mut());
     routes

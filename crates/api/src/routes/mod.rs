@@ -6,8 +6,6 @@ pub mod health;
 pub mod keys;
 pub mod license;
 pub mod outbound;
-pub mod outbound_batch;
-pub mod outbound_connect;
 pub mod permissions;
 pub mod provider_tokens;
 pub mod providers;

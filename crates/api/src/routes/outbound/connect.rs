@@ -27,7 +27,7 @@ use crate::state::AppState;
 /// The path of the provider's redirect back, under the public URL.
 pub const CALLBACK_PATH: &str = "/v1/outbound/oauth/callback";
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(connect_mgmt))
         .routes(routes!(connect_client))

@@ -22,7 +22,7 @@ use crate::fields as f;
 use crate::openapi::{BodyErrors, MgmtErrors};
 use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(batch_upload_user_tokens))
         .routes(routes!(batch_upload_tenant_tokens))
