@@ -307,26 +307,14 @@ impl OutboundService {
     /// answers are stored; nothing is written if that fails.
     pub async fn upload_token(&self, project: &ProjectId, req: UploadRequest) -> Result<String> {
         let app = self.load_app(project, &req.app_id).await?;
-        if app.app_type() == AppType::ApiKey {
-            return Err(Error::invalid("appId", "is an API-key app: upload its key with apikey/upload"));
-        }
-        let access = req.access_token.filter(|t| !t.expose_secret().is_empty());
-        let refresh = req.refresh_token.filter(|t| !t.expose_secret().is_empty());
-        if access.is_none() && refresh.is_none() {
-            return Err(Error::MissingArgument("accessToken or refreshToken"));
-        }
-        for (field, secret) in [("accessToken", &access), ("refreshToken", &refresh)] {
-            if secret.as_ref().is_some_and(|s| s.expose_secret().len() > MAX_TOKEN_LEN) {
-                return Err(Error::invalid(field, format!("must be at most {MAX_TOKEN_LEN} bytes")));
-            }
-        }
-        if req.expiration < 0 {
-            return Err(Error::invalid("accessTokenExpiry", "must be Unix seconds, or 0 for unknown"));
-        }
-        let scopes = validate_scopes(req.scopes)?;
-        text("accessTokenType", &req.access_token_type, MAX_OUTBOUND_TEXT_LEN)?;
-        text("externalIdentifier", &req.external_identifier, MAX_OUTBOUND_TEXT_LEN)?;
-        text("grantedBy", &req.granted_by, MAX_OUTBOUND_TEXT_LEN)?;
+        let UploadedToken { access, refresh, scopes } = check_uploaded_token(
+            &app,
+            req.access_token,
+            req.refresh_token,
+            req.expiration,
+            req.scopes,
+            [&req.access_token_type, &req.external_identifier, &req.granted_by],
+        )?;
         let owner = self.existing_owner(project, req.owner, &req.tenant_id).await?;
         let now = self.clock.now_ms();
         let (mut access, mut refresh, mut expiration, mut last_refresh_ms) =
@@ -749,6 +737,48 @@ fn parse_app_id(id: &str) -> Result<ProviderName> {
         Error::MissingArgument(_) => Error::MissingArgument("appId"),
         _ => Error::invalid("appId", "must be 1 to 64 lowercase letters, digits, '-' or '_'"),
     })
+}
+
+/// An uploaded OAuth token's secrets and scopes, checked.
+pub(super) struct UploadedToken {
+    pub access: Option<SecretString>,
+    pub refresh: Option<SecretString>,
+    pub scopes: Vec<String>,
+}
+
+/// What an OAuth token upload must satisfy, for one upload and for each item of a batch alike:
+/// an OAuth (not API-key) app, an access or a refresh token within the size bound, a
+/// non-negative expiry, valid scopes, and printable texts (`[accessTokenType,
+/// externalIdentifier, grantedBy]`).
+pub(super) fn check_uploaded_token(
+    app: &ProviderConfig,
+    access: Option<SecretString>,
+    refresh: Option<SecretString>,
+    expiration: i64,
+    scopes: Vec<String>,
+    texts: [&str; 3],
+) -> Result<UploadedToken> {
+    if app.app_type() == AppType::ApiKey {
+        return Err(Error::invalid("appId", "is an API-key app: upload its key with apikey/upload"));
+    }
+    let access = access.filter(|t| !t.expose_secret().is_empty());
+    let refresh = refresh.filter(|t| !t.expose_secret().is_empty());
+    if access.is_none() && refresh.is_none() {
+        return Err(Error::MissingArgument("accessToken or refreshToken"));
+    }
+    for (field, secret) in [("accessToken", &access), ("refreshToken", &refresh)] {
+        if secret.as_ref().is_some_and(|s| s.expose_secret().len() > MAX_TOKEN_LEN) {
+            return Err(Error::invalid(field, format!("must be at most {MAX_TOKEN_LEN} bytes")));
+        }
+    }
+    if expiration < 0 {
+        return Err(Error::invalid("accessTokenExpiry", "must be Unix seconds, or 0 for unknown"));
+    }
+    let scopes = validate_scopes(scopes)?;
+    for (field, value) in ["accessTokenType", "externalIdentifier", "grantedBy"].into_iter().zip(texts) {
+        text(field, value, MAX_OUTBOUND_TEXT_LEN)?;
+    }
+    Ok(UploadedToken { access, refresh, scopes })
 }
 
 fn text(field: &'static str, value: &str, max: usize) -> Result<()> {

@@ -11,12 +11,12 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{parse_app_id, text, validate_scopes, OutboundService};
+use super::{check_uploaded_token, parse_app_id, text, OutboundService, UploadedToken};
 use crate::error::{Error, Result};
 use crate::ids::{generate_token_id, ProjectId, UserId};
-use crate::limits::{MAX_BATCH_TOKENS, MAX_OUTBOUND_TEXT_LEN, MAX_TOKENS_PER_OWNER, MAX_TOKEN_LEN};
+use crate::limits::{MAX_BATCH_TOKENS, MAX_OUTBOUND_TEXT_LEN, MAX_TOKENS_PER_OWNER};
 use crate::outbound::{SealedOutboundToken, TokenOwner};
-use crate::provider::{AppType, ProviderConfig};
+use crate::provider::ProviderConfig;
 use crate::secrets::{outbound_token_aad, Sealer, TokenField};
 
 /// One token of a batch, as the wire gives it (absent fields empty).
@@ -252,26 +252,14 @@ fn check(
     let Some(app) = apps.get(app_id.as_str()) else {
         return Err(Error::OutboundAppNotFound(app_id.to_string()));
     };
-    if app.app_type() == AppType::ApiKey {
-        return Err(Error::invalid("appId", "is an API-key app: upload its key with apikey/upload"));
-    }
-    let access = item.access_token.filter(|t| !t.expose_secret().is_empty());
-    let refresh = item.refresh_token.filter(|t| !t.expose_secret().is_empty());
-    if access.is_none() && refresh.is_none() {
-        return Err(Error::MissingArgument("accessToken or refreshToken"));
-    }
-    for (field, secret) in [("accessToken", &access), ("refreshToken", &refresh)] {
-        if secret.as_ref().is_some_and(|s| s.expose_secret().len() > MAX_TOKEN_LEN) {
-            return Err(Error::invalid(field, format!("must be at most {MAX_TOKEN_LEN} bytes")));
-        }
-    }
-    if item.expiration < 0 {
-        return Err(Error::invalid("accessTokenExpiry", "must be Unix seconds, or 0 for unknown"));
-    }
-    let scopes = validate_scopes(item.scopes)?;
-    text("accessTokenType", &item.access_token_type, MAX_OUTBOUND_TEXT_LEN)?;
-    text("externalIdentifier", &item.external_identifier, MAX_OUTBOUND_TEXT_LEN)?;
-    text("grantedBy", &item.granted_by, MAX_OUTBOUND_TEXT_LEN)?;
+    let UploadedToken { access, refresh, scopes } = check_uploaded_token(
+        app,
+        item.access_token,
+        item.refresh_token,
+        item.expiration,
+        item.scopes,
+        [&item.access_token_type, &item.external_identifier, &item.granted_by],
+    )?;
     text("tenantId", &item.tenant_id, MAX_OUTBOUND_TEXT_LEN)?;
     let tenant_known = tenants.contains(&item.tenant_id);
     let (owner, tenant_id) = match kind {
