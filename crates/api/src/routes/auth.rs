@@ -164,15 +164,16 @@ async fn oauth_authorize(
     Ok(Json(UrlBody { url }))
 }
 
-/// The provider's redirect back (RFC 6749 section 4.1.2).
+/// The provider's redirect back (RFC 6749 section 4.1.2), to the sign-in callback and to the
+/// outbound connect callback alike.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-struct CallbackQuery {
-    code: Option<String>,
+pub(crate) struct CallbackQuery {
+    pub(crate) code: Option<String>,
     #[param(required = true, min_length = 1, max_length = 128)]
-    state: Option<String>,
-    error: Option<String>,
-    error_description: Option<String>,
+    pub(crate) state: Option<String>,
+    pub(crate) error: Option<String>,
+    pub(crate) error_description: Option<String>,
 }
 
 /// Where the provider sends the browser back. Redirects (302) to the application with a code.

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -21,7 +21,7 @@ use crate::error::{describe, ApiResult, ErrorBody};
 use crate::extract::{AppJson, AppQuery};
 use crate::fields as f;
 use crate::openapi::{BodyErrors, SessionErrors};
-use crate::routes::auth::ProjectBearer;
+use crate::routes::auth::{CallbackQuery, ProjectBearer};
 use crate::state::AppState;
 
 /// The path of the provider's redirect back, under the public URL.
@@ -157,17 +157,6 @@ async fn connect_client(
     AppJson(body): AppJson<ConnectBody>,
 ) -> ApiResult<Json<UrlBody>> {
     connect(&state, bearer, body).await
-}
-
-/// The provider's redirect back (RFC 6749 section 4.1.2).
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct CallbackQuery {
-    code: Option<String>,
-    #[param(required = true, min_length = 1, max_length = 128)]
-    state: Option<String>,
-    error: Option<String>,
-    error_description: Option<String>,
 }
 
 /// Where the provider sends the browser back after a connect: stores the granted token and
