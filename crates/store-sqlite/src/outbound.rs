@@ -133,6 +133,42 @@ fn owner_columns(owner: &TokenOwner) -> (Option<&str>, Option<&str>) {
     }
 }
 
+/// Runs `f` with the parameters ?1 to ?21 of a token row, in the column order of every insert
+/// into `outbound_tokens` (one place, so the single and the batch upload cannot disagree).
+fn with_row_params<R>(
+    project: &ProjectId,
+    t: &SealedOutboundToken,
+    f: impl FnOnce(&[&dyn rusqlite::ToSql]) -> rusqlite::Result<R>,
+) -> Result<R> {
+    let (user_id, owner_tenant) = owner_columns(&t.owner);
+    let (kind, owner_id, scope_key, scopes) =
+        (t.owner.kind(), t.owner.id(), t.scope_key(), to_json(&t.scopes)?);
+    f(params![
+        project.as_str(),
+        t.id,
+        t.app_id.as_str(),
+        kind,
+        owner_id,
+        t.tenant_id,
+        user_id,
+        owner_tenant,
+        scope_key,
+        scopes,
+        t.access_token,
+        t.refresh_token,
+        t.access_token_type,
+        t.expiration,
+        t.granted_by,
+        t.external_identifier,
+        t.token_sub,
+        t.last_refresh_ms,
+        t.last_refresh_error,
+        t.created_ms,
+        t.updated_ms
+    ])
+    .map_err(storage_err)
+}
+
 /// The (app, owner, tenant) groups of `tokens` holding more than `max` tokens now.
 fn overfull_slots(
     c: &rusqlite::Connection,
@@ -270,11 +306,8 @@ impl OutboundTokenStore for SqliteStore {
                     if held >= max {
                         return Ok(None);
                     }
-                    let (user_id, owner_tenant) = match &t.owner {
-                        TokenOwner::User(u) => (Some(u.as_str()), None),
-                        TokenOwner::Tenant(tenant) => (None, Some(tenant.as_str())),
-                    };
-                    tx.execute(
+                    with_row_params(&project, &t, |row| {
+                        tx.execute(
                         "INSERT INTO outbound_tokens (project_id, id, app_id, owner_kind, owner_id, tenant_id, user_pk, \
                          owner_tenant, scope_key, scopes, access_token, refresh_token, access_token_type, expiration, \
                          granted_by, external_identifier, token_sub, last_refresh_ms, last_refresh_error, created_ms, \
@@ -284,31 +317,9 @@ impl OutboundTokenStore for SqliteStore {
                          ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
                          MAX(?21, (SELECT COALESCE(MAX(updated_ms), 0) + 1 FROM outbound_tokens \
                          WHERE project_id = ?1 AND app_id = ?3 AND owner_kind = ?4 AND owner_id = ?5)), 1, 0)",
-                        params![
-                            project.as_str(),
-                            t.id,
-                            t.app_id.as_str(),
-                            t.owner.kind(),
-                            t.owner.id(),
-                            t.tenant_id,
-                            user_id,
-                            owner_tenant,
-                            t.scope_key(),
-                            to_json(&t.scopes)?,
-                            t.access_token,
-                            t.refresh_token,
-                            t.access_token_type,
-                            t.expiration,
-                            t.granted_by,
-                            t.external_identifier,
-                            t.token_sub,
-                            t.last_refresh_ms,
-                            t.last_refresh_error,
-                            t.created_ms,
-                            t.updated_ms
-                        ],
+                        row,
                     )
-                    .map_err(storage_err)?;
+                    })?;
                     t.id.clone()
                 }
             };
@@ -333,32 +344,7 @@ impl OutboundTokenStore for SqliteStore {
                 // multi-row statement would only save the (cheap) statement steps.
                 let mut upsert = tx.prepare_cached(&format!("{INSERT} {UPSERT}")).map_err(storage_err)?;
                 for t in &tokens {
-                    let (user_id, owner_tenant) = owner_columns(&t.owner);
-                    upsert
-                        .execute(params![
-                            project.as_str(),
-                            t.id,
-                            t.app_id.as_str(),
-                            t.owner.kind(),
-                            t.owner.id(),
-                            t.tenant_id,
-                            user_id,
-                            owner_tenant,
-                            t.scope_key(),
-                            to_json(&t.scopes)?,
-                            t.access_token,
-                            t.refresh_token,
-                            t.access_token_type,
-                            t.expiration,
-                            t.granted_by,
-                            t.external_identifier,
-                            t.token_sub,
-                            t.last_refresh_ms,
-                            t.last_refresh_error,
-                            t.created_ms,
-                            t.updated_ms
-                        ])
-                        .map_err(storage_err)?;
+                    with_row_params(&project, t, |row| upsert.execute(row))?;
                 }
             }
             let overfull = overfull_slots(&tx, &project, &tokens, max)?;

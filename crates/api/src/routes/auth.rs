@@ -176,6 +176,17 @@ pub(crate) struct CallbackQuery {
     pub(crate) error_description: Option<String>,
 }
 
+impl From<CallbackQuery> for CallbackParams {
+    fn from(q: CallbackQuery) -> Self {
+        CallbackParams {
+            code: q.code,
+            state: q.state,
+            error: q.error,
+            error_description: q.error_description,
+        }
+    }
+}
+
 /// Where the provider sends the browser back. Redirects (302) to the application with a code.
 ///
 /// A disabled or expired user gets no code: the answer is 403 (`E113006`).
@@ -201,13 +212,7 @@ async fn oauth_callback(
     State(state): State<AppState>,
     AppQuery(q): AppQuery<CallbackQuery>,
 ) -> ApiResult<Response> {
-    let params = CallbackParams {
-        code: q.code,
-        state: q.state,
-        error: q.error,
-        error_description: q.error_description,
-    };
-    let location = state.auth.callback(params).await?;
+    let location = state.auth.callback(q.into()).await?;
     Ok((StatusCode::FOUND, [(LOCATION, location)]).into_response())
 }
 

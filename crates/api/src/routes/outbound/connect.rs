@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use idvault_core::auth::service::{with_query, CallbackParams};
+use idvault_core::auth::service::with_query;
 use idvault_core::error::Error;
 use idvault_core::outbound::{ConnectRequest, ConnectSettings};
 
@@ -184,13 +184,7 @@ async fn connect_callback(
     State(state): State<AppState>,
     AppQuery(q): AppQuery<CallbackQuery>,
 ) -> ApiResult<Response> {
-    let params = CallbackParams {
-        code: q.code,
-        state: q.state,
-        error: q.error,
-        error_description: q.error_description,
-    };
-    let outcome = state.outbound.connect_callback(params, &settings(&state)).await?;
+    let outcome = state.outbound.connect_callback(q.into(), &settings(&state)).await?;
     let location = match outcome.error {
         None => outcome.redirect_url,
         Some(e) => {
