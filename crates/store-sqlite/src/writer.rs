@@ -236,6 +236,8 @@ mod tests {
 
     use super::*;
 
+    type TestJob<T> = Box<dyn FnOnce(&mut Connection) -> Result<T> + Send>;
+
     /// A writer on a fresh WAL database with tables `t(id, v)` and a deferred foreign key
     /// `child(p -> parent)` (checked only at COMMIT), plus a path to open readers on.
     fn writer() -> (tempfile::TempDir, std::path::PathBuf, Arc<Writer>) {
@@ -287,7 +289,7 @@ mod tests {
     /// Queues each write (its first poll sends it) before returning.
     async fn queue<T: Send + 'static>(
         writer: &Arc<Writer>,
-        jobs: Vec<Box<dyn FnOnce(&mut Connection) -> Result<T> + Send>>,
+        jobs: Vec<TestJob<T>>,
     ) -> Vec<tokio::task::JoinHandle<Result<T>>> {
         let handles: Vec<_> = jobs
             .into_iter()
@@ -320,11 +322,11 @@ mod tests {
     async fn a_failing_write_is_undone_alone_and_gets_its_own_error() {
         let (_dir, path, writer) = writer();
         let (release, held) = hold(&writer).await;
-        let failing: Box<dyn FnOnce(&mut Connection) -> Result<i64> + Send> = Box::new(|c| {
+        let failing: TestJob<i64> = Box::new(|c| {
             insert(2)(c)?;
             Err(Error::UserNotFound)
         });
-        let duplicate: Box<dyn FnOnce(&mut Connection) -> Result<i64> + Send> = Box::new(|c| {
+        let duplicate: TestJob<i64> = Box::new(|c| {
             insert(4)(c)?;
             insert(1)(c) // already written by the first job of the group
         });
@@ -344,7 +346,7 @@ mod tests {
     async fn a_panicking_write_is_undone_and_the_writer_goes_on() {
         let (_dir, path, writer) = writer();
         let (release, held) = hold(&writer).await;
-        let panicking: Box<dyn FnOnce(&mut Connection) -> Result<i64> + Send> = Box::new(|c| {
+        let panicking: TestJob<i64> = Box::new(|c| {
             insert(2)(c)?;
             panic!("a bug in a write");
         });
@@ -365,7 +367,7 @@ mod tests {
     async fn a_failed_commit_fails_every_write_of_the_group() {
         let (_dir, path, writer) = writer();
         let (release, held) = hold(&writer).await;
-        let orphan: Box<dyn FnOnce(&mut Connection) -> Result<i64> + Send> = Box::new(|c| {
+        let orphan: TestJob<i64> = Box::new(|c| {
             c.execute("INSERT INTO child (p) VALUES (99)", []).map_err(crate::storage_err)?;
             Ok(0)
         });
