@@ -94,7 +94,7 @@ impl AuthStore for SqliteStore {
         let connect = s.connect.as_ref().map(to_json).transpose()?;
         let max_pending = i64::try_from(max_pending).unwrap_or(i64::MAX);
         self.write(move |c| {
-            let tx = c.transaction().map_err(storage_err)?;
+            let tx = c.savepoint().map_err(storage_err)?;
             // Expired states are swept on the way in (through oauth_states_expires), so the table
             // stays small.
             tx.execute("DELETE FROM oauth_states WHERE expires_ms < ?1", [s.created_ms]).map_err(storage_err)?;
@@ -366,7 +366,7 @@ impl AuthStore for SqliteStore {
     ) -> Result<UserId> {
         let (project, provider, sign_in) = (project.clone(), provider.clone(), sign_in.clone());
         self.write(move |c| {
-            let tx = c.transaction().map_err(storage_err)?;
+            let tx = c.savepoint().map_err(storage_err)?;
             let user_id = match &sign_in.user {
                 SignInUser::New(user) => {
                     insert_user(&tx, &project, user)?;

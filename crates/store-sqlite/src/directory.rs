@@ -2,7 +2,7 @@
 //! references checked; the tenant names and permissions shown on loaded users.
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::{Map, Value};
 
 use idvault_core::directory::cascade::{permission_renamed, UserCascade};
@@ -216,7 +216,7 @@ pub(crate) fn save_user(tx: &Connection, project: &ProjectId, pk: i64, old: &Use
 
 /// Writes back every user of the project whose row key is in `pks` that `cascade` changes.
 fn rewrite_users(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     project: &ProjectId,
     pks: &[i64],
     cascade: &UserCascade<'_>,
@@ -246,7 +246,7 @@ fn rewrite_users(
     Ok(())
 }
 
-fn pks(tx: &Transaction<'_>, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<i64>> {
+fn pks(tx: &Connection, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<i64>> {
     let mut s = tx.prepare(sql).map_err(storage_err)?;
     let rows = s.query_map(args, |r| r.get(0)).map_err(storage_err)?;
     rows.collect::<rusqlite::Result<Vec<i64>>>().map_err(storage_err)
@@ -368,7 +368,7 @@ impl DirectoryStore for SqliteStore {
     async fn delete_tenant(&self, project: &ProjectId, id: &str, now_ms: i64) -> Result<bool> {
         let (project, id) = (project.clone(), id.to_owned());
         self.write(move |c| {
-            let tx = c.transaction().map_err(storage_err)?;
+            let tx = c.savepoint().map_err(storage_err)?;
             let members = pks(
                 &tx,
                 "SELECT t.user_pk FROM user_tenants t JOIN users u ON u.pk = t.user_pk WHERE t.tenant_id = ?1 AND u.project_id = ?2",
@@ -409,7 +409,7 @@ impl DirectoryStore for SqliteStore {
         let (project, name, new_name, description) =
             (project.clone(), name.to_owned(), new_name.to_owned(), description.to_owned());
         self.write(move |c| {
-            let tx = c.transaction().map_err(storage_err)?;
+            let tx = c.savepoint().map_err(storage_err)?;
             let n = tx
                 .execute(
                     "UPDATE permissions SET name = ?3, description = ?4 WHERE project_id = ?1 AND name = ?2",
@@ -436,7 +436,7 @@ impl DirectoryStore for SqliteStore {
     async fn delete_permission(&self, project: &ProjectId, name: &str) -> Result<bool> {
         let (project, name) = (project.clone(), name.to_owned());
         self.write(move |c| {
-            let tx = c.transaction().map_err(storage_err)?;
+            let tx = c.savepoint().map_err(storage_err)?;
             let n = tx
                 .execute(
                     "DELETE FROM permissions WHERE project_id = ?1 AND name = ?2",
@@ -467,7 +467,7 @@ impl DirectoryStore for SqliteStore {
     async fn create_role(&self, project: &ProjectId, role: &Role) -> Result<()> {
         let (project, r) = (project.clone(), role.clone());
         self.write(move |c| {
-            let tx = c.transaction().map_err(storage_err)?;
+            let tx = c.savepoint().map_err(storage_err)?;
             references::check_role_references(
                 &r,
                 &load_facts(&tx, &project, &DirectoryNeeds::to_check_role(&r))?,
@@ -509,7 +509,7 @@ impl DirectoryStore for SqliteStore {
         let (project, name, tenant, r) =
             (project.clone(), name.to_owned(), tenant.unwrap_or("").to_owned(), role.clone());
         self.write(move |c| {
-            let tx = c.transaction().map_err(storage_err)?;
+            let tx = c.savepoint().map_err(storage_err)?;
             let needs = DirectoryNeeds::to_check_permissions(&r.permission_names);
             references::check_permissions(&r.permission_names, &load_facts(&tx, &project, &needs)?)?;
             let n = tx
@@ -539,7 +539,7 @@ impl DirectoryStore for SqliteStore {
     ) -> Result<bool> {
         let (project, name, tenant) = (project.clone(), name.to_owned(), tenant.unwrap_or("").to_owned());
         self.write(move |c| {
-            let tx = c.transaction().map_err(storage_err)?;
+            let tx = c.savepoint().map_err(storage_err)?;
             let n = tx
                 .execute(
                     "DELETE FROM roles WHERE project_id = ?1 AND tenant_id = ?2 AND name = ?3",
@@ -570,7 +570,7 @@ impl DirectoryStore for SqliteStore {
     async fn put_attribute_defs(&self, project: &ProjectId, defs: &[AttributeDef]) -> Result<()> {
         let (project, defs) = (project.clone(), defs.to_vec());
         self.write(move |c| {
-            let tx = c.transaction().map_err(storage_err)?;
+            let tx = c.savepoint().map_err(storage_err)?;
             for d in &defs {
                 let options: Vec<Value> =
                     d.options.iter().map(|o| serde_json::json!({"value": o.value, "label": o.label})).collect();
@@ -590,7 +590,7 @@ impl DirectoryStore for SqliteStore {
     async fn delete_attribute_defs(&self, project: &ProjectId, names: &[String]) -> Result<()> {
         let (project, names) = (project.clone(), names.to_vec());
         self.write(move |c| {
-            let tx = c.transaction().map_err(storage_err)?;
+            let tx = c.savepoint().map_err(storage_err)?;
             for n in &names {
                 tx.execute(
                     "DELETE FROM custom_attribute_defs WHERE project_id = ?1 AND name = ?2",
@@ -610,7 +610,7 @@ impl DirectoryStore for SqliteStore {
     async fn update_user(&self, project: &ProjectId, user_id: &UserId, update: &UserUpdate) -> Result<User> {
         let (project, user_id, update) = (project.clone(), user_id.clone(), update.clone());
         self.write(move |c| {
-            let tx = c.transaction().map_err(storage_err)?;
+            let tx = c.savepoint().map_err(storage_err)?;
             let (pk, old) = tx
                 .prepare_cached(USER_FOR_UPDATE)
                 .and_then(|mut s| {
@@ -631,7 +631,7 @@ impl DirectoryStore for SqliteStore {
     async fn create_users_each(&self, project: &ProjectId, users: &[User]) -> Result<Vec<Result<User>>> {
         let (project, users) = (project.clone(), users.to_vec());
         self.write(move |c| {
-            let mut tx = c.transaction().map_err(storage_err)?;
+            let mut tx = c.savepoint().map_err(storage_err)?;
             let mut results = Vec::with_capacity(users.len());
             for u in users {
                 let sp = tx.savepoint().map_err(storage_err)?;
@@ -699,12 +699,7 @@ impl DirectoryStore for SqliteStore {
 }
 
 /// Renames (or with None, removes) a permission in every role of the project that grants it.
-fn rename_in_roles(
-    tx: &Transaction<'_>,
-    project: &ProjectId,
-    name: &str,
-    new_name: Option<&str>,
-) -> Result<()> {
+fn rename_in_roles(tx: &Connection, project: &ProjectId, name: &str, new_name: Option<&str>) -> Result<()> {
     let mut s = tx
         .prepare("SELECT tenant_id, name, permission_names FROM roles WHERE project_id = ?1")
         .map_err(storage_err)?;
@@ -730,7 +725,7 @@ fn rename_in_roles(
 /// Renames (or removes) a role on the users holding it, as core's `UserCascade::Role` says
 /// (the tenants with their own role of that name are read here).
 fn rename_role_on_users(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     project: &ProjectId,
     tenant: &str,
     name: &str,

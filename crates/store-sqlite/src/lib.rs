@@ -3,10 +3,12 @@
 //! Performance shape (see docs/architecture.md): the hot reads (management-key check, load user,
 //! token read) are short indexed point reads, run in place on the async worker thread on a
 //! pooled read connection, because a thread hand-off costs more than the query. Writes and
-//! potentially long reads (search, bulk load) run on the blocking pool; writes go through the
-//! single writer connection SQLite allows.
+//! potentially long reads (search, bulk load) run on the blocking pool. Writes go to the single
+//! writer connection SQLite allows, owned by one thread that commits waiting writes in groups
+//! (see `writer.rs`).
 //!
-//! Durability: WAL with `synchronous=NORMAL`. A committed write survives a crash or `kill -9` of
+//! Durability: WAL with `synchronous=NORMAL`. A write is acknowledged only after its group's
+//! COMMIT returned, and a committed write survives a crash or `kill -9` of
 //! the process; only a power loss or OS crash can drop the last few commits. Set
 //! `synchronous=FULL` through [`SqliteOptions::synchronous_full`] to survive those as well.
 //!
@@ -23,9 +25,10 @@ mod search;
 mod tokens;
 mod transfer;
 mod users;
+mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use rusqlite::Connection;
@@ -34,6 +37,7 @@ use idvault_core::error::{Error, Result};
 use idvault_core::store::HealthCheck;
 
 use pool::ReaderPool;
+use writer::Writer;
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -66,7 +70,7 @@ impl Default for SqliteOptions {
 
 pub(crate) struct Inner {
     pub(crate) readers: ReaderPool,
-    pub(crate) writer: Mutex<Connection>,
+    pub(crate) writer: Writer,
 }
 
 /// The SQLite store. Cheap to clone.
@@ -197,7 +201,7 @@ impl SqliteStore {
         }
         let readers = ReaderPool::open(path, opts.readers.max(1), |c| tune(c, opts))?;
         Ok(SqliteStore {
-            inner: Arc::new(Inner { readers, writer: Mutex::new(writer) }),
+            inner: Arc::new(Inner { readers, writer: Writer::start(writer)? }),
             path: path.to_owned(),
         })
     }
@@ -222,29 +226,26 @@ impl SqliteStore {
             .map_err(|e| Error::Internal(format!("read task failed: {e}")))?
     }
 
-    /// Runs `f` on the single writer connection, on the blocking pool.
+    /// Runs `f` on the single writer connection, inside a savepoint of a transaction it may
+    /// share with other writes (so `f` nests its own atomic steps with `savepoint()`, never
+    /// `transaction()`). Answers once that transaction is committed.
     pub(crate) async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock leaves no open transaction behind (rusqlite rolls
-            // back on drop), so a poisoned lock is safe to take over.
-            let mut conn = inner.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("write task failed: {e}")))?
+        self.inner.writer.grouped(f).await
     }
 
     /// Checkpoints the WAL into the main file; called on graceful shutdown so the data directory
-    /// is a single self-contained file afterwards.
+    /// is a single self-contained file afterwards. A checkpoint cannot run inside a transaction,
+    /// so it runs alone, after the writes queued before it.
     pub async fn close(&self) -> Result<()> {
-        self.write(|conn| {
-            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(storage_err)
-        })
-        .await
+        self.inner
+            .writer
+            .alone(|conn| {
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(storage_err)
+            })
+            .await
     }
 }
 
@@ -314,5 +315,46 @@ mod tests {
             }
             assert_eq!(total, 0, "{sql}");
         }
+    }
+
+    /// Writes from many callers all land, each is visible to a new connection as soon as it is
+    /// answered, and `close` still leaves the data in the main file (the WAL checkpointed).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writes_land_and_close_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db"), &SqliteOptions::default()).unwrap();
+        let project = ProjectId::generate();
+        store
+            .create_project(&Project { id: project.clone(), name: "t".into(), created_ms: 1 })
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let (store, project) = (store.clone(), project.clone());
+                tokio::spawn(async move {
+                    let login = format!("u{i}@example.com");
+                    let user = NewUser { login_id: login.clone(), ..Default::default() }
+                        .into_user(UserId::generate(), 1_000)
+                        .unwrap();
+                    store.create_users(&project, &[user]).await.unwrap();
+                    let fresh = rusqlite::Connection::open(store.path()).unwrap();
+                    let found: i64 = fresh
+                        .query_row("SELECT COUNT(*) FROM user_login_ids WHERE login_id = ?1", [&login], |r| {
+                            r.get(0)
+                        })
+                        .unwrap();
+                    assert_eq!(found, 1, "{login} not visible after its write was answered");
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        store.close().await.unwrap();
+        let wal = dir.path().join("t.db-wal");
+        assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0);
+        let fresh = rusqlite::Connection::open(store.path()).unwrap();
+        let users: i64 = fresh.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0)).unwrap();
+        assert_eq!(users, 200);
     }
 }

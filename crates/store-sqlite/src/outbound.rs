@@ -256,7 +256,7 @@ impl OutboundTokenStore for SqliteStore {
         let (project, t) = (project.clone(), token.clone());
         let max = i64::try_from(max_per_owner).unwrap_or(i64::MAX);
         self.write(move |c| {
-            let tx = c.transaction().map_err(storage_err)?;
+            let tx = c.savepoint().map_err(storage_err)?;
             let slot = params![project.as_str(), t.app_id.as_str(), t.owner.kind(), t.owner.id(), t.tenant_id];
             let existing: Option<String> = tx
                 .query_row(
@@ -338,7 +338,7 @@ impl OutboundTokenStore for SqliteStore {
         let project = project.clone();
         let max = i64::try_from(max_per_owner).unwrap_or(i64::MAX);
         self.write(move |c| {
-            let tx = c.transaction().map_err(storage_err)?;
+            let tx = c.savepoint().map_err(storage_err)?;
             {
                 // One prepared upsert, run per token: SQLite does no network round trip, so a
                 // multi-row statement would only save the (cheap) statement steps.
@@ -351,7 +351,7 @@ impl OutboundTokenStore for SqliteStore {
             if overfull.is_empty() {
                 tx.commit().map_err(storage_err)?;
             }
-            // Otherwise the transaction is dropped: rolled back, nothing written.
+            // Otherwise the savepoint is dropped: rolled back, nothing written.
             Ok(overfull)
         })
         .await

@@ -1,7 +1,7 @@
 //! Provider tokens (sealed by the domain before they get here).
 
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use idvault_core::error::{Error, Result};
 use idvault_core::ids::{ProjectId, ProviderName, UserId};
@@ -62,7 +62,7 @@ fn with_scopes((mut row, scopes): (JoinedTokenRow, Option<String>)) -> Result<Jo
 
 /// The user's row key and provider list, if the user exists.
 pub(crate) fn user_pk(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     project: &ProjectId,
     user_id: &UserId,
 ) -> Result<Option<(i64, String)>> {
@@ -78,7 +78,7 @@ pub(crate) fn user_pk(
 /// Inserts or replaces a token row (clearing the re-authentication flag, bumping the version)
 /// and adds the provider to the user's list.
 pub(crate) fn upsert_token(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     pk: i64,
     providers_json: &str,
     token: &SealedToken,
@@ -140,7 +140,7 @@ impl TokenStore for SqliteStore {
     async fn put_token(&self, project: &ProjectId, user_id: &UserId, token: &SealedToken) -> Result<bool> {
         let (project, user_id, token) = (project.clone(), user_id.clone(), token.clone());
         self.write(move |c| {
-            let tx = c.transaction().map_err(storage_err)?;
+            let tx = c.savepoint().map_err(storage_err)?;
             let Some((pk, providers)) = user_pk(&tx, &project, &user_id)? else {
                 return Ok(false);
             };
@@ -212,7 +212,7 @@ impl TokenStore for SqliteStore {
     ) -> Result<bool> {
         let (project, user_id, provider) = (project.clone(), user_id.clone(), provider.clone());
         self.write(move |c| {
-            let tx = c.transaction().map_err(storage_err)?;
+            let tx = c.savepoint().map_err(storage_err)?;
             let Some((pk, providers)) = user_pk(&tx, &project, &user_id)? else {
                 return Ok(false);
             };

@@ -132,7 +132,7 @@ impl UserStore for SqliteStore {
     async fn create_users(&self, project: &ProjectId, users: &[User]) -> Result<()> {
         let (project, users) = (project.clone(), users.to_vec());
         self.write(move |c| {
-            let tx = c.transaction().map_err(storage_err)?;
+            let tx = c.savepoint().map_err(storage_err)?;
             for u in &users {
                 insert_user(&tx, &project, u)?;
             }
