@@ -114,27 +114,6 @@ pub(crate) fn where_clause(project: &ProjectId, filter: &UserFilter, params: &mu
 }
 
 /// The ORDER BY list, ending with the row key (creation order) so that pages are stable.
-/// The query answering a search's total, with its own parameters. A filter of only the test flag
-/// and statuses sums the counters that V9's trigger keeps exact in every write's transaction: a
-/// few hundred rows at most instead of a count over every matching user.
-pub(crate) fn total_query(project: &ProjectId, filter: &UserFilter, params: &mut Params) -> String {
-    let Some(counted) = filter.total_by_test_and_status() else {
-        let filter = where_clause(project, filter, params);
-        return format!("SELECT COUNT(*) FROM users u WHERE {filter}");
-    };
-    let mut sql = format!(
-        "SELECT coalesce(SUM(n), 0)::bigint FROM user_counts WHERE project_id = {}",
-        params.push(project.to_string())
-    );
-    if let Some(test) = counted.test {
-        sql.push_str(if test { " AND test" } else { " AND NOT test" });
-    }
-    if let Some(statuses) = counted.statuses {
-        sql.push_str(&format!(" AND status = ANY({}::text[])", params.push(statuses.to_vec())));
-    }
-    sql
-}
-
 pub(crate) fn order_by(filter: &UserFilter) -> String {
     let mut parts: Vec<String> = filter.order.iter().map(sort_key).collect();
     parts.push(if filter.ties_descending { "u.pk DESC".into() } else { "u.pk".into() });

@@ -242,10 +242,9 @@ impl UserStore for PgStore {
         let mut params = Params::default();
         let filter = crate::search::where_clause(project, &lowered, &mut params);
         let order = crate::search::order_by(&lowered);
-        let mut count_params = Params::default();
-        let count_sql = crate::search::total_query(project, &lowered, &mut count_params);
-        let count_args = count_params.refs();
+        let count_sql = format!("SELECT COUNT(*) FROM users u WHERE {filter}");
         let args = params.refs();
+        let count_args = args.clone();
         let mut page_args = args;
         let (limit, offset) = (lowered.limit, lowered.offset);
         let limit_n = page_args.len() + 1;
