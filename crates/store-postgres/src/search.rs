@@ -34,7 +34,13 @@ fn predicate(p: &Predicate, params: &mut Params, project_param: &str) -> String 
                 MatchColumn::Phone => "u.phone",
                 MatchColumn::Status => "u.status",
             };
-            format!("{column} = ANY({}::text[])", params.push(values.clone()))
+            match values.as_slice() {
+                // One value is an equality, so that an index on the column followed by pk
+                // serves creation order (an index scan over `= ANY(array)` does not promise
+                // order, and a deep page would sort every match).
+                [one] => format!("{column} = {}::text", params.push(one.clone())),
+                _ => format!("{column} = ANY({}::text[])", params.push(values.clone())),
+            }
         }
         Predicate::InTenant(tenants) => format!(
             "u.pk IN (SELECT user_pk FROM user_tenants WHERE tenant_id = ANY({}::text[]))",

@@ -62,7 +62,7 @@ impl Where {
                 self.sql.push(')');
             }
             Predicate::HasRole { tenant, roles } => self.has_role(tenant.as_deref(), roles),
-            Predicate::TextContains(text) => self.text_contains(text),
+            Predicate::TextContains(text) => self.text_contains(text, false),
             Predicate::Attribute { name, values } => {
                 self.sql.push_str("json_extract(u.custom_attributes, ");
                 self.arg(SqlValue::Text(format!("$.\"{name}\"")));
@@ -127,12 +127,19 @@ impl Where {
         self.sql.push(')');
     }
 
-    fn text_contains(&mut self, text: &str) {
-        if text.chars().count() >= 3 {
+    /// `joined`: the search joins `users_fts` ([`Driver::Text`]) and this is its text.
+    fn text_contains(&mut self, text: &str, joined: bool) {
+        if uses_trigrams(text) {
             // The trigram index matches any substring of three characters or more, as a phrase.
-            self.sql.push_str("u.pk IN (SELECT rowid FROM users_fts WHERE users_fts MATCH ");
+            self.sql.push_str(if joined {
+                "users_fts MATCH "
+            } else {
+                "u.pk IN (SELECT rowid FROM users_fts WHERE users_fts MATCH "
+            });
             self.arg(SqlValue::Text(format!("\"{}\"", text.replace('"', "\"\""))));
-            self.sql.push(')');
+            if !joined {
+                self.sql.push(')');
+            }
             return;
         }
         // Shorter text cannot use trigrams: scan the columns the index's body is made of.
@@ -166,14 +173,103 @@ fn json_extract_value(v: &Value) -> SqlValue {
     }
 }
 
-/// The WHERE clause of a search in `project`, and its parameters.
+/// Text the trigram index can answer: three characters or more.
+fn uses_trigrams(text: &str) -> bool {
+    text.chars().count() >= 3
+}
+
+/// A predicate the search joins instead of testing `u.pk IN (subquery)`: its table yields each
+/// matching user once, in creation order (its key is `u.pk`), so a page in creation order walks it
+/// and stops after `limit` matches instead of collecting every match first; the planner may still
+/// start from a more selective users index.
+#[derive(Clone, Copy)]
+enum Driver<'a> {
+    /// Text the trigram index answers: `users_fts`, in rowid order.
+    Text,
+    /// One role in one tenant: `user_roles r` through (tenant_id, role_name, user_pk). One row
+    /// per user, as (user_pk, tenant_id, role_name) is the table's key.
+    TenantRole { tenant: &'a str, role: &'a str },
+}
+
+impl Driver<'_> {
+    fn from(self) -> &'static str {
+        match self {
+            Driver::Text => "users u JOIN users_fts ON users_fts.rowid = u.pk",
+            Driver::TenantRole { .. } => "users u JOIN user_roles r ON r.user_pk = u.pk",
+        }
+    }
+
+    /// The row key as the joined table names it: only so does SQLite see that the join's scan
+    /// order already is creation order.
+    fn row_key(self) -> &'static str {
+        match self {
+            Driver::Text => "users_fts.rowid",
+            Driver::TenantRole { .. } => "r.user_pk",
+        }
+    }
+}
+
+/// The first predicate a search can join (see [`Driver`]), and its position.
+fn driver(filter: &UserFilter) -> Option<(usize, Driver<'_>)> {
+    filter.predicates.iter().enumerate().find_map(|(i, p)| match p {
+        Predicate::TextContains(t) if uses_trigrams(t) => Some((i, Driver::Text)),
+        Predicate::HasRole { tenant: Some(tenant), roles: RoleMatch::AnyOf(names) } => match names.as_slice()
+        {
+            [role] => Some((i, Driver::TenantRole { tenant, role })),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// The FROM clause of a search: `users u`, joined with the table of its [`Driver`] if any.
+pub(crate) fn from_clause(filter: &UserFilter) -> &'static str {
+    driver(filter).map_or("users u", |(_, d)| d.from())
+}
+
+/// The WHERE clause of a search in `project` (over [`from_clause`]), and its parameters.
 pub(crate) fn where_clause(project: &ProjectId, filter: &UserFilter) -> (String, Vec<SqlValue>) {
     let mut w = Where { sql: String::new(), args: Vec::new() };
     w.sql.push_str("u.project_id = ");
     w.arg(SqlValue::Text(project.to_string()));
-    for p in &filter.predicates {
+    let driver = driver(filter);
+    for (i, p) in filter.predicates.iter().enumerate() {
         w.sql.push_str(" AND ");
-        w.predicate(project, p);
+        match (p, driver) {
+            (Predicate::TextContains(text), Some((at, Driver::Text))) if at == i => {
+                w.text_contains(text, true)
+            }
+            (_, Some((at, Driver::TenantRole { tenant, role }))) if at == i => {
+                w.sql.push_str("r.tenant_id = ");
+                w.arg(SqlValue::Text(tenant.to_owned()));
+                w.sql.push_str(" AND r.role_name = ");
+                w.arg(SqlValue::Text(role.to_owned()));
+            }
+            (p, _) => w.predicate(project, p),
+        }
+    }
+    (w.sql, w.args)
+}
+
+/// The query answering a search's total, and its parameters. A filter of only the test flag and
+/// statuses sums the per-(test, status) counters that V9's triggers keep exact in every write's
+/// transaction: a few index rows instead of a count over every matching user.
+pub(crate) fn total_query(project: &ProjectId, filter: &UserFilter) -> (String, Vec<SqlValue>) {
+    let Some(counted) = filter.total_by_test_and_status() else {
+        let (where_sql, args) = where_clause(project, filter);
+        return (format!("SELECT COUNT(*) FROM {} WHERE {where_sql}", from_clause(filter)), args);
+    };
+    let mut w = Where {
+        sql: "SELECT coalesce(SUM(n), 0) FROM user_counts WHERE project_id = ".into(),
+        args: Vec::new(),
+    };
+    w.arg(SqlValue::Text(project.to_string()));
+    if let Some(test) = counted.test {
+        w.sql.push_str(if test { " AND test = 1" } else { " AND test = 0" });
+    }
+    if let Some(statuses) = counted.statuses {
+        w.sql.push_str(" AND ");
+        w.in_list("status", statuses);
     }
     (w.sql, w.args)
 }
@@ -181,7 +277,8 @@ pub(crate) fn where_clause(project: &ProjectId, filter: &UserFilter) -> (String,
 /// The ORDER BY list, ending with the row key (creation order) so that pages are stable.
 pub(crate) fn order_by(filter: &UserFilter) -> String {
     let mut parts: Vec<String> = filter.order.iter().map(sort_key).collect();
-    parts.push(if filter.ties_descending { "u.pk DESC".into() } else { "u.pk".into() });
+    let row_key = driver(filter).map_or("u.pk", |(_, d)| d.row_key());
+    parts.push(if filter.ties_descending { format!("{row_key} DESC") } else { row_key.to_owned() });
     parts.join(", ")
 }
 

@@ -163,7 +163,9 @@ impl UserStore for SqliteStore {
     async fn search_users(&self, project: &ProjectId, query: &UserQuery) -> Result<(Vec<User>, u64)> {
         let lowered = query.filter();
         let (filter, args) = crate::search::where_clause(project, &lowered);
+        let (total_sql, total_args) = crate::search::total_query(project, &lowered);
         let order = crate::search::order_by(&lowered);
+        let from = crate::search::from_clause(&lowered);
         let project_for_enrich = project.clone();
         let (limit, offset) = (lowered.limit, lowered.offset);
         self.read_blocking(move |c| {
@@ -171,15 +173,15 @@ impl UserStore for SqliteStore {
             c.execute_batch("BEGIN").map_err(storage_err)?;
             let result = (|| {
                 let total: i64 = c
-                    .prepare(&format!("SELECT COUNT(*) FROM users u WHERE {filter}"))
-                    .and_then(|mut s| s.query_row(params_from_iter(args.iter()), |r| r.get(0)))
+                    .prepare(&total_sql)
+                    .and_then(|mut s| s.query_row(params_from_iter(total_args.iter()), |r| r.get(0)))
                     .map_err(storage_err)?;
                 let mut page_args = args.clone();
                 page_args.push(SqlValue::Integer(limit));
                 page_args.push(SqlValue::Integer(offset));
                 let mut stmt = c
                     .prepare(&format!(
-                        "SELECT {USER_COLUMNS} FROM users u WHERE {filter} ORDER BY {order} LIMIT ? OFFSET ?"
+                        "SELECT {USER_COLUMNS} FROM {from} WHERE {filter} ORDER BY {order} LIMIT ? OFFSET ?"
                     ))
                     .map_err(storage_err)?;
                 let mut users = stmt

@@ -57,6 +57,7 @@ enum Edit {
     AddLoginId(String),
     ReplaceLoginId { old: String, new: String },
     Attribute(String, Value),
+    Status(UserStatus),
 }
 
 /// The time the helpers stamp their changes with.
@@ -77,6 +78,7 @@ async fn update(s: &dyn Store, p: &ProjectId, user_id: &UserId, edits: Vec<Edit>
             Edit::AddLoginId(l) => UserChange::AddLoginId(l),
             Edit::ReplaceLoginId { old, new } => UserChange::LoginId { old, new },
             Edit::Attribute(key, value) => UserChange::CustomAttribute { key, value },
+            Edit::Status(status) => UserChange::Status(status),
         })
         .collect();
     s.update_user(p, user_id, &UserUpdate { change: UserChange::Several(changes), now_ms: NOW_MS }).await
@@ -534,6 +536,26 @@ pub async fn search_filters_paging_and_total(backend: TestStore) {
     let tenant_roles =
         vec![TenantRoleFilter { tenant_id: "acme".into(), roles: vec!["editor".into()], all: true }];
     assert_eq!(count(UserQuery { tenant_roles, ..base.clone() }).await, 3);
+    // One role in one tenant, and text, page in creation order (or the sort's) with the right
+    // total, however a store reaches the matches.
+    let one_role =
+        vec![TenantRoleFilter { tenant_id: "acme".into(), roles: vec!["editor".into()], all: false }];
+    let (rows, total) =
+        search(s, p, UserQuery { tenant_roles: one_role.clone(), limit: 2, ..base.clone() }).await;
+    assert_eq!((first_login_ids(&rows), total), (vec!["user0@example.com", "user1@example.com"], 3));
+    let desc = vec![SortBy { field: SortField::LoginId, desc: true }];
+    let q = UserQuery { tenant_roles: one_role, sort: desc.clone(), limit: 2, page: 1, ..base.clone() };
+    let (rows, total) = search(s, p, q).await;
+    assert_eq!((first_login_ids(&rows), total), (vec!["user0@example.com"], 3));
+    let text = Some("example.com".to_owned());
+    let (rows, total) =
+        search(s, p, UserQuery { text: text.clone(), limit: 3, page: 1, ..base.clone() }).await;
+    assert_eq!(
+        (first_login_ids(&rows), total),
+        (vec!["user3@example.com", "user4@example.com", "user5@example.com"], 9)
+    );
+    let (rows, total) = search(s, p, UserQuery { text, sort: desc, limit: 2, ..base.clone() }).await;
+    assert_eq!((first_login_ids(&rows), total), (vec!["user8@example.com", "user7@example.com"], 9));
     assert_eq!(count(UserQuery { from_created_ms: Some(1_001), ..base.clone() }).await, 0);
     assert_eq!(count(UserQuery { to_created_ms: Some(1_000), ..base.clone() }).await, 9);
 
@@ -555,6 +577,59 @@ pub async fn search_filters_paging_and_total(backend: TestStore) {
     }
     assert_eq!(seen.len(), 9);
     assert_eq!(search(s, &ProjectId::generate(), base).await.1, 0, "other project");
+}
+
+/// Totals of the empty and status-only filters may come from counts a store keeps (rather than
+/// from counting rows): they must equal the number of matching users after every kind of write.
+pub async fn search_totals_stay_exact_through_creates_status_changes_and_deletes(backend: TestStore) {
+    let f = directory(backend).await;
+    let (s, p) = (&*f.store, &f.project);
+    // Every (test flag, status) filter, each with its total counted from the rows: a bound on
+    // the creation time that every user meets makes it a filter no count answers.
+    let check = |when: &'static str| async move {
+        let tests = [TestUserFilter::Exclude, TestUserFilter::Include, TestUserFilter::Only];
+        let statuses = [vec![], vec![UserStatus::Enabled], vec![UserStatus::Disabled, UserStatus::Invited]];
+        for test in tests {
+            for statuses in &statuses {
+                let q = UserQuery { test, statuses: statuses.clone(), limit: 1000, ..Default::default() };
+                let (rows, total) = search(s, p, q.clone()).await;
+                let counted = search(s, p, UserQuery { to_created_ms: Some(i64::MAX), ..q }).await.1;
+                assert_eq!(total, rows.len() as u64, "{when}: {test:?} {statuses:?}");
+                assert_eq!(total, counted, "{when}: {test:?} {statuses:?}");
+            }
+        }
+    };
+    check("empty").await;
+    let mut users = Vec::new();
+    for i in 0..12 {
+        let mut u = user(&format!("count{i}"));
+        u.status = [UserStatus::Enabled, UserStatus::Disabled, UserStatus::Invited][i % 3];
+        u.test = i % 4 == 0;
+        users.push(u);
+    }
+    s.create_users(p, &users[..8]).await.unwrap();
+    s.create_users(p, &users[8..9]).await.unwrap();
+    s.create_users(p, &users[9..]).await.unwrap();
+    let (_, total) = search(s, p, UserQuery { test: TestUserFilter::Include, ..Default::default() }).await;
+    assert_eq!(total, 12);
+    check("after creates").await;
+    assert!(s.create_users(p, &[user("count0")]).await.is_err(), "a taken login id");
+    check("after a refused create").await;
+    update(s, p, &users[1].user_id, vec![Edit::Status(UserStatus::Enabled)]).await.unwrap();
+    update(s, p, &users[0].user_id, vec![Edit::Status(UserStatus::Disabled), Edit::Name("n".into())])
+        .await
+        .unwrap();
+    update(s, p, &users[2].user_id, vec![Edit::Name("only a name".into())]).await.unwrap();
+    check("after status changes").await;
+    assert!(s.delete_user(p, &users[3].user_id).await.unwrap());
+    assert!(s.delete_user(p, &users[4].user_id).await.unwrap());
+    check("after deletes").await;
+    assert_eq!(s.delete_test_users(p).await.unwrap(), 2, "count0 and count8 (count4 is gone)");
+    check("after deleting test users").await;
+    let (_, total) = search(s, p, UserQuery { test: TestUserFilter::Include, ..Default::default() }).await;
+    assert_eq!(total, 8);
+    let other = ProjectId::generate();
+    assert_eq!(search(s, &other, UserQuery::default()).await.1, 0, "other project");
 }
 
 pub async fn search_by_custom_attributes_and_sso_apps(backend: TestStore) {
@@ -1775,6 +1850,7 @@ macro_rules! store_contract_tests {
             delete_user_cascades_to_login_ids_tokens_and_history,
             delete_test_users_deletes_only_test_users,
             search_filters_paging_and_total,
+            search_totals_stay_exact_through_creates_status_changes_and_deletes,
             search_by_custom_attributes_and_sso_apps,
             update_user_applies_every_change_at_once,
             update_user_refuses_unknown_references_and_writes_nothing,

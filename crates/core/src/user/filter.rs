@@ -13,6 +13,17 @@ use serde_json::Value;
 
 use crate::user::search::{SortField, TestUserFilter, UserQuery};
 
+/// The conditions of a search whose total a store may answer from per-(test flag, status) user
+/// counts rather than by counting rows: the project, then at most the test flag and a list of
+/// statuses. See [`UserFilter::total_by_test_and_status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountedByTestAndStatus<'a> {
+    /// `None`: test and regular users alike.
+    pub test: Option<bool>,
+    /// `None`: every status.
+    pub statuses: Option<&'a [String]>,
+}
+
 /// A validated search, lowered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserFilter {
@@ -165,6 +176,25 @@ fn distinct(values: &[String]) -> Vec<String> {
     values.iter().filter(|v| seen.insert(v.as_str())).cloned().collect()
 }
 
+impl UserFilter {
+    /// Whether the total is a sum of per-(test flag, status) counts: true when the filter has no
+    /// condition but the test flag and statuses (the empty filter, a status filter). A store
+    /// that keeps such counts exactly answers these totals without counting rows.
+    pub fn total_by_test_and_status(&self) -> Option<CountedByTestAndStatus<'_>> {
+        let mut counted = CountedByTestAndStatus { test: None, statuses: None };
+        for p in &self.predicates {
+            match p {
+                Predicate::TestUser(test) if counted.test.is_none() => counted.test = Some(*test),
+                Predicate::AnyOf { column: MatchColumn::Status, values } if counted.statuses.is_none() => {
+                    counted.statuses = Some(values)
+                }
+                _ => return None,
+            }
+        }
+        Some(counted)
+    }
+}
+
 impl UserQuery {
     /// Lowers the query (validated with [`UserQuery::validate`]) into the filter a store
     /// renders. Predicates come in a fixed order, so each store's SQL is stable for a given
@@ -273,6 +303,22 @@ mod tests {
 
     fn predicates(q: UserQuery) -> Vec<Predicate> {
         q.filter().predicates
+    }
+
+    #[test]
+    fn only_test_flag_and_status_filters_are_totalled_from_counts() {
+        let counted = |q: UserQuery| {
+            q.filter().total_by_test_and_status().map(|c| (c.test, c.statuses.map(<[String]>::to_vec)))
+        };
+        assert_eq!(counted(UserQuery::default()), Some((Some(false), None)));
+        let all = UserQuery { test: TestUserFilter::Include, ..Default::default() };
+        assert_eq!(counted(all), Some((None, None)));
+        let disabled = UserQuery { statuses: vec![UserStatus::Disabled], ..Default::default() };
+        assert_eq!(counted(disabled), Some((Some(false), Some(vec!["disabled".to_owned()]))));
+        let text = UserQuery { text: Some("ann".into()), ..Default::default() };
+        assert_eq!(counted(text), None);
+        let email = UserQuery { emails: vec!["a@x.io".into()], ..Default::default() };
+        assert_eq!(counted(email), None);
     }
 
     #[test]
