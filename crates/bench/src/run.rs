@@ -23,6 +23,8 @@ use crate::wrk::{self, WrkReport};
 pub const TARGET_RATIO: f64 = 0.5;
 /// The reads the target is about.
 const TARGET_SCENARIOS: &[&str] = &["load-user", "token-read"];
+/// How long a server may take to finish what a previous run left it.
+const SETTLE_LIMIT: Duration = Duration::from_secs(60);
 /// With more measured scenarios than this, hello is measured in the middle too.
 const LONG_RUN: usize = 6;
 
@@ -403,6 +405,25 @@ fn measure(
     Ok((report, per_req, busy))
 }
 
+/// Waits until the server has finished the work a previous run left it (wrk stops waiting at
+/// the end of its duration, but a slow search's queued requests are still computed): until it
+/// uses no CPU for 300 ms, at most `limit`. Otherwise that backlog would be counted against the
+/// next scenario.
+fn settle(pid: u32, limit: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    let mut last = proc::cpu_ticks(pid)?;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = proc::cpu_ticks(pid)?;
+        if now.saturating_sub(last) == 0 {
+            return Ok(());
+        }
+        last = now;
+    }
+    eprintln!("warning: the server was still busy {}s after the previous run", limit.as_secs());
+    Ok(())
+}
+
 /// Measures how busy the machine is before the run, and warns when it is not idle.
 fn idle_check() -> anyhow::Result<f64> {
     let (busy0, total0) = proc::machine_ticks()?;
@@ -623,6 +644,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let url = format!("http://{}/", server.addr);
         let connections =
             if step.scenario.kind == Kind::Write { args.write_connections } else { args.connections };
+        settle(server.pid(), SETTLE_LIMIT)?;
         let mut checked = 0;
         if step.check {
             let (report, _) =
@@ -655,6 +677,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 &run_tag(&step.label, "warmup"),
             )?;
         }
+        settle(server.pid(), SETTLE_LIMIT)?;
         println!(
             "running {}: {}s, {connections} connections, {} wrk thread(s)",
             step.label,
