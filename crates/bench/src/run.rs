@@ -311,12 +311,12 @@ fn print_table(results: &Results) {
     );
     println!();
     println!(
-        "{:<19} {:>5} {:>9} {:>9} {:>9} {:>9} {:>6} {:>9} {:>5} {:>8}",
+        "{:<20} {:>5} {:>9} {:>9} {:>9} {:>9} {:>6} {:>9} {:>5} {:>8}",
         "scenario", "conns", "req/s", "p50", "p99", "p99.9", "ratio", "CPU/req", "busy", "idv/peer"
     );
     for s in &results.scenarios {
         println!(
-            "{:<19} {:>5} {:>9.0} {:>9} {:>9} {:>9} {:>6.2} {:>7.1}us {:>4.0}% {:>8}",
+            "{:<20} {:>5} {:>9.0} {:>9} {:>9} {:>9} {:>6.2} {:>7.1}us {:>4.0}% {:>8}",
             s.scenario,
             s.connections,
             s.requests_per_sec,
@@ -330,7 +330,7 @@ fn print_table(results: &Results) {
         );
     }
     for s in &results.skipped {
-        println!("{:<19} skipped: {}", s.scenario, s.reason);
+        println!("{:<20} skipped: {}", s.scenario, s.reason);
     }
     println!(
         "hello reference (mean of the hello runs): {:.0} req/s (spread {:.1}%)",
@@ -534,7 +534,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.list {
         for s in scenarios::SCENARIOS {
             println!(
-                "{:<19} {:<8} {:<9} {:<6} {}",
+                "{:<20} {:<8} {:<9} {:<6} {}",
                 s.name,
                 format!("{:?}", s.kind),
                 format!("{:?}", s.target),
@@ -571,7 +571,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             let conns =
                 if s.scenario.kind == Kind::Write { args.write_connections } else { args.connections };
             println!(
-                "  {:<19} {:<8} {:>3} connections  {}",
+                "  {:<20} {:<8} {:>3} connections  {}",
                 s.label,
                 format!("{:?}", s.scenario.target),
                 conns,
@@ -579,7 +579,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             );
         }
         for s in &skipped {
-            println!("  {:<19} skipped: {}", s.scenario, s.reason);
+            println!("  {:<20} skipped: {}", s.scenario, s.reason);
         }
         return Ok(());
     }
@@ -616,7 +616,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         (Some(p), Some(pd)) => {
             let log = dir.join("peer-server.log");
             let server = Server::start("peer", crate::peer::server_command(p, pd, &dir, &seeded), &log)?;
-            println!("peer {p:?} on {} (pid {}, log {})", server.addr, server.pid(), log.display());
+            println!("peer {} on {} (pid {}, log {})", p.name(), server.addr, server.pid(), log.display());
             Some(server)
         }
         _ => None,
