@@ -4,8 +4,11 @@
 //!
 //! - `seed`: fills a data directory with N users (and provider tokens for some of them) through
 //!   the real store and crypto code, so that the real server can open it.
-//! - `run`: starts the real `idvault` binary and the hello-world reference as child processes
-//!   and drives both with `wrk`.
+//! - `run`: starts the real `idvault` binary (on SQLite or PostgreSQL, as seeded), the
+//!   hello-world reference and optionally a peer product as child processes, and drives every
+//!   scenario (scenarios.rs) with `wrk`.
+//! - `peer-seed`: seeds a peer product (bench/peers/<name>) with the same users and tokens, for
+//!   `run --peer`.
 //! - `hello`: the hello-world reference server (started by `run`).
 //! - `upload`: the bulk migration path over the wire: batch-created users, then their outbound
 //!   tokens in batch uploads, timed on a fresh data directory.
@@ -15,8 +18,10 @@
 mod hello;
 mod http;
 mod meta;
+mod peer;
 mod proc;
 mod run;
+mod scenarios;
 mod seed;
 mod upload;
 mod wrk;
@@ -44,6 +49,8 @@ enum Command {
     Seed(seed::SeedArgs),
     /// Start idvault and the hello-world reference, and drive both with wrk.
     Run(run::RunArgs),
+    /// Seed a peer product (`run --peer`) with the same users and tokens as a seeded data directory.
+    PeerSeed(peer::PeerSeedArgs),
     /// Time a migration over the API: batch-create N users, then batch-upload a token for each.
     Upload(upload::UploadArgs),
     /// Serve the hello-world reference (GET / answers "Hello, World!"). Started by `run`.
@@ -71,6 +78,7 @@ fn main() -> ExitCode {
         Command::Seed(args) => runtime().and_then(|rt| rt.block_on(seed::seed(args))),
         Command::Hello { listen } => runtime().and_then(|rt| rt.block_on(hello::serve(listen))),
         Command::Run(args) => run::run(args),
+        Command::PeerSeed(args) => peer::seed(args),
         Command::Upload(args) => runtime().and_then(|rt| rt.block_on(upload::upload(args))),
     };
     match result {

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 
-/// What a server prints once it accepts connections: `... listening on http://HOST:PORT`.
-const LISTENING: &str = " listening on http://";
+/// What a server prints once it accepts connections: `[...] listening on http://HOST:PORT`
+/// (idvault and hello prefix it with their name; the peer starts its line with it).
+const LISTENING: &str = "listening on http://";
 
 /// A server started as a child process. Killed on drop, so that an error never leaves one behind.
 pub struct Server {
@@ -23,7 +24,7 @@ impl Server {
     pub fn start(name: &'static str, mut cmd: Command, log: &Path) -> anyhow::Result<Server> {
         let log_file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::from(log_file));
-        let mut child = cmd.spawn().with_context(|| format!("starting {name}: {cmd:?}"))?;
+        let mut child = cmd.spawn().with_context(|| format!("starting {name}: {}", describe(&cmd)))?;
         let stdout = child.stdout.take().ok_or_else(|| anyhow!("{name}: no stdout pipe"))?;
         let (tx, rx) = mpsc::channel::<String>();
         // Reads the listening line, then keeps draining stdout so that the child never blocks on
@@ -75,6 +76,16 @@ impl Server {
     }
 }
 
+/// A command's program and arguments, without its environment (which may hold a key or a
+/// database password).
+pub fn describe(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
@@ -84,17 +95,28 @@ impl Drop for Server {
     }
 }
 
-/// Resident memory of a process, in KiB: now (VmRSS) and at its peak (VmHWM).
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+/// Resident memory of a process, in KiB (`/proc/PID/status`): now (VmRSS) and at its peak
+/// (VmHWM), and what VmRSS is made of: anonymous memory (heap, stacks: what the process itself
+/// allocated), file-backed pages (the binary and, with mmap, the database file: the kernel may
+/// drop them under pressure) and shared memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Memory {
     pub rss_kib: u64,
     pub hwm_kib: u64,
+    pub rss_anon_kib: u64,
+    pub rss_file_kib: u64,
+    pub rss_shmem_kib: u64,
     pub threads: u64,
 }
 
 pub fn memory(pid: u32) -> anyhow::Result<Memory> {
     let path = format!("/proc/{pid}/status");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    Ok(parse_status(&text))
+}
+
+/// The memory lines of a `/proc/PID/status` text; a missing line reads as 0.
+pub fn parse_status(text: &str) -> Memory {
     let field = |name: &str| -> u64 {
         text.lines()
             .find_map(|l| l.strip_prefix(name))
@@ -102,7 +124,21 @@ pub fn memory(pid: u32) -> anyhow::Result<Memory> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    Ok(Memory { rss_kib: field("VmRSS:"), hwm_kib: field("VmHWM:"), threads: field("Threads:") })
+    Memory {
+        rss_kib: field("VmRSS:"),
+        hwm_kib: field("VmHWM:"),
+        rss_anon_kib: field("RssAnon:"),
+        rss_file_kib: field("RssFile:"),
+        rss_shmem_kib: field("RssShmem:"),
+        threads: field("Threads:"),
+    }
+}
+
+/// Whole-machine load averages (1, 5, 15 minutes) from /proc/loadavg.
+pub fn load_average() -> Option<(f64, f64, f64)> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut it = text.split_whitespace().map(|v| v.parse::<f64>().ok());
+    Some((it.next()??, it.next()??, it.next()??))
 }
 
 /// Clock ticks per second of /proc times. USER_HZ is 100 on every Linux build this runs on.
@@ -169,5 +205,45 @@ pub fn machine() -> Machine {
         cpu_model,
         kernel,
         memory_gib,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_memory_lines_are_read_and_missing_ones_are_zero() {
+        let text = "Name:\tidvault\nVmPeak:\t 5000000 kB\nVmHWM:\t 3700000 kB\nVmRSS:\t 3617000 kB\n\
+                    RssAnon:\t   11264 kB\nRssFile:\t 3605000 kB\nRssShmem:\t     736 kB\nThreads:\t5\n";
+        assert_eq!(
+            parse_status(text),
+            Memory {
+                rss_kib: 3_617_000,
+                hwm_kib: 3_700_000,
+                rss_anon_kib: 11_264,
+                rss_file_kib: 3_605_000,
+                rss_shmem_kib: 736,
+                threads: 5,
+            }
+        );
+        // Old kernels have no RssAnon/RssFile lines.
+        let old = parse_status("VmRSS:\t 100 kB\n");
+        assert_eq!((old.rss_kib, old.rss_anon_kib, old.rss_file_kib), (100, 0, 0));
+    }
+
+    #[test]
+    fn the_listening_line_is_found_with_or_without_a_name_before_it() {
+        for line in ["idvault listening on http://127.0.0.1:4000", "listening on http://127.0.0.1:4000/"] {
+            let (_, addr) = line.split_once(LISTENING).unwrap();
+            assert_eq!(addr.trim().trim_end_matches('/'), "127.0.0.1:4000");
+        }
+    }
+
+    #[test]
+    fn this_process_has_memory_and_cpu_figures() {
+        let m = memory(std::process::id()).unwrap();
+        assert!(m.rss_kib > 0 && m.hwm_kib >= m.rss_kib && m.threads >= 1);
+        assert!(cpu_ticks(std::process::id()).is_ok());
     }
 }
