@@ -14,6 +14,7 @@
 
 mod auth;
 mod directory;
+mod import;
 mod keys;
 mod outbound;
 mod pool;
