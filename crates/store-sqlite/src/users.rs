@@ -1,8 +1,9 @@
 //! Users: create, load, search, delete.
 
 use async_trait::async_trait;
+use rusqlite::types::ToSqlOutput;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension};
+use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension, ToSql};
 
 use idvault_core::error::{Error, Result};
 use idvault_core::ids::{ProjectId, UserId};
@@ -62,6 +63,43 @@ impl UserJson {
     }
 }
 
+/// The start of an insert into `users`; each row is [`USER_ROW`], bound by [`user_row`].
+pub(crate) const INSERT_USERS: &str = "INSERT INTO users (project_id, user_id, login_ids, name, given_name, \
+     middle_name, family_name, email, phone, verified_email, verified_phone, status, picture, test, role_names, \
+     tenants, custom_attributes, sso_app_ids, oauth_providers, created_ms, modified_ms) VALUES ";
+pub(crate) const USER_ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// The values of one `users` row, in the column order of [`INSERT_USERS`], borrowed.
+pub(crate) fn user_row<'a>(
+    project: &'a ProjectId,
+    user: &'a User,
+    json: &'a UserJson,
+) -> rusqlite::Result<[ToSqlOutput<'a>; 21]> {
+    Ok([
+        project.as_str().to_sql()?,
+        user.user_id.as_str().to_sql()?,
+        json.login_ids.to_sql()?,
+        user.name.to_sql()?,
+        user.given_name.to_sql()?,
+        user.middle_name.to_sql()?,
+        user.family_name.to_sql()?,
+        user.email.to_sql()?,
+        user.phone.to_sql()?,
+        user.verified_email.to_sql()?,
+        user.verified_phone.to_sql()?,
+        user.status.as_str().to_sql()?,
+        user.picture.to_sql()?,
+        user.test.to_sql()?,
+        json.role_names.to_sql()?,
+        json.tenants.to_sql()?,
+        json.custom_attributes.to_sql()?,
+        json.sso_app_ids.to_sql()?,
+        json.oauth_providers.to_sql()?,
+        user.created_ms.to_sql()?,
+        user.modified_ms.to_sql()?,
+    ])
+}
+
 /// Inserts the `users` row (the free-text index follows by trigger); answers its row key. A
 /// taken user id is the unique violation the caller maps.
 pub(crate) fn insert_user_row(
@@ -70,35 +108,8 @@ pub(crate) fn insert_user_row(
     user: &User,
     json: &UserJson,
 ) -> rusqlite::Result<i64> {
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO users (project_id, user_id, login_ids, name, given_name, middle_name, family_name, email, \
-         phone, verified_email, verified_phone, status, picture, test, role_names, tenants, custom_attributes, \
-         sso_app_ids, oauth_providers, created_ms, modified_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
-    )?;
-    insert.execute(params![
-        project.as_str(),
-        user.user_id.as_str(),
-        json.login_ids,
-        user.name,
-        user.given_name,
-        user.middle_name,
-        user.family_name,
-        user.email,
-        user.phone,
-        user.verified_email,
-        user.verified_phone,
-        user.status.as_str(),
-        user.picture,
-        user.test,
-        json.role_names,
-        json.tenants,
-        json.custom_attributes,
-        json.sso_app_ids,
-        json.oauth_providers,
-        user.created_ms,
-        user.modified_ms,
-    ])?;
+    let mut insert = tx.prepare_cached(&format!("{INSERT_USERS}{USER_ROW}"))?;
+    insert.execute(params_from_iter(user_row(project, user, json)?.iter()))?;
     Ok(tx.last_insert_rowid())
 }
 

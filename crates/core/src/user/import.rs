@@ -313,10 +313,17 @@ impl ImportService {
                     match p {
                         Ok(u) => batch.push(u),
                         // Checked in the first pass: the source changed in between.
-                        Err((line, e)) => return Err(Error::Internal(format!(
+                        Err((line, e)) => {
+                            if let Some((count, _, handle)) = pending.take() {
+                                if matches!(handle.await, Ok(Ok(()))) {
+                                    written += count;
+                                }
+                            }
+                            return Err(Error::Internal(format!(
                             "line {line} changed since it was checked ({e}); {written} users were written, \
                                  from line {first_line} on nothing was"
-                        ))),
+                            )));
+                        }
                     }
                 }
                 batch
