@@ -125,7 +125,7 @@ impl ImportSource for SeedSource {
     }
 
     fn parse(&self, i: u64) -> idvault_core::Result<ImportUser> {
-        let tenants = if self.tenants > 0 && self.tenant_every > 0 && i % self.tenant_every == 0 {
+        let tenants = if self.tenants > 0 && self.tenant_every > 0 && i.is_multiple_of(self.tenant_every) {
             vec![UserTenant {
                 tenant_id: meta::tenant_id((i / self.tenant_every) % self.tenants),
                 role_names: vec![meta::TENANT_ROLE.into()],

@@ -1744,11 +1744,6 @@ pub async fn pending_connects_keep_their_intent(backend: TestStore) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Refresh locks (cross-process exclusion is backend-specific and tested by the backend).
-
-/// Awaits `fut`, failing the test if it hangs: a hang is the failure looked for, the bound only
-/// keeps a broken backend from stalling the run.
-// ---------------------------------------------------------------------------------------------
 // The bulk import path.
 
 pub async fn import_users_writes_users_with_tokens_whole_or_not_at_all(backend: TestStore) {
@@ -1826,6 +1821,11 @@ pub async fn import_users_writes_users_with_tokens_whole_or_not_at_all(backend: 
     assert!(s.get_user(p, &login("imp3")).await.unwrap().is_some());
 }
 
+// ---------------------------------------------------------------------------------------------
+// Refresh locks (cross-process exclusion is backend-specific and tested by the backend).
+
+/// Awaits `fut`, failing the test if it hangs: a hang is the failure looked for, the bound only
+/// keeps a broken backend from stalling the run.
 async fn within<T>(fut: impl std::future::Future<Output = Result<T>>) -> T {
     tokio::time::timeout(Duration::from_secs(10), fut).await.expect("no answer within 10 s").unwrap()
 }
