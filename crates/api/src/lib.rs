@@ -9,6 +9,7 @@ pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod fields;
+pub mod import;
 pub mod openapi;
 pub mod ratelimit;
 pub mod router;

@@ -1,14 +1,19 @@
-//! `seed`: a data directory with N users, made through the same code the server runs, so that
-//! the real server opens it as its own.
+//! `seed`: a data directory (and, with `--database-url`, a PostgreSQL database) with N users,
+//! made through the product's own bulk import path, so that the real server opens it as its own.
 //!
 //! - master keyring: `Keyring::load_or_create(None, DIR)`, as `idvault serve` does without
 //!   `IDVAULT_MASTER_KEY`;
-//! - database: `SqliteStore::open(DIR/idvault.db, SqliteOptions::default())`, which migrates;
-//! - project and management key: `ProjectService`;
-//! - users: `NewUser::into_user` (the creation rules) and `UserStore::create_users`, in batches;
-//! - provider tokens: sealed by the server's `Envelope` (the project's data key) under
-//!   `token_aad`, written with `TokenStore::put_token` (one transaction each, as the server's
-//!   PUT does), several in flight so that sealing and the thread hand-off overlap the writes.
+//! - database: `SqliteStore::open(DIR/idvault.db)` or `PgStore::connect(URL)`, which migrate;
+//! - project and management key: `ProjectService`; tenants `bench-t{k}` with a tenant role
+//!   `bench-role` each: `DirectoryService`; the outbound app `bench-app`: `ProviderService`;
+//! - users and all their tokens: `ImportService::import` (idvault_core::user::import), the path
+//!   of `idvault import --users`: every user checked first (creation rules, references), then
+//!   written in large transactions with the tokens sealed in parallel on every core by the
+//!   server's `Envelope` (the project's data key, `token_aad` / `outbound_token_aad`). User i
+//!   (id `Ubench{i}`, login id `user{i}@example.com`, name `Bench User {i}`) gets, when
+//!   i < token_users, a `google` token (`bench-access-{i}`) and a `bench-app` user token
+//!   (`bench-outbound-{i}`, scopes `["read"]`); when i % tenant_every == 0, membership of
+//!   tenant `bench-t{(i / tenant_every) % tenants}` with role `bench-role`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,17 +21,24 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use secrecy::ExposeSecret;
-use tokio::task::JoinSet;
+use secrecy::{ExposeSecret, SecretString};
 
-use idvault_core::clock::{Clock, SystemClock};
-use idvault_core::ids::{ProjectId, ProviderName, UserId};
+use idvault_core::clock::{SharedClock, SystemClock};
+use idvault_core::directory::{DirectoryService, Role, Tenant};
+use idvault_core::ids::ProviderName;
+use idvault_core::outbound::BatchToken;
 use idvault_core::project::ProjectService;
-use idvault_core::secrets::{token_aad, Cipher, TokenField};
+use idvault_core::provider::service::SetProvider;
+use idvault_core::provider::{AppSettings, ProviderService};
 use idvault_core::store::SharedStore;
-use idvault_core::user::NewUser;
-use idvault_core::vault::SealedToken;
+use idvault_core::user::import::{
+    ImportOutcome, ImportPhase, ImportService, ImportSettings, ImportSource, ImportUser,
+};
+use idvault_core::user::{NewUser, UserTenant};
+use idvault_core::vault::StoreTokenRequest;
 use idvault_crypto::{Envelope, Keyring};
+use idvault_oauth::{HttpOAuthClient, OAuthSettings};
+use idvault_store_postgres::{PgOptions, PgStore};
 use idvault_store_sqlite::{SqliteOptions, SqliteStore};
 
 use crate::meta::{self, BenchMeta};
@@ -34,55 +46,33 @@ use crate::meta::{self, BenchMeta};
 /// The database file name the server uses (crates/idvault/src/startup.rs).
 pub const DB_FILE: &str = "idvault.db";
 pub const PROVIDER: &str = "google";
-/// put_token calls in flight at once; they serialize on the single writer connection.
-const TOKEN_WRITES_IN_FLIGHT: usize = 8;
 
 #[derive(Args, Debug)]
 pub struct SeedArgs {
-    /// Data directory to create (must not hold a database yet).
+    /// Data directory to create (must not hold a database yet); holds the master keyring and
+    /// bench.json, and the SQLite database unless `--database-url` is given.
     #[arg(long)]
     pub data_dir: PathBuf,
+    /// PostgreSQL database to seed instead of SQLite (it must hold no idvault project yet, e.g.
+    /// a new database from `scripts/pg-test-db create NAME`).
+    #[arg(long)]
+    pub database_url: Option<String>,
     /// Number of users.
     #[arg(long, default_value_t = 1_000_000)]
     pub users: u64,
-    /// How many users (the first ones: user0..) get a provider token for `google`. Default: all.
+    /// How many users (the first ones: user0..) get a provider token for `google` and an
+    /// outbound token of `bench-app`. Default: all.
     #[arg(long)]
     pub token_users: Option<u64>,
-    /// Users per `create_users` call (one transaction each).
-    #[arg(long, default_value_t = 5_000)]
+    /// Users per import transaction.
+    #[arg(long, default_value_t = 20_000)]
     pub batch: u64,
-}
-
-/// Prints a line each time another tenth of the work is done.
-struct Progress {
-    what: &'static str,
-    total: u64,
-    done: u64,
-    next_tenth: u64,
-    started: Instant,
-}
-
-impl Progress {
-    fn new(what: &'static str, total: u64) -> Self {
-        Progress { what, total, done: 0, next_tenth: 1, started: Instant::now() }
-    }
-
-    fn advance(&mut self, n: u64) {
-        self.done += n;
-        while self.next_tenth <= 10 && self.done * 10 >= self.total * self.next_tenth {
-            let secs = self.started.elapsed().as_secs_f64();
-            println!(
-                "  {}: {:>3}% ({}/{}) in {:.1} s, {:.0}/s",
-                self.what,
-                self.next_tenth * 10,
-                self.done,
-                self.total,
-                secs,
-                rate(self.done, secs)
-            );
-            self.next_tenth += 1;
-        }
-    }
+    /// Tenants `bench-t0..`; 0 for none.
+    #[arg(long, default_value_t = 100)]
+    pub tenants: u64,
+    /// Every this many users (user 0, tenant_every, ...) is in a tenant.
+    #[arg(long, default_value_t = 10)]
+    pub tenant_every: u64,
 }
 
 fn rate(n: u64, secs: f64) -> f64 {
@@ -108,145 +98,234 @@ fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
     builder.create(dir).with_context(|| format!("creating {}", dir.display()))
 }
 
-async fn seal_token(
-    sealer: &Envelope,
-    project: &ProjectId,
-    user: &UserId,
-    provider: &ProviderName,
-    i: u64,
-    now_ms: i64,
-) -> anyhow::Result<SealedToken> {
-    let access = sealer
-        .seal(
-            project,
-            meta::access_token(i).as_bytes(),
-            &token_aad(project, user, provider, TokenField::Access),
-        )
-        .await?;
-    let refresh = sealer
-        .seal(
-            project,
-            format!("bench-refresh-{i}").as_bytes(),
-            &token_aad(project, user, provider, TokenField::Refresh),
-        )
-        .await?;
-    Ok(SealedToken {
-        provider: provider.clone(),
-        provider_user_id: format!("google-{i}"),
-        access_token: access,
-        refresh_token: Some(refresh),
-        expiration: now_ms / 1000 + 3600,
-        scopes: vec!["openid".into(), "email".into()],
-        updated_ms: now_ms,
-        version: 0,
-        reauth_required: false,
-    })
+/// The seeded users, generated on the import's worker threads from their index.
+struct SeedSource {
+    users: u64,
+    token_users: u64,
+    tenants: u64,
+    tenant_every: u64,
+    expiration: i64,
+    next: u64,
+    provider: ProviderName,
 }
 
-async fn put_token_checked(
-    store: SharedStore,
-    project: ProjectId,
-    user: UserId,
-    token: SealedToken,
-) -> anyhow::Result<()> {
-    if store.put_token(&project, &user, &token).await? {
+impl ImportSource for SeedSource {
+    type Item = u64;
+
+    fn rewind(&mut self) -> idvault_core::Result<()> {
+        self.next = 0;
         Ok(())
-    } else {
-        bail!("put_token: user {user} not found")
+    }
+
+    fn next_batch(&mut self, max: usize) -> idvault_core::Result<Vec<(u64, u64)>> {
+        let end = self.users.min(self.next.saturating_add(max as u64));
+        let batch = (self.next..end).map(|i| (i + 1, i)).collect();
+        self.next = end;
+        Ok(batch)
+    }
+
+    fn parse(&self, i: u64) -> idvault_core::Result<ImportUser> {
+        let tenants = if self.tenants > 0 && self.tenant_every > 0 && i.is_multiple_of(self.tenant_every) {
+            vec![UserTenant {
+                tenant_id: meta::tenant_id((i / self.tenant_every) % self.tenants),
+                role_names: vec![meta::TENANT_ROLE.into()],
+                ..UserTenant::default()
+            }]
+        } else {
+            Vec::new()
+        };
+        let has_tokens = i < self.token_users;
+        Ok(ImportUser {
+            user_id: Some(meta::user_id(i)),
+            user: NewUser {
+                login_id: meta::login_id(i),
+                name: Some(format!("Bench User {i}")),
+                tenants,
+                ..NewUser::default()
+            },
+            tokens: if has_tokens {
+                vec![StoreTokenRequest {
+                    provider: self.provider.clone(),
+                    provider_user_id: format!("google-{i}"),
+                    access_token: SecretString::from(meta::access_token(i)),
+                    refresh_token: Some(SecretString::from(format!("bench-refresh-{i}"))),
+                    expiration: self.expiration,
+                    scopes: vec!["openid".into(), "email".into()],
+                }]
+            } else {
+                Vec::new()
+            },
+            outbound_tokens: if has_tokens {
+                vec![BatchToken {
+                    app_id: meta::OUTBOUND_APP_ID.into(),
+                    access_token: Some(SecretString::from(meta::outbound_access_token(i))),
+                    scopes: vec!["read".into()],
+                    ..BatchToken::default()
+                }]
+            } else {
+                Vec::new()
+            },
+        })
     }
 }
 
-fn join_result(r: Option<Result<anyhow::Result<()>, tokio::task::JoinError>>) -> anyhow::Result<()> {
-    match r {
-        Some(r) => r.context("token write task failed")?,
-        None => Ok(()),
+enum Db {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl Db {
+    fn store(&self) -> SharedStore {
+        match self {
+            Db::Sqlite(s) => Arc::new(s.clone()),
+            Db::Postgres(s) => Arc::new(s.clone()),
+        }
     }
 }
 
 pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     let n = args.users;
     let token_users = args.token_users.unwrap_or(n).min(n);
-    let batch = args.batch.max(1);
     let dir = &args.data_dir;
     ensure_data_dir(dir)?;
-    let db = dir.join(DB_FILE);
-    if db.exists() {
-        bail!("{} already exists: seed into a new directory (or delete it first)", db.display());
+    let db_file = dir.join(DB_FILE);
+    if args.database_url.is_none() && db_file.exists() {
+        bail!("{} already exists: seed into a new directory (or delete it first)", db_file.display());
     }
     let started = Instant::now();
     let keyring = Keyring::load_or_create(None, dir).context("loading the master key")?;
-    let sqlite = SqliteStore::open(&db, &SqliteOptions::default()).context("opening the database")?;
-    let sealer = Envelope::new(keyring, Arc::new(sqlite.clone()), Arc::new(SystemClock));
-    let store: SharedStore = Arc::new(sqlite.clone());
-    let clock = SystemClock;
-    let projects = ProjectService::new(store.clone(), Arc::new(SystemClock));
+    let db = match &args.database_url {
+        Some(url) => {
+            // The import's transactions are large: no per-statement timeout for the seed.
+            let opts = PgOptions { statement_timeout: None, ..PgOptions::default() };
+            Db::Postgres(PgStore::connect(url, &opts).await.context("connecting to PostgreSQL")?)
+        }
+        None => Db::Sqlite(
+            SqliteStore::open(&db_file, &SqliteOptions::default()).context("opening the database")?,
+        ),
+    };
+    let store = db.store();
+    let clock: SharedClock = Arc::new(SystemClock);
+    let cipher = Arc::new(Envelope::new(keyring, store.clone(), clock.clone()));
+    let projects = ProjectService::new(store.clone(), clock.clone());
+    if !projects.list_projects().await?.is_empty() {
+        bail!("the database already holds a project: seed into a new database");
+    }
     let project = projects.create_project("bench").await?;
     let issued = projects.create_key(&project.id, "bench", None).await?;
-    println!("seeding {} users ({} with a {PROVIDER} token) into {}", n, token_users, db.display());
+    let where_to = match &args.database_url {
+        Some(_) => "PostgreSQL".to_owned(),
+        None => db_file.display().to_string(),
+    };
+    println!(
+        "seeding {n} users ({token_users} with a {PROVIDER} and a {} token, {} tenants) into {where_to}",
+        meta::OUTBOUND_APP_ID,
+        args.tenants
+    );
 
-    // Users: build batch k+1 while batch k is written.
-    let users_started = Instant::now();
-    let mut progress = Progress::new("users", n);
-    let mut token_owners: Vec<UserId> = Vec::with_capacity(usize::try_from(token_users)?);
-    let mut pending: Option<(u64, tokio::task::JoinHandle<idvault_core::Result<()>>)> = None;
-    let mut start = 0u64;
-    while start < n {
-        let end = (start + batch).min(n);
-        let now = clock.now_ms();
-        let mut users = Vec::with_capacity(usize::try_from(end - start)?);
-        for i in start..end {
-            let user = NewUser {
-                login_id: meta::login_id(i),
-                name: Some(format!("Bench User {i}")),
-                ..NewUser::default()
-            }
-            .into_user(UserId::generate(), now)?;
-            if i < token_users {
-                token_owners.push(user.user_id.clone());
-            }
-            users.push(user);
-        }
-        if let Some((count, handle)) = pending.take() {
-            handle.await.context("user write task failed")??;
-            progress.advance(count);
-        }
-        let (s, pid) = (store.clone(), project.id.clone());
-        let count = end - start;
-        pending = Some((count, tokio::spawn(async move { s.create_users(&pid, &users).await })));
-        start = end;
+    // The directory and the app the users refer to.
+    let directory = DirectoryService::new(store.clone(), clock.clone());
+    for k in 0..args.tenants {
+        let tenant = directory
+            .create_tenant(
+                &project.id,
+                Tenant {
+                    id: meta::tenant_id(k),
+                    name: format!("Bench Tenant {k}"),
+                    self_provisioning_domains: Vec::new(),
+                    custom_attributes: Default::default(),
+                    disabled: false,
+                    enforce_sso: false,
+                    created_ms: 0,
+                },
+            )
+            .await?;
+        directory
+            .create_role(
+                &project.id,
+                Role {
+                    id: String::new(),
+                    name: meta::TENANT_ROLE.into(),
+                    tenant_id: Some(tenant.id),
+                    description: String::new(),
+                    permission_names: Vec::new(),
+                    default: false,
+                    private: false,
+                    created_ms: 0,
+                },
+            )
+            .await?;
     }
-    if let Some((count, handle)) = pending.take() {
-        handle.await.context("user write task failed")??;
-        progress.advance(count);
-    }
-    let users_secs = users_started.elapsed().as_secs_f64();
-    println!("users: {n} in {users_secs:.1} s ({:.0} users/s)", rate(n, users_secs));
+    let oauth = HttpOAuthClient::new(OAuthSettings::default()).map_err(anyhow::Error::msg)?;
+    let providers = ProviderService::new(store.clone(), cipher.clone(), Arc::new(oauth), clock.clone());
+    providers
+        .set(
+            &project.id,
+            SetProvider {
+                name: meta::OUTBOUND_APP_ID.into(),
+                preset: Some(PROVIDER.into()),
+                client_id: "bench-client".into(),
+                app: Some(("Bench App".into(), AppSettings::default())),
+                ..SetProvider::default()
+            },
+        )
+        .await?;
+    let setup_secs = started.elapsed().as_secs_f64();
 
-    // Provider tokens: one put_token (one transaction) per user.
-    let tokens_started = Instant::now();
-    let provider = ProviderName::parse(PROVIDER)?;
-    let mut progress = Progress::new("tokens", token_users);
-    let mut in_flight = JoinSet::new();
-    for (i, user) in (0u64..).zip(token_owners) {
-        let token = seal_token(&sealer, &project.id, &user, &provider, i, clock.now_ms()).await?;
-        if in_flight.len() >= TOKEN_WRITES_IN_FLIGHT {
-            join_result(in_flight.join_next().await)?;
-            progress.advance(1);
+    let mut source = SeedSource {
+        users: n,
+        token_users,
+        tenants: args.tenants,
+        tenant_every: args.tenant_every,
+        expiration: clock.now_secs() + 3600,
+        next: 0,
+        provider: ProviderName::parse(PROVIDER)?,
+    };
+    let service = ImportService::new(store.clone(), cipher, clock.clone());
+    let settings = ImportSettings { batch_users: usize::try_from(args.batch)?, ..ImportSettings::default() };
+    let import_started = Instant::now();
+    let tenth = (n / 10).max(1);
+    let progress = |phase: ImportPhase, done: u64| {
+        if done % tenth < settings.batch_users as u64 || done == n {
+            let secs = import_started.elapsed().as_secs_f64();
+            let what = match phase {
+                ImportPhase::Check => "checked",
+                ImportPhase::Write => "written",
+            };
+            println!("  {what} {done}/{n} users after {secs:.1} s");
         }
-        in_flight.spawn(put_token_checked(store.clone(), project.id.clone(), user, token));
-    }
-    while !in_flight.is_empty() {
-        join_result(in_flight.join_next().await)?;
-        progress.advance(1);
-    }
-    let tokens_secs = tokens_started.elapsed().as_secs_f64();
-    println!("tokens: {token_users} in {tokens_secs:.1} s ({:.0} tokens/s)", rate(token_users, tokens_secs));
+    };
+    let report = match service.import(&project.id, &mut source, settings, &progress).await? {
+        ImportOutcome::Imported(report) => report,
+        ImportOutcome::Refused { errors, .. } => {
+            let first =
+                errors.first().map(|e| format!("user {}: {}", e.line - 1, e.error)).unwrap_or_default();
+            bail!("the import refused {} seeded users, first {first}", errors.len())
+        }
+    };
+    let import_secs = import_started.elapsed().as_secs_f64();
+    let (check, write) = (report.check_time.as_secs_f64(), report.write_time.as_secs_f64());
+    println!(
+        "import: {n} users, {} provider tokens, {} outbound tokens in {import_secs:.1} s \
+         ({:.0} users/s): check {check:.1} s, write {write:.1} s (preparing and sealing on {} threads \
+         {:.1} s, waiting for the store {:.1} s)",
+        report.tokens,
+        report.outbound_tokens,
+        rate(n, import_secs),
+        settings.threads,
+        report.prepare_time.as_secs_f64(),
+        report.store_wait_time.as_secs_f64(),
+    );
 
     // Checkpoint the WAL into the main file, as the server does on shutdown.
-    sqlite.close().await.context("checkpointing the database")?;
+    let checkpoint_started = Instant::now();
+    if let Db::Sqlite(sqlite) = &db {
+        sqlite.close().await.context("checkpointing the database")?;
+    }
+    let checkpoint_secs = checkpoint_started.elapsed().as_secs_f64();
+    drop(service);
     drop(store);
-    drop(projects);
-    drop(sqlite);
+    drop(db);
 
     let total_secs = started.elapsed().as_secs_f64();
     let meta = BenchMeta {
@@ -258,15 +337,29 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
         login_id_pattern: "user{i}@example.com".into(),
         seeded_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         seed_seconds: total_secs,
-        users_seconds: users_secs,
-        tokens_seconds: tokens_secs,
+        users_seconds: write,
+        tokens_seconds: 0.0,
+        database_url: args.database_url.clone(),
+        user_id_pattern: Some(meta::USER_ID_PATTERN.into()),
+        outbound_app_id: Some(meta::OUTBOUND_APP_ID.into()),
+        tenants: args.tenants,
+        tenant_every: args.tenant_every,
+        import_check_seconds: check,
+        import_write_seconds: write,
+        import_prepare_seconds: report.prepare_time.as_secs_f64(),
+        import_store_wait_seconds: report.store_wait_time.as_secs_f64(),
     };
     meta::write(&crate::meta_path(dir), &meta)?;
-    let db_bytes = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+    let db_bytes = std::fs::metadata(&db_file).map(|m| m.len()).unwrap_or(0);
     println!(
-        "seeded in {total_secs:.1} s: {n} users ({:.0} users/s overall), {token_users} tokens; database {:.0} MiB",
+        "seeded in {total_secs:.1} s (setup {setup_secs:.1} s, import {import_secs:.1} s, checkpoint \
+         {checkpoint_secs:.1} s): {:.0} users/s overall{}",
         rate(n, total_secs),
-        db_bytes as f64 / (1024.0 * 1024.0)
+        if args.database_url.is_none() {
+            format!("; database {:.0} MiB", db_bytes as f64 / (1024.0 * 1024.0))
+        } else {
+            String::new()
+        }
     );
     println!("wrote {}", crate::meta_path(dir).display());
     Ok(())

@@ -353,6 +353,44 @@ pub trait DirectoryStore: Send + Sync {
     async fn login_history(&self, project: &ProjectId, user_ids: &[String]) -> Result<Vec<LoginRecord>>;
 }
 
+/// A new user with its sealed tokens, checked by core and ready to store (see
+/// [`crate::user::import`]): `user.oauth_providers` already names the providers of `tokens`.
+#[derive(Debug, Clone)]
+pub struct ImportedUser {
+    pub user: User,
+    pub tokens: Vec<SealedToken>,
+    /// User tokens of outbound apps, owned by `user` (distinct slots).
+    pub outbound_tokens: Vec<SealedOutboundToken>,
+}
+
+/// Of some user ids and login ids, those the project's users already hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TakenUserKeys {
+    pub user_ids: std::collections::HashSet<String>,
+    pub login_ids: std::collections::HashSet<String>,
+}
+
+/// The bulk import path: large batches of new users with their tokens, written with as little
+/// per-row work as the backend allows.
+#[async_trait]
+pub trait ImportStore: Send + Sync {
+    /// Of `user_ids` and `login_ids`, those already held by a user of the project (a few queries
+    /// for a whole batch; nothing to read in a project without users).
+    async fn taken_user_keys(
+        &self,
+        project: &ProjectId,
+        user_ids: &[String],
+        login_ids: &[String],
+    ) -> Result<TakenUserKeys>;
+    /// Inserts the users (with their login ids, role and tenant index rows, free-text index
+    /// entries), their provider tokens and their outbound user tokens, all or none, in one
+    /// transaction. The users' references (roles, tenants, attributes) are checked against the
+    /// directory inside that transaction, as `create_users` does; a login id or user id already
+    /// taken (in the project or twice in the batch) fails with `Error::UserAlreadyExists` and
+    /// nothing is written. Tokens are stored as new rows (version 1), as on a first upload.
+    async fn import_users(&self, project: &ProjectId, users: Vec<ImportedUser>) -> Result<()>;
+}
+
 /// A provider identity linked to a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityLink {
@@ -435,6 +473,7 @@ pub trait Store:
     + DataKeyStore
     + AuthStore
     + DirectoryStore
+    + ImportStore
     + RefreshLock
     + HealthCheck
 {
@@ -448,6 +487,7 @@ impl<T> Store for T where
         + DataKeyStore
         + AuthStore
         + DirectoryStore
+        + ImportStore
         + RefreshLock
         + HealthCheck
 {

@@ -80,12 +80,9 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Load a project exported with `idvault export` into this backend, then verify the counts.
-    Import {
-        /// Input file.
-        #[arg(long = "in")]
-        input: PathBuf,
-    },
+    /// Load a project exported with `idvault export` into this backend (`--in FILE`), or add
+    /// users with their tokens to an existing project from JSON Lines (`--project P --users FILE`).
+    Import(ImportArgs),
     /// Exit 0 if a running server answers its readiness probe (for container health checks).
     Healthcheck(HealthcheckArgs),
 }
@@ -213,6 +210,49 @@ pub enum KeyCommand {
         key_id: String,
     },
 }
+
+#[derive(Args, Debug)]
+#[command(after_long_help = IMPORT_USERS_HELP)]
+pub struct ImportArgs {
+    /// A whole project written by `idvault export` (its counts are verified after the import).
+    #[arg(long = "in", value_name = "FILE", required_unless_present = "users", conflicts_with_all = ["users", "project"])]
+    pub input: Option<PathBuf>,
+    /// Users to add to `--project`, one JSON object per line (see below). Every line is checked
+    /// first: if any line is bad, the bad lines are listed and nothing is written.
+    #[arg(long, value_name = "FILE.jsonl", requires = "project")]
+    pub users: Option<PathBuf>,
+    /// The project the users are added to (it must exist, with the tenants, roles, attribute
+    /// definitions and outbound apps the lines name).
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Users written per transaction.
+    #[arg(long, default_value_t = 20_000)]
+    pub batch: usize,
+}
+
+/// The `--users` file format, shown by `idvault import --help`.
+const IMPORT_USERS_HELP: &str = r#"Users file (--users): JSON Lines, one user per line, in the shape of the body of
+POST /v1/mgmt/user/create (loginId, email, phone, displayName, givenName, middleName, familyName,
+verifiedEmail, verifiedPhone, picture, roleNames, userTenants [{tenantId, roleNames}],
+customAttributes, additionalLoginIds, ssoAppIds, test, status), plus:
+  userId   keep this user id (a migration); generated when absent
+  tokens   {"provider": [{provider, accessToken, refreshToken, expiration, scopes, providerUserId}],
+            "outbound": [{appId, tenantId, accessToken, refreshToken, expiration | expiresIn,
+                          scopes, accessTokenType, externalIdentifier, grantedBy}]}
+Blank lines are skipped. Example line:
+  {"loginId":"ada@example.com","displayName":"Ada","userTenants":[{"tenantId":"t1","roleNames":["admin"]}],
+   "tokens":{"provider":[{"provider":"google","accessToken":"ya29...","expiration":1767225600}]}}
+
+The same rules as the API apply (a create, a token PUT, an outbound token upload). Tokens are
+sealed with the project's data key, so the server's master keyring (--data-dir or
+IDVAULT_MASTER_KEY) is needed. What is written:
+  - a bad line (malformed JSON, invalid field, unknown tenant, role, attribute or app, a login id
+    or user id used twice in the file or already taken in the project): nothing is written; each
+    bad line is printed with its line number and error code (first 100);
+  - otherwise every user is written, in transactions of --batch users. Should a write fail after
+    the check (a full disk, a login id created meanwhile through the API), the batches already
+    committed stay and the error says how many users were written.
+A server may run on the same database meanwhile."#;
 
 #[derive(Args, Debug)]
 pub struct HealthcheckArgs {

@@ -4,6 +4,7 @@
 mod admin;
 mod backend;
 mod cli;
+mod import_users;
 mod ready;
 mod startup;
 mod telemetry;
@@ -46,7 +47,21 @@ fn main() -> ExitCode {
             Command::Keys(cmd) => admin::keys(&cli.data_dir, db, cli.master_key.as_deref(), cmd).await,
             Command::Healthcheck(args) => admin::healthcheck(args).await,
             Command::Export { project, out } => admin::export(&cli.data_dir, db, &project, &out).await,
-            Command::Import { input } => admin::import(&cli.data_dir, db, &input).await,
+            Command::Import(args) => match (&args.input, &args.users, &args.project) {
+                (_, Some(users), Some(project)) => {
+                    import_users::run(
+                        &cli.data_dir,
+                        db,
+                        cli.master_key.as_deref(),
+                        project,
+                        users,
+                        args.batch,
+                    )
+                    .await
+                }
+                (Some(input), _, _) => admin::import(&cli.data_dir, db, input).await,
+                _ => Err(anyhow::anyhow!("give --in FILE, or --project P --users FILE.jsonl")),
+            },
         }
     });
     match result {

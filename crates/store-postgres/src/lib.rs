@@ -39,6 +39,7 @@
 
 mod auth;
 mod directory;
+mod import;
 mod keys;
 mod lock;
 mod outbound;

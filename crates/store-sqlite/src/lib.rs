@@ -16,6 +16,7 @@
 
 mod auth;
 mod directory;
+mod import;
 mod keys;
 mod outbound;
 mod pool;

@@ -103,15 +103,32 @@ fn to_token(r: RawToken) -> Result<SealedOutboundToken> {
     })
 }
 
-const INSERT: &str = "INSERT INTO outbound_tokens (project_id, id, app_id, owner_kind, owner_id, tenant_id, \
-     user_pk, owner_tenant, scope_key, scopes, access_token, refresh_token, access_token_type, expiration, \
-     granted_by, external_identifier, token_sub, last_refresh_ms, last_refresh_error, created_ms, \
-     updated_ms, version, reauth_required) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
+/// The columns of a new row, in the order of [`with_row_params`] (?1 to ?21), then `user_pk`
+/// when a bulk import binds it (?22).
+macro_rules! insert_columns {
+    () => {
+        "INSERT INTO outbound_tokens (project_id, id, app_id, owner_kind, owner_id, tenant_id, \
+         user_pk, owner_tenant, scope_key, scopes, access_token, refresh_token, access_token_type, expiration, \
+         granted_by, external_identifier, token_sub, last_refresh_ms, last_refresh_error, created_ms, \
+         updated_ms, version, reauth_required) "
+    };
+}
+
+/// A token of a new user (a bulk import): its user's row key is known (?22) and it has no
+/// earlier token to be later than; ?7 (the user id) is bound and unused.
+pub(crate) const IMPORT_INSERT: &str = concat!(
+    insert_columns!(),
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?22, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, 1, 0)"
+);
+
+const INSERT: &str = concat!(
+    insert_columns!(),
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
      (SELECT pk FROM users WHERE project_id = ?1 AND user_id = ?7), ?8, ?9, ?10, ?11, ?12, ?13, \
      ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
      MAX(?21, (SELECT COALESCE(MAX(updated_ms), 0) + 1 FROM outbound_tokens \
-     WHERE project_id = ?1 AND app_id = ?3 AND owner_kind = ?4 AND owner_id = ?5)), 1, 0)";
+     WHERE project_id = ?1 AND app_id = ?3 AND owner_kind = ?4 AND owner_id = ?5)), 1, 0)"
+);
 
 /// A token of an existing slot replaces its secrets and metadata, keeping its id and created
 /// time, and its updated time is later than every other token of the owner for the app (the rules
@@ -135,7 +152,7 @@ fn owner_columns(owner: &TokenOwner) -> (Option<&str>, Option<&str>) {
 
 /// Runs `f` with the parameters ?1 to ?21 of a token row, in the column order of every insert
 /// into `outbound_tokens` (one place, so the single and the batch upload cannot disagree).
-fn with_row_params<R>(
+pub(crate) fn with_row_params<R>(
     project: &ProjectId,
     t: &SealedOutboundToken,
     f: impl FnOnce(&[&dyn rusqlite::ToSql]) -> rusqlite::Result<R>,

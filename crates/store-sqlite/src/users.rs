@@ -1,8 +1,9 @@
 //! Users: create, load, search, delete.
 
 use async_trait::async_trait;
+use rusqlite::types::ToSqlOutput;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension};
+use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension, ToSql};
 
 use idvault_core::error::{Error, Result};
 use idvault_core::ids::{ProjectId, UserId};
@@ -38,53 +39,91 @@ pub(crate) fn write_user_index(tx: &Connection, pk: i64, user: &User) -> Result<
     Ok(())
 }
 
-/// Inserts a user with its login ids and index rows; answers its row key.
-pub(crate) fn insert_user(tx: &Connection, project: &ProjectId, user: &User) -> Result<i64> {
-    crate::directory::check_references(tx, project, user)?;
-    let mut insert = tx
-        .prepare_cached(
-            "INSERT INTO users (project_id, user_id, login_ids, name, given_name, middle_name, family_name, email, \
-             phone, verified_email, verified_phone, status, picture, test, role_names, tenants, custom_attributes, \
-             sso_app_ids, oauth_providers, created_ms, modified_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
-        )
-        .map_err(storage_err)?;
-    insert
-        .execute(params![
-            project.as_str(),
-            user.user_id.as_str(),
-            to_json(&user.login_ids)?,
-            user.name,
-            user.given_name,
-            user.middle_name,
-            user.family_name,
-            user.email,
-            user.phone,
-            user.verified_email,
-            user.verified_phone,
-            user.status.as_str(),
-            user.picture,
-            user.test,
-            to_json(&user.role_names)?,
-            to_json(&user.tenants)?,
-            to_json(&user.custom_attributes)?,
-            to_json(&user.sso_app_ids)?,
-            to_json(&user.oauth_providers)?,
-            user.created_ms,
-            user.modified_ms,
-        ])
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                Error::Internal("generated user id collided; retry".into())
-            } else {
-                storage_err(e)
-            }
-        })?;
-    let pk = tx.last_insert_rowid();
+/// A user's JSON columns, encoded before the writer connection is taken (a bulk import encodes
+/// the next batch while the current one is written).
+pub(crate) struct UserJson {
+    login_ids: String,
+    role_names: String,
+    tenants: String,
+    custom_attributes: String,
+    sso_app_ids: String,
+    oauth_providers: String,
+}
+
+impl UserJson {
+    pub(crate) fn new(user: &User) -> Result<Self> {
+        Ok(UserJson {
+            login_ids: to_json(&user.login_ids)?,
+            role_names: to_json(&user.role_names)?,
+            tenants: to_json(&user.tenants)?,
+            custom_attributes: to_json(&user.custom_attributes)?,
+            sso_app_ids: to_json(&user.sso_app_ids)?,
+            oauth_providers: to_json(&user.oauth_providers)?,
+        })
+    }
+}
+
+/// The start of an insert into `users`; each row is [`USER_ROW`], bound by [`user_row`].
+pub(crate) const INSERT_USERS: &str = "INSERT INTO users (project_id, user_id, login_ids, name, given_name, \
+     middle_name, family_name, email, phone, verified_email, verified_phone, status, picture, test, role_names, \
+     tenants, custom_attributes, sso_app_ids, oauth_providers, created_ms, modified_ms) VALUES ";
+pub(crate) const USER_ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// The values of one `users` row, in the column order of [`INSERT_USERS`], borrowed.
+pub(crate) fn user_row<'a>(
+    project: &'a ProjectId,
+    user: &'a User,
+    json: &'a UserJson,
+) -> rusqlite::Result<[ToSqlOutput<'a>; 21]> {
+    Ok([
+        project.as_str().to_sql()?,
+        user.user_id.as_str().to_sql()?,
+        json.login_ids.to_sql()?,
+        user.name.to_sql()?,
+        user.given_name.to_sql()?,
+        user.middle_name.to_sql()?,
+        user.family_name.to_sql()?,
+        user.email.to_sql()?,
+        user.phone.to_sql()?,
+        user.verified_email.to_sql()?,
+        user.verified_phone.to_sql()?,
+        user.status.as_str().to_sql()?,
+        user.picture.to_sql()?,
+        user.test.to_sql()?,
+        json.role_names.to_sql()?,
+        json.tenants.to_sql()?,
+        json.custom_attributes.to_sql()?,
+        json.sso_app_ids.to_sql()?,
+        json.oauth_providers.to_sql()?,
+        user.created_ms.to_sql()?,
+        user.modified_ms.to_sql()?,
+    ])
+}
+
+/// Inserts the `users` row (the free-text index follows by trigger); answers its row key. A
+/// taken user id is the unique violation the caller maps.
+pub(crate) fn insert_user_row(
+    tx: &Connection,
+    project: &ProjectId,
+    user: &User,
+    json: &UserJson,
+) -> rusqlite::Result<i64> {
+    let mut insert = tx.prepare_cached(&format!("{INSERT_USERS}{USER_ROW}"))?;
+    insert.execute(params_from_iter(user_row(project, user, json)?.iter()))?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Inserts the login ids of the user with row key `pk`; a taken one is `UserAlreadyExists`.
+pub(crate) fn insert_login_ids(
+    tx: &Connection,
+    project: &ProjectId,
+    pk: i64,
+    login_ids: &[String],
+) -> Result<()> {
     let mut login = tx
         .prepare_cached("INSERT INTO user_login_ids (project_id, login_id, user_pk) VALUES (?1, ?2, ?3)")
         .map_err(storage_err)?;
-    for l in &user.login_ids {
+    for l in login_ids {
         login.execute(params![project.as_str(), l, pk]).map_err(|e| {
             if is_unique_violation(&e) {
                 Error::UserAlreadyExists(l.clone())
@@ -93,6 +132,20 @@ pub(crate) fn insert_user(tx: &Connection, project: &ProjectId, user: &User) -> 
             }
         })?;
     }
+    Ok(())
+}
+
+/// Inserts a user with its login ids and index rows; answers its row key.
+pub(crate) fn insert_user(tx: &Connection, project: &ProjectId, user: &User) -> Result<i64> {
+    crate::directory::check_references(tx, project, user)?;
+    let pk = insert_user_row(tx, project, user, &UserJson::new(user)?).map_err(|e| {
+        if is_unique_violation(&e) {
+            Error::Internal("generated user id collided; retry".into())
+        } else {
+            storage_err(e)
+        }
+    })?;
+    insert_login_ids(tx, project, pk, &user.login_ids)?;
     write_user_index(tx, pk, user)?;
     Ok(pk)
 }

@@ -25,7 +25,9 @@ use idvault_core::ids::{LoginId, ProjectId, ProviderName, UserId};
 use idvault_core::outbound::{ConnectIntent, OverfullSlot, SealedOutboundToken, TokenOwner};
 use idvault_core::project::{issue_key, Project};
 use idvault_core::provider::{AppSettings, ClientAuthMethod, ProviderConfig};
-use idvault_core::store::{SharedStore, SignIn, SignInUser, Store, TokenLookup, WrappedDataKey};
+use idvault_core::store::{
+    ImportedUser, SharedStore, SignIn, SignInUser, Store, TokenLookup, WrappedDataKey,
+};
 use idvault_core::user::{
     ListOp, NameParts, NewUser, RoleScope, SortBy, SortField, TenantRoleFilter, TestUserFilter, User,
     UserChange, UserQuery, UserRef, UserStatus, UserTenant, UserUpdate,
@@ -1817,6 +1819,84 @@ pub async fn pending_connects_keep_their_intent(backend: TestStore) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The bulk import path.
+
+pub async fn import_users_writes_users_with_tokens_whole_or_not_at_all(backend: TestStore) {
+    let f = directory(backend).await;
+    let (s, p) = (&*f.store, &f.project);
+    s.put_provider(p, &app("docs", "Docs")).await.unwrap();
+    let google = provider("google");
+    let imported = |login: &str, id: &str| {
+        let mut u =
+            NewUser { login_id: login.into(), name: Some(format!("Name {login}")), ..Default::default() }
+                .into_user(UserId::parse(id).unwrap(), 1_000)
+                .unwrap();
+        u.tenants = vec![member("t1", &["viewer"])];
+        u.role_names = vec!["admin".into()];
+        u.custom_attributes.insert("plan".into(), json!("pro"));
+        u.oauth_providers = vec!["google".into()];
+        let owner = TokenOwner::User(u.user_id.clone());
+        ImportedUser {
+            outbound_tokens: vec![outbound(&format!("O{id}"), "docs", owner, "", &["read"], 1_000)],
+            tokens: vec![sealed(&google, 7)],
+            user: u,
+        }
+    };
+    let before = s.taken_user_keys(p, &["Uimp1".into()], &["imp1@example.com".into()]).await.unwrap();
+    assert_eq!(before, Default::default(), "nothing taken in a project without users");
+    s.import_users(p, vec![imported("imp1@example.com", "Uimp1"), imported("imp2", "Uimp2")]).await.unwrap();
+
+    // Loaded like any user: enriched, findable by login id, free text and tenant; tokens readable.
+    let got = s.get_user(p, &login("imp1@example.com")).await.unwrap().unwrap();
+    assert_eq!(got.user_id.as_str(), "Uimp1");
+    assert_eq!(
+        (got.tenants[0].tenant_name.as_str(), got.tenants[0].permissions.clone()),
+        ("Tenant One", vec!["read".to_owned()])
+    );
+    assert_eq!(got.oauth_providers, ["google"]);
+    assert_eq!(got.custom_attributes["plan"], json!("pro"));
+    let found = find(s, p, Find::Text("name imp2")).await;
+    assert_eq!(
+        found.iter().map(|u| u.user_id.as_str()).collect::<Vec<_>>(),
+        ["Uimp2"],
+        "free-text index filled"
+    );
+    assert_eq!(find(s, p, Find::Tenant("t1")).await.len(), 2);
+    let token = token_of(s.get_token(p, &by_id(&got.user_id), &google).await.unwrap());
+    assert_eq!((token.access_token, token.version), (vec![7; 40], 1));
+    let owner = TokenOwner::User(got.user_id.clone());
+    let ob = s.list_outbound_tokens(p, &provider("docs"), &owner, None, 10).await.unwrap();
+    assert_eq!((ob.len(), ob[0].id.as_str(), ob[0].version), (1, "OUimp1", 1));
+
+    let taken = s
+        .taken_user_keys(p, &["Uimp1".into(), "Unew".into()], &["imp2".into(), "new@example.com".into()])
+        .await
+        .unwrap();
+    assert_eq!(taken.user_ids, HashSet::from(["Uimp1".to_owned()]));
+    assert_eq!(taken.login_ids, HashSet::from(["imp2".to_owned()]));
+
+    // A taken login id, a taken user id, a login id twice in the batch, an unknown tenant: an
+    // error, and nothing of the batch is written.
+    let fresh = imported("imp3", "Uimp3");
+    for (bad, want) in [
+        (vec![fresh.clone(), imported("imp1@example.com", "Uimp4")], "imp1@example.com"),
+        (vec![fresh.clone(), imported("imp5", "Uimp1")], "Uimp1"),
+        (vec![fresh.clone(), imported("imp3", "Uimp6")], "imp3"),
+    ] {
+        let err = s.import_users(p, bad).await.unwrap_err();
+        assert!(matches!(&err, Error::UserAlreadyExists(m) if m.contains(want)), "{err:?}");
+        assert!(s.get_user(p, &login("imp3")).await.unwrap().is_none(), "nothing written");
+    }
+    let mut stray = imported("imp7", "Uimp7");
+    stray.user.tenants = vec![member("nope", &[])];
+    let err = s.import_users(p, vec![fresh.clone(), stray]).await.unwrap_err();
+    assert!(matches!(err, Error::Invalid { field: "userTenants", .. }), "{err:?}");
+    assert!(s.get_user(p, &login("imp3")).await.unwrap().is_none(), "nothing written");
+    s.import_users(p, vec![fresh]).await.unwrap();
+    assert!(s.get_user(p, &login("imp3")).await.unwrap().is_some());
+}
+
+// ---------------------------------------------------------------------------------------------
 // Refresh locks (cross-process exclusion is backend-specific and tested by the backend).
 
 /// Awaits `fut`, failing the test if it hangs: a hang is the failure looked for, the bound only
@@ -1889,6 +1969,7 @@ macro_rules! store_contract_tests {
             outbound_batches_are_written_whole_or_not_at_all,
             concurrent_outbound_batches_in_opposite_orders_both_succeed,
             pending_connects_keep_their_intent,
+            import_users_writes_users_with_tokens_whole_or_not_at_all,
         );
     };
     (@cases $backend:path; $($case:ident),* $(,)?) => {

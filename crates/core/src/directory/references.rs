@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::directory::{check_custom_attributes, AttributeDef, Role};
+use crate::directory::{check_custom_attributes, AttributeDef, Role, Tenant};
 use crate::error::{Error, Result};
 use crate::user::model::Contact;
 use crate::user::User;
@@ -54,17 +54,25 @@ impl<'a> DirectoryNeeds<'a> {
     /// Before saving a user: its tenants, its roles in their scopes, and the attribute
     /// definitions when it has attributes.
     pub fn to_check(user: &'a User) -> Self {
+        Self::to_check_all(std::iter::once(user))
+    }
+
+    /// Before saving many users at once (a bulk import): the union of what each one needs, so
+    /// that one read of the facts serves the whole batch.
+    pub fn to_check_all(users: impl IntoIterator<Item = &'a User>) -> Self {
         let mut needs = DirectoryNeeds::default();
-        for role in &user.role_names {
-            needs.add_role(None, role);
-        }
-        for t in &user.tenants {
-            push_once(&mut needs.tenant_ids, &t.tenant_id);
-            for role in &t.role_names {
-                needs.add_role(Some(&t.tenant_id), role);
+        for user in users {
+            for role in &user.role_names {
+                needs.add_role(None, role);
             }
+            for t in &user.tenants {
+                push_once(&mut needs.tenant_ids, &t.tenant_id);
+                for role in &t.role_names {
+                    needs.add_role(Some(&t.tenant_id), role);
+                }
+            }
+            needs.attribute_defs |= !user.custom_attributes.is_empty();
         }
-        needs.attribute_defs = !user.custom_attributes.is_empty();
         needs
     }
 
@@ -127,6 +135,24 @@ impl DirectoryFacts {
     /// Records a role row a store read.
     pub fn add_role(&mut self, tenant_id: String, name: String, permission_names: Vec<String>) {
         self.roles.insert((tenant_id, name), permission_names);
+    }
+
+    /// Every fact of a whole directory, for checking many users against it without a store read
+    /// per user (a bulk import validates a whole file this way before writing anything).
+    pub fn of_directory(tenants: &[Tenant], roles: &[Role], attribute_defs: Vec<AttributeDef>) -> Self {
+        let mut facts = DirectoryFacts {
+            tenants: tenants.iter().map(|t| (t.id.clone(), t.name.clone())).collect(),
+            attribute_defs,
+            ..DirectoryFacts::default()
+        };
+        for r in roles {
+            facts.add_role(
+                r.tenant_id.clone().unwrap_or_default(),
+                r.name.clone(),
+                r.permission_names.clone(),
+            );
+        }
+        facts
     }
 }
 

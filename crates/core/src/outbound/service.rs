@@ -32,6 +32,7 @@ use crate::store::{RefreshKey, SharedStore};
 use crate::user::{UserRef, UserService};
 use crate::vault::refresh::{RefreshSlot, Refreshed, Refresher, SlotState};
 
+pub(crate) use batch::{check as check_batch_token, seal_checked, Checked as CheckedToken};
 pub use batch::{BatchFailure, BatchKind, BatchToken};
 pub use connect::{ConnectOutcome, ConnectRequest, ConnectSettings};
 

@@ -3,6 +3,7 @@
 
 pub mod change;
 pub mod filter;
+pub mod import;
 pub mod model;
 pub mod search;
 pub mod service;

@@ -11,6 +11,7 @@ mod directory;
 mod errors;
 mod helpers;
 mod http_hardening;
+mod import_users;
 mod keys;
 mod mutations;
 mod oauth_server;

@@ -56,8 +56,8 @@ pub enum BatchKind {
 }
 
 /// A validated item: everything but the sealing done.
-struct Checked {
-    token: SealedOutboundToken,
+pub(crate) struct Checked {
+    pub(crate) token: SealedOutboundToken,
     access: Option<SecretString>,
     refresh: Option<SecretString>,
 }
@@ -106,7 +106,7 @@ impl OutboundService {
         for item in items {
             let (app_id, user_id, tenant_id) =
                 (item.app_id.clone(), item.user_id.clone(), item.tenant_id.clone());
-            match check(kind, item, &apps, &tenants, &users, now) {
+            match check(kind, item, &apps, &tenants, |u| users.contains(u), now) {
                 Ok(c) => {
                     let t = &c.token;
                     let key =
@@ -217,35 +217,40 @@ fn seal_chunk(
     project: &ProjectId,
     part: Vec<Checked>,
 ) -> Result<Vec<SealedOutboundToken>> {
-    part.into_iter()
-        .map(|c| {
-            let mut t = c.token;
-            let aad = |field| {
-                outbound_token_aad(project, &t.app_id, t.owner.kind(), t.owner.id(), &t.tenant_id, field)
-            };
-            let access = match &c.access {
-                Some(a) => Some(sealer.seal(a.expose_secret().as_bytes(), &aad(TokenField::Access))?),
-                None => None,
-            };
-            let refresh = match &c.refresh {
-                Some(r) => Some(sealer.seal(r.expose_secret().as_bytes(), &aad(TokenField::Refresh))?),
-                None => None,
-            };
-            t.access_token = access;
-            t.refresh_token = refresh;
-            Ok(t)
-        })
-        .collect()
+    part.into_iter().map(|c| seal_checked(sealer, project, c)).collect()
+}
+
+/// Seals a checked token's secrets under the outbound-token associated data.
+pub(crate) fn seal_checked(
+    sealer: &dyn Sealer,
+    project: &ProjectId,
+    c: Checked,
+) -> Result<SealedOutboundToken> {
+    let mut t = c.token;
+    let aad =
+        |field| outbound_token_aad(project, &t.app_id, t.owner.kind(), t.owner.id(), &t.tenant_id, field);
+    let access = match &c.access {
+        Some(a) => Some(sealer.seal(a.expose_secret().as_bytes(), &aad(TokenField::Access))?),
+        None => None,
+    };
+    let refresh = match &c.refresh {
+        Some(r) => Some(sealer.seal(r.expose_secret().as_bytes(), &aad(TokenField::Refresh))?),
+        None => None,
+    };
+    t.access_token = access;
+    t.refresh_token = refresh;
+    Ok(t)
 }
 
 /// The per-item rules of an upload (those of `upload_token`, without `verifyRefresh`, which
-/// batches do not support), against the project's apps, tenants and the batch's known users.
-fn check(
+/// batches do not support), against the project's apps, tenants and the known users (the batch's
+/// existing users; for a bulk import of users, the user the token comes with).
+pub(crate) fn check(
     kind: BatchKind,
     item: BatchToken,
     apps: &HashMap<String, ProviderConfig>,
     tenants: &HashSet<String>,
-    users: &HashSet<String>,
+    user_known: impl Fn(&str) -> bool,
     now_ms: i64,
 ) -> Result<Checked> {
     let app_id = parse_app_id(&item.app_id)?;
@@ -265,7 +270,7 @@ fn check(
     let (owner, tenant_id) = match kind {
         BatchKind::User => {
             let user = UserId::parse(&item.user_id)?;
-            if !users.contains(user.as_str()) {
+            if !user_known(user.as_str()) {
                 return Err(Error::UserNotFound);
             }
             if !item.tenant_id.is_empty() && !tenant_known {
