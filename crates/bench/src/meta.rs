@@ -55,29 +55,6 @@ pub struct BenchMeta {
     pub import_store_wait_seconds: f64,
 }
 
-/// The fields /work/notes/bench-contract.md adds to `bench.json`, each absent in older files.
-/// Read beside [`BenchMeta`] (from the same file) so that the seeder's struct literal stays as it
-/// is until the seeder writes them; once `BenchMeta` holds them, `Seeded::read` in scenarios.rs
-/// is the one place to change.
-#[derive(Debug, Default, Clone, Deserialize)]
-pub struct ContractFields {
-    /// The PostgreSQL database the seed wrote to; None: SQLite in DIR/idvault.db.
-    #[serde(default)]
-    pub database_url: Option<String>,
-    /// `Ubench{i}`: user i has that user id. None: random ids.
-    #[serde(default)]
-    pub user_id_pattern: Option<String>,
-    /// The outbound app whose token of user i (0..token_users) has access token `bench-outbound-{i}`.
-    #[serde(default)]
-    pub outbound_app_id: Option<String>,
-    /// Users i with i % tenant_every == 0 are in tenant `bench-t{(i / tenant_every) % tenants}`
-    /// with the tenant role `bench-role`. 0: no tenants.
-    #[serde(default)]
-    pub tenants: u64,
-    #[serde(default)]
-    pub tenant_every: u64,
-}
-
 pub fn login_id(i: u64) -> String {
     format!("user{i}@example.com")
 }
@@ -121,10 +98,5 @@ pub fn read(path: &Path) -> anyhow::Result<BenchMeta> {
     let text = std::fs::read_to_string(path).with_context(|| {
         format!("reading {} (seed the directory first: idvault-bench seed --data-dir DIR)", path.display())
     })?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-}
-
-pub fn read_contract_fields(path: &Path) -> anyhow::Result<ContractFields> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }

@@ -37,18 +37,17 @@ impl Seeded {
     pub fn read(dir: &Path) -> anyhow::Result<(BenchMeta, Seeded)> {
         let path = crate::meta_path(dir);
         let m = meta::read(&path)?;
-        let c = meta::read_contract_fields(&path)?;
         let seeded = Seeded {
             project_id: m.project_id.clone(),
             management_key: m.management_key.clone(),
             users: m.users,
             token_users: m.token_users,
             provider: m.provider.clone(),
-            database_url: c.database_url,
-            user_id_pattern: c.user_id_pattern,
-            outbound_app_id: c.outbound_app_id,
-            tenants: c.tenants,
-            tenant_every: c.tenant_every,
+            database_url: m.database_url.clone(),
+            user_id_pattern: m.user_id_pattern.clone(),
+            outbound_app_id: m.outbound_app_id.clone(),
+            tenants: m.tenants,
+            tenant_every: m.tenant_every,
         };
         Ok((m, seeded))
     }
