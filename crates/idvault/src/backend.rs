@@ -19,6 +19,8 @@ pub struct PgTuning {
     pub pool_size: Option<usize>,
     pub connect_timeout: Option<std::time::Duration>,
     pub statement_timeout: Option<std::time::Duration>,
+    /// SQLite: MiB of the database file memory-mapped for reads (None: SQLite's ceiling).
+    pub sqlite_mmap_mib: Option<u64>,
 }
 
 /// Where the data lives, from the command line: `--database-url` (PostgreSQL) and its tuning;
@@ -76,6 +78,9 @@ impl Backend {
             Some(_) => anyhow::bail!("--database-url must be a postgres:// URL (SQLite lives in --data-dir)"),
             None => {
                 let mut opts = SqliteOptions { migrate, ..SqliteOptions::default() };
+                if let Some(mib) = db.tuning.sqlite_mmap_mib {
+                    opts.mmap_bytes = i64::try_from(mib.saturating_mul(1 << 20)).unwrap_or(i64::MAX);
+                }
                 if !server {
                     opts.readers = 1;
                 }

@@ -39,6 +39,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "IDVAULT_DB_STATEMENT_TIMEOUT", value_parser = humantime::parse_duration)]
     pub db_statement_timeout: Option<std::time::Duration>,
 
+    /// SQLite: MiB of the database file memory-mapped for reads. Default: as much as SQLite
+    /// allows (2047 MiB). Mapped pages are the kernel's file cache, shared and reclaimable; they
+    /// show in VmRSS (RssFile), not in anonymous memory. `0` reads through SQLite's page cache.
+    #[arg(long, global = true, env = "IDVAULT_SQLITE_MMAP_MIB")]
+    pub sqlite_mmap_mib: Option<u64>,
+
     /// Master keyring: one base64 key, or `version:base64` entries separated by commas. When
     /// unset, `master.key` in the data directory is used (created on first start).
     #[arg(

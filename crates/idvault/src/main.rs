@@ -34,6 +34,7 @@ fn main() -> ExitCode {
                 pool_size: cli.db_pool_size,
                 connect_timeout: cli.db_connect_timeout,
                 statement_timeout: cli.db_statement_timeout,
+                sqlite_mmap_mib: cli.sqlite_mmap_mib,
             },
         };
         match cli.command {
