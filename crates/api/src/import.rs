@@ -81,8 +81,13 @@ pub struct OutboundTokenLine {
 }
 
 impl ImportLine {
-    /// Parses one line: a JSON error is a `BadRequest` naming what is wrong.
+    /// Parses one line: a JSON error is a `BadRequest` naming what is wrong. A NUL character is
+    /// refused here as the API's body extractor refuses it: PostgreSQL cannot store one, and
+    /// finding it only at write time would leave the batches before it written.
     pub fn parse(line: &str) -> Result<ImportLine> {
+        if crate::extract::has_nul_escape(line.as_bytes()) {
+            return Err(Error::invalid("line", "must not contain NUL characters"));
+        }
         serde_json::from_str(line).map_err(|e| Error::BadRequest(format!("malformed line: {e}")))
     }
 
@@ -147,6 +152,12 @@ impl ImportLine {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_nul_character_is_refused_before_any_write() {
+        let line = r#"{"loginId":"nul@example.com","displayName":"a\u0000b"}"#;
+        assert!(matches!(ImportLine::parse(line), Err(Error::Invalid { .. })));
+    }
 
     #[test]
     fn a_line_reads_like_a_create_body_with_tokens() {
