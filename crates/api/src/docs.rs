@@ -8,7 +8,7 @@
 use idvault_core::limits::*;
 
 use crate::error::{ErrorCodeDoc, ERROR_CODES};
-use crate::RateLimit;
+use crate::{FailureLimit, RateLimit};
 
 /// The generated blocks of docs/api.md: (name, rendered Markdown).
 pub fn api_md_blocks() -> Vec<(&'static str, String)> {
@@ -124,6 +124,12 @@ fn limits() -> Vec<Limit> {
             "{} per second, bursts of {} by default; `0` disables",
             RateLimit::AUTH_DEFAULT.per_second,
             RateLimit::AUTH_DEFAULT.burst
+        )),
+        limit!("wrong management keys and forged session tokens per client address, before its requests with \
+            credentials answer 429 (`--credential-failure-limit`, `--credential-failure-burst`)", => format!(
+            "bursts of {}, then {} a minute, by default; `0` disables",
+            FailureLimit::DEFAULT.burst,
+            FailureLimit::DEFAULT.per_minute
         )),
         limit!("NUL character (`\\u0000`, `%00`)", =>
             "refused anywhere in a request (`E011004`), on every backend".to_owned()),

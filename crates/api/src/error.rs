@@ -118,10 +118,11 @@ error_table! {
     // Descope's rate-limit code: the SDKs raise their rate-limit exception on a 429 and read
     // `Retry-After`. Both the per-address limit and the pending sign-in bound answer it.
     TooManyRequests => TOO_MANY_REQUESTS, "E130429", "Too many requests",
-        "too many requests from this client address on the `/v1/auth/*` and outbound connect routes, with \
-         `Retry-After` saying in how many seconds to retry (the Descope SDKs' rate-limit error); or too many \
-         pending sign-ins and connects in the project (`/v1/auth/oauth/authorize`, outbound connect): retry \
-         when some have completed or expired";
+        "too many requests from this client address on the `/v1/auth/*` and outbound connect routes, or too \
+         many wrong management keys or forged session tokens from it (then every request of it with an \
+         `Authorization` header is refused), with `Retry-After` saying in how many seconds to retry (the \
+         Descope SDKs' rate-limit error); or too many pending sign-ins and connects in the project \
+         (`/v1/auth/oauth/authorize`, outbound connect): retry when some have completed or expired";
     PayloadTooLarge => PAYLOAD_TOO_LARGE, "E011413", "Request body too large",
         "request body over the limit";
     RouteNotFound => NOT_FOUND, "E011404", "Route not found",
@@ -173,11 +174,19 @@ pub struct ErrorBody {
 pub struct ApiError {
     code: Code,
     message: String,
+    failed_credential: bool,
 }
+
+/// Marks an error answer to a credential this server never issued (see
+/// [`Error::is_failed_credential`]), for the per-address failure limit
+/// (`crate::ratelimit::limit_failed_credentials`) to count. It travels in the response's
+/// extensions, never on the wire.
+#[derive(Debug, Clone, Copy)]
+pub struct FailedCredential;
 
 impl ApiError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into() }
+        ApiError { code, message: message.into(), failed_credential: false }
     }
 
     pub fn code(&self) -> Code {
@@ -196,7 +205,7 @@ impl From<Error> for ApiError {
             tracing::error!(error = %err, "internal error");
             ApiError::new(code, "internal server error")
         } else {
-            ApiError::new(code, err.to_string())
+            ApiError { code, message: err.to_string(), failed_credential: err.is_failed_credential() }
         }
     }
 }
@@ -210,6 +219,9 @@ impl IntoResponse for ApiError {
             // The rest of the oversized body was never read, so the connection cannot carry
             // another request: tell the client not to reuse it.
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if self.failed_credential {
+            response.extensions_mut().insert(FailedCredential);
         }
         response
     }

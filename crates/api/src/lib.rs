@@ -16,6 +16,6 @@ pub mod router;
 pub mod routes;
 pub mod state;
 
-pub use ratelimit::RateLimit;
+pub use ratelimit::{FailureLimit, RateLimit};
 pub use router::{openapi, router, HttpSettings};
 pub use state::AppState;

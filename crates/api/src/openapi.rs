@@ -98,8 +98,9 @@ impl Modify for Components {
             (TOO_LARGE, "Request body too large (`E011413`); the connection is closed"),
             (
                 RATE_LIMITED,
-                "Too many requests from this client address (`E130429`); the `Retry-After` header says \
-                 in how many seconds to retry",
+                "Too many requests from this client address (`E130429`): over the rate of the auth routes, \
+                 or too many wrong management keys or forged session tokens (the brute-force limit); the \
+                 `Retry-After` header says in how many seconds to retry",
             ),
             (INTERNAL, "Internal error (`E011500`); the cause is logged, not sent"),
         ] {
@@ -176,17 +177,18 @@ fn refs(list: &[(&str, &str)]) -> BTreeMap<String, RefOr<Response>> {
         .collect()
 }
 
-/// The errors of every management route: 400, 401 and 500.
+/// The errors of every management route: 400, 401, 429 (the brute-force limit of the client
+/// address) and 500.
 pub struct MgmtErrors;
 
 impl IntoResponses for MgmtErrors {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        refs(&[("400", BAD_REQUEST), ("401", UNAUTHORIZED), ("500", INTERNAL)])
+        refs(&[("400", BAD_REQUEST), ("401", UNAUTHORIZED), ("429", RATE_LIMITED), ("500", INTERNAL)])
     }
 }
 
 /// The errors of the auth routes that take the project bearer: 400, 401, 429 (the per-address
-/// rate limit of `/v1/auth/*`) and 500.
+/// rate limit of `/v1/auth/*`, and the brute-force limit) and 500.
 pub struct SessionErrors;
 
 impl IntoResponses for SessionErrors {

@@ -19,7 +19,7 @@ use idvault_core::limits::MAX_BODY_BYTES;
 
 use crate::error::ApiError;
 use crate::openapi::{ApiDoc, DOCS_CSP, DOCS_HTML};
-use crate::ratelimit::{KeyedLimiter, RateLimit};
+use crate::ratelimit::{FailureLimit, FailureLimiter, KeyedLimiter, RateLimit};
 use crate::routes;
 use crate::state::AppState;
 
@@ -52,11 +52,17 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub struct HttpSettings {
     /// Per-client-address limit of the `/v1/auth/*` routes; `None` (or a zero rate) disables it.
     pub auth_rate_limit: Option<RateLimit>,
+    /// Per-client-address budget of wrong management keys and forged session tokens; `None` (or
+    /// a zero rate) disables it.
+    pub credential_failure_limit: Option<FailureLimit>,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings { auth_rate_limit: Some(RateLimit::AUTH_DEFAULT) }
+        HttpSettings {
+            auth_rate_limit: Some(RateLimit::AUTH_DEFAULT),
+            credential_failure_limit: Some(FailureLimit::DEFAULT),
+        }
     }
 }
 
@@ -81,6 +87,11 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
     if let Some(limit) = settings.auth_rate_limit.filter(RateLimit::is_enabled) {
         let limiter = Arc::new(KeyedLimiter::new(limit));
         app = app.layer(middleware::from_fn_with_state(limiter, crate::ratelimit::limit_auth_routes));
+    }
+    // Outside the auth routes' limit: a blocked address's requests do not spend its tokens.
+    if let Some(limit) = settings.credential_failure_limit.filter(FailureLimit::is_enabled) {
+        let limiter = Arc::new(FailureLimiter::new(limit));
+        app = app.layer(middleware::from_fn_with_state(limiter, crate::ratelimit::limit_failed_credentials));
     }
     app.layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::map_response(security_headers))

@@ -81,6 +81,13 @@ pub enum Error {
     /// contains the presented key.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// A management key that matches no key issued to the project: an unknown key id, a wrong
+    /// secret, a string that is no key, or another project's key. Answered like
+    /// [`Error::Unauthorized`]; unlike a missing, expired or revoked key (which a real client can
+    /// present), it may be a guess, so it counts against the client address's failure budget
+    /// (see [`Error::is_failed_credential`]).
+    #[error("invalid management key")]
+    WrongManagementKey,
     #[error("user not found")]
     UserNotFound,
     #[error("user already exists: {0}")]
@@ -127,6 +134,12 @@ pub enum Error {
     /// A session or refresh JWT that is malformed, wrongly signed, expired or of the wrong kind.
     #[error("invalid session token: {0}")]
     InvalidSession(&'static str),
+    /// A session or refresh JWT that this server did not sign: malformed, an unexpected
+    /// algorithm, no or an unknown key id, a bad signature. Answered like
+    /// [`Error::InvalidSession`]; unlike an expired or logged-out token (which a real client
+    /// holds), it may be a forgery, so it counts against the client address's failure budget.
+    #[error("invalid session token: {0}")]
+    ForgedSession(&'static str),
     #[error("the session was logged out")]
     SessionRevoked,
     /// A sign-in of a disabled or expired user is refused.
@@ -153,12 +166,20 @@ impl Error {
         Error::Invalid { field, message: message.to_string() }
     }
 
+    /// Whether the request presented a credential that this server never issued (a wrong
+    /// management key, a forged session token): the failures that the per-address brute-force
+    /// limit counts. Credentials that are only missing, expired, revoked or logged out are not
+    /// counted, so that a client with a stale credential does not lock out others at its address.
+    pub fn is_failed_credential(&self) -> bool {
+        matches!(self, Error::WrongManagementKey | Error::ForgedSession(_))
+    }
+
     pub fn code(&self) -> Code {
         match self {
             Error::BadRequest(_) => Code::BadRequest,
             Error::MissingArgument(_) => Code::MissingArguments,
             Error::Invalid { .. } => Code::InvalidArguments,
-            Error::Unauthorized(_) => Code::Unauthorized,
+            Error::Unauthorized(_) | Error::WrongManagementKey => Code::Unauthorized,
             Error::UserNotFound => Code::UserNotFound,
             Error::UserAlreadyExists(_) => Code::UserAlreadyExists,
             Error::ProviderTokenNotFound(_) => Code::ProviderTokenNotFound,
@@ -183,7 +204,7 @@ impl Error {
             Error::ProviderCallbackError(_) => Code::ProviderCallbackError,
             Error::InvalidIdToken(_) => Code::InvalidIdToken,
             Error::InvalidAuthCode => Code::InvalidAuthCode,
-            Error::InvalidSession(_) => Code::InvalidSession,
+            Error::InvalidSession(_) | Error::ForgedSession(_) => Code::InvalidSession,
             Error::SessionRevoked => Code::SessionRevoked,
             Error::UserDisabled(_) => Code::UserDisabled,
             Error::TooManyRequests(_) => Code::TooManyRequests,

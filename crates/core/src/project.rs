@@ -328,13 +328,13 @@ impl ProjectService {
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<ProjectId> {
         let header = authorization.ok_or(Error::Unauthorized("missing management authorization"))?;
         let (project, presented) = parse_bearer(header)?;
-        let key_id = key_id_of(presented).ok_or(Error::Unauthorized("invalid management key"))?;
-        let record = self.key_record(key_id).await?.ok_or(Error::Unauthorized("invalid management key"))?;
+        let key_id = key_id_of(presented).ok_or(Error::WrongManagementKey)?;
+        let record = self.key_record(key_id).await?.ok_or(Error::WrongManagementKey)?;
         // Compare the digest first, in constant time, so that timing says nothing about which
         // check failed.
         let matches = key_matches(&record, presented);
         if !matches || record.project_id != project {
-            return Err(Error::Unauthorized("invalid management key"));
+            return Err(Error::WrongManagementKey);
         }
         match record.state(self.clock.now_ms()) {
             KeyState::Active => Ok(project),

@@ -149,7 +149,7 @@ impl JwtSigner {
         }
         let mut records = self.store.list_signing_keys(project).await?;
         if !create && !records.iter().any(|r| r.retired_ms.is_none()) {
-            return Err(Error::InvalidSession("signed by an unknown key"));
+            return Err(Error::ForgedSession("signed by an unknown key"));
         }
         if !records.iter().any(|r| r.retired_ms.is_none()) {
             let _guard = self.create_lock.lock().await;
@@ -205,18 +205,18 @@ impl SessionSigner for JwtSigner {
 
     async fn verify(&self, project: &ProjectId, token: &str) -> Result<Map<String, Value>> {
         let header =
-            jsonwebtoken::decode_header(token).map_err(|_| Error::InvalidSession("malformed token"))?;
+            jsonwebtoken::decode_header(token).map_err(|_| Error::ForgedSession("malformed token"))?;
         if header.alg != Algorithm::ES384 {
-            return Err(Error::InvalidSession("unexpected algorithm"));
+            return Err(Error::ForgedSession("unexpected algorithm"));
         }
-        let kid = header.kid.ok_or(Error::InvalidSession("token has no kid"))?;
+        let kid = header.kid.ok_or(Error::ForgedSession("token has no kid"))?;
         let mut keys = self.load(project, false, false).await?;
         // A key made since the cache was loaded (a rotation by the CLI or another replica) is
         // found by a reload, bounded per project.
         if !keys.decoding.contains_key(&kid) && self.may_force_reload(project) {
             keys = self.load(project, true, false).await?;
         }
-        let key = keys.decoding.get(&kid).ok_or(Error::InvalidSession("signed by an unknown key"))?;
+        let key = keys.decoding.get(&kid).ok_or(Error::ForgedSession("signed by an unknown key"))?;
         let mut validation = Validation::new(Algorithm::ES384);
         validation.leeway = 0;
         validation.validate_aud = false;
@@ -224,8 +224,8 @@ impl SessionSigner for JwtSigner {
         jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation).map(|data| data.claims).map_err(
             |e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => Error::InvalidSession("token expired"),
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => Error::InvalidSession("bad signature"),
-                _ => Error::InvalidSession("token rejected"),
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => Error::ForgedSession("bad signature"),
+                _ => Error::ForgedSession("token rejected"),
             },
         )
     }
@@ -374,7 +374,7 @@ mod tests {
         let before = store.reads.load(Ordering::SeqCst);
         for i in 0..50 {
             let forged = with_kid(&token, &format!("Kmadeup{i}"));
-            assert!(matches!(signer.verify(&p, &forged).await, Err(Error::InvalidSession(_))));
+            assert!(matches!(signer.verify(&p, &forged).await, Err(Error::ForgedSession(_))));
         }
         let reloads = store.reads.load(Ordering::SeqCst) - before;
         assert!(reloads <= 1, "50 unknown kids reloaded the key set {reloads} times");
@@ -402,7 +402,27 @@ mod tests {
         let p = ProjectId::generate();
         let token = issuer.sign(&p, &claims()).await.unwrap();
         let verifier = signer(store.clone());
-        assert!(matches!(verifier.verify(&p, &token).await, Err(Error::InvalidSession(_))));
+        assert!(matches!(verifier.verify(&p, &token).await, Err(Error::ForgedSession(_))));
         assert!(store.keys.lock().unwrap().is_empty(), "verify made a signing key");
+    }
+
+    #[tokio::test]
+    async fn a_token_not_signed_here_is_forged_and_an_expired_one_only_invalid() {
+        let signer = signer(Arc::new(CountingKeys::default()));
+        let p = ProjectId::generate();
+        let token = signer.sign(&p, &claims()).await.unwrap();
+        let mut tampered = token.clone();
+        let last = tampered.pop().unwrap();
+        tampered.push(if last == 'A' { 'B' } else { 'A' });
+        for forged in [tampered.as_str(), "not.a.jwt", "garbage"] {
+            let err = signer.verify(&p, forged).await.unwrap_err();
+            assert!(err.is_failed_credential(), "{forged}: {err:?}");
+        }
+        let mut old = claims();
+        old.insert("exp".into(), json!(SystemClock.now_secs() - 10));
+        let expired = signer.sign(&p, &old).await.unwrap();
+        let err = signer.verify(&p, &expired).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidSession("token expired")), "{err:?}");
+        assert!(!err.is_failed_credential());
     }
 }

@@ -168,6 +168,16 @@ pub struct ServeArgs {
     /// Burst size of that limit: requests a client address may make at once. `0` disables it.
     #[arg(long, env = "IDVAULT_AUTH_RATE_BURST", default_value_t = idvault_api::RateLimit::AUTH_DEFAULT.burst)]
     pub auth_rate_burst: u32,
+
+    /// Brute-force limit: wrong management keys and forged session tokens per minute a client
+    /// address may present once its burst is spent. While its budget is empty, its requests with
+    /// credentials are refused (429). `0` disables the limit.
+    #[arg(long, env = "IDVAULT_CREDENTIAL_FAILURE_LIMIT", default_value_t = idvault_api::FailureLimit::DEFAULT.per_minute)]
+    pub credential_failure_limit: u32,
+
+    /// Burst of that limit: wrong credentials a client address may present at once. `0` disables it.
+    #[arg(long, env = "IDVAULT_CREDENTIAL_FAILURE_BURST", default_value_t = idvault_api::FailureLimit::DEFAULT.burst)]
+    pub credential_failure_burst: u32,
 }
 
 #[derive(Subcommand, Debug)]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 
-use idvault_api::{AppState, HttpSettings, RateLimit};
+use idvault_api::{AppState, FailureLimit, HttpSettings, RateLimit};
 use idvault_core::auth::AuthSettings;
 use idvault_core::clock::SystemClock;
 use idvault_core::project::ProjectService;
@@ -128,6 +128,10 @@ pub async fn serve(
 
     let http = HttpSettings {
         auth_rate_limit: Some(RateLimit { per_second: args.auth_rate_limit, burst: args.auth_rate_burst }),
+        credential_failure_limit: Some(FailureLimit {
+            per_minute: args.credential_failure_limit,
+            burst: args.credential_failure_burst,
+        }),
     };
     serve_http(listener, idvault_api::router(state, &http), args.header_read_timeout, shutdown).await;
 

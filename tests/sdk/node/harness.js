@@ -153,9 +153,10 @@ async function kill(proc, exited) {
 
 /**
  * Starts idvault and resolves once it has written its ready file, with the project id and
- * management key it created. The caller must call stop().
+ * management key it created. `serveArgs` are added to `serve` (e.g. a limit under test). The
+ * caller must call stop().
  */
-export async function startServer() {
+export async function startServer(serveArgs = []) {
   const bin = idvaultBinary();
   const expectedBackend = backend();
   const pg = expectedBackend === 'postgres' ? createPgDatabase() : null;
@@ -181,7 +182,7 @@ export async function startServer() {
     proc = spawn(
       bin,
       [...globalArgs, 'serve', '--listen', '127.0.0.1:0', '--provider-allowed-hosts', '127.0.0.1',
-        '--ready-file', readyPath],
+        '--ready-file', readyPath, ...serveArgs],
       { env, stdio: ['ignore', stdoutFd, stderrFd] },
     );
   } catch (err) {
@@ -268,12 +269,13 @@ export async function startServer() {
 
 /**
  * Registers hooks that start one server before this file's tests and stop it after them.
- * `onReady`, if given, runs once the server listens (e.g. to make the file's client).
+ * `onReady`, if given, runs once the server listens (e.g. to make the file's client);
+ * `serveArgs` are added to its `serve` command.
  */
-export function useServer(onReady) {
+export function useServer(onReady, serveArgs = []) {
   const handle = {};
   before(async () => {
-    current = await startServer();
+    current = await startServer(serveArgs);
     Object.assign(handle, current);
     if (onReady) await onReady(current);
   });

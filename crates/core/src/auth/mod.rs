@@ -18,8 +18,9 @@ pub trait SessionSigner: Send + Sync + 'static {
     /// Signs `claims` with the project's active key (created on first use). The header carries
     /// `kid` and `alg`.
     async fn sign(&self, project: &ProjectId, claims: &Map<String, Value>) -> Result<String>;
-    /// Verifies signature and `exp` (no leeway) and answers the claims. Any failure is
-    /// `Error::InvalidSession`.
+    /// Verifies signature and `exp` (no leeway) and answers the claims. A token this server did
+    /// not sign (malformed, unknown key, bad signature) is `Error::ForgedSession`; an expired one
+    /// is `Error::InvalidSession`.
     async fn verify(&self, project: &ProjectId, token: &str) -> Result<Map<String, Value>>;
     /// The public JWKs to publish: the active key, and retired keys whose tokens may still live.
     async fn jwks(&self, project: &ProjectId) -> Result<Vec<Value>>;
