@@ -79,11 +79,7 @@ impl Envelope {
         let master = self.master_key(wrapped.master_key_version).ok_or(Error::Decrypt(
             "data key is wrapped under a master key version this server does not have",
         ))?;
-        let aad = data_key_aad(&wrapped.project_id, wrapped.version);
-        let raw = aead::open(&master.aead(), &wrapped.wrapped, &aad)?;
-        let bytes: [u8; 32] =
-            raw.as_slice().try_into().map_err(|_| Error::Decrypt("data key has the wrong length"))?;
-        let aead = Arc::new(SecretKey::from_bytes(bytes).aead());
+        let aead = Arc::new(unwrap_with(&master, wrapped)?.aead());
         self.data_keys
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -174,6 +170,102 @@ impl Cipher for Envelope {
     }
 }
 
+/// Opens a wrapped data key with one master key version.
+fn unwrap_with(master: &SecretKey, wrapped: &WrappedDataKey) -> Result<SecretKey> {
+    let aad = data_key_aad(&wrapped.project_id, wrapped.version);
+    let raw = aead::open(&master.aead(), &wrapped.wrapped, &aad)?;
+    let bytes: [u8; 32] =
+        raw.as_slice().try_into().map_err(|_| Error::Decrypt("data key has the wrong length"))?;
+    Ok(SecretKey::from_bytes(bytes))
+}
+
+/// Why a keyring cannot open a database's data keys. Names versions and counts, never keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyringMismatch {
+    /// The master key versions the database's data keys are wrapped under.
+    pub needed: Vec<u32>,
+    /// The versions the keyring has.
+    pub have: Vec<u32>,
+    /// Needed versions the keyring does not have.
+    pub missing: Vec<u32>,
+    /// Needed versions the keyring has, but as a different key than the one that wrapped them.
+    pub different: Vec<u32>,
+    /// Data keys that did not open, of `total`.
+    pub unreadable: usize,
+    pub total: usize,
+}
+
+fn list(versions: &[u32]) -> String {
+    if versions.is_empty() {
+        return "none".into();
+    }
+    versions.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+}
+
+impl std::fmt::Display for KeyringMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the database's data keys need master key version(s) {}; the keyring has version(s) {}",
+            list(&self.needed),
+            list(&self.have)
+        )?;
+        if !self.missing.is_empty() {
+            write!(f, "; missing: {}", list(&self.missing))?;
+        }
+        if !self.different.is_empty() {
+            write!(
+                f,
+                "; present but a different key than the one that wrapped them: {}",
+                list(&self.different)
+            )?;
+        }
+        write!(f, " ({} of {} data keys cannot be opened)", self.unreadable, self.total)
+    }
+}
+
+/// Proves that `keyring` opens every one of `keys` (a database's wrapped data keys). A server
+/// that started without this would answer every read of a sealed secret with a decryption error;
+/// a keyring of the right versions but other keys (a `master.key` made by another data
+/// directory) is caught here too, since only unwrapping tells keys apart. Each data key is
+/// checked: two keys of one version number may have wrapped different rows.
+pub fn check_data_keys(
+    keyring: &Keyring,
+    keys: &[WrappedDataKey],
+) -> std::result::Result<(), KeyringMismatch> {
+    use std::collections::BTreeSet;
+    let mut needed = BTreeSet::new();
+    let mut missing = BTreeSet::new();
+    let mut different = BTreeSet::new();
+    let mut unreadable = 0;
+    for key in keys {
+        needed.insert(key.master_key_version);
+        match keyring.key(key.master_key_version) {
+            None => {
+                missing.insert(key.master_key_version);
+                unreadable += 1;
+            }
+            Some(master) => {
+                if unwrap_with(master, key).is_err() {
+                    different.insert(key.master_key_version);
+                    unreadable += 1;
+                }
+            }
+        }
+    }
+    if unreadable == 0 {
+        return Ok(());
+    }
+    Err(KeyringMismatch {
+        needed: needed.into_iter().collect(),
+        have: keyring.versions(),
+        missing: missing.into_iter().collect(),
+        different: different.into_iter().collect(),
+        unreadable,
+        total: keys.len(),
+    })
+}
+
 /// A project's current data key, for sealing on blocking threads (see [`Cipher::sealer`]): the
 /// same ciphertext format as [`Envelope`]'s `seal`.
 struct DataKeySealer(Arc<XChaCha20Poly1305>);
@@ -212,9 +304,9 @@ pub async fn rewrap_data_keys(
                 "a data key is wrapped under a master key version missing from the keyring",
             ))?;
             let aad = data_key_aad(&key.project_id, key.version);
-            let raw = aead::open(&old.aead(), &key.wrapped, &aad)?;
+            let raw = unwrap_with(old, key)?;
             let rewrapped = WrappedDataKey {
-                wrapped: aead::seal(&master.aead(), FORMAT_MASTER, current, &raw, &aad)?,
+                wrapped: aead::seal(&master.aead(), FORMAT_MASTER, current, raw.bytes(), &aad)?,
                 master_key_version: current,
                 ..key.clone()
             };
@@ -330,6 +422,32 @@ mod tests {
         let p = ProjectId::generate();
         serving.seal(&p, b"x", b"a").await.unwrap();
         assert_eq!(store.get_data_key(&p, 1).await.unwrap().unwrap().master_key_version, 2);
+    }
+
+    #[tokio::test]
+    async fn check_data_keys_names_missing_and_different_versions() {
+        let store = Arc::new(MemKeys::default());
+        let right = SecretKey::generate();
+        let serving = envelope(Keyring::from_keys([(1, right.clone())]), store.clone());
+        for _ in 0..3 {
+            serving.seal(&ProjectId::generate(), b"x", b"a").await.unwrap();
+        }
+        let keys = store.list_data_keys().await.unwrap();
+        assert_eq!(check_data_keys(&Keyring::from_keys([(1, right.clone())]), &keys), Ok(()));
+        assert_eq!(check_data_keys(&Keyring::from_keys([(1, SecretKey::generate())]), &[]), Ok(()));
+
+        let other = check_data_keys(&Keyring::from_keys([(1, SecretKey::generate())]), &keys).unwrap_err();
+        assert_eq!(
+            (other.needed.clone(), other.missing.clone(), other.different.clone()),
+            (vec![1], vec![], vec![1])
+        );
+        assert_eq!((other.unreadable, other.total), (3, 3));
+        let text = other.to_string();
+        assert!(text.contains("need master key version(s) 1; the keyring has version(s) 1"), "{text}");
+
+        let lacking = check_data_keys(&Keyring::from_keys([(2, right)]), &keys).unwrap_err();
+        assert_eq!((lacking.have.clone(), lacking.missing.clone()), (vec![2], vec![1]));
+        assert!(lacking.to_string().contains("missing: 1"), "{lacking}");
     }
 
     #[tokio::test]

@@ -133,24 +133,38 @@ fn write_owner_only(path: &Path, contents: &[u8], create_only: bool) -> std::io:
 }
 
 impl Keyring {
-    /// Loads from `env_value` when set, else from (or into) `data_dir/master.key`.
+    /// Loads from `env_value` when set, else from (or into) `data_dir/master.key`. Only for a
+    /// database known to be new: a server checks first that the database holds no wrapped data
+    /// keys before it lets a key be created (see [`Keyring::load`] and [`Keyring::create`]).
     pub fn load_or_create(env_value: Option<&str>, data_dir: &Path) -> Result<Keyring, KeyringError> {
+        match Self::load(env_value, data_dir)? {
+            Some(ring) => Ok(ring),
+            None => Self::create(data_dir),
+        }
+    }
+
+    /// Loads from `env_value` when set, else from `data_dir/master.key`; None when neither
+    /// exists. Never creates anything.
+    pub fn load(env_value: Option<&str>, data_dir: &Path) -> Result<Option<Keyring>, KeyringError> {
         if let Some(v) = env_value.filter(|v| !v.trim().is_empty()) {
             let keys = parse(v).map_err(KeyringError::BadEnv)?;
-            return Ok(Keyring { keys, source: KeySource::Environment });
+            return Ok(Some(Keyring { keys, source: KeySource::Environment }));
         }
-        let path = data_dir.join(MASTER_KEY_FILE);
-        match Self::load_file(&path) {
-            Ok(ring) => Ok(ring),
-            Err(KeyringError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                let mut keys = BTreeMap::new();
-                keys.insert(1, SecretKey::generate());
-                write_owner_only(&path, render(&keys).as_bytes(), true)
-                    .map_err(|source| KeyringError::Io { path: path.display().to_string(), source })?;
-                Ok(Keyring { keys, source: KeySource::File { path, created: true } })
-            }
+        match Self::load_file(&data_dir.join(MASTER_KEY_FILE)) {
+            Ok(ring) => Ok(Some(ring)),
+            Err(KeyringError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Creates `data_dir/master.key` holding a fresh version 1; refused if the file exists.
+    pub fn create(data_dir: &Path) -> Result<Keyring, KeyringError> {
+        let path = data_dir.join(MASTER_KEY_FILE);
+        let mut keys = BTreeMap::new();
+        keys.insert(1, SecretKey::generate());
+        write_owner_only(&path, render(&keys).as_bytes(), true)
+            .map_err(|source| KeyringError::Io { path: path.display().to_string(), source })?;
+        Ok(Keyring { keys, source: KeySource::File { path, created: true } })
     }
 
     fn load_file(path: &Path) -> Result<Keyring, KeyringError> {

@@ -22,6 +22,6 @@ mod keyring;
 mod signing;
 
 pub use aead::SecretKey;
-pub use envelope::{rewrap_data_keys, Envelope, RewrapReport};
+pub use envelope::{check_data_keys, rewrap_data_keys, Envelope, KeyringMismatch, RewrapReport};
 pub use keyring::{generate_entry, KeySource, Keyring, KeyringError, MASTER_KEY_FILE};
 pub use signing::JwtSigner;

@@ -26,7 +26,7 @@ use crate::backend::{Backend, DbTarget};
 use crate::cli::{
     HealthcheckArgs, KeyCommand, KeysCommand, ProjectCommand, ProviderCommand, ProviderSetArgs,
 };
-use crate::startup::{db_path, ensure_data_dir, load_keyring};
+use crate::startup::{db_path, ensure_data_dir, keyring_for, open_keyring};
 
 async fn open_backend(data_dir: &Path, db: &DbTarget) -> anyhow::Result<Backend> {
     Backend::open(data_dir, db, true, false).await
@@ -84,7 +84,7 @@ pub async fn provider(
     cmd: ProviderCommand,
 ) -> anyhow::Result<()> {
     let store = open_store(data_dir, db).await?;
-    let keyring = load_keyring(master_key, data_dir)?;
+    let keyring = open_keyring(master_key, data_dir, store.as_ref()).await?;
     let allowed_hosts = match &cmd {
         ProviderCommand::Set(args) => args.provider_allowed_hosts.clone().unwrap_or_default(),
         _ => AllowedHosts::none(),
@@ -137,22 +137,25 @@ pub async fn keys(
         return Ok(());
     }
     let store = open_store(data_dir, db).await?;
-    let mut keyring = load_keyring(master_key, data_dir)?;
     let usage = |keys: &[WrappedDataKey], v: u32| keys.iter().filter(|k| k.master_key_version == v).count();
-    match cmd {
-        KeysCommand::List => {
-            let keys = store.list_data_keys().await?;
-            let current = keyring.current_version();
-            println!("{:<8} {:<8} DATA KEYS WRAPPED", "VERSION", "CURRENT");
-            for v in keyring.versions() {
-                println!("{:<8} {:<8} {}", v, if v == current { "yes" } else { "" }, usage(&keys, v));
-            }
-            let unknown: Vec<u32> =
-                keys.iter().map(|k| k.master_key_version).filter(|v| keyring.key(*v).is_none()).collect();
-            if !unknown.is_empty() {
-                println!("warning: data keys wrapped under versions missing from the keyring: {unknown:?}");
-            }
+    if let KeysCommand::List = cmd {
+        // A diagnosis: shows a keyring that does not fit the database instead of refusing it.
+        let keys = store.list_data_keys().await?;
+        let keyring = keyring_for(master_key, data_dir, &keys)?;
+        let current = keyring.current_version();
+        println!("{:<8} {:<8} DATA KEYS WRAPPED", "VERSION", "CURRENT");
+        for v in keyring.versions() {
+            println!("{:<8} {:<8} {}", v, if v == current { "yes" } else { "" }, usage(&keys, v));
         }
+        if let Err(mismatch) = idvault_crypto::check_data_keys(&keyring, &keys) {
+            println!("warning: this keyring does not fit the database: {mismatch}");
+        }
+        return Ok(());
+    }
+    let mut keyring = open_keyring(master_key, data_dir, store.as_ref()).await?;
+    match cmd {
+        // Answered above.
+        KeysCommand::List | KeysCommand::Generate { .. } => {}
         KeysCommand::Rotate => {
             let version = keyring.rotate()?;
             println!(
@@ -202,7 +205,6 @@ pub async fn keys(
                 "new signing key {kid} is active; the previous keys stay published until their tokens expire"
             );
         }
-        KeysCommand::Generate { .. } => {}
     }
     Ok(())
 }

@@ -89,6 +89,22 @@ pub enum Command {
     /// Load a project exported with `idvault export` into this backend (`--in FILE`), or add
     /// users with their tokens to an existing project from JSON Lines (`--project P --users FILE`).
     Import(ImportArgs),
+    /// Write a consistent snapshot of the SQLite database to a new file (mode 0600), online: a
+    /// server may keep running and writing. Keep the master key with it, stored apart.
+    /// PostgreSQL: use pg_dump (see docs/reliability.md).
+    Backup {
+        /// The snapshot file to create (refused if it exists).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Put a snapshot made by `idvault backup` into an empty data directory, after checking it
+    /// and that the master keyring (`master.key` placed in the data directory first, or
+    /// IDVAULT_MASTER_KEY) opens its data keys. Refused if the data directory holds a database.
+    Restore {
+        /// The snapshot file.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+    },
     /// Exit 0 if a running server answers its readiness probe (for container health checks).
     Healthcheck(HealthcheckArgs),
 }

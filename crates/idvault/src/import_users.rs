@@ -19,7 +19,7 @@ use idvault_core::user::import::{
 use idvault_crypto::Envelope;
 
 use crate::backend::{Backend, DbTarget};
-use crate::startup::load_keyring;
+use crate::startup::open_keyring;
 
 /// A JSON Lines file, read a batch of lines at a time; lines are parsed on the import's worker
 /// threads.
@@ -92,7 +92,7 @@ pub async fn run(
     if store.get_project(&project).await?.is_none() {
         anyhow::bail!("no project {project} in this database");
     }
-    let keyring = load_keyring(master_key, data_dir)?;
+    let keyring = open_keyring(master_key, data_dir, store.as_ref()).await?;
     let clock: SharedClock = Arc::new(SystemClock);
     let cipher = Arc::new(Envelope::new(keyring, store.clone(), clock.clone()));
     let service = ImportService::new(store, cipher, clock.clone());

@@ -3,6 +3,7 @@
 
 mod admin;
 mod backend;
+mod backup;
 mod cli;
 mod import_users;
 mod ready;
@@ -47,6 +48,10 @@ fn main() -> ExitCode {
             }
             Command::Keys(cmd) => admin::keys(&cli.data_dir, db, cli.master_key.as_deref(), cmd).await,
             Command::Healthcheck(args) => admin::healthcheck(args).await,
+            Command::Backup { out } => backup::backup(&cli.data_dir, db, &out).await,
+            Command::Restore { from } => {
+                backup::restore(&cli.data_dir, db, cli.master_key.as_deref(), &from).await
+            }
             Command::Export { project, out } => admin::export(&cli.data_dir, db, &project, &out).await,
             Command::Import(args) => match (&args.input, &args.users, &args.project) {
                 (_, Some(users), Some(project)) => {

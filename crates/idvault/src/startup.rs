@@ -11,9 +11,9 @@ use idvault_api::{AppState, FailureLimit, HttpSettings, RateLimit};
 use idvault_core::auth::AuthSettings;
 use idvault_core::clock::SystemClock;
 use idvault_core::project::ProjectService;
-use idvault_core::store::{ProjectStore, SharedStore};
+use idvault_core::store::{DataKeyStore, ProjectStore, SharedStore, WrappedDataKey};
 use idvault_core::vault::VaultSettings;
-use idvault_crypto::{Envelope, JwtSigner, KeySource, Keyring};
+use idvault_crypto::{check_data_keys, Envelope, JwtSigner, KeySource, Keyring, MASTER_KEY_FILE};
 use idvault_oauth::{HttpOAuthClient, OAuthSettings};
 
 use crate::backend::{Backend, DbTarget};
@@ -41,22 +41,72 @@ pub fn ensure_data_dir(data_dir: &Path) -> anyhow::Result<()> {
     builder.create(data_dir).with_context(|| format!("creating data directory {}", data_dir.display()))
 }
 
-/// Loads the master keyring, saying where it came from (never what it is).
-pub fn load_keyring(master_key: Option<&str>, data_dir: &Path) -> anyhow::Result<Keyring> {
-    let keyring = Keyring::load_or_create(master_key, data_dir).context("loading the master key")?;
+/// The master keyring for the database `store`, proven to open every data key the database
+/// holds; the command stops here otherwise. Never creates a key for a database that already
+/// holds wrapped data keys: a new key could not open them, and a server started with one would
+/// answer every read of a sealed secret with an error (found with a second replica started on
+/// another data directory).
+pub async fn open_keyring(
+    master_key: Option<&str>,
+    data_dir: &Path,
+    store: &dyn DataKeyStore,
+) -> anyhow::Result<Keyring> {
+    let keys = store.list_data_keys().await.context("reading the database's data keys")?;
+    let keyring = keyring_for(master_key, data_dir, &keys)?;
+    check_data_keys(&keyring, &keys).map_err(|mismatch| {
+        anyhow::anyhow!(
+            "refusing to use this master keyring ({}): {mismatch}. Use the keyring that wrapped \
+             them: copy `master.key` from the data directory of the server that created this \
+             database (or a backup of it), or set IDVAULT_MASTER_KEY to it",
+            describe_source(&keyring)
+        )
+    })?;
+    Ok(keyring)
+}
+
+/// Loads the master keyring (never checked against the database: see [`open_keyring`]); creates
+/// `master.key` only when there is none and `keys`, the database's wrapped data keys, is empty.
+pub fn keyring_for(
+    master_key: Option<&str>,
+    data_dir: &Path,
+    keys: &[WrappedDataKey],
+) -> anyhow::Result<Keyring> {
+    let keyring = match Keyring::load(master_key, data_dir).context("loading the master key")? {
+        Some(keyring) => keyring,
+        None if keys.is_empty() => Keyring::create(data_dir).context("creating the master key")?,
+        None => {
+            let mut needed: Vec<u32> = keys.iter().map(|k| k.master_key_version).collect();
+            needed.sort_unstable();
+            needed.dedup();
+            let needed = needed.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+            anyhow::bail!(
+                "no master key: {} does not exist and IDVAULT_MASTER_KEY is not set, but the database \
+                 holds {} data key(s) wrapped under master key version(s) {needed}. Not creating a new \
+                 key, which could not open them: copy `master.key` from the data directory of the \
+                 server that created this database (or a backup of it), or set IDVAULT_MASTER_KEY",
+                data_dir.join(MASTER_KEY_FILE).display(),
+                keys.len()
+            )
+        }
+    };
     match keyring.source() {
         KeySource::File { path, created: true } => tracing::warn!(
             "created a new master key in {}; back it up: without it stored secrets cannot be read",
             path.display()
         ),
-        KeySource::File { created: false, .. } => {
-            tracing::info!(versions = ?keyring.versions(), "master keyring loaded from the data directory")
-        }
-        KeySource::Environment => {
-            tracing::info!(versions = ?keyring.versions(), "master keyring loaded from IDVAULT_MASTER_KEY")
+        _ => {
+            tracing::info!(versions = ?keyring.versions(), "master keyring loaded from {}", describe_source(&keyring))
         }
     }
     Ok(keyring)
+}
+
+fn describe_source(keyring: &Keyring) -> String {
+    let versions = keyring.versions().iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+    match keyring.source() {
+        KeySource::File { path, .. } => format!("{}, version(s) {versions}", path.display()),
+        KeySource::Environment => format!("IDVAULT_MASTER_KEY, version(s) {versions}"),
+    }
 }
 
 pub async fn serve(
@@ -69,10 +119,9 @@ pub async fn serve(
     if let Some(path) = &args.ready_file {
         ReadyFile::clear_stale(path)?;
     }
-    let keyring = load_keyring(master_key, data_dir)?;
-
     let backend = Backend::open(data_dir, db, !args.no_migrate, true).await?;
     let store: SharedStore = backend.store();
+    let keyring = open_keyring(master_key, data_dir, store.as_ref()).await?;
     let clock = Arc::new(SystemClock);
     let cipher = Arc::new(Envelope::new(keyring, store.clone(), clock.clone()));
     let allowed_hosts = args.provider_allowed_hosts.clone().unwrap_or_default();

@@ -1,7 +1,7 @@
 //! Data keys (wrapped) and provider configurations.
 
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use idvault_core::error::{Error, Result};
 use idvault_core::ids::{ProjectId, ProviderName};
@@ -25,6 +25,18 @@ fn to_data_key(
         master_key_version,
         created_ms,
     })
+}
+
+/// Every data key of the database `c`.
+pub(crate) fn all_data_keys(c: &Connection) -> Result<Vec<WrappedDataKey>> {
+    let mut s = c
+        .prepare(
+            "SELECT project_id, version, wrapped, master_key_version, created_ms FROM data_keys \
+             ORDER BY project_id, version",
+        )
+        .map_err(storage_err)?;
+    let rows = s.query_map([], data_key_row).map_err(storage_err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage_err)?.into_iter().map(to_data_key).collect()
 }
 
 #[async_trait]
@@ -57,19 +69,7 @@ impl DataKeyStore for SqliteStore {
     }
 
     async fn list_data_keys(&self) -> Result<Vec<WrappedDataKey>> {
-        let rows = self
-            .read_blocking(|c| {
-                let mut s = c
-                    .prepare(
-                        "SELECT project_id, version, wrapped, master_key_version, created_ms FROM data_keys \
-                         ORDER BY project_id, version",
-                    )
-                    .map_err(storage_err)?;
-                let rows = s.query_map([], data_key_row).map_err(storage_err)?;
-                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage_err)
-            })
-            .await?;
-        rows.into_iter().map(to_data_key).collect()
+        self.read_blocking(all_data_keys).await
     }
 
     async fn rewrap_data_key(&self, key: &WrappedDataKey, expected_master_version: u32) -> Result<bool> {

@@ -23,6 +23,7 @@ mod pool;
 mod projects;
 mod rows;
 mod search;
+mod snapshot;
 mod tokens;
 mod transfer;
 mod users;
@@ -36,6 +37,8 @@ use rusqlite::Connection;
 
 use idvault_core::error::{Error, Result};
 use idvault_core::store::HealthCheck;
+
+pub use snapshot::{inspect_snapshot, restore_snapshot, write_snapshot, SnapshotSummary};
 
 use pool::ReaderPool;
 use writer::Writer;

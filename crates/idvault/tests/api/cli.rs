@@ -7,7 +7,7 @@ use crate::helpers::*;
 
 /// Runs `idvault --data-dir <dir> <args>` and answers its stdout; panics on failure.
 /// `idvault --data-dir <dir> [--database-url <its test database>] <args>`.
-fn command(data_dir: &Path, args: &[&str]) -> Command {
+pub fn command(data_dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.arg("--data-dir").arg(data_dir);
     if let Some(url) = database_url_for(data_dir) {

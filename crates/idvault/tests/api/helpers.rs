@@ -158,6 +158,43 @@ pub fn wait_for_ready_file(child: &mut Child, path: &Path, diagnostics: impl Fn(
     }
 }
 
+/// Runs `idvault serve` on `data_dir` (and its test database) expecting it to refuse to start:
+/// answers its exit status and what it printed on stderr. Panics if it becomes ready instead.
+pub fn start_expecting_refusal(data_dir: &Path, env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+    std::fs::create_dir_all(data_dir).unwrap();
+    let ready_path = ready_file_for(data_dir);
+    let stderr_path = data_dir.with_extension(format!("refused-{}.log", rand_suffix()));
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--data-dir"]).arg(data_dir);
+    if let Some(url) = database_url_for(data_dir) {
+        cmd.args(["--database-url", &url]);
+    }
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--ready-file"]).arg(&ready_path);
+    cmd.env_remove("IDVAULT_MASTER_KEY");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let stderr = std::fs::File::create(&stderr_path).unwrap();
+    let mut child =
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::from(stderr)).spawn().unwrap();
+    let deadline = std::time::Instant::now() + START_TIMEOUT;
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if ready_path.exists() || std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the server started (or hung) instead of refusing: {}",
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status, std::fs::read_to_string(&stderr_path).unwrap_or_default())
+}
+
 /// A running idvault process. Killed (SIGKILL) on drop unless stopped gracefully first.
 pub struct TestServer {
     pub child: Child,

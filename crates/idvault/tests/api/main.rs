@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod auth;
+mod backup;
 mod brute_force;
 mod cli;
 mod contract_docs;
@@ -13,6 +14,7 @@ mod errors;
 mod helpers;
 mod http_hardening;
 mod import_users;
+mod keyring;
 mod keys;
 mod mutations;
 mod oauth_server;
