@@ -84,6 +84,9 @@ error_table! {
         "the provider's answer was malformed, had no access token, or was over 256 KiB";
     ProviderNetwork => BAD_GATEWAY, "E112110", "Provider unreachable",
         "the provider could not be reached";
+    ProviderSuspended => BAD_GATEWAY, "E112113", "Provider calls suspended after repeated failures",
+        "the provider's last refreshes failed in a row (timeouts, 5xx, unusable answers, unreachable), so this \
+         process does not call it for a cool-down, then lets one probe through; the message says when";
     NoRefreshToken => BAD_REQUEST, "E112111", "No refresh token stored",
         "`forceRefresh=true` but no refresh token is stored";
     ProviderNotConfigured => NOT_FOUND, "E112112", "Provider not configured",

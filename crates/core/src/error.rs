@@ -22,6 +22,7 @@ pub enum Code {
     ProviderUnavailable,
     ProviderBadResponse,
     ProviderNetwork,
+    ProviderSuspended,
     NoRefreshToken,
     ProviderNotConfigured,
     OutboundAppNotFound,
@@ -64,6 +65,28 @@ pub enum ProviderFailure {
     BadResponse(String),
     #[error("the provider could not be reached: {0}")]
     Network(String),
+    /// Not called: its last `failures` refreshes failed in a row (its circuit breaker is open),
+    /// and idvault lets a call through again in `retry_in_secs` seconds.
+    #[error(
+        "the provider failed {failures} times in a row; idvault does not call it for now (next attempt in {retry_in_secs} s)"
+    )]
+    Suspended { failures: u32, retry_in_secs: u64 },
+}
+
+impl ProviderFailure {
+    /// Whether this says the provider is failing (what opens its circuit breaker), as opposed to
+    /// a provider that works and refused the request (`invalid_grant`, another OAuth error).
+    pub fn is_provider_fault(&self) -> bool {
+        match self {
+            ProviderFailure::Timeout(_)
+            | ProviderFailure::Unavailable(_)
+            | ProviderFailure::BadResponse(_)
+            | ProviderFailure::Network(_) => true,
+            ProviderFailure::InvalidGrant
+            | ProviderFailure::OAuth { .. }
+            | ProviderFailure::Suspended { .. } => false,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +217,7 @@ impl Error {
                 ProviderFailure::Unavailable(_) => Code::ProviderUnavailable,
                 ProviderFailure::BadResponse(_) => Code::ProviderBadResponse,
                 ProviderFailure::Network(_) => Code::ProviderNetwork,
+                ProviderFailure::Suspended { .. } => Code::ProviderSuspended,
             },
             Error::OutboundAppNotFound(_) => Code::OutboundAppNotFound,
             Error::OutboundTokenNotFound => Code::OutboundTokenNotFound,

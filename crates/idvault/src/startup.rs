@@ -12,7 +12,7 @@ use idvault_core::auth::AuthSettings;
 use idvault_core::clock::SystemClock;
 use idvault_core::project::ProjectService;
 use idvault_core::store::{DataKeyStore, ProjectStore, SharedStore, WrappedDataKey};
-use idvault_core::vault::VaultSettings;
+use idvault_core::vault::{ProviderGuardSettings, VaultSettings};
 use idvault_crypto::{check_data_keys, Envelope, JwtSigner, KeySource, Keyring, MASTER_KEY_FILE};
 use idvault_oauth::{HttpOAuthClient, OAuthSettings};
 
@@ -135,7 +135,15 @@ pub async fn serve(
         ..OAuthSettings::default()
     })
     .map_err(anyhow::Error::msg)?;
-    let settings = VaultSettings { refresh_skew: args.refresh_skew };
+    let settings = VaultSettings {
+        refresh_skew: args.refresh_skew,
+        provider_guard: ProviderGuardSettings {
+            max_concurrent_refreshes: args.provider_refresh_concurrency.max(1),
+            slot_wait: args.provider_timeout,
+            failure_threshold: args.provider_breaker_failures,
+            cooldown: args.provider_breaker_cooldown,
+        },
+    };
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -228,15 +228,24 @@ impl HttpOAuthClient {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
                 .to_owned();
+            let too_large = || {
+                ProviderFailure::BadResponse(format!(
+                    "answer larger than {} bytes",
+                    self.settings.max_response_bytes
+                ))
+            };
+            // A declared length over the cap is refused before any of the body is read; an
+            // undeclared or understated one is cut off by the count below. Either way the
+            // connection is dropped with the rest unread.
+            if response.content_length().is_some_and(|n| n > self.settings.max_response_bytes as u64) {
+                return Err(too_large());
+            }
             let mut body = Vec::new();
             while let Some(chunk) =
                 response.chunk().await.map_err(|e| map_reqwest_error(e, self.timeout_ms()))?
             {
                 if body.len() + chunk.len() > self.settings.max_response_bytes {
-                    return Err(ProviderFailure::BadResponse(format!(
-                        "answer larger than {} bytes",
-                        self.settings.max_response_bytes
-                    )));
+                    return Err(too_large());
                 }
                 body.extend_from_slice(&chunk);
             }

@@ -4,6 +4,9 @@
 //! compare-and-swap, flag it); everything else is here, once:
 //! - one refresh at a time per stored token in this process ([`RefreshLocks`]) and across replicas
 //!   sharing the database ([`crate::store::RefreshLock`]);
+//! - per (project, provider), a bound on concurrent refresh calls and a circuit breaker
+//!   ([`ProviderGuards`]), both applied before the cross-replica lock is taken, so that a hung or
+//!   failing provider holds neither every lock connection nor anyone's time once it is known bad;
 //! - a caller that waited finds the row's version changed and answers the row as now stored,
 //!   without calling the provider again (its refresh token may be rotated away already);
 //! - the provider is called with the app's client credentials; `invalid_grant` flags the row so
@@ -19,6 +22,7 @@ use crate::error::{Error, ProviderFailure, Result};
 use crate::ids::ProjectId;
 use crate::provider::{OAuthClient, ProviderConfig, ProviderService, TokenEndpoint, TokenGrant};
 use crate::store::{RefreshKey, SharedStore};
+use crate::vault::provider_guard::{BreakerReport, ProviderGuardSettings, ProviderGuards};
 use crate::vault::single_flight::RefreshLocks;
 
 /// What the refresh procedure reads from a stored row.
@@ -53,18 +57,35 @@ pub enum Refreshed<R> {
     Meanwhile(R),
 }
 
-/// The shared refresh machinery. Cheap to clone; clones share their locks.
+/// The shared refresh machinery. Cheap to clone; clones share their locks and provider guards.
 #[derive(Clone)]
 pub struct Refresher {
     store: SharedStore,
     providers: ProviderService,
     oauth: Arc<dyn OAuthClient>,
     locks: Arc<RefreshLocks>,
+    guards: Arc<ProviderGuards>,
 }
 
 impl Refresher {
-    pub fn new(store: SharedStore, providers: ProviderService, oauth: Arc<dyn OAuthClient>) -> Self {
-        Self { store, providers, oauth, locks: Arc::default() }
+    pub fn new(
+        store: SharedStore,
+        providers: ProviderService,
+        oauth: Arc<dyn OAuthClient>,
+        guard_settings: ProviderGuardSettings,
+    ) -> Self {
+        Self {
+            store,
+            providers,
+            oauth,
+            locks: Arc::default(),
+            guards: Arc::new(ProviderGuards::new(guard_settings)),
+        }
+    }
+
+    /// The providers whose circuit breaker is open or half-open in this process.
+    pub fn provider_breakers(&self) -> Vec<BreakerReport> {
+        self.guards.report()
     }
 
     /// Refreshes the row of `slot` with `config`'s client, unless it changed since the caller
@@ -80,6 +101,12 @@ impl Refresher {
         let name = config.name.as_str();
         let lock = self.locks.lock_for(project, &key);
         let _guard = lock.lock().await;
+        // Before the database lock: an open breaker answers at once, and waiting for one of the
+        // provider's slots holds no lock connection.
+        let Some(url) = config.token_url() else {
+            return Err(Error::ProviderNotConfigured(name.to_owned()));
+        };
+        let pass = self.guards.enter(project, &config.name, url).await?;
         // Other replicas on the same database: their refreshes queue here.
         let _shared = self.store.refresh_lock_for(project, &key).await?;
 
@@ -98,7 +125,9 @@ impl Refresher {
         };
         let refresh_token = slot.open_refresh_token(&current, sealed_refresh).await?;
         let started = std::time::Instant::now();
-        let grant = match self.grant(project, config, &refresh_token).await? {
+        let outcome = self.call(project, config, &refresh_token).await?;
+        pass.record(&outcome);
+        let grant = match outcome {
             Ok(grant) => grant,
             Err(ProviderFailure::InvalidGrant) => {
                 slot.flag_reauth(&current).await?;
@@ -127,10 +156,27 @@ impl Refresher {
         }
     }
 
-    /// One refresh-token grant at `config`'s token endpoint, nothing stored: the call of every
-    /// refresh, and the check of an upload with `verifyRefresh`. The outer error is ours (no
-    /// token endpoint, an undecryptable client secret), the inner one the provider's.
+    /// One refresh-token grant at `config`'s token endpoint, nothing stored: the check of an
+    /// upload with `verifyRefresh`, under the same provider guard as refreshes. The outer error
+    /// is ours (no token endpoint, an undecryptable client secret, the provider's breaker open
+    /// or its slots busy), the inner one the provider's.
     pub async fn grant(
+        &self,
+        project: &ProjectId,
+        config: &ProviderConfig,
+        refresh_token: &SecretString,
+    ) -> Result<std::result::Result<TokenGrant, ProviderFailure>> {
+        let Some(url) = config.token_url() else {
+            return Err(Error::ProviderNotConfigured(config.name.to_string()));
+        };
+        let pass = self.guards.enter(project, &config.name, url).await?;
+        let outcome = self.call(project, config, refresh_token).await?;
+        pass.record(&outcome);
+        Ok(outcome)
+    }
+
+    /// The provider call itself, with the app's client credentials.
+    async fn call(
         &self,
         project: &ProjectId,
         config: &ProviderConfig,

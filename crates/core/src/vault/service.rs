@@ -22,6 +22,7 @@ use crate::secrets::{token_aad, Cipher, Sealer, TokenField};
 use crate::store::{RefreshKey, SharedStore, TokenLookup};
 use crate::user::{UserRef, UserService};
 use crate::vault::model::{ProviderToken, SealedToken, StoreTokenRequest};
+use crate::vault::provider_guard::ProviderGuardSettings;
 use crate::vault::refresh::{RefreshSlot, Refreshed, Refresher, SlotState};
 
 /// What the caller asked for on a read.
@@ -36,11 +37,16 @@ pub struct ReadOptions {
 pub struct VaultSettings {
     /// A token expiring within this margin is refreshed on read.
     pub refresh_skew: Duration,
+    /// Concurrency bound and circuit breaker of refresh calls, per project and provider.
+    pub provider_guard: ProviderGuardSettings,
 }
 
 impl Default for VaultSettings {
     fn default() -> Self {
-        VaultSettings { refresh_skew: Duration::from_secs(60) }
+        VaultSettings {
+            refresh_skew: Duration::from_secs(60),
+            provider_guard: ProviderGuardSettings::default(),
+        }
     }
 }
 
@@ -65,7 +71,7 @@ impl VaultService {
         clock: SharedClock,
         settings: VaultSettings,
     ) -> Self {
-        let refresher = Refresher::new(store.clone(), providers, oauth);
+        let refresher = Refresher::new(store.clone(), providers, oauth, settings.provider_guard);
         Self { store, cipher, users, clock, refresher, settings }
     }
 
@@ -152,6 +158,12 @@ impl VaultService {
                 scopes: row.scopes,
             }),
         }
+    }
+
+    /// The providers whose refresh circuit breaker is open or half-open in this process (provider
+    /// and outbound-app tokens share the breakers).
+    pub fn provider_breakers(&self) -> Vec<crate::vault::BreakerReport> {
+        self.refresher.provider_breakers()
     }
 
     /// The refresh machinery, shared with the outbound apps' tokens.

@@ -23,6 +23,7 @@ mod outbound;
 mod outbound_batch;
 mod outbound_connect;
 mod persistence;
+mod provider_faults;
 mod provider_tokens;
 mod refresh;
 mod replicas;
