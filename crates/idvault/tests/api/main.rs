@@ -23,6 +23,7 @@ mod persistence;
 mod provider_tokens;
 mod refresh;
 mod replicas;
+mod secrets_in_logs;
 mod signin;
 mod signin_security;
 mod ssrf;
