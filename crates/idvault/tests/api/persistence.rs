@@ -93,7 +93,8 @@ async fn acknowledged_writes_survive_kill_9() {
             Api { base_url: server.base_url.clone(), http: reqwest::Client::new(), auth: api.auth.clone() };
         let lost = crash::lost(&reader, &acknowledged).await;
         println!(
-            "crash durability ({}): round {}/{rounds}: writes acknowledged {}, lost {}, unanswered at the kill {unanswered}",
+            "crash durability ({}): after round {}/{rounds}: writes acknowledged {}, lost {}, \
+             unanswered when killed {unanswered} (counts of all rounds so far)",
             if postgres_mode() { "postgres" } else { "sqlite" },
             round + 1,
             acknowledged.len(),
