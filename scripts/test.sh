@@ -7,6 +7,9 @@
 # Installs what the suites need on first use: a Python virtual environment and npm packages, all
 # pinned. PostgreSQL is expected at 127.0.0.1:5432 (IDVAULT_TEST_PG_ADMIN_URL); without it the
 # PostgreSQL pass is skipped with a message, except in CI (CI set), where it is required.
+#   3. the secret scan: every server of every suite logs at trace level into target/test-logs/,
+#      the tests record there each secret they use (keys, tokens, client secrets, JWTs, master
+#      keys), and scripts/scan-secrets fails the run if any log holds one.
 # Usage: ./scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +17,15 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 export IDVAULT_TEST_PG_ADMIN_URL="${IDVAULT_TEST_PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/test}"
 mkdir -p target
+# Where every test server's console output goes and the secrets used are recorded (read by the
+# harnesses of all suites); fresh for each run, so that the scan covers this run only.
+export IDVAULT_TEST_LOG_DIR="$PWD/target/test-logs"
+rm -rf "$IDVAULT_TEST_LOG_DIR"
+mkdir -p "$IDVAULT_TEST_LOG_DIR"
+# The SDK suites' servers log as the Rust suite's do (LOG_FILTER in crates/idvault/tests/api/
+# helpers.rs): idvault's crates at trace, dependencies at debug. Given to the SDK runs only: the
+# Rust suite's one-shot CLI commands keep their default level.
+SERVER_LOG_FILTER="debug,idvault=trace,idvault_api=trace,idvault_core=trace,idvault_crypto=trace,idvault_oauth=trace,idvault_store_sqlite=trace,idvault_store_postgres=trace"
 total=0
 add() { total=$(( total + ${1:-0} )); }
 
@@ -43,15 +55,15 @@ add "$(grep -Eo 'test result: ok\. [0-9]+ passed' target/cargo-test.log | awk '{
 sdk_suites() {
   local tag=$1
   step "Python SDK conformance ($tag)"
-  "$venv/bin/python" -m pytest tests/sdk/python -q -p no:cacheprovider 2>&1 | tee "target/pytest-$tag.log"
+  IDVAULT_LOG="$SERVER_LOG_FILTER" "$venv/bin/python" -m pytest tests/sdk/python -q -p no:cacheprovider 2>&1 | tee "target/pytest-$tag.log"
   add "$(grep -Eo '[0-9]+ passed' "target/pytest-$tag.log" | tail -1 | awk '{print $1}')"
 
   step "The Descope Python SDK's own e2e user scenario, configured by DESCOPE_* only ($tag)"
-  E2E_PYTHON="$PWD/$venv/bin/python" tests/sdk/python-e2e/run.sh -p no:cacheprovider 2>&1 | tee "target/e2e-$tag.log"
+  IDVAULT_LOG="$SERVER_LOG_FILTER" E2E_PYTHON="$PWD/$venv/bin/python" tests/sdk/python-e2e/run.sh -p no:cacheprovider 2>&1 | tee "target/e2e-$tag.log"
   add "$(grep -Eo '[0-9]+ passed' "target/e2e-$tag.log" | tail -1 | awk '{print $1}')"
 
   step "Node SDK conformance ($tag)"
-  (cd tests/sdk/node && node --test) 2>&1 | tee "target/node-$tag.log"
+  (cd tests/sdk/node && IDVAULT_LOG="$SERVER_LOG_FILTER" node --test) 2>&1 | tee "target/node-$tag.log"
   add "$(grep -Eo '^# pass [0-9]+' "target/node-$tag.log" | awk '{print $3}')"
 }
 
@@ -73,6 +85,9 @@ elif [ -n "${CI:-}" ]; then
 else
   step "PostgreSQL pass skipped: PostgreSQL is not reachable at $IDVAULT_TEST_PG_ADMIN_URL"
 fi
+
+step "No secret in logs: every server log of this run, against every secret the tests recorded"
+scripts/scan-secrets "$IDVAULT_TEST_LOG_DIR" 2>&1 | tee target/scan-secrets.log
 
 step "Summary"
 echo "$total passed, 0 failed"

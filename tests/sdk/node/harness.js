@@ -24,7 +24,7 @@
 // (`serve --ready-file`); its console output is kept only for failure messages.
 
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, rmSync, openSync, closeSync, readFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,6 +43,81 @@ const STOP_TIMEOUT_MS = 10_000;
 const PG_TEST_DB = join(REPO_ROOT, 'scripts', 'pg-test-db');
 const PG_TEST_DB_TIMEOUT_MS = 90_000;
 const PG_SUITE = 'node';
+
+// --- Secrets used, recorded for scripts/scan-secrets ------------------------------------------
+
+/** The JSON fields that carry a secret (the same list as crates/idvault/tests/api/helpers.rs). */
+const SECRET_FIELDS = new Set([
+  'accessToken', 'refreshToken', 'access_token', 'refresh_token', 'id_token', 'clientSecret',
+  'client_secret', 'apiKey', 'sessionJwt', 'refreshJwt', 'managementKey', 'code',
+]);
+
+/**
+ * $IDVAULT_TEST_LOG_DIR: where the servers' console output goes and the secrets used are
+ * recorded (scripts/test.sh sets it; scripts/scan-secrets reads it). null when unset.
+ */
+function logDir() {
+  const dir = process.env.IDVAULT_TEST_LOG_DIR;
+  if (!dir) return null;
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** Appends one secret to secrets.jsonl, one line in one append (never interleaved). */
+export function recordSecret(kind, secret) {
+  const dir = logDir();
+  if (!dir || typeof secret !== 'string' || !secret) return;
+  appendFileSync(join(dir, 'secrets.jsonl'), `${JSON.stringify({ kind, secret })}\n`, { mode: 0o600 });
+}
+
+/** Records every secret field of a JSON value, at any depth. */
+export function recordSecretsIn(value) {
+  if (Array.isArray(value)) {
+    value.forEach(recordSecretsIn);
+  } else if (value && typeof value === 'object') {
+    for (const [name, item] of Object.entries(value)) {
+      if (SECRET_FIELDS.has(name) && typeof item === 'string') recordSecret(name, item);
+      else recordSecretsIn(item);
+    }
+  }
+}
+
+/** Records the keys of a data directory's master.key. */
+function recordMasterKeys(dataDir) {
+  let keyring;
+  try {
+    keyring = readFileSync(join(dataDir, 'master.key'), 'utf8');
+  } catch {
+    return;
+  }
+  // `#` comment lines; entries `<version>:<base64 key>` (or one bare key) separated by newlines,
+  // commas or blanks.
+  for (const line of keyring.split('\n')) {
+    if (line.trimStart().startsWith('#')) continue;
+    for (const entry of line.split(/[,\s]+/).filter(Boolean)) {
+      recordSecret('master key', entry.slice(entry.indexOf(':') + 1));
+    }
+  }
+}
+
+// Every request of this process (the SDK's and mgmtFetch's) goes through the global fetch: its
+// JSON bodies and answers are recorded on the way, when there is a log directory.
+if (logDir() && typeof globalThis.fetch === 'function') {
+  const originalFetch = globalThis.fetch;
+  globalThis.fetch = async (input, init) => {
+    try {
+      if (typeof init?.body === 'string') recordSecretsIn(JSON.parse(init.body));
+    } catch {
+      // not JSON: nothing to record
+    }
+    const resp = await originalFetch(input, init);
+    resp
+      .clone()
+      .json()
+      .then(recordSecretsIn, () => {});
+    return resp;
+  };
+}
 
 /** The server of the current test file (set by useServer's before hook). */
 let current = null;
@@ -163,8 +238,11 @@ export async function startServer(serveArgs = []) {
   const dataDir = mkdtempSync(join(tmpdir(), 'idvault-node-sdk-data-'));
   const runDir = mkdtempSync(join(tmpdir(), 'idvault-node-sdk-run-'));
   const readyPath = join(runDir, 'ready.json');
-  const stdoutPath = join(runDir, 'stdout.log');
-  const stderrPath = join(runDir, 'stderr.log');
+  // Under IDVAULT_TEST_LOG_DIR the console output is kept there for scripts/scan-secrets.
+  const logs = logDir() ?? runDir;
+  const run = randomUUID().slice(0, 12);
+  const stdoutPath = join(logs, `node-${run}.stdout.log`);
+  const stderrPath = join(logs, `node-${run}.stderr.log`);
   const env = { ...process.env, NO_COLOR: '1' };
   delete env.IDVAULT_LISTEN;
   delete env.IDVAULT_DATA_DIR;
@@ -247,6 +325,9 @@ export async function startServer(serveArgs = []) {
   if (ready.backend !== expectedBackend) {
     return fail(`idvault runs on ${ready.backend}, not ${expectedBackend}`);
   }
+
+  recordSecret('management key', ready.managementKey);
+  recordMasterKeys(dataDir);
 
   const stop = async () => {
     if (proc.exitCode === null && proc.signalCode === null) {

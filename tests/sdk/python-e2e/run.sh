@@ -104,18 +104,27 @@ fi
 
 # --- Start idvault on a free port and a fresh data directory, wait for its ready file ---------
 READY="$WORK/ready.json"
+# Under IDVAULT_TEST_LOG_DIR the console output is kept there for scripts/scan-secrets.
+LOGS="$WORK"
+if [[ -n "${IDVAULT_TEST_LOG_DIR:-}" ]]; then
+  mkdir -p "$IDVAULT_TEST_LOG_DIR"
+  LOGS="$IDVAULT_TEST_LOG_DIR"
+fi
+RUN_ID="python-e2e-$$-$RANDOM"
+STDOUT_LOG="$LOGS/$RUN_ID.stdout.log"
+STDERR_LOG="$LOGS/$RUN_ID.stderr.log"
 (
   unset IDVAULT_LISTEN IDVAULT_DATA_DIR IDVAULT_DATABASE_URL IDVAULT_READY_FILE
   export NO_COLOR=1
   # The OAuth test server runs on 127.0.0.1 over http: allowed as a provider host.
   exec "$IDVAULT_BIN" "${GLOBAL_ARGS[@]}" serve --listen 127.0.0.1:0 --provider-allowed-hosts 127.0.0.1 \
     --ready-file "$READY"
-) </dev/null >"$WORK/stdout.log" 2>"$WORK/stderr.log" &
+) </dev/null >"$STDOUT_LOG" 2>"$STDERR_LOG" &
 SERVER_PID=$!
 
 server_output() {
-  echo "--- stdout:" >&2; cat "$WORK/stdout.log" >&2
-  echo "--- stderr:" >&2; cat "$WORK/stderr.log" >&2
+  echo "--- stdout:" >&2; cat "$STDOUT_LOG" >&2
+  echo "--- stderr:" >&2; cat "$STDERR_LOG" >&2
 }
 
 deadline=$((SECONDS + START_TIMEOUT_SECONDS))
@@ -150,6 +159,21 @@ if [[ "$READY_BACKEND" != "$BACKEND" ]]; then
   exit 1
 fi
 
+# --- The secrets this run uses (its management key, its master key), for scripts/scan-secrets --
+if [[ -n "${IDVAULT_TEST_LOG_DIR:-}" ]]; then
+  "$PYTHON" -c 'import json, pathlib, sys
+log_dir, data_dir, key = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3]
+secrets = [("management key", key)]
+keyring = data_dir / "master.key"
+if keyring.exists():
+    for line in keyring.read_text().splitlines():
+        if not line.lstrip().startswith("#"):
+            secrets += [("master key", e.split(":", 1)[-1]) for e in line.replace(",", " ").split()]
+with open(log_dir / "secrets.jsonl", "a") as out:
+    for kind, secret in secrets:
+        out.write(json.dumps({"kind": kind, "secret": secret}) + "\n")' "$IDVAULT_TEST_LOG_DIR" "$WORK/data" "$MANAGEMENT_KEY"
+fi
+
 # --- Run the scenario, configured only through the environment --------------------------------
 export DESCOPE_PROJECT_ID="$PROJECT_ID"
 export DESCOPE_MANAGEMENT_KEY="$MANAGEMENT_KEY"
@@ -160,6 +184,6 @@ status=0
 (cd "$HERE" && "$PYTHON" -m pytest -q -p no:cacheprovider test_sdk_e2e_user_scenario.py "$@") || status=$?
 if (( status != 0 )); then
   echo "--- idvault stderr (last 50 lines):" >&2
-  tail -n 50 "$WORK/stderr.log" >&2
+  tail -n 50 "$STDERR_LOG" >&2
 fi
 exit "$status"

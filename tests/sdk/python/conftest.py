@@ -33,7 +33,7 @@ from typing import Iterator, Optional
 import pytest
 from descope import DescopeClient
 
-from idvault_sdk_helpers import IdvaultServer
+from idvault_sdk_helpers import IdvaultServer, log_dir, record_master_keys, record_secret, record_secrets_in
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_BIN = REPO_ROOT / "target" / "debug" / "idvault"
@@ -203,8 +203,11 @@ def _run_server(
     """Starts `idvault <global_args> serve <serve_args>`, yields it once it is ready, stops it
     afterwards."""
     ready_path = run_dir / "ready.json"
-    stdout_path = run_dir / "stdout.log"
-    stderr_path = run_dir / "stderr.log"
+    # Under IDVAULT_TEST_LOG_DIR the console output is kept for scripts/scan-secrets.
+    logs = log_dir() or run_dir
+    run = uuid.uuid4().hex[:12]
+    stdout_path = logs / f"python-{run}.stdout.log"
+    stderr_path = logs / f"python-{run}.stderr.log"
     with open(stdout_path, "wb") as stdout_file, open(stderr_path, "wb") as stderr_file:
         proc = subprocess.Popen(
             # The OAuth test server runs on 127.0.0.1 over http: allowed as a provider host.
@@ -237,6 +240,8 @@ def _run_server(
     if ready.get("backend") != backend:
         pytest.fail(failure(f"idvault runs on {ready.get('backend')}, not {backend}"), pytrace=False)
 
+    record_secret("management key", ready["managementKey"])
+    record_master_keys(data_dir)
     try:
         yield IdvaultServer(
             base_url=ready["url"],
@@ -246,6 +251,37 @@ def _run_server(
         )
     finally:
         _stop(proc)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def record_sdk_secrets() -> Iterator[None]:
+    """Records the secrets every request sends and every answer carries, for scripts/scan-secrets;
+    does nothing without IDVAULT_TEST_LOG_DIR. The SDK (and put_provider_token) talk through
+    httpx, whose module functions all go through `httpx.Client.request`."""
+    if log_dir() is None:
+        yield
+        return
+    import httpx
+
+    original = httpx.Client.request
+
+    def request(self, method, url, *args, **kwargs):
+        record_secrets_in(kwargs.get("json"))
+        auth = dict(kwargs.get("headers") or {}).get("Authorization", "")
+        if auth.startswith("Bearer ") and ":" in auth:
+            record_secret("authorization", auth.split(":", 1)[1])
+        response = original(self, method, url, *args, **kwargs)
+        try:
+            record_secrets_in(response.json())
+        except ValueError:
+            pass
+        return response
+
+    httpx.Client.request = request
+    try:
+        yield
+    finally:
+        httpx.Client.request = original
 
 
 @pytest.fixture(scope="session")

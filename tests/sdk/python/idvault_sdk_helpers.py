@@ -5,6 +5,7 @@ and permissions through the SDK."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -20,6 +21,69 @@ class IdvaultServer:
     project_id: str
     management_key: str
     data_dir: Path
+
+
+# ---------------------------------------------------------------------------------------------
+# Secrets used, recorded for scripts/scan-secrets
+# ---------------------------------------------------------------------------------------------
+
+# The JSON fields that carry a secret (the same list as crates/idvault/tests/api/helpers.rs).
+SECRET_FIELDS = frozenset({
+    "accessToken", "refreshToken", "access_token", "refresh_token", "id_token", "clientSecret",
+    "client_secret", "apiKey", "sessionJwt", "refreshJwt", "managementKey", "code",
+})
+
+
+def log_dir() -> Optional[Path]:
+    """IDVAULT_TEST_LOG_DIR: where the servers' console output goes and the secrets used are
+    recorded (scripts/test.sh sets it; scripts/scan-secrets reads it). None when unset."""
+    value = os.environ.get("IDVAULT_TEST_LOG_DIR", "")
+    if not value:
+        return None
+    path = Path(value)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def record_secret(kind: str, secret) -> None:
+    """Appends one secret to the log directory's secrets.jsonl, in one write of one line (so that
+    parallel writers never interleave within a line)."""
+    directory = log_dir()
+    if directory is None or not isinstance(secret, str) or not secret:
+        return
+    line = json.dumps({"kind": kind, "secret": secret}) + "\n"
+    fd = os.open(directory / "secrets.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def record_secrets_in(value) -> None:
+    """Records every secret field of a JSON value, at any depth."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            if name in SECRET_FIELDS and isinstance(item, str):
+                record_secret(name, item)
+            else:
+                record_secrets_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            record_secrets_in(item)
+
+
+def record_master_keys(data_dir: Path) -> None:
+    """Records the keys of a data directory's master.key: `#` comment lines, entries
+    `<version>:<base64 key>` (or one bare key) separated by newlines, commas or blanks."""
+    try:
+        keyring = (data_dir / "master.key").read_text()
+    except OSError:
+        return
+    for line in keyring.splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        for entry in line.replace(",", " ").split():
+            record_secret("master key", entry.split(":", 1)[-1])
 
 
 def unique_login_id(prefix: str = "x") -> str:
@@ -56,6 +120,8 @@ def put_provider_token(
     if scopes is not None:
         body["scopes"] = scopes
     key = management_key if management_key is not None else server.management_key
+    record_secrets_in(body)
+    record_secret("management key", key)
     return httpx.put(
         f"{server.base_url}/v1/mgmt/user/provider/token",
         json=body,

@@ -14,6 +14,122 @@ pub const LOCAL_PROVIDERS: &str = "127.0.0.1";
 /// How long a server may take to write its ready file.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The log filter of the suite's servers unless `IDVAULT_LOG` says otherwise: idvault's own
+/// crates at trace, so that every log line they can write is written and scanned for secrets
+/// (scripts/scan-secrets); dependencies at debug, as an operator debugging would run them (at
+/// trace, hyper and h2 dump raw frames, which is below anything idvault can vouch for).
+/// scripts/test.sh exports the same filter as `IDVAULT_LOG` for the SDK suites' servers.
+pub const LOG_FILTER: &str = "debug,idvault=trace,idvault_api=trace,idvault_core=trace,idvault_crypto=trace,\
+idvault_oauth=trace,idvault_store_sqlite=trace,idvault_store_postgres=trace";
+
+/// `IDVAULT_TEST_LOG_DIR` (scripts/test.sh sets it): the servers' console output goes there, and
+/// the secrets the tests used are recorded there in [`SECRETS_FILE`], for scripts/scan-secrets to
+/// look for in every log. Unset: the output stays beside the data directory and nothing is
+/// recorded.
+pub fn test_log_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(std::env::var_os("IDVAULT_TEST_LOG_DIR").filter(|d| !d.is_empty())?);
+    std::fs::create_dir_all(&dir).unwrap();
+    Some(dir)
+}
+
+/// One JSON object a line: `{"kind": ..., "secret": ...}`.
+pub const SECRETS_FILE: &str = "secrets.jsonl";
+
+/// Records a secret this suite used (a key, a token, a client secret, a JWT, a master key) for
+/// scripts/scan-secrets. Each record is one `write` of one line to a file opened for appending,
+/// so that parallel tests (and the SDK suites) never interleave within a line.
+pub fn record_secret(kind: &str, secret: &str) {
+    use std::io::Write;
+    let Some(dir) = test_log_dir() else { return };
+    if secret.is_empty() {
+        return;
+    }
+    let mut line = json!({"kind": kind, "secret": secret}).to_string();
+    line.push('\n');
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(dir.join(SECRETS_FILE)).unwrap();
+    file.write_all(line.as_bytes()).unwrap();
+}
+
+/// The JSON fields that carry a secret, in requests and answers of idvault, the Descope API it
+/// copies and OAuth.
+const SECRET_FIELDS: &[&str] = &[
+    "accessToken",
+    "refreshToken",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "clientSecret",
+    "client_secret",
+    "apiKey",
+    "sessionJwt",
+    "refreshJwt",
+    "managementKey",
+    "code",
+];
+
+/// Records every secret field of a JSON value (request or answer), at any depth.
+pub fn record_secrets_in(value: &Value) {
+    match value {
+        Value::Object(map) => {
+            for (name, v) in map {
+                match v {
+                    Value::String(s) if SECRET_FIELDS.contains(&name.as_str()) => record_secret(name, s),
+                    _ => record_secrets_in(v),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(record_secrets_in),
+        _ => {}
+    }
+}
+
+/// Records the credential of an `Authorization` header (`Bearer <project>:<key or JWT>`).
+pub fn record_authorization(header: &str) {
+    if let Some((_, secret)) = header.strip_prefix("Bearer ").and_then(|a| a.split_once(':')) {
+        record_secret("authorization", secret);
+    }
+}
+
+/// Records the master keys of a data directory's key file.
+fn record_master_keys(data_dir: &Path) {
+    if let Ok(keyring) = std::fs::read_to_string(data_dir.join("master.key")) {
+        record_keyring(&keyring);
+    }
+}
+
+/// Records the keys of a keyring in idvault's format (the key file, or `IDVAULT_MASTER_KEY`):
+/// `#` comment lines, entries `<version>:<base64 key>` (or one bare key) separated by newlines,
+/// commas or blanks.
+pub fn record_keyring(text: &str) {
+    let entries =
+        text.lines().filter(|l| !l.trim_start().starts_with('#')).flat_map(|l| l.split([',', ' ', '\t']));
+    for entry in entries.map(str::trim).filter(|e| !e.is_empty()) {
+        record_secret("master key", entry.split_once(':').map_or(entry, |(_, key)| key));
+    }
+}
+
+/// Where a server's stdout and stderr go: the log directory when there is one (named after the
+/// test, which is the thread's name), beside the data directory otherwise.
+fn console_paths(data_dir: &Path, run: u64) -> (PathBuf, PathBuf) {
+    match test_log_dir() {
+        Some(dir) => {
+            let test = std::thread::current().name().unwrap_or("server").replace("::", ".");
+            (
+                dir.join(format!("api-{test}-{run}.stdout.log")),
+                dir.join(format!("api-{test}-{run}.stderr.log")),
+            )
+        }
+        None => (
+            data_dir.with_extension(format!("stdout-{run}.log")),
+            data_dir.with_extension(format!("stderr-{run}.log")),
+        ),
+    }
+}
+
 /// The backend the suite runs on: `IDVAULT_TEST_BACKEND=postgres` runs every server of this
 /// suite on its own fresh PostgreSQL database (scripts/test.sh runs the suite on both).
 pub fn postgres_mode() -> bool {
@@ -227,8 +343,7 @@ impl TestServer {
         let run = rand_suffix();
         // Console output goes to files: kept for diagnostics, and complete up to the moment the
         // ready file appears (a pipe read by a thread might still be behind).
-        let stdout_path = data_dir.with_extension(format!("stdout-{run}.log"));
-        let stderr_path = data_dir.with_extension(format!("stderr-{run}.log"));
+        let (stdout_path, stderr_path) = console_paths(data_dir, run);
         let ready_path = ready_file_for(data_dir);
         let stdout = std::fs::File::create(&stdout_path).unwrap();
         let stderr = std::fs::File::create(&stderr_path).unwrap();
@@ -238,11 +353,15 @@ impl TestServer {
             cmd.args(["--database-url", &url]);
         }
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--ready-file"]).arg(&ready_path).args(serve_args);
-        cmd.env_remove("IDVAULT_MASTER_KEY").env("IDVAULT_LOG", "info");
+        cmd.env_remove("IDVAULT_MASTER_KEY");
+        cmd.env("IDVAULT_LOG", std::env::var("IDVAULT_LOG").unwrap_or_else(|_| LOG_FILTER.to_owned()));
         // The suite's OAuth servers run on 127.0.0.1 over http: allowed here, as an operator
         // would for a local provider. The SSRF tests pass an empty list to get the default.
         cmd.env("IDVAULT_PROVIDER_ALLOWED_HOSTS", LOCAL_PROVIDERS);
         for (k, v) in env {
+            if *k == "IDVAULT_MASTER_KEY" {
+                record_keyring(v);
+            }
             cmd.env(k, v);
         }
         let mut child =
@@ -255,6 +374,10 @@ impl TestServer {
             )
         });
         let field = |name: &str| ready[name].as_str().map(str::to_owned);
+        if let Some(key) = field("managementKey") {
+            record_secret("management key", &key);
+        }
+        record_master_keys(data_dir);
         TestServer {
             base_url: field("url").expect("the ready file names the url"),
             project_id: field("projectId"),
@@ -382,6 +505,7 @@ impl Resp {
 
 impl Api {
     pub fn new(base_url: &str, project_id: &str, key: &str) -> Api {
+        record_secret("management key", key);
         Api {
             http: reqwest::Client::new(),
             base_url: base_url.to_owned(),
@@ -394,7 +518,9 @@ impl Api {
             .http
             .request(method, format!("{}{}", self.base_url, path))
             .header("Authorization", &self.auth);
+        record_authorization(&self.auth);
         if let Some(b) = body {
+            record_secrets_in(&b);
             req = req.json(&b);
         }
         let resp = req.send().await.unwrap();
@@ -402,6 +528,7 @@ impl Api {
         let text = resp.text().await.unwrap();
         let body =
             serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body ({status}): {text:?}"));
+        record_secrets_in(&body);
         Resp { status, body }
     }
 

@@ -27,6 +27,7 @@ mod provider_faults;
 mod provider_tokens;
 mod refresh;
 mod replicas;
+mod secrets_in_logs;
 mod signin;
 mod signin_security;
 mod ssrf;
