@@ -12,6 +12,7 @@ mod errors;
 mod helpers;
 mod http_hardening;
 mod import_users;
+mod isolation;
 mod keys;
 mod mutations;
 mod oauth_server;
