@@ -319,16 +319,22 @@ pub fn requests(operation: &str, i: &Ids) -> Option<Vec<(Kind, Req)>> {
                 query(&[("appId", i.app.as_str())]),
             ],
         ),
-        "fetch_user_token" | "fetch_latest_user_token" => (
-            Lookup,
-            vec![
-                body(json!({"appId": i.app, "userId": uid, "scopes": ["b-scope"]})),
-                body(json!({"appId": i.app, "userId": uid, "tenantId": i.tenant})),
-            ],
-        ),
-        "fetch_tenant_token" | "fetch_latest_tenant_token" => {
+        // The "latest" fetches take no scopes (the SDKs send none).
+        "fetch_user_token" | "fetch_latest_user_token" => {
+            let scopes = if operation == "fetch_user_token" { json!(["b-scope"]) } else { Value::Null };
+            let mut by_scopes = json!({"appId": i.app, "userId": uid, "scopes": scopes});
+            if scopes.is_null() {
+                by_scopes.as_object_mut().unwrap().remove("scopes");
+            }
+            (
+                Lookup,
+                vec![body(by_scopes), body(json!({"appId": i.app, "userId": uid, "tenantId": i.tenant}))],
+            )
+        }
+        "fetch_tenant_token" => {
             (Lookup, vec![body(json!({"appId": i.app, "tenantId": i.tenant, "scopes": ["b-scope"]}))])
         }
+        "fetch_latest_tenant_token" => (Lookup, vec![body(json!({"appId": i.app, "tenantId": i.tenant}))]),
         "upload_user_token" => (
             Lookup,
             vec![
@@ -386,6 +392,8 @@ pub struct Operation {
     pub method: Method,
     pub path: String,
     pub security: Vec<String>,
+    /// Whether the document declares a request body.
+    pub has_body: bool,
 }
 
 /// Every operation of the server's `/openapi.json`.
@@ -401,7 +409,8 @@ pub async fn served_operations(base_url: &str) -> Vec<Operation> {
                 .unwrap_or_default();
             let id =
                 op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path} has no operationId"));
-            ops.push(Operation { id: id.to_owned(), method, path: path.clone(), security });
+            let has_body = op.get("requestBody").is_some();
+            ops.push(Operation { id: id.to_owned(), method, path: path.clone(), security, has_body });
         }
     }
     ops

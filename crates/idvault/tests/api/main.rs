@@ -14,6 +14,7 @@ mod http_hardening;
 mod import_users;
 mod isolation;
 mod keys;
+mod limits;
 mod mutations;
 mod oauth_server;
 mod openapi;
