@@ -97,7 +97,7 @@ fn limits() -> Vec<Limit> {
             format!("{} bytes, no control characters", count(MAX_FIELD_LEN))),
         limit!("user id in a request", MAX_USER_ID_LEN =>
             format!("1 to {MAX_USER_ID_LEN} bytes, no control characters")),
-        limit!("custom attributes per user", MAX_CUSTOM_ATTRIBUTES_BYTES =>
+        limit!("custom attributes per user or tenant", MAX_CUSTOM_ATTRIBUTES_BYTES =>
             format!("{} serialized", size(MAX_CUSTOM_ATTRIBUTES_BYTES))),
         limit!("provider access or refresh token", MAX_TOKEN_LEN => size(MAX_TOKEN_LEN)),
         limit!("scopes per token", MAX_SCOPES => count(MAX_SCOPES)),
@@ -131,6 +131,12 @@ fn limits() -> Vec<Limit> {
             FailureLimit::DEFAULT.burst,
             FailureLimit::DEFAULT.per_minute
         )),
+        limit!("`errorMessage` of an error answer", MAX_ERROR_MESSAGE_LEN => format!(
+            "{} bytes: a message repeating a value far over its limit is cut, ending in `…`",
+            count(MAX_ERROR_MESSAGE_LEN)
+        )),
+        limit!("JSON nesting of a request body", =>
+            "128 levels in what a request reads (serde_json's bound); deeper: 400 `E011001`".to_owned()),
         limit!("NUL character (`\\u0000`, `%00`)", =>
             "refused anywhere in a request (`E011004`), on every backend".to_owned()),
     ]

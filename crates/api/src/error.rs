@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-use idvault_core::error::{Code, Error};
+use idvault_core::error::{bounded_echo, Code, Error};
+use idvault_core::limits::MAX_ERROR_MESSAGE_LEN;
 
 /// One row of the error table: what a [`Code`] answers on the wire, and when.
 #[derive(Debug, Clone, Copy)]
@@ -189,7 +190,8 @@ pub struct FailedCredential;
 
 impl ApiError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into(), failed_credential: false }
+        // A message repeating a value far over its limit is cut (see `bounded_echo`).
+        ApiError { code, message: bounded_echo(message.into(), MAX_ERROR_MESSAGE_LEN), failed_credential: false }
     }
 
     pub fn code(&self) -> Code {

@@ -14,7 +14,10 @@ use serde_json::{Map, Value};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::ids::ProjectId;
-use crate::limits::{MAX_ATTRIBUTE_NAME_LEN, MAX_FIELD_LEN, MAX_LIST_ITEMS};
+use crate::limits::{
+    MAX_ATTRIBUTE_NAME_LEN, MAX_CUSTOM_ATTRIBUTES_BYTES, MAX_FIELD_LEN, MAX_FILTER_VALUES, MAX_LIST_ITEMS,
+    MAX_SEARCH_FILTERS,
+};
 use crate::store::SharedStore;
 use crate::user::model::check_json_text;
 
@@ -191,6 +194,43 @@ fn check_name(field: &'static str, name: &str) -> Result<String> {
     Ok(name.to_owned())
 }
 
+/// The tenant a role request names: none when absent or empty; otherwise a value no longer than
+/// any tenant id can be, without control characters (compared as given).
+fn tenant_ref(tenant: Option<&str>) -> Result<Option<&str>> {
+    match tenant.filter(|t| !t.is_empty()) {
+        Some(t) if t.len() > MAX_FIELD_LEN || t.chars().any(char::is_control) => {
+            Err(Error::invalid("tenantId", format!("at most {MAX_FIELD_LEN} printable bytes")))
+        }
+        other => Ok(other),
+    }
+}
+
+/// A tenant's custom attributes (free-form, unlike users' typed ones): no NUL, and bounded like
+/// a user's.
+fn check_tenant_attributes(attrs: &Map<String, Value>) -> Result<()> {
+    check_json_text("customAttributes", attrs)?;
+    let len = serde_json::to_vec(attrs).map(|v| v.len()).unwrap_or(usize::MAX);
+    if len > MAX_CUSTOM_ATTRIBUTES_BYTES {
+        return Err(Error::invalid(
+            "customAttributes",
+            format!("must serialize to at most {MAX_CUSTOM_ATTRIBUTES_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// A search filter list of tenants or roles: bounded like the user search's lists, each value
+/// no longer than a name can be (a longer one could match nothing).
+fn check_filter(field: &'static str, values: &[String]) -> Result<()> {
+    if values.len() > MAX_FILTER_VALUES || values.iter().any(|v| v.len() > MAX_FIELD_LEN) {
+        return Err(Error::invalid(
+            field,
+            format!("at most {MAX_FILTER_VALUES} values of at most {MAX_FIELD_LEN} bytes"),
+        ));
+    }
+    Ok(())
+}
+
 fn check_list(field: &'static str, values: &[String]) -> Result<()> {
     if values.len() > MAX_LIST_ITEMS || values.iter().any(|v| v.is_empty() || v.len() > MAX_FIELD_LEN) {
         return Err(Error::invalid(field, format!("at most {MAX_LIST_ITEMS} non-empty values")));
@@ -234,7 +274,7 @@ impl DirectoryService {
 
     pub async fn create_tenant(&self, project: &ProjectId, mut tenant: Tenant) -> Result<Tenant> {
         tenant.name = check_name("name", &tenant.name)?;
-        check_json_text("customAttributes", &tenant.custom_attributes)?;
+        check_tenant_attributes(&tenant.custom_attributes)?;
         tenant.id = match tenant.id.trim() {
             "" => random_id("T"),
             id => check_name("id", id)?,
@@ -247,7 +287,7 @@ impl DirectoryService {
 
     pub async fn update_tenant(&self, project: &ProjectId, mut tenant: Tenant) -> Result<Tenant> {
         tenant.name = check_name("name", &tenant.name)?;
-        check_json_text("customAttributes", &tenant.custom_attributes)?;
+        check_tenant_attributes(&tenant.custom_attributes)?;
         check_list("selfProvisioningDomains", &tenant.self_provisioning_domains)?;
         self.store.update_tenant(project, &tenant).await
     }
@@ -261,6 +301,9 @@ impl DirectoryService {
     pub async fn delete_tenant(&self, project: &ProjectId, id: &str, cascade: bool) -> Result<()> {
         if id.is_empty() {
             return Err(Error::MissingArgument("id"));
+        }
+        if id.len() > MAX_FIELD_LEN || id.chars().any(char::is_control) {
+            return Err(Error::invalid("id", format!("at most {MAX_FIELD_LEN} printable bytes")));
         }
         if cascade {
             let mut only_here = Vec::new();
@@ -298,6 +341,16 @@ impl DirectoryService {
     }
 
     pub async fn search_tenants(&self, project: &ProjectId, q: &TenantQuery) -> Result<Vec<Tenant>> {
+        check_filter("tenantIds", &q.ids)?;
+        check_filter("tenantNames", &q.names)?;
+        check_filter("tenantSelfProvisioningDomains", &q.self_provisioning_domains)?;
+        if q.custom_attributes.len() > MAX_SEARCH_FILTERS {
+            return Err(Error::invalid(
+                "customAttributes",
+                format!("at most {MAX_SEARCH_FILTERS} attributes in one search"),
+            ));
+        }
+        check_json_text("customAttributes", &q.custom_attributes)?;
         let all = self.store.list_tenants(project).await?;
         Ok(all
             .into_iter()
@@ -353,7 +406,7 @@ impl DirectoryService {
     pub async fn create_role(&self, project: &ProjectId, mut role: Role) -> Result<Role> {
         role.name = check_name("name", &role.name)?;
         role.id = random_id("ROL");
-        role.tenant_id = role.tenant_id.filter(|t| !t.is_empty());
+        role.tenant_id = tenant_ref(role.tenant_id.as_deref())?.map(str::to_owned);
         check_list("permissionNames", &role.permission_names)?;
         role.created_ms = self.clock.now_ms();
         self.store.create_role(project, &role).await?;
@@ -371,24 +424,13 @@ impl DirectoryService {
         role.name = check_name("newName", &role.name)?;
         check_list("permissionNames", &role.permission_names)?;
         self.store
-            .update_role(
-                project,
-                &check_name("name", name)?,
-                tenant.filter(|t| !t.is_empty()),
-                &role,
-                self.clock.now_ms(),
-            )
+            .update_role(project, &check_name("name", name)?, tenant_ref(tenant)?, &role, self.clock.now_ms())
             .await
     }
 
     pub async fn delete_role(&self, project: &ProjectId, name: &str, tenant: Option<&str>) -> Result<()> {
         self.store
-            .delete_role(
-                project,
-                &check_name("name", name)?,
-                tenant.filter(|t| !t.is_empty()),
-                self.clock.now_ms(),
-            )
+            .delete_role(project, &check_name("name", name)?, tenant_ref(tenant)?, self.clock.now_ms())
             .await
             .map(|_| ())
     }
@@ -398,6 +440,13 @@ impl DirectoryService {
     }
 
     pub async fn search_roles(&self, project: &ProjectId, q: &RoleQuery) -> Result<Vec<Role>> {
+        check_filter("tenantIds", &q.tenant_ids)?;
+        check_filter("roleNames", &q.role_names)?;
+        check_filter("roleIds", &q.role_ids)?;
+        check_filter("permissionNames", &q.permission_names)?;
+        if q.role_name_like.as_ref().is_some_and(|l| l.len() > MAX_FIELD_LEN) {
+            return Err(Error::invalid("roleNameLike", format!("at most {MAX_FIELD_LEN} bytes")));
+        }
         let like = q.role_name_like.as_ref().map(|s| s.to_lowercase());
         Ok(self
             .store
@@ -452,6 +501,12 @@ impl DirectoryService {
         project: &ProjectId,
         names: &[String],
     ) -> Result<Vec<AttributeDef>> {
+        if names.len() > MAX_FILTER_VALUES || names.iter().any(|n| n.len() > MAX_ATTRIBUTE_NAME_LEN) {
+            return Err(Error::invalid(
+                "names",
+                format!("at most {MAX_FILTER_VALUES} names of at most {MAX_ATTRIBUTE_NAME_LEN} bytes"),
+            ));
+        }
         self.store.delete_attribute_defs(project, names).await?;
         self.store.list_attribute_defs(project).await
     }

@@ -237,3 +237,34 @@ impl Error {
         }
     }
 }
+
+/// `text` as an answer may repeat it: at most `max` bytes. A longer text (a value far over its
+/// own limit, a megabyte where an id belongs) is cut at a character and ends in `…`.
+pub fn bounded_echo(mut text: String, max: usize) -> String {
+    const MARK: char = '…';
+    if text.len() > max {
+        let mut end = max.saturating_sub(MARK.len_utf8());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push(MARK);
+    }
+    text
+}
+
+#[cfg(test)]
+mod echo_tests {
+    use super::bounded_echo;
+
+    #[test]
+    fn long_texts_are_cut_at_a_character_and_marked() {
+        assert_eq!(bounded_echo("user x not found".into(), 20), "user x not found");
+        assert_eq!(bounded_echo("x".repeat(20), 20), "x".repeat(20));
+        let cut = bounded_echo(format!("a{}", "😀".repeat(100)), 256);
+        assert!(cut.len() <= 256 && cut.starts_with("a😀") && cut.ends_with('…'), "{cut}");
+        // 256 - 3 bytes for the mark = 253 = "a" and 63 whole emoji.
+        assert_eq!(cut.len(), 1 + 63 * 4 + 3);
+        assert_eq!(bounded_echo("x".repeat(1_000_000), 4096).len(), 4096);
+    }
+}

@@ -34,7 +34,7 @@ pub const MAX_URL_LEN: usize = 2048;
 pub const MAX_LOGIN_IDS: usize = 10;
 /// Most roles, tenants or SSO app ids on one user.
 pub const MAX_LIST_ITEMS: usize = 200;
-/// Largest serialized custom attributes object of one user, in bytes.
+/// Largest serialized custom attributes object of one user or one tenant, in bytes.
 pub const MAX_CUSTOM_ATTRIBUTES_BYTES: usize = 16 * 1024;
 /// Longest provider access or refresh token accepted, in bytes.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -73,3 +73,7 @@ pub const MAX_OUTBOUND_TEXT_LEN: usize = 256;
 pub const MAX_BATCH_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// Most tokens in one outbound batch upload; more answers 400 and nothing is written.
 pub const MAX_BATCH_TOKENS: usize = 100_000;
+/// Longest `errorMessage` answered, in bytes: a message repeating a value far over its own limit
+/// (a megabyte where an id belongs) is cut there, ending in `…`. Every value within its limit
+/// (at most [`MAX_URL_LEN`] bytes) is repeated whole.
+pub const MAX_ERROR_MESSAGE_LEN: usize = 4096;

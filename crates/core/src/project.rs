@@ -314,6 +314,11 @@ impl ProjectService {
     /// revocation, and a check that read the record before it cannot cache it afterwards, so the
     /// very next check on this server refuses the key.
     pub async fn revoke_key(&self, project: &ProjectId, key_id: &str) -> Result<()> {
+        // Only an id of the shape this server issues can name a key; anything else (a megabyte of
+        // text...) is not found without a look-up, and not repeated in the error.
+        if key_id.len() != KEY_ID_LEN || !key_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(Error::KeyNotFound(format!("not a key id ({KEY_ID_LEN} letters and digits)")));
+        }
         let revoked = self.store.revoke_key(project, key_id, self.clock.now_ms()).await;
         self.keys.evict(key_id);
         if revoked? {

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::directory::references::{check_references, DirectoryFacts, DirectoryNeeds};
 use crate::error::{Error, Result};
+use crate::limits::{MAX_FIELD_LEN, MAX_LIST_ITEMS};
 use crate::user::model::{add_all, Contact, NewUser, User, UserStatus, UserTenant};
 
 /// How a list of names changes.
@@ -120,6 +121,18 @@ pub enum UserChange {
     },
     /// Several changes, applied in order and saved together: all of them or none.
     Several(Vec<UserChange>),
+}
+
+/// The names a list change gives. A removal leaves a valid user valid whatever it names, so the
+/// user's own checks never see them: they are bounded here like the lists they change.
+fn check_given(field: &'static str, values: &[String]) -> Result<()> {
+    if values.len() > MAX_LIST_ITEMS || values.iter().any(|v| v.len() > MAX_FIELD_LEN) {
+        return Err(Error::invalid(
+            field,
+            format!("at most {MAX_LIST_ITEMS} values of at most {MAX_FIELD_LEN} bytes"),
+        ));
+    }
+    Ok(())
 }
 
 /// Empty text means absent.
@@ -239,6 +252,10 @@ impl UserChange {
                 u.custom_attributes.insert(key, value);
             }
             UserChange::Roles { scope, op, roles } => {
+                check_given("roleNames", &roles)?;
+                if let RoleScope::Tenant(t) = &scope {
+                    check_given("tenantId", std::slice::from_ref(t))?;
+                }
                 let list = match &scope {
                     RoleScope::Tenant(t) => &mut u.tenant_mut(t).role_names,
                     RoleScope::Project => &mut u.role_names,
@@ -248,8 +265,14 @@ impl UserChange {
             UserChange::AddTenant(tenant) => {
                 u.tenant_mut(&tenant);
             }
-            UserChange::RemoveTenant(tenant) => u.tenants.retain(|t| t.tenant_id != tenant),
-            UserChange::SsoApps { op, apps } => op.apply(&mut u.sso_app_ids, apps),
+            UserChange::RemoveTenant(tenant) => {
+                check_given("tenantId", std::slice::from_ref(&tenant))?;
+                u.tenants.retain(|t| t.tenant_id != tenant)
+            }
+            UserChange::SsoApps { op, apps } => {
+                check_given("ssoAppIds", &apps)?;
+                op.apply(&mut u.sso_app_ids, apps)
+            }
             UserChange::Several(changes) => {
                 for change in changes {
                     change.apply(u)?;

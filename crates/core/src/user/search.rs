@@ -6,8 +6,8 @@ use serde_json::{Map, Value};
 use crate::directory::check_attribute_name;
 use crate::error::{Error, Result};
 use crate::limits::{
-    MAX_FILTER_VALUES, MAX_SEARCH_FILTERS, MAX_SEARCH_TEXT_LEN, MAX_SEARCH_VALUES_TOTAL, MAX_SORT_FIELDS,
-    SEARCH_DEFAULT_LIMIT, SEARCH_MAX_LIMIT,
+    MAX_FIELD_LEN, MAX_FILTER_VALUES, MAX_SEARCH_FILTERS, MAX_SEARCH_TEXT_LEN, MAX_SEARCH_VALUES_TOTAL,
+    MAX_SORT_FIELDS, SEARCH_DEFAULT_LIMIT, SEARCH_MAX_LIMIT,
 };
 use crate::user::model::UserStatus;
 
@@ -189,6 +189,30 @@ impl UserQuery {
         if self.text.as_ref().is_some_and(|t| t.len() > MAX_SEARCH_TEXT_LEN) {
             return Err(Error::invalid("text", format!("at most {MAX_SEARCH_TEXT_LEN} bytes")));
         }
+        // Values no stored text can be as long as match nothing: refused like the text itself.
+        let texts = [
+            ("loginIds", &self.login_ids),
+            ("userIds", &self.user_ids),
+            ("emails", &self.emails),
+            ("phones", &self.phones),
+            ("tenantIds", &self.tenant_ids),
+            ("roleNames", &self.role_names),
+            ("ssoAppIds", &self.sso_app_ids),
+        ];
+        for (field, values) in texts {
+            check_filter_texts(field, values.iter().map(String::as_str))?;
+        }
+        for t in &self.tenant_roles {
+            check_filter_texts("tenantRoleNames", std::iter::once(t.tenant_id.as_str()))?;
+            check_filter_texts("tenantRoleNames", t.roles.iter().map(String::as_str))?;
+        }
+        for value in self.custom_attributes.values() {
+            let strings: Vec<&str> = match value {
+                Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+                other => other.as_str().into_iter().collect(),
+            };
+            check_filter_texts("customAttributes", strings.into_iter())?;
+        }
         Ok(())
     }
 
@@ -196,6 +220,14 @@ impl UserQuery {
     pub fn offset(&self) -> u64 {
         u64::from(self.page) * u64::from(self.limit)
     }
+}
+
+/// Refuses a filter value longer than any stored text can be.
+fn check_filter_texts<'a>(field: &'static str, mut values: impl Iterator<Item = &'a str>) -> Result<()> {
+    if values.any(|v| v.len() > MAX_FIELD_LEN) {
+        return Err(Error::invalid(field, format!("values of at most {MAX_FIELD_LEN} bytes")));
+    }
+    Ok(())
 }
 
 /// Refuses a filter list longer than [`MAX_FILTER_VALUES`] (also used before role ids are

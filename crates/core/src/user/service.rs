@@ -3,7 +3,7 @@
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::ids::{ProjectId, UserId};
-use crate::limits::{MAX_BATCH_USERS, MAX_LOAD_USERS};
+use crate::limits::{MAX_BATCH_USERS, MAX_LOAD_USERS, MAX_USER_ID_LEN};
 use crate::store::SharedStore;
 use crate::user::change::{UserChange, UserUpdate};
 use crate::user::model::{NewUser, User, UserRef};
@@ -102,9 +102,7 @@ impl UserService {
         if user_ids.is_empty() {
             return Err(Error::MissingArgument("userIds"));
         }
-        if user_ids.len() > MAX_LOAD_USERS {
-            return Err(Error::invalid("userIds", format!("at most {MAX_LOAD_USERS} ids")));
-        }
+        check_id_list(user_ids)?;
         self.store.load_users(project, user_ids).await
     }
 
@@ -164,9 +162,7 @@ impl UserService {
 
     /// Deletes users by id, in order (unknown ones are not an error, as for one).
     pub async fn delete_many(&self, project: &ProjectId, user_ids: &[String]) -> Result<()> {
-        if user_ids.len() > MAX_LOAD_USERS {
-            return Err(Error::invalid("userIds", "too many ids"));
-        }
+        check_id_list(user_ids)?;
         for id in user_ids {
             self.delete(project, &UserRef::from_parts(None, Some(id))?).await?;
         }
@@ -221,9 +217,7 @@ impl UserService {
         project: &ProjectId,
         user_ids: &[String],
     ) -> Result<Vec<crate::store::LoginRecord>> {
-        if user_ids.len() > MAX_LOAD_USERS {
-            return Err(Error::invalid("userIds", format!("at most {MAX_LOAD_USERS} ids")));
-        }
+        check_id_list(user_ids)?;
         self.store.login_history(project, user_ids).await
     }
 
@@ -242,4 +236,17 @@ impl UserService {
             .map(|r| r.name)
             .collect())
     }
+}
+
+/// The user ids of a bulk request (load, delete, history): at most [`MAX_LOAD_USERS`], none over
+/// [`MAX_USER_ID_LEN`] bytes (the documented bound of a user id in a request). Other ids that
+/// cannot name a user (empty, control characters) name none, as an unknown one.
+fn check_id_list(user_ids: &[String]) -> Result<()> {
+    if user_ids.len() > MAX_LOAD_USERS {
+        return Err(Error::invalid("userIds", format!("at most {MAX_LOAD_USERS} ids")));
+    }
+    if user_ids.iter().any(|id| id.len() > MAX_USER_ID_LEN) {
+        return Err(Error::invalid("userIds", format!("each at most {MAX_USER_ID_LEN} bytes")));
+    }
+    Ok(())
 }

@@ -10,7 +10,8 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use idvault_core::error::Error;
+use idvault_core::error::{bounded_echo, Error};
+use idvault_core::limits::{MAX_ERROR_MESSAGE_LEN, MAX_FIELD_LEN};
 use idvault_core::user::UserRef;
 
 use crate::error::{ApiResult, ErrorBody};
@@ -111,17 +112,20 @@ async fn create_users_batch(
     let mut failed_users = Vec::new();
     let mut news = Vec::new();
     for u in body.users.ok_or(Error::MissingArgument("users"))? {
-        let login = u.login_id.clone().unwrap_or_default();
+        // Repeated in the failure: cut if far over any login id's length.
+        let login = bounded_echo(u.login_id.clone().unwrap_or_default(), MAX_FIELD_LEN);
         match u.into_new_user(false) {
             Ok(n) => news.push(n),
-            Err(e) => failed_users
-                .push(FailedUser { failure: e.to_string(), user: serde_json::json!({"loginIds": [login]}) }),
+            Err(e) => failed_users.push(FailedUser {
+                failure: bounded_echo(e.to_string(), MAX_ERROR_MESSAGE_LEN),
+                user: serde_json::json!({"loginIds": [login]}),
+            }),
         }
     }
     let (created, failed) = state.users.create_each(&project, news).await?;
     failed_users.extend(failed.into_iter().map(|(login, e)| FailedUser {
-        failure: e.to_string(),
-        user: serde_json::json!({"loginIds": [login]}),
+        failure: bounded_echo(e.to_string(), MAX_ERROR_MESSAGE_LEN),
+        user: serde_json::json!({"loginIds": [bounded_echo(login, MAX_FIELD_LEN)]}),
     }));
     Ok(Json(BatchCreateResponse {
         created_users: created.into_iter().map(Into::into).collect(),

@@ -11,7 +11,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use idvault_core::error::Error;
+use idvault_core::error::{bounded_echo, Error};
+use idvault_core::limits::{MAX_ERROR_MESSAGE_LEN, MAX_FIELD_LEN};
 use idvault_core::user::{NameParts, User, UserChange, UserPatch, UserRef, UserStatus};
 
 use super::dto::{CreateUserRequest, TenantDto, UserEnvelope, UserResponse};
@@ -215,9 +216,11 @@ async fn patch_users_batch(
     for (result, login) in state.users.change_each(&project, changes).await?.into_iter().zip(logins) {
         match result {
             Ok(u) => out.patched_users.push(u.into()),
-            Err(e) => out
-                .failed_users
-                .push(FailedPatch { failure: e.to_string(), user: serde_json::json!({"loginId": login}) }),
+            // Both repeat the request: cut if far over any login id's length.
+            Err(e) => out.failed_users.push(FailedPatch {
+                failure: bounded_echo(e.to_string(), MAX_ERROR_MESSAGE_LEN),
+                user: serde_json::json!({"loginId": bounded_echo(login, MAX_FIELD_LEN)}),
+            }),
         }
     }
     Ok(Json(out))

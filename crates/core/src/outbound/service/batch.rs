@@ -12,7 +12,7 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{check_uploaded_token, parse_app_id, text, OutboundService, UploadedToken};
-use crate::error::{Error, Result};
+use crate::error::{bounded_echo, Error, Result};
 use crate::ids::{generate_token_id, ProjectId, UserId};
 use crate::limits::{MAX_BATCH_TOKENS, MAX_OUTBOUND_TEXT_LEN, MAX_TOKENS_PER_OWNER};
 use crate::outbound::{SealedOutboundToken, TokenOwner};
@@ -60,6 +60,12 @@ pub(crate) struct Checked {
     pub(crate) token: SealedOutboundToken,
     access: Option<SecretString>,
     refresh: Option<SecretString>,
+}
+
+/// An item's id as a failure repeats it: no valid id is longer than [`MAX_OUTBOUND_TEXT_LEN`]
+/// bytes, so a longer one (refused for that) is cut there rather than sent back whole.
+fn echoed(id: String) -> String {
+    bounded_echo(id, MAX_OUTBOUND_TEXT_LEN)
 }
 
 impl OutboundService {
@@ -120,9 +126,9 @@ impl OutboundService {
                     }
                 }
                 Err(error) => failures.push(BatchFailure {
-                    app_id,
-                    user_id: if kind == BatchKind::User { user_id } else { String::new() },
-                    tenant_id,
+                    app_id: echoed(app_id),
+                    user_id: if kind == BatchKind::User { echoed(user_id) } else { String::new() },
+                    tenant_id: echoed(tenant_id),
                     error,
                 }),
             }
