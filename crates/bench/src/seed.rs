@@ -73,6 +73,10 @@ pub struct SeedArgs {
     /// Every this many users (user 0, tenant_every, ...) is in a tenant.
     #[arg(long, default_value_t = 10)]
     pub tenant_every: u64,
+    /// SQLite: MiB of page cache for the writing connection (the `idvault import` command uses
+    /// the same default); for comparing cache sizes.
+    #[arg(long, default_value_t = (idvault_store_sqlite::BULK_WRITER_CACHE_BYTES >> 20) as u64)]
+    pub sqlite_writer_cache_mib: u64,
 }
 
 fn rate(n: u64, secs: f64) -> f64 {
@@ -200,9 +204,11 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
             let opts = PgOptions { statement_timeout: None, ..PgOptions::default() };
             Db::Postgres(PgStore::connect(url, &opts).await.context("connecting to PostgreSQL")?)
         }
-        None => Db::Sqlite(
-            SqliteStore::open(&db_file, &SqliteOptions::default()).context("opening the database")?,
-        ),
+        None => {
+            let writer_cache_bytes = i64::try_from(args.sqlite_writer_cache_mib << 20).unwrap_or(i64::MAX);
+            let opts = SqliteOptions { writer_cache_bytes, ..SqliteOptions::default() };
+            Db::Sqlite(SqliteStore::open(&db_file, &opts).context("opening the database")?)
+        }
     };
     let store = db.store();
     let clock: SharedClock = Arc::new(SystemClock);

@@ -82,7 +82,10 @@ impl Backend {
                     opts.mmap_bytes = i64::try_from(mib.saturating_mul(1 << 20)).unwrap_or(i64::MAX);
                 }
                 if !server {
+                    // One-shot commands: one reader, and the bulk import's large writer cache
+                    // (allocated only as pages are touched, freed when the command exits).
                     opts.readers = 1;
+                    opts.writer_cache_bytes = idvault_store_sqlite::BULK_WRITER_CACHE_BYTES;
                 }
                 let store = SqliteStore::open(&db_path(data_dir), &opts).context("opening the database")?;
                 Ok(Backend::Sqlite(store))
