@@ -4,6 +4,7 @@
 #![no_main]
 
 use idvault_api::error::describe;
+use idvault_core::error::Error;
 use idvault_core::project::{key_id_of, parse_bearer};
 use libfuzzer_sys::fuzz_target;
 
@@ -24,9 +25,9 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => {
             let status = describe(e.code()).0;
             assert_eq!(status.as_u16(), 401, "a malformed header answers {status}");
-            // The refusal never repeats what was presented (it may hold a key).
-            let message = e.to_string();
-            assert!(header.len() < 8 || !message.contains(header), "the refusal echoes the header");
+            // The refusal never repeats what was presented (it may hold a key): its text is a
+            // fixed one (`&'static str`), not built from the header.
+            assert!(matches!(e, Error::Unauthorized(_)), "{e:?}");
         }
     }
     let _ = key_id_of(header);
