@@ -3,7 +3,8 @@
 #   1. Rust unit tests (every crate; the store contract suite on SQLite and on PostgreSQL included);
 #   2. the integration suite (the real server over HTTP) and the conformance suites that drive a
 #      real idvault with the official Descope SDKs (Python, the Python SDK's own e2e scenario,
-#      Node), first on SQLite, then again on PostgreSQL, each server on its own fresh database.
+#      Node) and a short schemathesis run over every API operation, first on SQLite, then again
+#      on PostgreSQL, each server on its own fresh database.
 # Installs what the suites need on first use: a Python virtual environment and npm packages, all
 # pinned. PostgreSQL is expected at 127.0.0.1:5432 (IDVAULT_TEST_PG_ADMIN_URL); without it the
 # PostgreSQL pass is skipped with a message, except in CI (CI set), where it is required.
@@ -43,7 +44,7 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/sdk/python/requirements.txt \
-  -r tests/sdk/python-e2e/requirements.txt
+  -r tests/sdk/python-e2e/requirements.txt -r tests/api-fuzz/requirements.txt
 (cd tests/sdk/node && npm ci --no-audit --no-fund --loglevel=error)
 export IDVAULT_BIN="$PWD/target/debug/idvault"
 
@@ -65,6 +66,13 @@ sdk_suites() {
   step "Node SDK conformance ($tag)"
   (cd tests/sdk/node && IDVAULT_LOG="$SERVER_LOG_FILTER" node --test) 2>&1 | tee "target/node-$tag.log"
   add "$(grep -Eo '^# pass [0-9]+' "target/node-$tag.log" | awk '{print $3}')"
+
+  # The short run; scripts/fuzz-api is the long one. A fixed seed: the same cases every run, so a
+  # failure here is reproducible (the long run, unseeded, is where new cases come from).
+  step "API fuzzing: schemathesis over every operation of /openapi.json, short run ($tag)"
+  "$venv/bin/python" tests/api-fuzz/fuzz_api.py --backend "$tag" --phases fuzzing,stateful --max-examples 3 \
+    --seed 13 2>&1 | tee "target/fuzz-api-$tag.log"
+  add "$(grep -Eo '[0-9]+ operations passed, 0 failed' "target/fuzz-api-$tag.log" | awk '{print $1}')"
 }
 
 export IDVAULT_TEST_BACKEND=sqlite

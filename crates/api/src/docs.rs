@@ -113,8 +113,8 @@ fn limits() -> Vec<Limit> {
             format!("{} (a new scope set beyond it: 400)", count(MAX_TOKENS_PER_OWNER))),
         limit!("outbound app name, token id, tenant id, `grantedBy`, `externalIdentifier`, `accessTokenType`", MAX_OUTBOUND_TEXT_LEN =>
             format!("{MAX_OUTBOUND_TEXT_LEN} bytes, no control characters")),
-        limit!("allowed redirect URL of a project", MAX_URL_LEN =>
-            format!("absolute `http(s)://`, {} bytes", count(MAX_URL_LEN))),
+        limit!("allowed redirect URLs of a project", MAX_REDIRECT_URLS, MAX_URL_LEN =>
+            format!("{} URLs, each absolute `http(s)://`, {} bytes", count(MAX_REDIRECT_URLS), count(MAX_URL_LEN))),
         limit!("sign-in `redirectURL`", MAX_REDIRECT_URL_LEN =>
             format!("{} bytes, no `code` query parameter", count(MAX_REDIRECT_URL_LEN))),
         limit!("sign-in `loginHint`", MAX_LOGIN_HINT_LEN => format!("{MAX_LOGIN_HINT_LEN} bytes")),

@@ -48,14 +48,21 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
-        let slice: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
-        let value = serde_json::from_slice(slice)
-            .map_err(|e| ApiError::new(Code::BadRequest, format!("invalid JSON body: {e}")))?;
-        if has_nul_escape(slice) {
-            return Err(nul_refused());
-        }
-        Ok(AppJson(value))
+        parse_json_body(&bytes).map(AppJson)
     }
+}
+
+/// A request body as [`AppJson`] reads it, once the bytes are in: blank is `{}`, malformed or
+/// mistyped JSON is `E011001`, a NUL character is `E011004`. Public for the fuzz targets, which
+/// feed it arbitrary bytes.
+pub fn parse_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let slice: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    let value = serde_json::from_slice(slice)
+        .map_err(|e| ApiError::new(Code::BadRequest, format!("invalid JSON body: {e}")))?;
+    if has_nul_escape(slice) {
+        return Err(nul_refused());
+    }
+    Ok(value)
 }
 
 /// Whether a JSON text holds a NUL character (`\u0000`) in a string or a key. PostgreSQL cannot

@@ -292,7 +292,7 @@ pub fn redirect_urls() -> Array {
     array(
         false,
         0,
-        MAX_LIST_ITEMS,
+        idvault_core::limits::MAX_REDIRECT_URLS,
         string(
             false,
             1,

@@ -45,6 +45,8 @@ pub const MAX_SEARCH_TEXT_LEN: usize = 256;
 /// Longest redirect URL accepted by `/v1/auth/oauth/authorize` (it is stored with the pending
 /// sign-in), in bytes.
 pub const MAX_REDIRECT_URL_LEN: usize = 2048;
+/// Most allowed redirect URLs of one project (its auth settings).
+pub const MAX_REDIRECT_URLS: usize = 200;
 /// Longest `loginHint` passed on to the provider, in bytes.
 pub const MAX_LOGIN_HINT_LEN: usize = 256;
 /// Most pending (started, not yet completed and unexpired) sign-ins per project; further

@@ -315,8 +315,9 @@ impl HttpOAuthClient {
     }
 }
 
-/// Parses a token endpoint answer into a grant, mapping OAuth errors.
-fn grant_from(status: u16, content_type: &str, bytes: &[u8]) -> Result<TokenGrant, ProviderFailure> {
+/// Parses a token endpoint answer (HTTP status, `Content-Type`, body) into a grant, mapping
+/// OAuth errors. Public for the fuzz targets: this is what a provider's bytes first meet.
+pub fn grant_from(status: u16, content_type: &str, bytes: &[u8]) -> Result<TokenGrant, ProviderFailure> {
     if status >= 500 {
         return Err(ProviderFailure::Unavailable(status));
     }
@@ -375,6 +376,52 @@ fn oauth_error(code: &str) -> ProviderFailure {
         "invalid_grant" | "bad_refresh_token" => ProviderFailure::InvalidGrant,
         other => ProviderFailure::OAuth { error: other.chars().take(64).collect() },
     }
+}
+
+/// The header of an id_token, refused unless it names an asymmetric algorithm: `none` and HMAC
+/// (keyed with the client secret) are refused. Public for the fuzz targets.
+pub fn id_token_header(id_token: &str) -> idvault_core::Result<jsonwebtoken::Header> {
+    use jsonwebtoken::Algorithm;
+    let header = jsonwebtoken::decode_header(id_token)
+        .map_err(|_| Error::InvalidIdToken("malformed id_token".into()))?;
+    let allowed = [
+        Algorithm::RS256,
+        Algorithm::RS384,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::PS384,
+        Algorithm::PS512,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ];
+    if !allowed.contains(&header.alg) {
+        return Err(Error::InvalidIdToken(format!("algorithm {:?} is not accepted", header.alg)));
+    }
+    Ok(header)
+}
+
+/// The claims of an id_token signed with `alg` by `key`: the signature, `exp` (a minute of
+/// leeway), `iss`, `aud`, `sub` and the sign-in's `nonce` are checked. Public for the fuzz
+/// targets, which sign arbitrary claims with a key of their own.
+pub fn id_token_claims(
+    id_token: &str,
+    alg: jsonwebtoken::Algorithm,
+    key: &jsonwebtoken::DecodingKey,
+    check: &IdTokenCheck<'_>,
+) -> idvault_core::Result<Map<String, Value>> {
+    let mut validation = jsonwebtoken::Validation::new(alg);
+    validation.leeway = 60;
+    validation.set_audience(&[check.client_id]);
+    validation.set_issuer(&[check.issuer]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    let claims = jsonwebtoken::decode::<Map<String, Value>>(id_token, key, &validation)
+        .map_err(|e| id_token_error(&e))?
+        .claims;
+    if claims.get("nonce").and_then(Value::as_str) != Some(check.nonce) {
+        return Err(Error::InvalidIdToken("wrong or missing nonce".into()));
+    }
+    Ok(claims)
 }
 
 fn id_token_error(e: &jsonwebtoken::errors::Error) -> Error {
@@ -454,24 +501,7 @@ impl OAuthClient for HttpOAuthClient {
         id_token: &str,
         check: &IdTokenCheck<'_>,
     ) -> idvault_core::Result<Map<String, Value>> {
-        use jsonwebtoken::Algorithm;
-        let header = jsonwebtoken::decode_header(id_token)
-            .map_err(|_| Error::InvalidIdToken("malformed id_token".into()))?;
-        // Asymmetric algorithms only: `none` and HMAC (keyed with the client secret) are refused.
-        let allowed = [
-            Algorithm::RS256,
-            Algorithm::RS384,
-            Algorithm::RS512,
-            Algorithm::PS256,
-            Algorithm::PS384,
-            Algorithm::PS512,
-            Algorithm::ES256,
-            Algorithm::ES384,
-            Algorithm::EdDSA,
-        ];
-        if !allowed.contains(&header.alg) {
-            return Err(Error::InvalidIdToken(format!("algorithm {:?} is not accepted", header.alg)));
-        }
+        let header = id_token_header(id_token)?;
         let fail = |f: ProviderFailure| Error::InvalidIdToken(format!("fetching the provider's keys: {f}"));
         let find = |set: &JwkSet| match &header.kid {
             Some(kid) => set.find(kid).cloned(),
@@ -486,18 +516,7 @@ impl OAuthClient for HttpOAuthClient {
         };
         let key = jsonwebtoken::DecodingKey::from_jwk(&jwk)
             .map_err(|_| Error::InvalidIdToken("unusable provider key".into()))?;
-        let mut validation = jsonwebtoken::Validation::new(header.alg);
-        validation.leeway = 60;
-        validation.set_audience(&[check.client_id]);
-        validation.set_issuer(&[check.issuer]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let claims = jsonwebtoken::decode::<Map<String, Value>>(id_token, &key, &validation)
-            .map_err(|e| id_token_error(&e))?
-            .claims;
-        if claims.get("nonce").and_then(Value::as_str) != Some(check.nonce) {
-            return Err(Error::InvalidIdToken("wrong or missing nonce".into()));
-        }
-        Ok(claims)
+        id_token_claims(id_token, header.alg, &key, check)
     }
 
     async fn get_json(

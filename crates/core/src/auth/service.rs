@@ -769,6 +769,10 @@ impl AuthService {
         redirect_urls: Vec<String>,
         link_by_verified_email: bool,
     ) -> Result<()> {
+        let most = crate::limits::MAX_REDIRECT_URLS;
+        if redirect_urls.len() > most {
+            return Err(Error::invalid("redirectUrls", format!("at most {most} URLs")));
+        }
         for u in &redirect_urls {
             validate_redirect_url("redirectUrls", u)?;
         }

@@ -129,6 +129,14 @@ async fn apps_are_created_updated_listed_and_deleted_without_ever_answering_the_
     api.post("/v1/mgmt/outbound/app/update", json!({"app": {"id": "nope", "name": "N"}}))
         .await
         .assert_error(404, "E152101");
+    // Renaming to another app's name is a conflict, which the document lists (the API fuzz run
+    // found it answered but undocumented).
+    api.post("/v1/mgmt/outbound/app/update", json!({"app": {"id": "crm", "name": "second"}}))
+        .await
+        .assert_error(409, "E011409");
+    let doc = api.get("/openapi.json").await.body;
+    let update = &doc["paths"]["/v1/mgmt/outbound/app/update"]["post"]["responses"];
+    assert!(update.get("409").is_some(), "{update}");
 
     // By template: the preset's endpoints, overrides win.
     let hub = ok(

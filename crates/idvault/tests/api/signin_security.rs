@@ -187,6 +187,30 @@ async fn a_code_parameter_in_a_redirect_url_is_refused() {
     assert!(outcome.code.is_some());
 }
 
+/// Found by the API fuzz run: the settings took any number of redirect URLs and answered them
+/// back, beyond the `maxItems` of the published document.
+#[tokio::test]
+async fn more_redirect_urls_than_the_limit_are_refused() {
+    let app = TestApp::spawn();
+    let most = idvault_core::limits::MAX_REDIRECT_URLS;
+    let urls: Vec<String> = (0..=most).map(|i| format!("https://app.example/cb{i}")).collect();
+    let r = app.api.post("/v1/mgmt/auth/settings", json!({"redirectUrls": urls})).await;
+    r.assert_error(400, "E011004");
+    assert!(r.body["errorMessage"].as_str().unwrap().contains(&format!("at most {most}")), "{}", r.body);
+    assert_eq!(
+        app.api.get("/v1/mgmt/auth/settings").await.body["redirectUrls"],
+        json!([]),
+        "nothing changed"
+    );
+
+    let r = app.api.post("/v1/mgmt/auth/settings", json!({"redirectUrls": urls[..most]})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        app.api.get("/v1/mgmt/auth/settings").await.body["redirectUrls"].as_array().unwrap().len(),
+        most
+    );
+}
+
 #[tokio::test]
 async fn unknown_projects_on_the_session_endpoints_answer_401() {
     let oauth = OAuthServer::start();

@@ -316,6 +316,7 @@ struct UpdateBody {
         MgmtErrors,
         BodyErrors,
         (status = 404, description = "No such app (`E152101`)", body = ErrorBody),
+        (status = 409, description = "Another app has this name (`E011409`)", body = ErrorBody),
     ),
 )]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]

@@ -230,6 +230,22 @@ impl SearchRequest {
         project: &idvault_core::ids::ProjectId,
         test_only: bool,
     ) -> Result<UserQuery> {
+        self.into_query_with(test_only, |tenant, ids| async move {
+            state.users.role_names_for_ids(project, &tenant, &ids).await
+        })
+        .await
+    }
+
+    /// The query, with `tenantRoleIds` resolved to role names by `role_names_for_ids` (the store
+    /// in the server; a stand-in in the fuzz target, which drives this without a store).
+    pub async fn into_query_with<Fut>(
+        self,
+        test_only: bool,
+        mut role_names_for_ids: impl FnMut(String, Vec<String>) -> Fut,
+    ) -> Result<UserQuery>
+    where
+        Fut: std::future::Future<Output = Result<Vec<String>>>,
+    {
         let statuses = self
             .statuses
             .unwrap_or_default()
@@ -251,11 +267,8 @@ impl SearchRequest {
             for (tenant, spec) in map.unwrap_or_default() {
                 let spec: RoleValues = serde_json::from_value(spec)
                     .map_err(|_| Error::invalid("tenantRoleNames", "entries are {values, and}"))?;
-                let roles = if by_id {
-                    state.users.role_names_for_ids(project, &tenant, &spec.values).await?
-                } else {
-                    spec.values
-                };
+                let roles =
+                    if by_id { role_names_for_ids(tenant.clone(), spec.values).await? } else { spec.values };
                 tenant_roles.push(TenantRoleFilter { tenant_id: tenant, roles, all: spec.and });
             }
         }
