@@ -17,7 +17,7 @@ use idvault_crypto::{check_data_keys, Envelope, JwtSigner, KeySource, Keyring, M
 use idvault_oauth::{HttpOAuthClient, OAuthSettings};
 
 use crate::backend::{Backend, DbTarget};
-use crate::cli::ServeArgs;
+use crate::config::Config;
 use crate::ready::{ReadyFile, ReadyInfo};
 
 pub const DB_FILE: &str = "idvault.db";
@@ -109,12 +109,9 @@ fn describe_source(keyring: &Keyring) -> String {
     }
 }
 
-pub async fn serve(
-    data_dir: &Path,
-    db: &DbTarget,
-    master_key: Option<&str>,
-    args: ServeArgs,
-) -> anyhow::Result<()> {
+pub async fn serve(args: &Config, db: &DbTarget) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.as_path();
+    let master_key = args.master_key.as_ref().map(|k| k.expose_secret());
     ensure_data_dir(data_dir)?;
     if let Some(path) = &args.ready_file {
         ReadyFile::clear_stale(path)?;
@@ -124,7 +121,7 @@ pub async fn serve(
     let keyring = open_keyring(master_key, data_dir, store.as_ref()).await?;
     let clock = Arc::new(SystemClock);
     let cipher = Arc::new(Envelope::new(keyring, store.clone(), clock.clone()));
-    let allowed_hosts = args.provider_allowed_hosts.clone().unwrap_or_default();
+    let allowed_hosts = args.provider_allowed_hosts.clone();
     if !allowed_hosts.is_empty() {
         tracing::info!(%allowed_hosts, "OAuth providers may use these non-public hosts (http included)");
     }

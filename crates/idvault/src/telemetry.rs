@@ -4,12 +4,18 @@
 
 use tracing_subscriber::EnvFilter;
 
-pub fn init(server: bool) {
+pub fn init(server: bool, format: crate::config::LogFormat) {
     let default = if server { "info" } else { "warn" };
     let filter = std::env::var("IDVAULT_LOG")
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())
         .or_else(|| EnvFilter::try_from_default_env().ok())
         .unwrap_or_else(|| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        crate::config::LogFormat::Human => builder.try_init(),
+        crate::config::LogFormat::Json => {
+            builder.json().flatten_event(true).with_current_span(true).try_init()
+        }
+    };
 }

@@ -8,6 +8,7 @@ mod auth;
 mod backup;
 mod brute_force;
 mod cli;
+mod config;
 mod contract_docs;
 mod directory;
 mod errors;
