@@ -10,6 +10,7 @@ mod import_users;
 mod ready;
 mod startup;
 mod telemetry;
+mod telemetry_metrics;
 mod transfer;
 
 use std::process::ExitCode;
