@@ -1,21 +1,24 @@
-//! What every request leaves behind for operators: Prometheus counters and a latency histogram per
-//! route template, method and status, and the `/metrics` route.
+//! What every request leaves behind for operators: a request id (the `x-request-id` header, on
+//! every log line of the request), one access-log line, Prometheus counters and a latency
+//! histogram per route template, method and status; and the `/metrics` route.
 //!
-//! Labels are route templates (`/v1/mgmt/user/provider/token`), never the requested path, so that
+//! Labels and logged routes are route templates (`/v1/mgmt/user/provider/token`), never the requested path, so that
 //! no login id, key or token reaches a label, and their number stays bounded. The hot path is a
 //! read lock, one hash of the template and a scan of a few entries: the metric handles of a
 //! (template, method, status) are made once and kept.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::{Counter, Histogram};
 use secrecy::{ExposeSecret, SecretString};
+use tracing::Instrument;
 
 /// Requests answered, by `method`, `route` and `status`.
 pub const REQUESTS: &str = "idvault_http_requests_total";
@@ -123,13 +126,82 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// The outermost layer: times the request and records it under its route template.
-pub async fn observe(State(metrics): State<Arc<HttpMetrics>>, req: Request, next: Next) -> Response {
+/// The request id header, read from the client (a proxy's id is kept) and always answered.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The target of the access-log lines: `IDVAULT_LOG=info,idvault::access=off` silences them alone.
+pub const ACCESS_LOG: &str = "idvault::access";
+
+/// An incoming request id is kept when it is short and plain (letters, digits, `-`, `_`, `.`,
+/// `:`), so that a client cannot put arbitrary text into the logs; otherwise a new one is made.
+fn acceptable_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    (1..=128).contains(&bytes.len())
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// A new request id: a random per-process prefix and a counter, unique without a random number
+/// per request.
+fn new_request_id() -> HeaderValue {
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        hasher.finish() & 0xffff_ffff
+    });
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let id = format!("{prefix:08x}{n:012x}");
+    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+/// The outermost layer. Gives the request its id and a span (request id, method, route template,
+/// and the project once a management key names it: never the path or query, which carry login
+/// ids and OAuth codes), writes one access-log line when answered, counts and times it.
+pub async fn observe(State(metrics): State<Arc<HttpMetrics>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
+    let request_id = match req.headers().get(&REQUEST_ID) {
+        Some(id) if acceptable_request_id(id) => id.clone(),
+        _ => {
+            let id = new_request_id();
+            req.headers_mut().insert(REQUEST_ID.clone(), id.clone());
+            id
+        }
+    };
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(req).await;
+    let route_str = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id.to_str().unwrap_or_default(),
+        method = %method_label(&method),
+        route = %route_str,
+        project = tracing::field::Empty,
+    );
+    let mut response = next.run(req).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
     let status = response.status();
-    metrics.record(route.as_ref().map(MatchedPath::as_str), &method, status, started.elapsed().as_secs_f64());
+    metrics.record(route.as_ref().map(MatchedPath::as_str), &method, status, elapsed.as_secs_f64());
+    span.in_scope(|| {
+        tracing::info!(
+            target: ACCESS_LOG,
+            status = status.as_u16(),
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "answered"
+        )
+    });
+    response.headers_mut().insert(REQUEST_ID.clone(), request_id);
     response
+}
+
+/// Names the project in the current request's span (and so in its access-log line), once a
+/// management key has been checked.
+pub fn record_project(project: &str) {
+    tracing::Span::current().record("project", tracing::field::display(project));
 }

@@ -10,7 +10,6 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{middleware, Json, Router};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -103,19 +102,12 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
     }
     app.layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::map_response(security_headers))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(middleware::from_fn_with_state(Arc::new(HttpMetrics::default()), observe::observe))
 }
 
 /// A router with only `GET /metrics`: for a separate metrics listener, or merged into the API's.
 pub fn metrics_router<S: Clone + Send + Sync + 'static>(metrics: MetricsRoute) -> Router<S> {
     Router::new().route("/metrics", get(observe::metrics_handler).with_state(metrics))
-}
-
-/// The span of one request: method and path only. The query is left out because it can carry
-/// secrets (the OAuth callback's `code` and `state`; login ids in management reads).
-fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
-    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
 }
 
 /// The policy of HTML answers that set none of their own: nothing may load, nothing may frame it.

@@ -1,5 +1,7 @@
-//! Logging. Human-readable lines on stderr; level from `IDVAULT_LOG` (or `RUST_LOG`), default
-//! `info` for the server and `warn` for one-shot commands. Nothing logged carries a secret: keys
+//! Logging. Human-readable lines on stderr, or one JSON object per line (`log_format = "json"`);
+//! levels per module from `IDVAULT_LOG` (or `RUST_LOG`), default `info` for the server and `warn`
+//! for one-shot commands. Every line of a request carries its span: request id, method, route
+//! template and project (see idvault_api::observe); in JSON under `span`. Nothing logged carries a secret: keys
 //! and tokens are `SecretString`s and handlers skip their arguments.
 
 use tracing_subscriber::EnvFilter;
@@ -18,7 +20,7 @@ pub fn init(server: bool, format: crate::config::LogFormat) {
     let _ = match format {
         crate::config::LogFormat::Human => builder.try_init(),
         crate::config::LogFormat::Json => {
-            builder.json().flatten_event(true).with_current_span(true).try_init()
+            builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()
         }
     };
 }

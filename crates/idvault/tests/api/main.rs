@@ -17,6 +17,7 @@ mod http_hardening;
 mod import_users;
 mod keyring;
 mod keys;
+mod logs;
 mod metrics;
 mod mutations;
 mod oauth_server;
