@@ -83,7 +83,8 @@ pub struct GlobalFlags {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub master_key: Option<String>,
 
-    /// Log line format on stderr [default: human].
+    /// Log line format on stderr: `human` (one readable line per event) or `json` (one object per
+    /// line, for log collectors) [default: human].
     #[arg(long, global = true, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
@@ -92,7 +93,7 @@ pub struct GlobalFlags {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage projects.
@@ -269,7 +270,9 @@ pub struct Flags<'a> {
 pub enum ConfigCommand {
     /// Print the effective configuration (secrets masked) with where each value came from; fail
     /// on unknown keys or invalid values. Takes `serve`'s flags, to show their effect.
-    Check(ServeArgs),
+    Check(Box<ServeArgs>),
+    /// Print the reference of every setting (Markdown), as in docs/configuration.md.
+    Reference,
 }
 
 #[derive(Subcommand, Debug)]

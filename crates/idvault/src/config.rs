@@ -287,6 +287,86 @@ impl<P: Provider> Provider for Named<P> {
     }
 }
 
+/// Keys with no flag (secrets are not put on command lines), described here.
+const NO_FLAG_DOCS: &[(&str, &str)] = &[(
+    "metrics_token",
+    "Bearer token that `/metrics` on the main listener asks for (`Authorization: Bearer <token>`). \
+     Unset: `/metrics` on the main listener answers anyone. Not asked on `metrics_listen`.",
+)];
+
+/// docs/configuration.md: every key with its environment variable, flag, default and meaning.
+/// The meanings are the flags' help (src/cli.rs), so that `--help` and the reference say the same;
+/// the defaults are `Config::default()`'s. A test keeps the committed file equal to this.
+pub fn reference(cli: &clap::Command) -> Result<String, ConfigError> {
+    let serve = cli.find_subcommand("serve");
+    let flag_of = |key: &str| {
+        let global = cli.get_arguments().find(|a| a.get_id() == key).map(|a| (a, false));
+        global
+            .or_else(|| serve.and_then(|s| s.get_arguments().find(|a| a.get_id() == key)).map(|a| (a, true)))
+    };
+    let defaults = serde_json::to_value(Config::default()).map_err(|e| ConfigError(e.to_string()))?;
+    let mut out = String::from(REFERENCE_HEAD);
+    out.push_str("| key | environment | flag | default | meaning |\n|---|---|---|---|---|\n");
+    for key in keys() {
+        let flag = flag_of(key);
+        let help = match flag {
+            Some((arg, _)) => arg.get_long_help().or(arg.get_help()).map(ToString::to_string),
+            None => NO_FLAG_DOCS.iter().find(|(k, _)| k == key).map(|(_, doc)| (*doc).to_owned()),
+        }
+        .ok_or_else(|| {
+            ConfigError(format!("`{key}` has no description: give it a flag or a NO_FLAG_DOCS entry"))
+        })?;
+        let help = help.split(" [default: ").next().unwrap_or_default();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|");
+        let mut env = format!("`IDVAULT_{}`", key.to_ascii_uppercase());
+        if SECRET_KEYS.contains(key) {
+            env.push_str(&format!(", `IDVAULT_{}_FILE`", key.to_ascii_uppercase()));
+        }
+        let flag = match flag {
+            Some((arg, serve_only)) => {
+                let name = arg.get_long().unwrap_or(key);
+                format!("`--{name}`{}", if serve_only { " (serve)" } else { "" })
+            }
+            None => "none (secret)".to_owned(),
+        };
+        let default = match defaults.get(*key) {
+            None | Some(serde_json::Value::Null) => "unset".to_owned(),
+            Some(serde_json::Value::String(s)) if s.is_empty() => "empty".to_owned(),
+            Some(value) => format!("`{value}`"),
+        };
+        out.push_str(&format!("| `{key}` | {env} | {flag} | {default} | {help} |\n"));
+    }
+    Ok(out)
+}
+
+const REFERENCE_HEAD: &str = "# Configuration reference
+
+Generated from the code by `idvault config reference` (src/config.rs and the flags' help in
+src/cli.rs); a test fails when this file and the code differ. Regenerate it with
+`UPDATE_DOCS=1 cargo test -p idvault --test api config_reference`.
+
+Every key can be set in the TOML file named by `--config FILE` or `IDVAULT_CONFIG` (flat: `key =
+value`, keys as below), in the environment, or with the flag; a flag wins over the environment,
+which wins over the file, which wins over the default. Durations are written as `10s`, `5min`,
+`30days`. Secrets also have a `_file` form (`master_key_file` in the file,
+`IDVAULT_MASTER_KEY_FILE` in the environment) naming a file that holds the value; its trailing
+newline is ignored. `idvault config check` prints the effective configuration with secrets masked
+and refuses unknown keys.
+
+```toml
+# /etc/idvault/idvault.toml
+listen = \"0.0.0.0:8080\"
+public_url = \"https://id.example.com\"
+database_url_file = \"/run/secrets/idvault-database-url\"
+master_key_file = \"/run/secrets/idvault-master-key\"
+db_pool_size = 16
+refresh_skew = \"2min\"
+log_format = \"json\"
+metrics_listen = \"10.0.0.5:9464\"
+```
+
+";
+
 /// Replaces each `<secret>_file` key of a provider's data by `<secret>`, read from that file
 /// (a trailing newline removed), so that a file read from the environment has the environment's
 /// precedence. Setting both forms in one place is refused.

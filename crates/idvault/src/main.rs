@@ -27,8 +27,21 @@ fn main() -> ExitCode {
         clap_complete::generate(shell, &mut cmd, "idvault", &mut std::io::stdout());
         return ExitCode::SUCCESS;
     }
+    if let Command::Config(cli::ConfigCommand::Reference) = cli.command {
+        return match config::reference(&<Cli as clap::CommandFactory>::command()) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let serve_flags = match &cli.command {
-        Command::Serve(args) | Command::Config(cli::ConfigCommand::Check(args)) => Some(args),
+        Command::Serve(args) => Some(&**args),
+        Command::Config(cli::ConfigCommand::Check(args)) => Some(&**args),
         _ => None,
     };
     let loaded =

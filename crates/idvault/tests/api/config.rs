@@ -178,3 +178,72 @@ fn secrets_come_from_files_and_are_never_printed() {
     assert!(!server.stderr().contains(secret_part), "the server logged the key");
     assert!(server.stop().success());
 }
+
+/// docs/configuration.md is `idvault config reference`: generated from the configuration struct
+/// and the flags' help. After a deliberate change regenerate it with
+/// `UPDATE_DOCS=1 cargo test -p idvault --test api config_reference`.
+#[test]
+fn config_reference_in_docs_is_the_code_s() {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+    let out = idvault(None, &[], &["config", "reference"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rendered = String::from_utf8(out.stdout).unwrap();
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if rendered == committed {
+        return;
+    }
+    if std::env::var("UPDATE_DOCS").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &rendered).unwrap();
+        return;
+    }
+    let first_difference = committed
+        .lines()
+        .zip(rendered.lines())
+        .enumerate()
+        .find(|(_, (a, b))| a != b)
+        .map(|(i, (a, b))| format!("line {}:\n  committed: {a}\n  rendered:  {b}", i + 1))
+        .unwrap_or_else(|| "one is a prefix of the other".to_owned());
+    panic!(
+        "docs/configuration.md differs from the code (src/config.rs, src/cli.rs) at {first_difference}\n\
+         If the change is deliberate, regenerate it with\n  \
+         UPDATE_DOCS=1 cargo test -p idvault --test api config_reference\nand commit docs/configuration.md."
+    );
+}
+
+#[test]
+fn a_secret_file_named_in_the_configuration_file_is_read() {
+    let dir = TestDir::new();
+    let token_file = dir.path().join("metrics-token");
+    std::fs::write(&token_file, "from-a-file\n").unwrap();
+    let config = dir.path().join("idvault.toml");
+    std::fs::write(&config, format!("metrics_token_file = {:?}\n", token_file.to_str().unwrap())).unwrap();
+    let out = check(Some(&config), &[], &[]);
+    assert!(line(&out, "metrics_token").starts_with("metrics_token = \"********\""), "{out}");
+    assert!(!out.contains("from-a-file"), "{out}");
+    // The environment's plain value wins over the file's `_file` form.
+    let out = check(Some(&config), &[("IDVAULT_METRICS_TOKEN", "from-env")], &[]);
+    assert!(line(&out, "metrics_token").contains("environment IDVAULT_METRICS_TOKEN"), "{out}");
+    // A missing secret file is an error naming the key.
+    std::fs::remove_file(&token_file).unwrap();
+    let out = idvault(Some(&config), &[], &["config", "check"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("metrics_token_file"), "{out:?}");
+}
+
+#[test]
+fn shell_completions_cover_the_commands_and_flags() {
+    for (shell, marker) in
+        [("bash", "_idvault()"), ("zsh", "#compdef idvault"), ("fish", "complete -c idvault")]
+    {
+        let out = idvault(None, &[], &["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", String::from_utf8_lossy(&out.stderr));
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(script.contains(marker), "{shell}: {script}");
+        for word in ["serve", "listen", "metrics-listen", "completions"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    // Completions need no configuration: a broken one does not stop them.
+    let out = idvault(None, &[("IDVAULT_CONFIG", "/nonexistent/idvault.toml")], &["completions", "bash"]);
+    assert!(out.status.success());
+}
