@@ -202,6 +202,9 @@ impl ApiError {
 impl From<Error> for ApiError {
     fn from(err: Error) -> Self {
         let code = err.code();
+        if matches!(err, Error::Storage(_)) {
+            metrics::counter!(STORAGE_ERRORS).increment(1);
+        }
         if code == Code::TokenUndecryptable {
             tracing::error!(error = %err, "stored secret failed authentication");
         }
@@ -233,3 +236,6 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Requests answered with a storage error (the database unreachable, full, timed out...).
+pub const STORAGE_ERRORS: &str = "idvault_storage_errors_total";

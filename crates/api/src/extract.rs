@@ -30,6 +30,7 @@ where
         let state = AppState::from_ref(state);
         let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
         let project = state.projects.authenticate(header).await?;
+        crate::observe::record_project(project.as_str());
         Ok(MgmtAuth(project))
     }
 }

@@ -10,12 +10,14 @@ pub mod error;
 pub mod extract;
 pub mod fields;
 pub mod import;
+pub mod observe;
 pub mod openapi;
 pub mod ratelimit;
 pub mod router;
 pub mod routes;
 pub mod state;
 
+pub use observe::{MetricsRoute, RenderMetrics};
 pub use ratelimit::{FailureLimit, RateLimit};
-pub use router::{openapi, router, HttpSettings};
+pub use router::{metrics_router, openapi, router, HttpSettings};
 pub use state::AppState;

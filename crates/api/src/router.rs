@@ -10,7 +10,6 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{middleware, Json, Router};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -18,6 +17,7 @@ use idvault_core::error::Code;
 use idvault_core::limits::MAX_BODY_BYTES;
 
 use crate::error::ApiError;
+use crate::observe::{self, HttpMetrics, MetricsRoute};
 use crate::openapi::{ApiDoc, DOCS_CSP, DOCS_HTML};
 use crate::ratelimit::{FailureLimit, FailureLimiter, KeyedLimiter, RateLimit};
 use crate::routes;
@@ -55,6 +55,8 @@ pub struct HttpSettings {
     /// Per-client-address budget of wrong management keys and forged session tokens; `None` (or
     /// a zero rate) disables it.
     pub credential_failure_limit: Option<FailureLimit>,
+    /// `/metrics` on this router; `None` when it is served elsewhere (or not at all).
+    pub metrics: Option<MetricsRoute>,
 }
 
 impl Default for HttpSettings {
@@ -62,6 +64,7 @@ impl Default for HttpSettings {
         HttpSettings {
             auth_rate_limit: Some(RateLimit::AUTH_DEFAULT),
             credential_failure_limit: Some(FailureLimit::DEFAULT),
+            metrics: None,
         }
     }
 }
@@ -69,6 +72,10 @@ impl Default for HttpSettings {
 pub fn router(state: AppState, settings: &HttpSettings) -> Router {
     let (routes, doc) = api_routes().split_for_parts();
     let doc = Arc::new(doc);
+    let mut routes = routes;
+    if let Some(metrics) = &settings.metrics {
+        routes = routes.merge(metrics_router(metrics.clone()));
+    }
     let mut app = routes
         .route(
             "/openapi.json",
@@ -95,13 +102,12 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
     }
     app.layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::map_response(security_headers))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(middleware::from_fn_with_state(Arc::new(HttpMetrics::default()), observe::observe))
 }
 
-/// The span of one request: method and path only. The query is left out because it can carry
-/// secrets (the OAuth callback's `code` and `state`; login ids in management reads).
-fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
-    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+/// A router with only `GET /metrics`: for a separate metrics listener, or merged into the API's.
+pub fn metrics_router<S: Clone + Send + Sync + 'static>(metrics: MetricsRoute) -> Router<S> {
+    Router::new().route("/metrics", get(observe::metrics_handler).with_state(metrics))
 }
 
 /// The policy of HTML answers that set none of their own: nothing may load, nothing may frame it.

@@ -494,3 +494,17 @@ impl<T> Store for T where
 }
 
 pub type SharedStore = Arc<dyn Store>;
+
+/// A snapshot of one connection pool, for metrics (read at scrape time, never on a request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// `queries`, `refresh_locks` (PostgreSQL) or `sqlite_readers`.
+    pub pool: &'static str,
+    pub max: usize,
+    /// Connections lent out now.
+    pub in_use: usize,
+    /// Callers waiting for a connection now (PostgreSQL).
+    pub waiting: usize,
+    /// Callers that ever had to wait for a connection (SQLite readers: all were busy).
+    pub waits_total: u64,
+}

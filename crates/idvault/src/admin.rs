@@ -1,7 +1,7 @@
 //! One-shot commands working on the same data directory as a running server: migrations, projects
 //! and management keys. SQLite's WAL lets them run beside the server.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -72,6 +72,12 @@ fn print_provider(p: &ProviderConfig) {
 fn read_client_secret(args: &ProviderSetArgs) -> anyhow::Result<Option<SecretString>> {
     if let Some(path) = &args.client_secret_file {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        return Ok(Some(SecretString::from(text.trim_end_matches(['\r', '\n']).to_owned())));
+    }
+    // IDVAULT_CLIENT_SECRET_FILE: as container secrets are mounted.
+    if let Some(path) = std::env::var_os("IDVAULT_CLIENT_SECRET_FILE").filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         return Ok(Some(SecretString::from(text.trim_end_matches(['\r', '\n']).to_owned())));
     }
     Ok(std::env::var("IDVAULT_CLIENT_SECRET").ok().filter(|s| !s.is_empty()).map(SecretString::from))

@@ -1,11 +1,14 @@
-//! The command line (clap). Every flag that matters in production also reads an `IDVAULT_*`
-//! environment variable.
+//! The command line (clap). The settings' flags are the top layer of the configuration
+//! (src/config.rs): environment variables and the configuration file are read there.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use idvault_core::provider::AllowedHosts;
+use serde::Serialize;
+
+use crate::config::LogFormat;
 
 fn parse_allowed_hosts(s: &str) -> Result<AllowedHosts, String> {
     AllowedHosts::parse(s)
@@ -15,55 +18,82 @@ fn parse_allowed_hosts(s: &str) -> Result<AllowedHosts, String> {
 #[command(
     name = "idvault",
     version,
-    about = "Self-hosted, Descope-compatible identity back end with a provider-token vault"
+    about = "Self-hosted, Descope-compatible identity back end with a provider-token vault",
+    after_long_help = SETTINGS_HELP
 )]
 pub struct Cli {
-    /// Directory holding the SQLite database and the master key file.
-    #[arg(long, global = true, env = "IDVAULT_DATA_DIR", default_value = "./idvault-data")]
-    pub data_dir: PathBuf,
+    /// TOML configuration file; its keys are the flags' names in snake_case (see
+    /// docs/configuration.md). Flags win over environment variables, which win over the file.
+    #[arg(long, global = true, env = "IDVAULT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
-    /// PostgreSQL instead of SQLite in the data directory, e.g.
-    /// `postgres://idvault@db.example/idvault`. Several replicas may share one database.
-    #[arg(long, global = true, env = "IDVAULT_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-
-    /// PostgreSQL: pooled connections for queries (refresh locks use a second pool of this size).
-    #[arg(long, global = true, env = "IDVAULT_DB_POOL_SIZE")]
-    pub db_pool_size: Option<usize>,
-
-    /// PostgreSQL: how long to wait for a connection.
-    #[arg(long, global = true, env = "IDVAULT_DB_CONNECT_TIMEOUT", value_parser = humantime::parse_duration)]
-    pub db_connect_timeout: Option<std::time::Duration>,
-
-    /// PostgreSQL: `statement_timeout` of every session (`0s` keeps the server's setting).
-    #[arg(long, global = true, env = "IDVAULT_DB_STATEMENT_TIMEOUT", value_parser = humantime::parse_duration)]
-    pub db_statement_timeout: Option<std::time::Duration>,
-
-    /// SQLite: MiB of the database file memory-mapped for reads. Default: as much as SQLite
-    /// allows (2047 MiB). Mapped pages are the kernel's file cache, shared and reclaimable; they
-    /// show in VmRSS (RssFile), not in anonymous memory. `0` reads through SQLite's page cache.
-    #[arg(long, global = true, env = "IDVAULT_SQLITE_MMAP_MIB")]
-    pub sqlite_mmap_mib: Option<u64>,
-
-    /// Master keyring: one base64 key, or `version:base64` entries separated by commas. When
-    /// unset, `master.key` in the data directory is used (created on first start).
-    #[arg(
-        long = "master-key",
-        global = true,
-        env = "IDVAULT_MASTER_KEY",
-        hide_env_values = true,
-        hide = true
-    )]
-    pub master_key: Option<String>,
+    #[command(flatten)]
+    pub global: GlobalFlags,
 
     #[command(subcommand)]
     pub command: Command,
 }
 
+const SETTINGS_HELP: &str = "Every setting is also read from the configuration file (--config) and from the \
+environment variable IDVAULT_<NAME> (IDVAULT_DATA_DIR, IDVAULT_LISTEN...); secrets also from \
+IDVAULT_<NAME>_FILE. `idvault config check` prints the effective configuration.";
+
+/// Settings every command uses. Unset flags fall back to the environment, the configuration file
+/// and the defaults (src/config.rs), in that order; they are serialized into the configuration
+/// merge, unset ones skipped.
+#[derive(Args, Debug, Default, Serialize)]
+pub struct GlobalFlags {
+    /// Directory holding the SQLite database and the master key file [default: ./idvault-data].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+
+    /// PostgreSQL instead of SQLite in the data directory, e.g.
+    /// `postgres://idvault@db.example/idvault`. Several replicas may share one database.
+    /// Prefer IDVAULT_DATABASE_URL_FILE when the URL carries a password.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+
+    /// PostgreSQL: pooled connections for queries (refresh locks use a second pool of this size).
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db_pool_size: Option<usize>,
+
+    /// PostgreSQL: how long to wait for a connection.
+    #[arg(long, global = true, value_parser = crate::config::duration_flag)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db_connect_timeout: Option<String>,
+
+    /// PostgreSQL: `statement_timeout` of every session (`0s` keeps the server's setting).
+    #[arg(long, global = true, value_parser = crate::config::duration_flag)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db_statement_timeout: Option<String>,
+
+    /// SQLite: MiB of the database file memory-mapped for reads. Default: as much as SQLite
+    /// allows (2047 MiB). Mapped pages are the kernel's file cache, shared and reclaimable; they
+    /// show in VmRSS (RssFile), not in anonymous memory. `0` reads through SQLite's page cache.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sqlite_mmap_mib: Option<u64>,
+
+    /// Master keyring: one base64 key, or `version:base64` entries separated by commas. When
+    /// unset, `master.key` in the data directory is used (created on first start).
+    #[arg(long = "master-key", global = true, hide = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master_key: Option<String>,
+
+    /// Log line format on stderr: `human` (one readable line per event) or `json` (one object per
+    /// line, for log collectors) [default: human].
+    #[arg(long, global = true, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage projects.
@@ -107,6 +137,14 @@ pub enum Command {
     },
     /// Exit 0 if a running server answers its readiness probe (for container health checks).
     Healthcheck(HealthcheckArgs),
+    /// Check the configuration (file, environment, flags).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script, e.g. `idvault completions bash > /etc/bash_completion.d/idvault`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 impl Command {
@@ -115,34 +153,41 @@ impl Command {
     }
 }
 
-#[derive(Args, Debug)]
+/// `serve`'s flags; defaults in src/config.rs. Unset flags are skipped in the configuration merge.
+#[derive(Args, Debug, Default, Serialize)]
 pub struct ServeArgs {
-    /// Address to listen on. Port 0 picks a free port (printed at start).
-    #[arg(long, env = "IDVAULT_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    /// Address to listen on. Port 0 picks a free port (printed at start) [default: 127.0.0.1:8080].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
 
     /// Once listening, write the server's URL, port, project id, backend and process id (and,
     /// on a first start, the management key it created) to this file as JSON, atomically and
     /// readable by the owner only; removed again on a clean shutdown. For scripts and test
     /// harnesses: wait for the file instead of reading the console.
-    #[arg(long, env = "IDVAULT_READY_FILE")]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ready_file: Option<PathBuf>,
 
     /// Do not apply migrations at start; refuse to run on an out-of-date schema instead.
     #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub no_migrate: bool,
 
-    /// Refresh a stored access token on read when it expires within this margin.
-    #[arg(long, env = "IDVAULT_REFRESH_SKEW", default_value = "60s", value_parser = humantime::parse_duration)]
-    pub refresh_skew: std::time::Duration,
+    /// Refresh a stored access token on read when it expires within this margin [default: 60s].
+    #[arg(long, value_parser = crate::config::duration_flag)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_skew: Option<String>,
 
-    /// Timeout of one call to an OAuth provider (waiting for a slot included).
-    #[arg(long, env = "IDVAULT_PROVIDER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub provider_timeout: std::time::Duration,
+    /// Timeout of one call to an OAuth provider (waiting for a slot included) [default: 10s].
+    #[arg(long, value_parser = crate::config::duration_flag)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_timeout: Option<String>,
 
-    /// Concurrent calls per project and provider host.
-    #[arg(long, env = "IDVAULT_PROVIDER_CONCURRENCY", default_value_t = 32)]
-    pub provider_concurrency: usize,
+    /// Concurrent calls per project and provider host [default: 32].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_concurrency: Option<usize>,
 
     /// Concurrent token refreshes per project and provider; more wait (up to the provider
     /// timeout) for a slot. Keeps a hung provider from holding all refresh capacity (on
@@ -163,53 +208,87 @@ pub struct ServeArgs {
     /// Hosts, IP addresses and CIDRs, comma-separated, that OAuth providers may use although
     /// they are not public (loopback, private networks), http included; for example
     /// `127.0.0.1,10.0.0.0/8,idp.internal`. Other provider URLs must be https to public addresses.
-    #[arg(long, env = "IDVAULT_PROVIDER_ALLOWED_HOSTS", value_parser = parse_allowed_hosts)]
-    pub provider_allowed_hosts: Option<AllowedHosts>,
+    #[arg(long, value_parser = crate::config::allowed_hosts_flag)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_allowed_hosts: Option<String>,
 
     /// The URL browsers and providers reach idvault at; the OAuth callback is
     /// `<public-url>/v1/auth/oauth/callback`. Defaults to `http://<listen address>`.
-    #[arg(long, env = "IDVAULT_PUBLIC_URL")]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
 
-    /// Lifetime of session JWTs.
-    #[arg(long, env = "IDVAULT_SESSION_TTL", default_value = "10min", value_parser = humantime::parse_duration)]
-    pub session_ttl: std::time::Duration,
+    /// Lifetime of session JWTs [default: 10min].
+    #[arg(long, value_parser = crate::config::duration_flag)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_ttl: Option<String>,
 
-    /// How long a started sign-in may take before its state expires.
-    #[arg(long, env = "IDVAULT_OAUTH_STATE_TTL", default_value = "10min", value_parser = humantime::parse_duration)]
-    pub oauth_state_ttl: std::time::Duration,
+    /// How long a started sign-in may take before its state expires [default: 10min].
+    #[arg(long, value_parser = crate::config::duration_flag)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth_state_ttl: Option<String>,
 
-    /// Lifetime of refresh JWTs (sessions).
-    #[arg(long, env = "IDVAULT_REFRESH_TTL", default_value = "30days", value_parser = humantime::parse_duration)]
-    pub refresh_ttl: std::time::Duration,
+    /// Lifetime of refresh JWTs (sessions) [default: 30days].
+    #[arg(long, value_parser = crate::config::duration_flag)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_ttl: Option<String>,
 
     /// Most pending (started, unexpired) sign-ins per project before `authorize` answers 429.
-    #[arg(long, env = "IDVAULT_MAX_PENDING_SIGN_INS", default_value_t = idvault_core::limits::MAX_PENDING_SIGN_INS, hide = true)]
-    pub max_pending_sign_ins: u64,
+    #[arg(long, hide = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_pending_sign_ins: Option<u64>,
 
     /// Time a client has to send a request's headers, from the moment the server waits for them
-    /// (also closes idle keep-alive connections after this time). `0s` disables it.
-    #[arg(long, env = "IDVAULT_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub header_read_timeout: std::time::Duration,
+    /// (also closes idle keep-alive connections after this time). `0s` disables it [default: 10s].
+    #[arg(long, value_parser = crate::config::duration_flag)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_read_timeout: Option<String>,
 
     /// Requests per second per client address on the unauthenticated `/v1/auth/*` routes
     /// (sign-in, code exchange, refresh, logout, me). `0` disables the limit.
-    #[arg(long, env = "IDVAULT_AUTH_RATE_LIMIT", default_value_t = idvault_api::RateLimit::AUTH_DEFAULT.per_second)]
-    pub auth_rate_limit: u32,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_rate_limit: Option<u32>,
 
     /// Burst size of that limit: requests a client address may make at once. `0` disables it.
-    #[arg(long, env = "IDVAULT_AUTH_RATE_BURST", default_value_t = idvault_api::RateLimit::AUTH_DEFAULT.burst)]
-    pub auth_rate_burst: u32,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_rate_burst: Option<u32>,
 
     /// Brute-force limit: wrong management keys and forged session tokens per minute a client
     /// address may present once its burst is spent. While its budget is empty, its requests with
     /// credentials are refused (429). `0` disables the limit.
-    #[arg(long, env = "IDVAULT_CREDENTIAL_FAILURE_LIMIT", default_value_t = idvault_api::FailureLimit::DEFAULT.per_minute)]
-    pub credential_failure_limit: u32,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_failure_limit: Option<u32>,
 
     /// Burst of that limit: wrong credentials a client address may present at once. `0` disables it.
-    #[arg(long, env = "IDVAULT_CREDENTIAL_FAILURE_BURST", default_value_t = idvault_api::FailureLimit::DEFAULT.burst)]
-    pub credential_failure_burst: u32,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_failure_burst: Option<u32>,
+
+    /// Serve `/metrics` on this separate address (no token asked there) instead of the main listener.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// The flags given on the command line, global and `serve`'s, as one configuration layer.
+#[derive(Serialize)]
+pub struct Flags<'a> {
+    #[serde(flatten)]
+    pub global: &'a GlobalFlags,
+    #[serde(flatten)]
+    pub serve: Option<&'a ServeArgs>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (secrets masked) with where each value came from; fail
+    /// on unknown keys or invalid values. Takes `serve`'s flags, to show their effect.
+    Check(Box<ServeArgs>),
+    /// Print the reference of every setting (Markdown), as in docs/configuration.md.
+    Reference,
 }
 
 #[derive(Subcommand, Debug)]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 
-use idvault_api::{AppState, FailureLimit, HttpSettings, RateLimit};
+use idvault_api::{AppState, FailureLimit, HttpSettings, MetricsRoute, RateLimit};
 use idvault_core::auth::AuthSettings;
 use idvault_core::clock::SystemClock;
 use idvault_core::project::ProjectService;
@@ -17,7 +17,7 @@ use idvault_crypto::{check_data_keys, Envelope, JwtSigner, KeySource, Keyring, M
 use idvault_oauth::{HttpOAuthClient, OAuthSettings};
 
 use crate::backend::{Backend, DbTarget};
-use crate::cli::ServeArgs;
+use crate::config::Config;
 use crate::ready::{ReadyFile, ReadyInfo};
 
 pub const DB_FILE: &str = "idvault.db";
@@ -109,12 +109,9 @@ fn describe_source(keyring: &Keyring) -> String {
     }
 }
 
-pub async fn serve(
-    data_dir: &Path,
-    db: &DbTarget,
-    master_key: Option<&str>,
-    args: ServeArgs,
-) -> anyhow::Result<()> {
+pub async fn serve(args: &Config, db: &DbTarget) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.as_path();
+    let master_key = args.master_key.as_ref().map(|k| k.expose_secret());
     ensure_data_dir(data_dir)?;
     if let Some(path) = &args.ready_file {
         ReadyFile::clear_stale(path)?;
@@ -124,7 +121,7 @@ pub async fn serve(
     let keyring = open_keyring(master_key, data_dir, store.as_ref()).await?;
     let clock = Arc::new(SystemClock);
     let cipher = Arc::new(Envelope::new(keyring, store.clone(), clock.clone()));
-    let allowed_hosts = args.provider_allowed_hosts.clone().unwrap_or_default();
+    let allowed_hosts = args.provider_allowed_hosts.clone();
     if !allowed_hosts.is_empty() {
         tracing::info!(%allowed_hosts, "OAuth providers may use these non-public hosts (http included)");
     }
@@ -183,14 +180,36 @@ pub async fn serve(
     };
     tracing::info!(%addr, data_dir = %data_dir.display(), "idvault started");
 
+    let metrics = MetricsRoute {
+        render: crate::telemetry_metrics::install(&backend)?,
+        token: args.metrics_token.clone().map(Arc::new),
+    };
+    // A separate metrics address (for the monitoring network) asks no token; the main listener
+    // then has no /metrics at all.
+    let metrics_server = match args.metrics_listen {
+        Some(metrics_addr) => {
+            let metrics_listener = tokio::net::TcpListener::bind(metrics_addr)
+                .await
+                .with_context(|| format!("binding the metrics address {metrics_addr}"))?;
+            tracing::info!(addr = %metrics_listener.local_addr()?, "metrics at /metrics");
+            let app = idvault_api::metrics_router(MetricsRoute { token: None, ..metrics.clone() });
+            let timeout = args.header_read_timeout;
+            Some(tokio::spawn(serve_http(metrics_listener, app, timeout, std::future::pending())))
+        }
+        None => None,
+    };
     let http = HttpSettings {
         auth_rate_limit: Some(RateLimit { per_second: args.auth_rate_limit, burst: args.auth_rate_burst }),
         credential_failure_limit: Some(FailureLimit {
             per_minute: args.credential_failure_limit,
             burst: args.credential_failure_burst,
         }),
+        metrics: metrics_server.is_none().then_some(metrics),
     };
     serve_http(listener, idvault_api::router(state, &http), args.header_read_timeout, shutdown).await;
+    if let Some(task) = metrics_server {
+        task.abort();
+    }
 
     if let Some(task) = revocation_listener {
         task.abort();

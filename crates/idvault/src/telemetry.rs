@@ -1,5 +1,7 @@
-//! Logging. Human-readable lines on stderr; level from `IDVAULT_LOG` (or `RUST_LOG`), default
-//! `info` for the server and `warn` for one-shot commands. Nothing logged carries a secret: keys
+//! Logging. Human-readable lines on stderr, or one JSON object per line (`log_format = "json"`);
+//! levels per module from `IDVAULT_LOG` (or `RUST_LOG`), default `info` for the server and `warn`
+//! for one-shot commands. Every line of a request carries its span: request id, method, route
+//! template and project (see idvault_api::observe); in JSON under `span`. Nothing logged carries a secret: keys
 //! and tokens are `SecretString`s and handlers skip their arguments.
 
 use tracing_subscriber::filter::Directive;
@@ -11,7 +13,7 @@ use tracing_subscriber::EnvFilter;
 /// (the module that logs them too, since a directive naming it would take precedence).
 const CAPPED_AT_INFO: &[&str] = &["tokio_postgres", "tokio_postgres::query"];
 
-pub fn init(server: bool) {
+pub fn init(server: bool, format: crate::config::LogFormat) {
     let default = if server { "info" } else { "warn" };
     let filter = std::env::var("IDVAULT_LOG")
         .ok()
@@ -24,5 +26,14 @@ pub fn init(server: bool) {
         .iter()
         .filter_map(|target| format!("{target}=info").parse::<Directive>().ok())
         .fold(filter, EnvFilter::add_directive);
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // Colours only on a terminal: escape codes in a log file or collector are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let _ = match format {
+        crate::config::LogFormat::Human => builder.try_init(),
+        crate::config::LogFormat::Json => {
+            builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()
+        }
+    };
 }

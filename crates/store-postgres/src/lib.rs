@@ -308,6 +308,21 @@ fn build_pool(cfg: tokio_postgres::Config, size: usize, opts: &PgOptions) -> Res
 }
 
 impl PgStore {
+    /// The query pool's and the refresh-lock pool's use now, for metrics.
+    pub fn pool_stats(&self) -> [idvault_core::store::PoolStats; 2] {
+        let stats = |pool: &'static str, p: &Pool| {
+            let s = p.status();
+            idvault_core::store::PoolStats {
+                pool,
+                max: s.max_size,
+                in_use: s.size.saturating_sub(s.available),
+                waiting: s.waiting,
+                waits_total: 0,
+            }
+        };
+        [stats("queries", &self.inner.pool), stats("refresh_locks", &self.inner.lock_pool)]
+    }
+
     /// Connects to the database at `url` (`postgres://user:password@host:port/dbname`, or the
     /// libpq key-value form), checks the schema version (migrating first when
     /// `opts.migrate`), and opens the pools. Fails if the database cannot be reached, if its

@@ -221,6 +221,11 @@ fn current_schema_version(conn: &Connection) -> Result<i32> {
 }
 
 impl SqliteStore {
+    /// The reader pool's use now, for metrics.
+    pub fn pool_stats(&self) -> idvault_core::store::PoolStats {
+        self.inner.readers.stats()
+    }
+
     /// Opens (creating if needed) the database file at `path`.
     pub fn open(path: &Path, opts: &SqliteOptions) -> Result<Self> {
         owner_only_files(path)?;

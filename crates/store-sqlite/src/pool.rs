@@ -2,7 +2,7 @@
 //! rotating index; only when every connection is busy does a caller wait on one.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use rusqlite::{Connection, OpenFlags};
@@ -14,6 +14,8 @@ use crate::storage_err;
 pub(crate) struct ReaderPool {
     conns: Vec<Mutex<Connection>>,
     next: AtomicUsize,
+    /// Reads that found every connection busy and waited (counted on that slow path only).
+    waits: AtomicU64,
 }
 
 impl ReaderPool {
@@ -35,7 +37,7 @@ impl ReaderPool {
         if conns.is_empty() {
             return Err(Error::Internal("reader pool needs at least one connection".into()));
         }
-        Ok(ReaderPool { conns, next: AtomicUsize::new(0) })
+        Ok(ReaderPool { conns, next: AtomicUsize::new(0), waits: AtomicU64::new(0) })
     }
 
     pub(crate) fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
@@ -46,7 +48,20 @@ impl ReaderPool {
                 return f(&conn);
             }
         }
+        self.waits.fetch_add(1, Ordering::Relaxed);
         let conn = self.conns[start].lock().unwrap_or_else(|p| p.into_inner());
         f(&conn)
+    }
+
+    /// Connections in use now (those that cannot be taken), and the waits so far.
+    pub(crate) fn stats(&self) -> idvault_core::store::PoolStats {
+        let in_use = self.conns.iter().filter(|c| c.try_lock().is_err()).count();
+        idvault_core::store::PoolStats {
+            pool: "sqlite_readers",
+            max: self.conns.len(),
+            in_use,
+            waiting: 0,
+            waits_total: self.waits.load(Ordering::Relaxed),
+        }
     }
 }

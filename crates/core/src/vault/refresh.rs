@@ -25,6 +25,30 @@ use crate::store::{RefreshKey, SharedStore};
 use crate::vault::provider_guard::{BreakerReport, ProviderGuardSettings, ProviderGuards};
 use crate::vault::single_flight::RefreshLocks;
 
+/// Refresh attempts by `provider` (the configured provider or app name) and `outcome`:
+/// `refreshed`, `invalid_grant` (flagged for re-consent), `provider_error`, `meanwhile` (another
+/// caller refreshed while this one waited) or `reauth_required` (the same, and it was flagged).
+pub const REFRESHES: &str = "idvault_token_refreshes_total";
+/// Callers that found a refresh of the same token in flight and waited for it, by `provider`.
+pub const REFRESH_WAITS: &str = "idvault_token_refresh_waits_total";
+/// Callers waiting for an in-flight refresh now.
+pub const REFRESH_WAITING: &str = "idvault_token_refresh_waiting";
+/// Stored tokens flagged as needing re-consent (the provider refused their refresh token).
+pub const FLAGGED_REAUTH: &str = "idvault_tokens_flagged_reauth_total";
+
+/// Labels are the provider's configured name (an operator's choice, never user data).
+fn count_refresh(provider: &str, outcome: &'static str) {
+    metrics::counter!(REFRESHES, "provider" => provider.to_owned(), "outcome" => outcome).increment(1);
+}
+
+struct DecrementOnDrop(metrics::Gauge);
+
+impl Drop for DecrementOnDrop {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
 /// What the refresh procedure reads from a stored row.
 pub struct SlotState<'a> {
     pub version: i64,
@@ -100,7 +124,17 @@ impl Refresher {
         let key = slot.key();
         let name = config.name.as_str();
         let lock = self.locks.lock_for(project, &key);
-        let _guard = lock.lock().await;
+        let _guard = match lock.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                // Another caller is refreshing this token: wait for it (single flight).
+                metrics::counter!(REFRESH_WAITS, "provider" => name.to_owned()).increment(1);
+                let waiting = metrics::gauge!(REFRESH_WAITING);
+                waiting.increment(1.0);
+                let _waiting = DecrementOnDrop(waiting);
+                lock.lock().await
+            }
+        };
         // Before the database lock: an open breaker answers at once, and waiting for one of the
         // provider's slots holds no lock connection.
         let Some(url) = config.token_url() else {
@@ -116,8 +150,10 @@ impl Refresher {
             // Someone refreshed (or stored new tokens) while we waited: theirs is as fresh as a
             // refresh of ours would be, and the refresh token we saw may already be rotated away.
             if state.reauth_required {
+                count_refresh(name, "reauth_required");
                 return Err(Error::ProviderReauthRequired(name.to_owned()));
             }
+            count_refresh(name, "meanwhile");
             return Ok(Refreshed::Meanwhile(current));
         }
         let Some(sealed_refresh) = state.refresh_token else {
@@ -131,6 +167,8 @@ impl Refresher {
             Ok(grant) => grant,
             Err(ProviderFailure::InvalidGrant) => {
                 slot.flag_reauth(&current).await?;
+                count_refresh(name, "invalid_grant");
+                metrics::counter!(FLAGGED_REAUTH, "provider" => name.to_owned()).increment(1);
                 tracing::warn!(
                     provider = name,
                     ?key,
@@ -139,6 +177,7 @@ impl Refresher {
                 return Err(Error::ProviderReauthRequired(name.to_owned()));
             }
             Err(failure) => {
+                count_refresh(name, "provider_error");
                 tracing::warn!(provider = name, ?key, %failure, "token refresh failed; stored tokens unchanged");
                 return Err(Error::Provider { provider: name.to_owned(), failure });
             }
@@ -149,6 +188,7 @@ impl Refresher {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "token refreshed"
         );
+        count_refresh(name, "refreshed");
         match slot.commit(&current, &grant).await? {
             Some(row) => Ok(Refreshed::Fresh { row, grant, used_refresh_token: refresh_token }),
             // Only a concurrent writer outside this process's lock (an import) can get here.

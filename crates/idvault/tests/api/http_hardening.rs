@@ -120,7 +120,7 @@ async fn html_answers_carry_security_headers_and_every_answer_nosniff() {
 }
 
 #[tokio::test]
-async fn debug_logs_record_the_path_of_a_request_but_never_its_query() {
+async fn logs_record_the_route_of_a_request_but_never_its_query() {
     let dir = TestDir::new();
     let server = TestServer::start_with_env(
         &dir.path().join("data"),
@@ -144,7 +144,7 @@ async fn debug_logs_record_the_path_of_a_request_but_never_its_query() {
         log = server.stderr();
     }
     let plain = strip_ansi(&log);
-    assert!(plain.contains("path=/v1/auth/oauth/callback"), "the debug log records the path: {plain}");
+    assert!(plain.contains("route=/v1/auth/oauth/callback"), "the log records the route: {plain}");
     assert!(!log.contains("SECRETCODE"), "the code leaked into the log");
     assert!(!log.contains("SECRETSTATE"), "the state leaked into the log");
 }

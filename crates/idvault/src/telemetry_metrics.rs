@@ -1,0 +1,83 @@
+//! The Prometheus registry of the server: the recorder every `metrics::counter!` in the crates
+//! writes to, rendered at `/metrics` (on the main listener, or on `metrics_listen`). Pool gauges
+//! are read from the stores when scraped, so that requests pay nothing for them.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::backend::Backend;
+
+/// Request latency buckets, in seconds: the API answers in well under a millisecond when it reads
+/// and in up to the provider timeout when it refreshes.
+const LATENCY_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Installs the process-wide recorder and announces the build; answers the renderer of `/metrics`.
+pub fn install(backend: &Backend) -> anyhow::Result<idvault_api::RenderMetrics> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(idvault_api::observe::REQUEST_DURATION.to_owned()),
+            LATENCY_BUCKETS,
+        )
+        .context("metrics buckets")?
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    describe();
+    metrics::gauge!("idvault_build_info", "version" => env!("CARGO_PKG_VERSION"), "backend" => backend.name())
+        .set(1.0);
+    spawn_upkeep(handle.clone());
+    let backend = backend.clone();
+    Ok(Arc::new(move || {
+        record_pools(&backend);
+        handle.render()
+    }))
+}
+
+/// Drains the histograms' sample buffers now and then, not only when scraped: memory stays
+/// bounded when nobody scrapes.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            handle.run_upkeep();
+        }
+    });
+}
+
+fn record_pools(backend: &Backend) {
+    let pools = match backend {
+        Backend::Sqlite(s) => vec![s.pool_stats()],
+        Backend::Postgres(p) => p.pool_stats().to_vec(),
+    };
+    for stats in pools {
+        metrics::gauge!("idvault_db_pool_connections_max", "pool" => stats.pool).set(stats.max as f64);
+        metrics::gauge!("idvault_db_pool_connections_in_use", "pool" => stats.pool).set(stats.in_use as f64);
+        metrics::gauge!("idvault_db_pool_waiting", "pool" => stats.pool).set(stats.waiting as f64);
+        metrics::counter!("idvault_db_pool_waits_total", "pool" => stats.pool).absolute(stats.waits_total);
+    }
+}
+
+fn describe() {
+    use idvault_core::vault::refresh as r;
+    metrics::describe_counter!(idvault_api::observe::REQUESTS, "HTTP requests answered, by route template");
+    metrics::describe_histogram!(
+        idvault_api::observe::REQUEST_DURATION,
+        metrics::Unit::Seconds,
+        "Time to answer an HTTP request, by route template"
+    );
+    metrics::describe_counter!(r::REFRESHES, "Provider token refreshes by provider and outcome");
+    metrics::describe_counter!(
+        r::REFRESH_WAITS,
+        "Callers that waited for an in-flight refresh of the same token"
+    );
+    metrics::describe_gauge!(r::REFRESH_WAITING, "Callers waiting for an in-flight refresh now");
+    metrics::describe_counter!(r::FLAGGED_REAUTH, "Stored tokens flagged as needing re-consent");
+    metrics::describe_counter!(idvault_api::error::STORAGE_ERRORS, "Requests answered with a storage error");
+    metrics::describe_gauge!("idvault_db_pool_connections_in_use", "Database connections lent out now");
+    metrics::describe_gauge!("idvault_db_pool_waiting", "Callers waiting for a database connection now");
+    metrics::describe_counter!("idvault_db_pool_waits_total", "Reads that found every connection busy");
+    metrics::describe_gauge!("idvault_build_info", "Version and storage backend of this server");
+}

@@ -1,0 +1,249 @@
+//! Configuration: a TOML file, `IDVAULT_*` variables and flags, in that order of precedence; the
+//! `_FILE` form of secrets; unknown keys refused with a suggestion; secrets masked.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::helpers::*;
+
+/// `idvault --config <file> <args>` with only the given `IDVAULT_*` variables set.
+fn idvault(config: Option<&Path>, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("IDVAULT_") {
+            cmd.env_remove(key);
+        }
+    }
+    if let Some(file) = config {
+        cmd.arg("--config").arg(file);
+    }
+    cmd.args(args).envs(env.iter().copied());
+    cmd.output().unwrap()
+}
+
+fn check(config: Option<&Path>, env: &[(&str, &str)], args: &[&str]) -> String {
+    let mut all = vec!["config", "check"];
+    all.extend_from_slice(args);
+    let out = idvault(config, env, &all);
+    assert!(out.status.success(), "config check failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The line of `key` in `config check`'s output.
+fn line<'a>(output: &'a str, key: &str) -> &'a str {
+    output
+        .lines()
+        .find(|l| l.starts_with(&format!("{key} = ")))
+        .unwrap_or_else(|| panic!("no `{key}` in:\n{output}"))
+}
+
+#[test]
+fn flags_win_over_environment_which_wins_over_the_file() {
+    let dir = TestDir::new();
+    let file = dir.path().join("idvault.toml");
+    std::fs::write(
+        &file,
+        "provider_concurrency = 3\nrefresh_skew = \"5s\"\nauth_rate_limit = 11\nsession_ttl = \"2min\"\n",
+    )
+    .unwrap();
+
+    // The file alone beats the defaults.
+    let out = check(Some(&file), &[], &[]);
+    assert!(line(&out, "provider_concurrency").starts_with("provider_concurrency = 3  #"), "{out}");
+    assert!(line(&out, "provider_concurrency").contains("idvault.toml"), "{out}");
+    assert!(line(&out, "listen").starts_with("listen = \"127.0.0.1:8080\"  # default"), "{out}");
+
+    // The environment beats the file...
+    let env = [("IDVAULT_PROVIDER_CONCURRENCY", "5"), ("IDVAULT_REFRESH_SKEW", "7s")];
+    let out = check(Some(&file), &env, &[]);
+    assert!(
+        line(&out, "provider_concurrency")
+            .starts_with("provider_concurrency = 5  # environment IDVAULT_PROVIDER_CONCURRENCY"),
+        "{out}"
+    );
+    assert!(line(&out, "refresh_skew").starts_with("refresh_skew = \"7s\""), "{out}");
+    assert!(line(&out, "auth_rate_limit").starts_with("auth_rate_limit = 11"), "{out}");
+
+    // ...and flags beat both.
+    let out = check(Some(&file), &env, &["--provider-concurrency", "9", "--session-ttl", "1h"]);
+    assert!(
+        line(&out, "provider_concurrency").starts_with("provider_concurrency = 9  # command-line flag"),
+        "{out}"
+    );
+    assert!(line(&out, "session_ttl").starts_with("session_ttl = \"1h\""), "{out}");
+    assert!(line(&out, "refresh_skew").starts_with("refresh_skew = \"7s\""), "{out}");
+
+    // IDVAULT_CONFIG names the file too.
+    let out = check(None, &[("IDVAULT_CONFIG", file.to_str().unwrap())], &[]);
+    assert!(line(&out, "auth_rate_limit").starts_with("auth_rate_limit = 11"), "{out}");
+}
+
+#[test]
+fn the_server_runs_with_the_merged_configuration() {
+    let dir = TestDir::new();
+    let data = dir.path().join("data");
+    let file = dir.path().join("idvault.toml");
+    // The file's listen address is taken (port 1 needs root... or is refused): the flag wins.
+    std::fs::write(&file, "listen = \"192.0.2.1:1\"\nauth_rate_limit = 1\nauth_rate_burst = 1\n").unwrap();
+    let server = TestServer::start_with_env(&data, &[("IDVAULT_CONFIG", file.to_str().unwrap())]);
+    // The file's auth-route rate limit applies: the second request at once is refused.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let statuses: Vec<u16> = rt.block_on(async {
+        let http = reqwest::Client::new();
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            let resp = http
+                .post(server.url("/v1/auth/logout"))
+                .header("Authorization", "Bearer P:invalid")
+                .send()
+                .await
+                .unwrap();
+            statuses.push(resp.status().as_u16());
+        }
+        statuses
+    });
+    assert!(statuses.contains(&429), "the file's rate limit was not applied: {statuses:?}");
+}
+
+#[test]
+fn unknown_keys_are_refused_with_the_nearest_name() {
+    let dir = TestDir::new();
+    let file = dir.path().join("idvault.toml");
+    std::fs::write(&file, "listn = \"127.0.0.1:9000\"\n").unwrap();
+    let out = idvault(Some(&file), &[], &["config", "check"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown key `listn`"), "{err}");
+    assert!(err.contains("did you mean `listen`?"), "{err}");
+
+    // `serve` refuses to start on it too.
+    let (status, err) =
+        start_expecting_refusal(&dir.path().join("data"), &[("IDVAULT_CONFIG", file.to_str().unwrap())]);
+    assert!(!status.success());
+    assert!(err.contains("unknown key `listn`") && err.contains("`listen`"), "{err}");
+
+    // A value of the wrong kind names its key.
+    std::fs::write(&file, "refresh_skew = \"soon\"\n").unwrap();
+    let out = idvault(Some(&file), &[], &["config", "check"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refresh_skew"), "{out:?}");
+}
+
+#[test]
+fn secrets_come_from_files_and_are_never_printed() {
+    let dir = TestDir::new();
+    let key = String::from_utf8(idvault(None, &[], &["keys", "generate"]).stdout).unwrap().trim().to_owned();
+    let key_file = dir.path().join("master-key");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    let password = "pg-pass-7c1f";
+    let url_file = dir.path().join("db-url");
+    std::fs::write(&url_file, format!("postgres://idvault:{password}@db.invalid/idvault\n")).unwrap();
+    let token = "metrics-token-5e2a";
+    let config = dir.path().join("idvault.toml");
+    std::fs::write(&config, format!("metrics_token = \"{token}\"\n")).unwrap();
+
+    let out = check(
+        Some(&config),
+        &[
+            ("IDVAULT_MASTER_KEY_FILE", key_file.to_str().unwrap()),
+            ("IDVAULT_DATABASE_URL_FILE", url_file.to_str().unwrap()),
+        ],
+        &[],
+    );
+    assert!(line(&out, "master_key").starts_with("master_key = \"********\""), "{out}");
+    assert!(line(&out, "database_url").starts_with("database_url = \"********\""), "{out}");
+    assert!(line(&out, "metrics_token").starts_with("metrics_token = \"********\""), "{out}");
+    let secret_part = key.split(':').nth(1).unwrap();
+    for secret in [secret_part, password, token] {
+        assert!(!out.contains(secret), "config check printed a secret:\n{out}");
+    }
+
+    // Both forms of one secret in one place are refused.
+    let out = idvault(
+        None,
+        &[("IDVAULT_MASTER_KEY", &key), ("IDVAULT_MASTER_KEY_FILE", key_file.to_str().unwrap())],
+        &["config", "check"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not both"), "{out:?}");
+
+    // The server uses the key read from the file (trailing newline removed): it creates no
+    // master.key of its own, and a restart with the same file opens its data keys.
+    let data = dir.path().join("data");
+    let env = [("IDVAULT_MASTER_KEY_FILE", key_file.to_str().unwrap())];
+    let server = TestServer::start_with_env(&data, &env);
+    assert!(!data.join("master.key").exists(), "the key file was not used");
+    assert!(server.stop().success());
+    let server = TestServer::start_with_env(&data, &env);
+    assert!(!server.stderr().contains(secret_part), "the server logged the key");
+    assert!(server.stop().success());
+}
+
+/// docs/configuration.md is `idvault config reference`: generated from the configuration struct
+/// and the flags' help. After a deliberate change regenerate it with
+/// `UPDATE_DOCS=1 cargo test -p idvault --test api config_reference`.
+#[test]
+fn config_reference_in_docs_is_the_code_s() {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+    let out = idvault(None, &[], &["config", "reference"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rendered = String::from_utf8(out.stdout).unwrap();
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if rendered == committed {
+        return;
+    }
+    if std::env::var("UPDATE_DOCS").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &rendered).unwrap();
+        return;
+    }
+    let first_difference = committed
+        .lines()
+        .zip(rendered.lines())
+        .enumerate()
+        .find(|(_, (a, b))| a != b)
+        .map(|(i, (a, b))| format!("line {}:\n  committed: {a}\n  rendered:  {b}", i + 1))
+        .unwrap_or_else(|| "one is a prefix of the other".to_owned());
+    panic!(
+        "docs/configuration.md differs from the code (src/config.rs, src/cli.rs) at {first_difference}\n\
+         If the change is deliberate, regenerate it with\n  \
+         UPDATE_DOCS=1 cargo test -p idvault --test api config_reference\nand commit docs/configuration.md."
+    );
+}
+
+#[test]
+fn a_secret_file_named_in_the_configuration_file_is_read() {
+    let dir = TestDir::new();
+    let token_file = dir.path().join("metrics-token");
+    std::fs::write(&token_file, "from-a-file\n").unwrap();
+    let config = dir.path().join("idvault.toml");
+    std::fs::write(&config, format!("metrics_token_file = {:?}\n", token_file.to_str().unwrap())).unwrap();
+    let out = check(Some(&config), &[], &[]);
+    assert!(line(&out, "metrics_token").starts_with("metrics_token = \"********\""), "{out}");
+    assert!(!out.contains("from-a-file"), "{out}");
+    // The environment's plain value wins over the file's `_file` form.
+    let out = check(Some(&config), &[("IDVAULT_METRICS_TOKEN", "from-env")], &[]);
+    assert!(line(&out, "metrics_token").contains("environment IDVAULT_METRICS_TOKEN"), "{out}");
+    // A missing secret file is an error naming the key.
+    std::fs::remove_file(&token_file).unwrap();
+    let out = idvault(Some(&config), &[], &["config", "check"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("metrics_token_file"), "{out:?}");
+}
+
+#[test]
+fn shell_completions_cover_the_commands_and_flags() {
+    for (shell, marker) in
+        [("bash", "_idvault()"), ("zsh", "#compdef idvault"), ("fish", "complete -c idvault")]
+    {
+        let out = idvault(None, &[], &["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", String::from_utf8_lossy(&out.stderr));
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(script.contains(marker), "{shell}: {script}");
+        for word in ["serve", "listen", "metrics-listen", "completions"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    // Completions need no configuration: a broken one does not stop them.
+    let out = idvault(None, &[("IDVAULT_CONFIG", "/nonexistent/idvault.toml")], &["completions", "bash"]);
+    assert!(out.status.success());
+}
