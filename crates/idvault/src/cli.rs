@@ -189,21 +189,25 @@ pub struct ServeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider_concurrency: Option<usize>,
 
-    /// Concurrent token refreshes per project and provider; more wait (up to the provider
-    /// timeout) for a slot. Keeps a hung provider from holding all refresh capacity (on
-    /// PostgreSQL, every refresh lock connection).
-    #[arg(long, env = "IDVAULT_PROVIDER_REFRESH_CONCURRENCY", default_value_t = 4)]
-    pub provider_refresh_concurrency: usize,
+    /// Refreshes in flight per project and provider (or outbound app); further ones wait (within
+    /// the provider timeout) for a slot. Keeps a hung provider from holding all refresh capacity
+    /// (on PostgreSQL, every refresh lock connection) [default: 4].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_refresh_concurrency: Option<usize>,
 
     /// Consecutive failed refreshes (timeout, 5xx, unusable answer, unreachable) after which a
     /// provider's circuit opens: its refreshes then fail at once (502 `E112113`) without calling
-    /// it. 0 never opens it. Counted per process.
-    #[arg(long, env = "IDVAULT_PROVIDER_BREAKER_FAILURES", default_value_t = 5)]
-    pub provider_breaker_failures: u32,
+    /// it. 0 never opens it. Counted per process [default: 5].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_breaker_failures: Option<u32>,
 
-    /// How long an open provider circuit refuses refreshes before letting one through as a probe.
-    #[arg(long, env = "IDVAULT_PROVIDER_BREAKER_COOLDOWN", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub provider_breaker_cooldown: std::time::Duration,
+    /// How long an open provider circuit refuses refreshes before letting one through as a probe
+    /// [default: 30s].
+    #[arg(long, value_parser = crate::config::duration_flag)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_breaker_cooldown: Option<String>,
 
     /// Hosts, IP addresses and CIDRs, comma-separated, that OAuth providers may use although
     /// they are not public (loopback, private networks), http included; for example

@@ -81,6 +81,15 @@ pub struct Config {
     pub provider_timeout: Duration,
     /// Concurrent calls per project and provider host.
     pub provider_concurrency: usize,
+    /// Refreshes in flight per project and provider (or outbound app); further ones wait for a
+    /// slot, so that a hung provider cannot hold all refresh capacity.
+    pub provider_refresh_concurrency: usize,
+    /// Consecutive failed refreshes after which a provider's circuit opens (its refreshes then
+    /// fail at once with 502 `E112113`). `0` never opens it. Counted per process.
+    pub provider_breaker_failures: u32,
+    /// How long an open provider circuit refuses refreshes before letting one through as a probe.
+    #[serde(with = "duration")]
+    pub provider_breaker_cooldown: Duration,
     /// Hosts, IP addresses and CIDRs, comma-separated, that OAuth providers may use although they
     /// are not public (http included), e.g. `127.0.0.1,10.0.0.0/8,idp.internal`.
     #[serde(with = "allowed_hosts")]
@@ -139,6 +148,9 @@ impl Default for Config {
             refresh_skew: Duration::from_secs(60),
             provider_timeout: Duration::from_secs(10),
             provider_concurrency: 32,
+            provider_refresh_concurrency: 4,
+            provider_breaker_failures: 5,
+            provider_breaker_cooldown: Duration::from_secs(30),
             provider_allowed_hosts: AllowedHosts::none(),
             session_ttl: Duration::from_secs(10 * 60),
             oauth_state_ttl: Duration::from_secs(10 * 60),
