@@ -37,7 +37,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::provider_tokens::router())
         .merge(routes::providers::router())
         .merge(routes::outbound::router())
-        .merge(routes::keys::router());
+        .merge(routes::keys::router())
+        .merge(routes::audit::router());
     crate::openapi::finish(routes.get_openapi_mut());
     routes
 }
@@ -83,7 +84,8 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
             ApiError::new(Code::MethodNotAllowed, "method not allowed on this route")
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state);
+        .with_state(state)
+        .layer(middleware::from_fn(audit_scope));
     if let Some(limit) = settings.auth_rate_limit.filter(RateLimit::is_enabled) {
         let limiter = Arc::new(KeyedLimiter::new(limit));
         app = app.layer(middleware::from_fn_with_state(limiter, crate::ratelimit::limit_auth_routes));
@@ -96,6 +98,18 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
     app.layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::map_response(security_headers))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
+}
+
+/// Runs the request in an audit scope whose records carry the TCP peer's address (no port; an
+/// IPv4 client of a dual-stack listener as plain IPv4). Without a peer (in-process tests) the
+/// address is empty.
+async fn audit_scope(req: axum::extract::Request, next: middleware::Next) -> Response {
+    let remote = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|axum::extract::ConnectInfo(peer)| peer.ip().to_canonical().to_string())
+        .unwrap_or_default();
+    idvault_core::audit::scope(remote, next.run(req)).await
 }
 
 /// The span of one request: method and path only. The query is left out because it can carry

@@ -107,6 +107,27 @@ pub enum Command {
     },
     /// Exit 0 if a running server answers its readiness probe (for container health checks).
     Healthcheck(HealthcheckArgs),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Write a project's audit records as JSON Lines (one record a line, oldest first, in the
+    /// search API's record shape) to standard output or a file. Not limited to 30 days: every
+    /// record still kept (see `serve --audit-retention-days`).
+    Export {
+        #[arg(long)]
+        project: String,
+        /// Only records from then on: an RFC 3339 time (`2026-11-01T00:00:00Z`), Unix
+        /// milliseconds, or an age such as `24h` or `7days`.
+        #[arg(long)]
+        since: Option<String>,
+        /// Output file (created or truncated); standard output when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 impl Command {
@@ -184,6 +205,15 @@ pub struct ServeArgs {
     /// Burst size of that limit: requests a client address may make at once. `0` disables it.
     #[arg(long, env = "IDVAULT_AUTH_RATE_BURST", default_value_t = idvault_api::RateLimit::AUTH_DEFAULT.burst)]
     pub auth_rate_burst: u32,
+
+    /// Days audit records are kept; older ones are deleted at start and then every hour. `0`
+    /// keeps them forever.
+    #[arg(long, env = "IDVAULT_AUDIT_RETENTION_DAYS", default_value_t = 90)]
+    pub audit_retention_days: u32,
+
+    /// How often expired audit records are purged.
+    #[arg(long, env = "IDVAULT_AUDIT_PURGE_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration, hide = true)]
+    pub audit_purge_interval: std::time::Duration,
 
     /// Brute-force limit: wrong management keys and forged session tokens per minute a client
     /// address may present once its burst is spent. While its budget is empty, its requests with

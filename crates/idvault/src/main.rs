@@ -2,6 +2,7 @@
 //! `startup` (the server) or `admin` (project and key management on the same data directory).
 
 mod admin;
+mod audit;
 mod backend;
 mod backup;
 mod cli;
@@ -48,6 +49,9 @@ fn main() -> ExitCode {
             }
             Command::Keys(cmd) => admin::keys(&cli.data_dir, db, cli.master_key.as_deref(), cmd).await,
             Command::Healthcheck(args) => admin::healthcheck(args).await,
+            Command::Audit(cli::AuditCommand::Export { project, since, out }) => {
+                audit::export(&cli.data_dir, db, &project, since.as_deref(), out.as_deref()).await
+            }
             Command::Backup { out } => backup::backup(&cli.data_dir, db, &out).await,
             Command::Restore { from } => {
                 backup::restore(&cli.data_dir, db, cli.master_key.as_deref(), &from).await

@@ -69,7 +69,7 @@ fn envelope(user: User) -> Json<UserEnvelope> {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_user(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<CreateUserRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &None)?;
@@ -159,7 +159,7 @@ impl PatchUserRequest {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn patch_user(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<PatchUserRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
@@ -205,7 +205,7 @@ struct PatchBatchResponse {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn patch_users_batch(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<PatchBatchRequest>,
 ) -> ApiResult<Json<PatchBatchResponse>> {
     let users = body.users.ok_or(Error::MissingArgument("users"))?;
@@ -252,7 +252,7 @@ struct StatusRequest {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_status(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<StatusRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
@@ -291,7 +291,7 @@ struct LoginIdRequest {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_login_id(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<LoginIdRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let old = body.login_id.clone().unwrap_or_default();
@@ -334,7 +334,7 @@ struct ContactRequest {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_email(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<ContactRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
@@ -363,7 +363,7 @@ async fn update_email(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_phone(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<ContactRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
@@ -409,7 +409,7 @@ struct NameRequest {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_name(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<NameRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
@@ -450,7 +450,7 @@ struct PictureRequest {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_picture(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<PictureRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
@@ -488,7 +488,7 @@ struct AttributeRequest {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_custom_attribute(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<AttributeRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
@@ -525,7 +525,7 @@ struct TenantRequest {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn add_tenant(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<TenantRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
@@ -549,7 +549,7 @@ async fn add_tenant(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn remove_tenant(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<TenantRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
@@ -583,7 +583,7 @@ struct LogoutRequest {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn logout_user(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<LogoutRequest>,
 ) -> ApiResult<Json<Value>> {
     state.users.logout(&project, &user_ref(&body.login_id, &body.user_id)?).await?;
@@ -632,7 +632,7 @@ impl ToSchema for HistoryRequest {}
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn user_history(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(HistoryRequest(ids)): AppJson<HistoryRequest>,
 ) -> ApiResult<Json<Vec<HistoryEntry>>> {
     let records = state.users.history(&project, &ids).await?;
