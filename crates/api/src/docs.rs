@@ -113,6 +113,11 @@ fn limits() -> Vec<Limit> {
             format!("{} (a new scope set beyond it: 400)", count(MAX_TOKENS_PER_OWNER))),
         limit!("outbound app name, token id, tenant id, `grantedBy`, `externalIdentifier`, `accessTokenType`", MAX_OUTBOUND_TEXT_LEN =>
             format!("{MAX_OUTBOUND_TEXT_LEN} bytes, no control characters")),
+        limit!("audit event (`/v1/mgmt/audit/event`) `action`, `actorId`, `tenantId`, `userId`", MAX_AUDIT_FIELD_LEN =>
+            format!("{MAX_AUDIT_FIELD_LEN} bytes, no control characters")),
+        limit!("audit event `data`", MAX_AUDIT_DATA_BYTES => format!("{} serialized", size(MAX_AUDIT_DATA_BYTES))),
+        limit!("records per audit search page (`limit`, idvault extension)", AUDIT_SEARCH_MAX_LIMIT =>
+            format!("{} (also the default)", count(AUDIT_SEARCH_MAX_LIMIT))),
         limit!("allowed redirect URL of a project", MAX_URL_LEN =>
             format!("absolute `http(s)://`, {} bytes", count(MAX_URL_LEN))),
         limit!("sign-in `redirectURL`", MAX_REDIRECT_URL_LEN =>

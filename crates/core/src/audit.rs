@@ -244,8 +244,10 @@ pub fn current() -> (Actor, String) {
 
 /// How far back a search may reach, as Descope's does: 30 days.
 pub const SEARCH_WINDOW_MS: i64 = 30 * 24 * 3600 * 1000;
-/// Most records one search answers (and the default).
-pub const MAX_SEARCH_LIMIT: usize = 1000;
+pub use crate::limits::AUDIT_SEARCH_MAX_LIMIT as MAX_SEARCH_LIMIT;
+use crate::limits::{
+    MAX_AUDIT_DATA_BYTES, MAX_AUDIT_FIELD_LEN, MAX_FIELD_LEN, MAX_FILTER_VALUES, MAX_SEARCH_TEXT_LEN,
+};
 
 /// A search of one project's trail. Empty lists do not filter.
 #[derive(Debug, Clone, Default)]
@@ -293,11 +295,6 @@ pub struct NewEvent {
     pub data: Map<String, Value>,
 }
 
-/// Longest action, actor id, tenant id or user id of a created event.
-const MAX_EVENT_FIELD: usize = 256;
-/// Largest `data` of a created event, as serialized JSON.
-const MAX_EVENT_DATA: usize = 16 * 1024;
-
 impl AuditService {
     pub fn new(store: crate::store::SharedStore, audit: Audit, clock: SharedClock) -> Self {
         AuditService { store, audit, clock }
@@ -319,8 +316,32 @@ impl AuditService {
         if query.to_ms < query.from_ms {
             return Err(Error::invalid("to", "must not be before from (or 30 days ago)"));
         }
-        if query.limit == 0 || query.limit > MAX_SEARCH_LIMIT {
+        if query.limit > MAX_SEARCH_LIMIT {
+            return Err(Error::invalid("limit", format!("must be at most {MAX_SEARCH_LIMIT}")));
+        }
+        if query.limit == 0 {
             query.limit = MAX_SEARCH_LIMIT;
+        }
+        for (field, values) in [
+            ("userIds", &query.user_ids),
+            ("actions", &query.actions),
+            ("excludedActions", &query.excluded_actions),
+            ("devices", &query.devices),
+            ("methods", &query.methods),
+            ("geos", &query.geos),
+            ("remoteAddresses", &query.remote_addresses),
+            ("externalIds", &query.login_ids),
+            ("tenants", &query.tenants),
+        ] {
+            if values.len() > MAX_FILTER_VALUES {
+                return Err(Error::invalid(field, format!("at most {MAX_FILTER_VALUES} values")));
+            }
+            if values.iter().any(|v| v.len() > MAX_FIELD_LEN) {
+                return Err(Error::invalid(field, format!("values of at most {MAX_FIELD_LEN} bytes")));
+            }
+        }
+        if query.text.as_ref().is_some_and(|t| t.len() > MAX_SEARCH_TEXT_LEN) {
+            return Err(Error::invalid("text", format!("at most {MAX_SEARCH_TEXT_LEN} bytes")));
         }
         query.oldest_first = false;
         query.text = query.text.filter(|t| !t.trim().is_empty());
@@ -347,8 +368,11 @@ impl AuditService {
             return Err(Error::MissingArgument("tenantId"));
         }
         let user_id = bounded("userId", event.user_id.unwrap_or_default())?;
-        if serde_json::to_vec(&event.data).map_or(true, |d| d.len() > MAX_EVENT_DATA) {
-            return Err(Error::invalid("data", "must be at most 16 KiB of JSON"));
+        if serde_json::to_vec(&event.data).map_or(true, |d| d.len() > MAX_AUDIT_DATA_BYTES) {
+            return Err(Error::invalid(
+                "data",
+                format!("must be at most {MAX_AUDIT_DATA_BYTES} bytes of JSON"),
+            ));
         }
         let mut record =
             AuditRecord::new(project, &action).kind(&event.kind).user(&user_id).tenants(vec![tenant_id]);
@@ -371,8 +395,8 @@ impl AuditService {
 }
 
 fn bounded(field: &'static str, value: String) -> Result<String> {
-    if value.len() > MAX_EVENT_FIELD || value.chars().any(char::is_control) {
-        return Err(Error::invalid(field, "must be at most 256 printable characters"));
+    if value.len() > MAX_AUDIT_FIELD_LEN || value.chars().any(char::is_control) {
+        return Err(Error::invalid(field, format!("must be at most {MAX_AUDIT_FIELD_LEN} bytes, printable")));
     }
     Ok(value)
 }

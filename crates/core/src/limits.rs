@@ -73,3 +73,9 @@ pub const MAX_OUTBOUND_TEXT_LEN: usize = 256;
 pub const MAX_BATCH_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// Most tokens in one outbound batch upload; more answers 400 and nothing is written.
 pub const MAX_BATCH_TOKENS: usize = 100_000;
+/// Longest `action`, `actorId`, `tenantId` or `userId` of an audit event an application records.
+pub const MAX_AUDIT_FIELD_LEN: usize = 256;
+/// Largest `data` of an audit event an application records, as serialized JSON.
+pub const MAX_AUDIT_DATA_BYTES: usize = 16 * 1024;
+/// Largest page of an audit search (and its default).
+pub const AUDIT_SEARCH_MAX_LIMIT: usize = 1000;

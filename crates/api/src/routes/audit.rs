@@ -15,6 +15,7 @@ use idvault_core::error::Error;
 
 use crate::error::ApiResult;
 use crate::extract::{AppJson, MgmtAuth};
+use crate::fields as f;
 use crate::openapi::{BodyErrors, Empty, MgmtErrors};
 use crate::routes::empty_ok;
 use crate::state::AppState;
@@ -27,29 +28,42 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// lists do not filter.
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
-struct SearchRequest {
+struct AuditSearchRequest {
+    #[schema(schema_with = f::filter_list_opt)]
     user_ids: Option<Vec<String>>,
+    #[schema(schema_with = f::filter_list_opt)]
     actions: Option<Vec<String>>,
+    #[schema(schema_with = f::filter_list_opt)]
     excluded_actions: Option<Vec<String>>,
+    #[schema(schema_with = f::filter_list_opt)]
     devices: Option<Vec<String>>,
+    #[schema(schema_with = f::filter_list_opt)]
     methods: Option<Vec<String>>,
+    #[schema(schema_with = f::filter_list_opt)]
     geos: Option<Vec<String>>,
+    #[schema(schema_with = f::filter_list_opt)]
     remote_addresses: Option<Vec<String>>,
     /// Login ids (the SDKs' `loginIds`, sent as `externalIds`).
+    #[schema(schema_with = f::filter_list_opt)]
     external_ids: Option<Vec<String>>,
+    #[schema(schema_with = f::filter_list_opt)]
     tenants: Option<Vec<String>>,
     /// With `tenants`: records without any tenant match too.
     no_tenants: Option<bool>,
     /// Case-insensitive substring of any field.
+    #[schema(schema_with = f::audit_text_opt)]
     text: Option<String>,
     /// Unix ms, inclusive; at most 30 days ago (an earlier one starts 30 days ago).
+    #[schema(schema_with = f::time_ms_opt)]
     from: Option<i64>,
     /// Unix ms, inclusive; now when absent.
+    #[schema(schema_with = f::time_ms_opt)]
     to: Option<i64>,
     /// idvault extension: records per page, at most 1000 (the default).
-    #[schema(maximum = 1000)]
+    #[schema(schema_with = f::audit_limit_opt)]
     limit: Option<u32>,
     /// idvault extension: the page, from 0.
+    #[schema(schema_with = f::page_opt)]
     page: Option<u32>,
 }
 
@@ -114,7 +128,7 @@ pub fn record_json(record: AuditRecord) -> Value {
 }
 
 #[derive(Serialize, ToSchema)]
-struct SearchResponse {
+struct AuditSearchResponse {
     audits: Vec<AuditView>,
     /// All matches, over every page (the Node SDK's `searchAll`).
     total: u64,
@@ -126,19 +140,18 @@ struct SearchResponse {
     path = "/v1/mgmt/audit/search",
     tag = "audit",
     security(("management_key" = [])),
-    request_body = SearchRequest,
-    responses((status = 200, description = "Matching records, newest first", body = SearchResponse), MgmtErrors, BodyErrors),
+    request_body = AuditSearchRequest,
+    responses((status = 200, description = "Matching records, newest first", body = AuditSearchResponse), MgmtErrors, BodyErrors),
 )]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn search(
     State(state): State<AppState>,
     MgmtAuth(project, _): MgmtAuth,
-    AppJson(body): AppJson<SearchRequest>,
-) -> ApiResult<Json<SearchResponse>> {
+    AppJson(body): AppJson<AuditSearchRequest>,
+) -> ApiResult<Json<AuditSearchResponse>> {
+    // 0 (or none) is the largest page; core refuses a larger one.
     let limit = body.limit.map_or(MAX_SEARCH_LIMIT, |l| l as usize);
-    if limit == 0 || limit > MAX_SEARCH_LIMIT {
-        return Err(Error::invalid("limit", format!("must be 1 to {MAX_SEARCH_LIMIT}")).into());
-    }
+    let limit = if limit == 0 { MAX_SEARCH_LIMIT } else { limit };
     let query = AuditQuery {
         user_ids: body.user_ids.unwrap_or_default(),
         actions: body.actions.unwrap_or_default(),
@@ -154,28 +167,29 @@ async fn search(
         from_ms: body.from.unwrap_or(0),
         to_ms: body.to.unwrap_or(0),
         limit,
-        offset: (body.page.unwrap_or(0) as usize).saturating_mul(limit),
+        offset: (body.page.unwrap_or(0) as usize).saturating_mul(limit.min(MAX_SEARCH_LIMIT)),
         oldest_first: false,
     };
     let (records, total) = state.audit.search(&project, query).await?;
-    Ok(Json(SearchResponse { audits: records.into_iter().map(AuditView::from).collect(), total }))
+    Ok(Json(AuditSearchResponse { audits: records.into_iter().map(AuditView::from).collect(), total }))
 }
 
 /// An event the application records in the trail (Descope's `create_event`).
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
-struct CreateEventRequest {
-    #[schema(required = true)]
+struct AuditEventRequest {
+    #[schema(schema_with = f::audit_field_req, required = true)]
     action: Option<String>,
     /// `info`, `warn` or `error`.
     #[serde(rename = "type")]
-    #[schema(required = true)]
+    #[schema(schema_with = f::audit_type_req, required = true)]
     kind: Option<String>,
     /// Who did it, as the application names them.
-    #[schema(required = true)]
+    #[schema(schema_with = f::audit_field_req, required = true)]
     actor_id: Option<String>,
-    #[schema(required = true)]
+    #[schema(schema_with = f::audit_field_req, required = true)]
     tenant_id: Option<String>,
+    #[schema(schema_with = f::audit_field_opt)]
     user_id: Option<String>,
     #[schema(value_type = Object)]
     data: Option<Map<String, Value>>,
@@ -188,14 +202,14 @@ struct CreateEventRequest {
     path = "/v1/mgmt/audit/event",
     tag = "audit",
     security(("management_key" = [])),
-    request_body = CreateEventRequest,
+    request_body = AuditEventRequest,
     responses((status = 200, description = "Recorded", body = Empty), MgmtErrors, BodyErrors),
 )]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn create_event(
     State(state): State<AppState>,
     MgmtAuth(project, _): MgmtAuth,
-    AppJson(body): AppJson<CreateEventRequest>,
+    AppJson(body): AppJson<AuditEventRequest>,
 ) -> ApiResult<Json<Value>> {
     let event = NewEvent {
         action: body.action.ok_or(Error::MissingArgument("action"))?,

@@ -130,16 +130,17 @@ async fn revoke_key(
 
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
-struct CreateKeyRequest {
+struct CreateKeyBody {
     /// 1 to 100 printable characters; names the key in listings and audit records.
     #[schema(required = true, min_length = 1, max_length = 100)]
     name: Option<String>,
     /// Unix seconds, in the future; absent or 0: the key does not expire.
+    #[schema(schema_with = crate::fields::expire_time_opt)]
     expire_time: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
-struct CreatedKey {
+struct CreatedKeyBody {
     key: KeyView,
     /// The whole key (`idv_<keyId>.<secret>`), for `Authorization: Bearer <projectId>:<key>`.
     /// Shown in this answer only: it is stored as a digest and cannot be shown again.
@@ -153,15 +154,15 @@ struct CreatedKey {
     path = "/v1/mgmt/managementkey/create",
     tag = "management-keys",
     security(("management_key" = [])),
-    request_body = CreateKeyRequest,
-    responses((status = 200, description = "The new key and, this once, its secret", body = CreatedKey), MgmtErrors, BodyErrors),
+    request_body = CreateKeyBody,
+    responses((status = 200, description = "The new key and, this once, its secret", body = CreatedKeyBody), MgmtErrors, BodyErrors),
 )]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn create_key(
     State(state): State<AppState>,
     MgmtAuth(project, _): MgmtAuth,
-    AppJson(body): AppJson<CreateKeyRequest>,
-) -> ApiResult<Json<CreatedKey>> {
+    AppJson(body): AppJson<CreateKeyBody>,
+) -> ApiResult<Json<CreatedKeyBody>> {
     let name = body.name.filter(|n| !n.is_empty()).ok_or(Error::MissingArgument("name"))?;
     let now = state.projects.now_ms();
     let expires_in_ms =
@@ -169,18 +170,20 @@ async fn create_key(
     let issued = state.projects.create_key(&project, &name, expires_in_ms).await?;
     tracing::info!(project = %project, key_id = %issued.record.key_id, "management key created over the API");
     let cleartext = issued.secret.expose_secret().to_owned();
-    Ok(Json(CreatedKey { key: KeyView::new(issued.record, now), cleartext }))
+    Ok(Json(CreatedKeyBody { key: KeyView::new(issued.record, now), cleartext }))
 }
 
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
-struct UpdateKeyRequest {
+struct UpdateKeyBody {
     #[schema(required = true, min_length = 16, max_length = 16, pattern = "^[A-Za-z0-9]+$")]
     key_id: Option<String>,
     /// A new name; absent: unchanged.
+    #[schema(schema_with = crate::fields::key_name_opt)]
     name: Option<String>,
     /// A new expiry, Unix seconds (one in the past expires the key now); 0: never expires;
     /// absent: unchanged.
+    #[schema(schema_with = crate::fields::expire_time_opt)]
     expire_time: Option<i64>,
 }
 
@@ -190,20 +193,20 @@ struct KeyEnvelope {
 }
 
 /// Renames a management key of the calling key's project or changes its expiry (idvault
-/// extension). A revoked key cannot be changed (`E011003`).
+/// extension). A revoked key cannot be changed (`E011004`).
 #[utoipa::path(
     post,
     path = "/v1/mgmt/managementkey/update",
     tag = "management-keys",
     security(("management_key" = [])),
-    request_body = UpdateKeyRequest,
+    request_body = UpdateKeyBody,
     responses((status = 200, description = "The changed key", body = KeyEnvelope), MgmtErrors, BodyErrors),
 )]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_key(
     State(state): State<AppState>,
     MgmtAuth(project, _): MgmtAuth,
-    AppJson(body): AppJson<UpdateKeyRequest>,
+    AppJson(body): AppJson<UpdateKeyBody>,
 ) -> ApiResult<Json<KeyEnvelope>> {
     let key_id = body.key_id.filter(|k| !k.is_empty()).ok_or(Error::MissingArgument("keyId"))?;
     let update = KeyUpdate {
