@@ -12,7 +12,7 @@ use crate::helpers::*;
 
 /// Records reach the database within a batch interval (100 ms): searches poll until `done`
 /// says the answer is complete, for at most 10 s.
-async fn search_until(api: &Api, body: Value, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+pub(crate) async fn search_until(api: &Api, body: Value, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let r = api.post("/v1/mgmt/audit/search", body.clone()).await;
