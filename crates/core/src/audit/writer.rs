@@ -153,3 +153,28 @@ async fn write(store: &SharedStore, batch: &mut Vec<AuditRecord>, sink: &Channel
     }
     batch.clear();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::ProjectId;
+
+    /// A full queue drops new records instead of waiting, and counts every one; so does a closed
+    /// one (after shutdown).
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts_instead_of_waiting() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let sink = ChannelSink { tx, dropped: AtomicU64::new(0), last_warning_s: AtomicI64::new(0) };
+        let record = || AuditRecord::new(&ProjectId::generate(), "Test");
+        for _ in 0..5 {
+            sink.record(record());
+        }
+        assert_eq!(sink.dropped(), 3);
+        assert!(rx.recv().await.is_some() && rx.recv().await.is_some());
+        sink.record(record());
+        assert_eq!(sink.dropped(), 3, "room again");
+        rx.close();
+        sink.record(record());
+        assert_eq!(sink.dropped(), 4);
+    }
+}
