@@ -115,6 +115,11 @@ fn limits() -> Vec<Limit> {
             format!("{MAX_OUTBOUND_TEXT_LEN} bytes, no control characters")),
         limit!("allowed redirect URLs of a project", MAX_REDIRECT_URLS, MAX_URL_LEN =>
             format!("{} URLs, each absolute `http(s)://`, {} bytes", count(MAX_REDIRECT_URLS), count(MAX_URL_LEN))),
+        limit!("audit event (`/v1/mgmt/audit/event`) `action`, `actorId`, `tenantId`, `userId`", MAX_AUDIT_FIELD_LEN =>
+            format!("{MAX_AUDIT_FIELD_LEN} bytes, no control characters")),
+        limit!("audit event `data`", MAX_AUDIT_DATA_BYTES => format!("{} serialized", size(MAX_AUDIT_DATA_BYTES))),
+        limit!("records per audit search page (`limit`, idvault extension)", AUDIT_SEARCH_MAX_LIMIT =>
+            format!("{} (also the default)", count(AUDIT_SEARCH_MAX_LIMIT))),
         limit!("sign-in `redirectURL`", MAX_REDIRECT_URL_LEN =>
             format!("{} bytes, no `code` query parameter", count(MAX_REDIRECT_URL_LEN))),
         limit!("sign-in `loginHint`", MAX_LOGIN_HINT_LEN => format!("{MAX_LOGIN_HINT_LEN} bytes")),

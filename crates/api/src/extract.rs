@@ -12,12 +12,14 @@ use serde::{Deserialize, Deserializer};
 
 use idvault_core::error::Code;
 use idvault_core::ids::ProjectId;
+use idvault_core::project::KeyIdentity;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The project a request's management key grants. Rejects with 401 before the body is read.
-pub struct MgmtAuth(pub ProjectId);
+/// The project a request's management key grants, and that key (id and name: the actor of the
+/// request's audit records). Rejects with 401 before the body is read.
+pub struct MgmtAuth(pub ProjectId, pub KeyIdentity);
 
 impl<S> FromRequestParts<S> for MgmtAuth
 where
@@ -29,9 +31,9 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
         let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let project = state.projects.authenticate(header).await?;
+        let (project, key) = state.projects.authenticate(header).await?;
         crate::observe::record_project(project.as_str());
-        Ok(MgmtAuth(project))
+        Ok(MgmtAuth(project, key))
     }
 }
 

@@ -17,6 +17,7 @@ use utoipa::openapi::schema::{
 use utoipa::openapi::{Ref, RefOr, Required};
 use utoipa::PartialSchema;
 
+use idvault_core::limits::{AUDIT_SEARCH_MAX_LIMIT, MAX_AUDIT_FIELD_LEN};
 use idvault_core::limits::{
     MAX_APP_URL_PARAMS, MAX_ATTRIBUTE_NAME_LEN, MAX_BATCH_TOKENS, MAX_BATCH_USERS, MAX_BODY_BYTES,
     MAX_CUSTOM_ATTRIBUTES_BYTES, MAX_FIELD_LEN, MAX_FILTER_VALUES, MAX_LIST_ITEMS, MAX_LOAD_USERS,
@@ -387,6 +388,52 @@ pub fn search_text_opt() -> Object {
     )
 }
 
+/// The free text of an audit search.
+pub fn audit_text_opt() -> Object {
+    string(
+        true,
+        0,
+        MAX_SEARCH_TEXT_LEN,
+        printable_pattern(),
+        &format!("Case-insensitive substring of any field of a record, {}", bytes(MAX_SEARCH_TEXT_LEN)),
+    )
+}
+
+/// `action`, `actorId`, `tenantId` of an audit event: required, printable, bounded.
+pub fn audit_field_req() -> Object {
+    string(
+        false,
+        1,
+        MAX_AUDIT_FIELD_LEN,
+        printable_pattern(),
+        &format!("1 to {}, printable", bytes(MAX_AUDIT_FIELD_LEN)),
+    )
+}
+
+pub fn audit_field_opt() -> Object {
+    string(
+        true,
+        0,
+        MAX_AUDIT_FIELD_LEN,
+        printable_pattern(),
+        &format!("{}, printable", bytes(MAX_AUDIT_FIELD_LEN)),
+    )
+}
+
+/// Descope's audit event types.
+pub fn audit_type_req() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::new(Type::String))
+        .enum_values(Some(idvault_core::audit::EVENT_TYPES))
+        .description(Some("info, warn or error"))
+        .build()
+}
+
+/// A management key's name: 1 to 100 printable characters (`idvault_core::project::validate_name`).
+pub fn key_name_opt() -> Object {
+    string(true, 1, 100, not_blank_pattern(), "1 to 100 characters, printable")
+}
+
 // ---- lists ----
 
 fn list_item() -> Object {
@@ -548,6 +595,15 @@ fn integer(null: bool, min: i64, max: i64, description: &str) -> Object {
 
 pub fn limit_opt() -> Object {
     integer(true, 0, i64::from(SEARCH_MAX_LIMIT), "Page size; absent or 0 means the default")
+}
+
+pub fn audit_limit_opt() -> Object {
+    integer(true, 0, AUDIT_SEARCH_MAX_LIMIT as i64, "Records per page; absent or 0 means the largest")
+}
+
+/// A key's expiry, Unix seconds (up to the year 9999); 0 or absent: none.
+pub fn expire_time_opt() -> Object {
+    integer(true, 0, 253_402_300_799, "Unix seconds; 0 or absent: never expires")
 }
 
 pub fn page_opt() -> Object {

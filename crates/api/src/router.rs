@@ -37,7 +37,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::provider_tokens::router())
         .merge(routes::providers::router())
         .merge(routes::outbound::router())
-        .merge(routes::keys::router());
+        .merge(routes::keys::router())
+        .merge(routes::audit::router());
     crate::openapi::finish(routes.get_openapi_mut());
     routes
 }
@@ -90,7 +91,8 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
             ApiError::new(Code::MethodNotAllowed, "method not allowed on this route")
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state);
+        .with_state(state)
+        .layer(middleware::from_fn(audit_scope));
     if let Some(limit) = settings.auth_rate_limit.filter(RateLimit::is_enabled) {
         let limiter = Arc::new(KeyedLimiter::new(limit));
         app = app.layer(middleware::from_fn_with_state(limiter, crate::ratelimit::limit_auth_routes));
@@ -108,6 +110,18 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
 /// A router with only `GET /metrics`: for a separate metrics listener, or merged into the API's.
 pub fn metrics_router<S: Clone + Send + Sync + 'static>(metrics: MetricsRoute) -> Router<S> {
     Router::new().route("/metrics", get(observe::metrics_handler).with_state(metrics))
+}
+
+/// Runs the request in an audit scope whose records carry the TCP peer's address (no port; an
+/// IPv4 client of a dual-stack listener as plain IPv4). Without a peer (in-process tests) the
+/// address is empty.
+async fn audit_scope(req: axum::extract::Request, next: middleware::Next) -> Response {
+    let remote = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|axum::extract::ConnectInfo(peer)| peer.ip().to_canonical().to_string())
+        .unwrap_or_default();
+    idvault_core::audit::scope(remote, next.run(req)).await
 }
 
 /// The policy of HTML answers that set none of their own: nothing may load, nothing may frame it.

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use idvault_core::audit::{Audit, AuditService, AuditSink};
 use idvault_core::auth::{AuthService, AuthSettings, SessionSigner};
 use idvault_core::clock::SharedClock;
 use idvault_core::directory::DirectoryService;
@@ -35,10 +36,13 @@ pub struct Services {
     pub providers: ProviderService,
     pub vault: VaultService,
     pub outbound: OutboundService,
+    pub audit: AuditService,
     pub store: SharedStore,
 }
 
 impl AppState {
+    /// `audit_sink` receives every audit record the services make (`None`: nothing is recorded).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: SharedStore,
         cipher: Arc<dyn Cipher>,
@@ -47,8 +51,13 @@ impl AppState {
         clock: SharedClock,
         vault_settings: VaultSettings,
         auth_settings: AuthSettings,
+        audit_sink: Option<Arc<dyn AuditSink>>,
     ) -> Self {
-        let users = UserService::new(store.clone(), clock.clone());
+        let audit = match audit_sink {
+            Some(sink) => Audit::new(sink, clock.clone()),
+            None => Audit::disabled(clock.clone()),
+        };
+        let users = UserService::new(store.clone(), clock.clone()).with_audit(audit.clone());
         let providers = ProviderService::new(store.clone(), cipher.clone(), oauth.clone(), clock.clone());
         let vault = VaultService::new(
             store.clone(),
@@ -71,7 +80,7 @@ impl AppState {
             vault_settings.refresh_skew,
         );
         AppState(Arc::new(Services {
-            directory: DirectoryService::new(store.clone(), clock.clone()),
+            directory: DirectoryService::new(store.clone(), clock.clone()).with_audit(audit.clone()),
             auth: AuthService::new(
                 store.clone(),
                 cipher.clone(),
@@ -82,7 +91,8 @@ impl AppState {
                 clock.clone(),
                 auth_settings,
             ),
-            projects: ProjectService::new(store.clone(), clock.clone()),
+            projects: ProjectService::new(store.clone(), clock.clone()).with_audit(audit.clone()),
+            audit: AuditService::new(store.clone(), audit, clock.clone()),
             vault,
             outbound,
             providers,

@@ -263,11 +263,23 @@ pub struct RoleQuery {
 pub struct DirectoryService {
     store: SharedStore,
     clock: SharedClock,
+    audit: crate::audit::Audit,
+}
+
+fn tenant_record(project: &ProjectId, action: &str, tenant_id: &str) -> crate::audit::AuditRecord {
+    crate::audit::AuditRecord::new(project, action).tenants(vec![tenant_id.to_owned()])
 }
 
 impl DirectoryService {
     pub fn new(store: SharedStore, clock: SharedClock) -> Self {
-        Self { store, clock }
+        let audit = crate::audit::Audit::disabled(clock.clone());
+        Self { store, clock, audit }
+    }
+
+    /// Records tenant changes in `audit`.
+    pub fn with_audit(mut self, audit: crate::audit::Audit) -> Self {
+        self.audit = audit;
+        self
     }
 
     // ---- tenants ----
@@ -282,6 +294,10 @@ impl DirectoryService {
         check_list("selfProvisioningDomains", &tenant.self_provisioning_domains)?;
         tenant.created_ms = self.clock.now_ms();
         self.store.create_tenant(project, &tenant).await?;
+        self.audit.record(
+            tenant_record(project, crate::audit::actions::TENANT_CREATED, &tenant.id)
+                .data("name", tenant.name.as_str()),
+        );
         Ok(tenant)
     }
 
@@ -289,7 +305,12 @@ impl DirectoryService {
         tenant.name = check_name("name", &tenant.name)?;
         check_tenant_attributes(&tenant.custom_attributes)?;
         check_list("selfProvisioningDomains", &tenant.self_provisioning_domains)?;
-        self.store.update_tenant(project, &tenant).await
+        let saved = self.store.update_tenant(project, &tenant).await?;
+        self.audit.record(
+            tenant_record(project, crate::audit::actions::TENANT_MODIFIED, &saved.id)
+                .data("name", saved.name.as_str()),
+        );
+        Ok(saved)
     }
 
     pub async fn load_tenant(&self, project: &ProjectId, id: &str) -> Result<Tenant> {
@@ -322,10 +343,21 @@ impl DirectoryService {
                 only_here.extend(members.into_iter().filter(|u| u.tenants.len() == 1).map(|u| u.user_id));
             }
             for user_id in only_here {
-                self.store.delete_user(project, &user_id).await?;
+                if self.store.delete_user(project, &user_id).await? {
+                    self.audit.record(
+                        tenant_record(project, crate::audit::actions::USER_DELETED, id)
+                            .user(user_id.as_str())
+                            .data("cascade", true),
+                    );
+                }
             }
         }
-        self.store.delete_tenant(project, id, self.clock.now_ms()).await.map(|_| ())
+        if self.store.delete_tenant(project, id, self.clock.now_ms()).await? {
+            self.audit.record(
+                tenant_record(project, crate::audit::actions::TENANT_DELETED, id).data("cascade", cascade),
+            );
+        }
+        Ok(())
     }
 
     /// Changes only the given fields of a tenant.

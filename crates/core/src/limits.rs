@@ -79,3 +79,9 @@ pub const MAX_BATCH_TOKENS: usize = 100_000;
 /// (a megabyte where an id belongs) is cut there, ending in `…`. Every value within its limit
 /// (at most [`MAX_URL_LEN`] bytes) is repeated whole.
 pub const MAX_ERROR_MESSAGE_LEN: usize = 4096;
+/// Longest `action`, `actorId`, `tenantId` or `userId` of an audit event an application records.
+pub const MAX_AUDIT_FIELD_LEN: usize = 256;
+/// Largest `data` of an audit event an application records, as serialized JSON.
+pub const MAX_AUDIT_DATA_BYTES: usize = 16 * 1024;
+/// Largest page of an audit search (and its default).
+pub const AUDIT_SEARCH_MAX_LIMIT: usize = 1000;

@@ -14,6 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::audit::{actions, Actor, Audit, AuditRecord};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::ids::ProjectId;
@@ -230,6 +231,22 @@ impl KeyCache {
     }
 }
 
+/// The management key a request authenticated with (the actor of its audit records): its id
+/// and name, never its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyIdentity {
+    pub key_id: String,
+    pub name: String,
+}
+
+/// A change of a key's name or expiry; `None` keeps the field.
+#[derive(Debug, Clone, Default)]
+pub struct KeyUpdate {
+    pub name: Option<String>,
+    /// `Some(None)`: never expires; `Some(Some(ms))`: expires then (Unix ms).
+    pub expires_ms: Option<Option<i64>>,
+}
+
 /// Projects, keys, and the management-key check every request goes through.
 #[derive(Clone)]
 pub struct ProjectService {
@@ -238,11 +255,19 @@ pub struct ProjectService {
     /// Key records by key id: the key check runs on every request, and a store read per request
     /// costs more than the rest of the check.
     keys: std::sync::Arc<KeyCache>,
+    audit: Audit,
 }
 
 impl ProjectService {
     pub fn new(store: SharedStore, clock: SharedClock) -> Self {
-        Self { store, clock, keys: Default::default() }
+        let audit = Audit::disabled(clock.clone());
+        Self { store, clock, keys: Default::default(), audit }
+    }
+
+    /// Records failed key checks and key changes in `audit`.
+    pub fn with_audit(mut self, audit: Audit) -> Self {
+        self.audit = audit;
+        self
     }
 
     /// Now, by the service's clock (Unix milliseconds).
@@ -292,6 +317,9 @@ impl ProjectService {
         if self.store.get_project(project).await?.is_none() {
             return Err(Error::ProjectNotFound(project.to_string()));
         }
+        if expires_in_ms.is_some_and(|d| d <= 0) {
+            return Err(Error::invalid("expireTime", "must be in the future"));
+        }
         let now = self.clock.now_ms();
         let issued = issue_key(
             project,
@@ -300,7 +328,58 @@ impl ProjectService {
             expires_in_ms.map(|d| now.saturating_add(d)),
         );
         self.store.insert_key(&issued.record).await?;
+        self.audit.record(
+            AuditRecord::new(project, actions::MANAGEMENT_KEY_CREATED)
+                .data("keyId", issued.record.key_id.as_str())
+                .data("keyName", issued.record.name.as_str()),
+        );
         Ok(issued)
+    }
+
+    /// Expires a key of `project` now: refused from the next request on, but (unlike a revoked
+    /// key) its expiry can be moved again with [`Self::update_key`].
+    pub async fn expire_key(&self, project: &ProjectId, key_id: &str) -> Result<ManagementKey> {
+        let now = self.clock.now_ms();
+        self.update_key(project, key_id, KeyUpdate { name: None, expires_ms: Some(Some(now)) }).await
+    }
+
+    /// Renames a key of `project` or changes its expiry (an expiry in the past expires it now).
+    /// A revoked key cannot be changed.
+    pub async fn update_key(
+        &self,
+        project: &ProjectId,
+        key_id: &str,
+        update: KeyUpdate,
+    ) -> Result<ManagementKey> {
+        let mut key = self
+            .store
+            .list_keys(project)
+            .await?
+            .into_iter()
+            .find(|k| k.key_id == key_id)
+            .ok_or_else(|| Error::KeyNotFound(key_id.to_owned()))?;
+        if key.revoked_ms.is_some() {
+            return Err(Error::invalid("keyId", "the key is revoked"));
+        }
+        if let Some(name) = &update.name {
+            key.name = validate_name("name", name)?;
+        }
+        if let Some(expires_ms) = update.expires_ms {
+            key.expires_ms = expires_ms;
+        }
+        if !self.store.update_key(project, key_id, &key.name, key.expires_ms).await? {
+            return Err(Error::KeyNotFound(key_id.to_owned()));
+        }
+        // As for a revocation: the next check on this server sees the new expiry.
+        self.keys.evict(key_id);
+        let mut record = AuditRecord::new(project, actions::MANAGEMENT_KEY_UPDATED)
+            .data("keyId", key_id)
+            .data("keyName", key.name.as_str());
+        if let Some(expires_ms) = update.expires_ms {
+            record = record.data("expireTime", expires_ms.map_or(0, |ms| ms.div_euclid(1000)));
+        }
+        self.audit.record(record);
+        Ok(key)
     }
 
     pub async fn list_keys(&self, project: &ProjectId) -> Result<Vec<ManagementKey>> {
@@ -322,30 +401,65 @@ impl ProjectService {
         let revoked = self.store.revoke_key(project, key_id, self.clock.now_ms()).await;
         self.keys.evict(key_id);
         if revoked? {
+            self.audit
+                .record(AuditRecord::new(project, actions::MANAGEMENT_KEY_REVOKED).data("keyId", key_id));
             Ok(())
         } else {
             Err(Error::KeyNotFound(key_id.to_owned()))
         }
     }
 
-    /// Checks an `Authorization` header and answers the project it grants. Every refusal is the
-    /// same kind of error and never repeats what was presented.
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<ProjectId> {
+    /// Checks an `Authorization` header and answers the project and key it grants; the key
+    /// becomes the actor of the request's audit records. Every refusal is the same kind of error
+    /// and never repeats what was presented; one whose project id is well-formed is audited.
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<(ProjectId, KeyIdentity)> {
         let header = authorization.ok_or(Error::Unauthorized("missing management authorization"))?;
         let (project, presented) = parse_bearer(header)?;
-        let key_id = key_id_of(presented).ok_or(Error::WrongManagementKey)?;
-        let record = self.key_record(key_id).await?.ok_or(Error::WrongManagementKey)?;
+        let Some(key_id) = key_id_of(presented) else {
+            self.audit_failure(&project, None, "malformed key");
+            return Err(Error::WrongManagementKey);
+        };
+        let Some(record) = self.key_record(key_id).await? else {
+            self.audit_failure(&project, None, "unknown key");
+            return Err(Error::WrongManagementKey);
+        };
         // Compare the digest first, in constant time, so that timing says nothing about which
         // check failed.
         let matches = key_matches(&record, presented);
         if !matches || record.project_id != project {
+            // The key id is named only when the key is the project's own (a wrong secret): it is
+            // no secret, and another project's key ids are none of this project's business.
+            let own = (record.project_id == project).then_some(key_id);
+            self.audit_failure(&project, own, "wrong key");
             return Err(Error::WrongManagementKey);
         }
         match record.state(self.clock.now_ms()) {
-            KeyState::Active => Ok(project),
-            KeyState::Expired => Err(Error::Unauthorized("management key has expired")),
-            KeyState::Revoked => Err(Error::Unauthorized("management key has been revoked")),
+            KeyState::Active => {
+                crate::audit::set_actor(Actor::ManagementKey {
+                    id: record.key_id.clone(),
+                    name: record.name.clone(),
+                });
+                Ok((project, KeyIdentity { key_id: record.key_id, name: record.name }))
+            }
+            KeyState::Expired => {
+                self.audit_failure(&project, Some(key_id), "expired key");
+                Err(Error::Unauthorized("management key has expired"))
+            }
+            KeyState::Revoked => {
+                self.audit_failure(&project, Some(key_id), "revoked key");
+                Err(Error::Unauthorized("management key has been revoked"))
+            }
         }
+    }
+
+    fn audit_failure(&self, project: &ProjectId, key_id: Option<&str>, reason: &str) {
+        let mut record = AuditRecord::new(project, actions::MANAGEMENT_KEY_CHECK_FAILED)
+            .kind("warn")
+            .data("reason", reason);
+        if let Some(key_id) = key_id {
+            record = record.data("keyId", key_id);
+        }
+        self.audit.record(record);
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::audit::{AuditQuery, AuditRecord};
 use crate::auth::{AuthCode, OAuthState, ProjectAuthSettings, SessionRecord, SigningKeyRecord};
 use crate::directory::{AttributeDef, Permission, Role, Tenant};
 use crate::error::Result;
@@ -27,6 +28,14 @@ pub trait ProjectStore: Send + Sync {
     async fn list_keys(&self, project: &ProjectId) -> Result<Vec<ManagementKey>>;
     /// Marks a key revoked; answers false when the project has no such key.
     async fn revoke_key(&self, project: &ProjectId, key_id: &str, at_ms: i64) -> Result<bool>;
+    /// Sets a key's name and expiry; answers false when the project has no such key.
+    async fn update_key(
+        &self,
+        project: &ProjectId,
+        key_id: &str,
+        name: &str,
+        expires_ms: Option<i64>,
+    ) -> Result<bool>;
 }
 
 #[async_trait]
@@ -457,6 +466,19 @@ pub trait RefreshLock: Send + Sync {
     }
 }
 
+/// The audit trail. Records are written in batches by the background writer
+/// ([`crate::audit::writer`]), never one per request.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Inserts every record (one multi-row insert, or a few for a very large batch).
+    async fn insert_audit_records(&self, records: &[AuditRecord]) -> Result<()>;
+    /// One page of the project's matching records (newest first unless `oldest_first`), and the
+    /// number of matches.
+    async fn search_audit(&self, project: &ProjectId, query: &AuditQuery) -> Result<(Vec<AuditRecord>, u64)>;
+    /// Deletes every record (of every project) that occurred before `before_ms`; answers how many.
+    async fn purge_audit(&self, before_ms: i64) -> Result<u64>;
+}
+
 #[async_trait]
 pub trait HealthCheck: Send + Sync {
     /// Answers Ok when the database answers a trivial query.
@@ -475,6 +497,7 @@ pub trait Store:
     + DirectoryStore
     + ImportStore
     + RefreshLock
+    + AuditStore
     + HealthCheck
 {
 }
@@ -489,6 +512,7 @@ impl<T> Store for T where
         + DirectoryStore
         + ImportStore
         + RefreshLock
+        + AuditStore
         + HealthCheck
 {
 }

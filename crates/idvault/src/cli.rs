@@ -140,10 +140,31 @@ pub enum Command {
     /// Check the configuration (file, environment, flags).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Print a shell completion script, e.g. `idvault completions bash > /etc/bash_completion.d/idvault`.
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Write a project's audit records as JSON Lines (one record a line, oldest first, in the
+    /// search API's record shape) to standard output or a file. Not limited to 30 days: every
+    /// record still kept (see `serve --audit-retention-days`).
+    Export {
+        #[arg(long)]
+        project: String,
+        /// Only records from then on: an RFC 3339 time (`2026-11-01T00:00:00Z`), Unix
+        /// milliseconds, or an age such as `24h` or `7days`.
+        #[arg(long)]
+        since: Option<String>,
+        /// Output file (created or truncated); standard output when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -258,6 +279,17 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_rate_burst: Option<u32>,
+
+    /// Days audit records are kept; older ones are deleted at start and then every hour. `0`
+    /// keeps them forever [default: 90].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_retention_days: Option<u32>,
+
+    /// How often expired audit records are purged [default: 1h].
+    #[arg(long, value_parser = crate::config::duration_flag, hide = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_purge_interval: Option<String>,
 
     /// Brute-force limit: wrong management keys and forged session tokens per minute a client
     /// address may present once its burst is spent. While its budget is empty, its requests with

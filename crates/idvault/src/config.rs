@@ -119,6 +119,12 @@ pub struct Config {
     pub credential_failure_limit: u32,
     /// Burst of that limit. `0` disables it.
     pub credential_failure_burst: u32,
+    /// Days audit records are kept; older ones are deleted at start and then every hour. `0`
+    /// keeps them forever.
+    pub audit_retention_days: u32,
+    /// How often expired audit records are purged.
+    #[serde(with = "duration")]
+    pub audit_purge_interval: Duration,
 
     /// Log line format on stderr: `human` or `json`. Levels per module come from `IDVAULT_LOG`.
     pub log_format: LogFormat,
@@ -161,6 +167,8 @@ impl Default for Config {
             auth_rate_burst: idvault_api::RateLimit::AUTH_DEFAULT.burst,
             credential_failure_limit: idvault_api::FailureLimit::DEFAULT.per_minute,
             credential_failure_burst: idvault_api::FailureLimit::DEFAULT.burst,
+            audit_retention_days: 90,
+            audit_purge_interval: Duration::from_secs(3600),
             log_format: LogFormat::Human,
             metrics_listen: None,
             metrics_token: None,

@@ -2,6 +2,7 @@
 //! `startup` (the server) or `admin` (project and key management on the same data directory).
 
 mod admin;
+mod audit;
 mod backend;
 mod backup;
 mod cli;
@@ -94,6 +95,9 @@ fn main() -> ExitCode {
             Command::Provider(cmd) => admin::provider(data_dir, db, master_key, cmd).await,
             Command::Keys(cmd) => admin::keys(data_dir, db, master_key, cmd).await,
             Command::Healthcheck(args) => admin::healthcheck(args).await,
+            Command::Audit(cli::AuditCommand::Export { project, since, out }) => {
+                audit::export(data_dir, db, &project, since.as_deref(), out.as_deref()).await
+            }
             Command::Backup { out } => backup::backup(data_dir, db, &out).await,
             Command::Restore { from } => backup::restore(data_dir, db, master_key, &from).await,
             Command::Export { project, out } => admin::export(data_dir, db, &project, &out).await,

@@ -155,8 +155,19 @@ pub async fn serve(args: &Config, db: &DbTarget) -> anyhow::Result<()> {
         ..AuthSettings::with_public_url(public_url)
     };
     let signer = Arc::new(JwtSigner::new(store.clone(), cipher.clone(), clock.clone(), args.refresh_ttl));
-    let state =
-        AppState::new(store.clone(), cipher, signer, Arc::new(oauth), clock.clone(), settings, auth_settings);
+    let (audit_sink, audit_writer) = crate::audit::start_writer(store.clone());
+    let state = AppState::new(
+        store.clone(),
+        cipher,
+        signer,
+        Arc::new(oauth),
+        clock.clone(),
+        settings,
+        auth_settings,
+        Some(audit_sink.clone()),
+    );
+    let audit_purge =
+        crate::audit::start_purge(state.audit.clone(), args.audit_retention_days, args.audit_purge_interval);
 
     let start_project = bootstrap_first_project(&state.projects, store.as_ref(), &addr).await?;
     let revocation_listener = listen_for_key_revocations(&backend, &state);
@@ -214,7 +225,19 @@ pub async fn serve(args: &Config, db: &DbTarget) -> anyhow::Result<()> {
     if let Some(task) = revocation_listener {
         task.abort();
     }
-    tracing::info!("stopped accepting; in-flight requests finished; closing the database");
+    if let Some(task) = audit_purge {
+        task.abort();
+    }
+    // Every request has finished, so no record is still being made: write what is queued before
+    // the database closes.
+    audit_writer.shutdown().await;
+    let lost = audit_sink.dropped();
+    if lost > 0 {
+        tracing::warn!(lost, "audit records were lost while this server ran (see the earlier warnings)");
+    }
+    tracing::info!(
+        "stopped accepting; in-flight requests finished; audit trail written; closing the database"
+    );
     backend.close().await?;
     tracing::info!("idvault stopped");
     Ok(())

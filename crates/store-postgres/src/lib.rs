@@ -37,6 +37,7 @@
 //!
 //! Must not import axum or anything above the storage seam.
 
+mod audit;
 mod auth;
 mod directory;
 mod import;

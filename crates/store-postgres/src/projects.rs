@@ -140,4 +140,28 @@ impl ProjectStore for PgStore {
         .map(|n| n > 0)
         .map_err(pg_err)
     }
+
+    async fn update_key(
+        &self,
+        project: &ProjectId,
+        key_id: &str,
+        name: &str,
+        expires_ms: Option<i64>,
+    ) -> Result<bool> {
+        let c = self.conn().await?;
+        // Notified like a revocation: other replicas drop their cached record, so a new expiry
+        // applies everywhere at once.
+        c.execute(
+            &format!(
+                "WITH updated AS (UPDATE management_keys SET name = $3, expires_ms = $4 \
+                 WHERE project_id = $1 AND key_id = $2 RETURNING key_id) \
+                 SELECT pg_notify('{}', key_id) FROM updated",
+                crate::KEY_REVOCATION_CHANNEL
+            ),
+            &[&project.as_str(), &key_id, &name, &expires_ms],
+        )
+        .await
+        .map(|n| n > 0)
+        .map_err(pg_err)
+    }
 }

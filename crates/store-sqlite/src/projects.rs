@@ -134,4 +134,23 @@ impl ProjectStore for SqliteStore {
         })
         .await
     }
+
+    async fn update_key(
+        &self,
+        project: &ProjectId,
+        key_id: &str,
+        name: &str,
+        expires_ms: Option<i64>,
+    ) -> Result<bool> {
+        let (project, key_id, name) = (project.clone(), key_id.to_owned(), name.to_owned());
+        self.write(move |c| {
+            c.execute(
+                "UPDATE management_keys SET name = ?3, expires_ms = ?4 WHERE project_id = ?1 AND key_id = ?2",
+                params![project.as_str(), key_id, name, expires_ms],
+            )
+            .map(|n| n > 0)
+            .map_err(storage_err)
+        })
+        .await
+    }
 }

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use idvault_core::audit::{Actor, AuditQuery, AuditRecord};
 use idvault_core::auth::{AuthCode, OAuthState, ProjectAuthSettings, SessionRecord, SigningKeyRecord};
 use idvault_core::directory::{AttributeDef, AttributeType, Permission, Role, Tenant};
 use idvault_core::error::{Error, Result};
@@ -344,6 +345,178 @@ pub async fn management_keys_insert_get_list_and_revoke(backend: TestStore) {
     assert!(!s.revoke_key(&ProjectId::generate(), &issued.record.key_id, 30).await.unwrap(), "other project");
     assert!(!s.revoke_key(p, "nope", 30).await.unwrap());
     assert_eq!(s.get_key(&other.record.key_id).await.unwrap().unwrap().revoked_ms, None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Management keys: rename and expiry.
+
+pub async fn management_keys_update_name_and_expiry(backend: TestStore) {
+    let f = directory(backend).await;
+    let (s, p) = (&*f.store, &f.project);
+    let issued = issue_key(p, "old", 10, None);
+    s.insert_key(&issued.record).await.unwrap();
+    assert!(s.update_key(p, &issued.record.key_id, "new", Some(99)).await.unwrap());
+    let stored = s.get_key(&issued.record.key_id).await.unwrap().unwrap();
+    assert_eq!((stored.name.as_str(), stored.expires_ms), ("new", Some(99)));
+    assert_eq!(stored.key_hash, issued.record.key_hash, "the secret's digest stays");
+    assert!(s.update_key(p, &issued.record.key_id, "new", None).await.unwrap());
+    assert_eq!(s.get_key(&issued.record.key_id).await.unwrap().unwrap().expires_ms, None);
+    assert!(
+        !s.update_key(&ProjectId::generate(), &issued.record.key_id, "x", None).await.unwrap(),
+        "other project"
+    );
+    assert!(!s.update_key(p, "nope", "x", None).await.unwrap());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The audit trail.
+
+fn audit(p: &ProjectId, at: i64, action: &str, user: &str, tenants: &[&str]) -> AuditRecord {
+    AuditRecord {
+        project_id: p.to_string(),
+        occurred_ms: at,
+        action: action.into(),
+        kind: "info".into(),
+        actor: Actor::ManagementKey { id: "KEY1".into(), name: "ci robot".into() },
+        user_id: user.into(),
+        login_ids: if user.is_empty() { vec![] } else { vec![format!("{user}@example.com")] },
+        tenants: tenants.iter().map(|t| (*t).to_owned()).collect(),
+        remote_address: "192.0.2.7".into(),
+        device: String::new(),
+        method: if action == "LoginSucceed" { "oauth".into() } else { String::new() },
+        geo: String::new(),
+        data: serde_json::Map::from_iter([("provider".to_owned(), json!("google"))]),
+    }
+}
+
+fn window(from_ms: i64, to_ms: i64) -> AuditQuery {
+    AuditQuery { from_ms, to_ms, limit: 100, ..AuditQuery::default() }
+}
+
+async fn audit_actions(s: &dyn Store, p: &ProjectId, q: AuditQuery) -> (Vec<String>, u64) {
+    let (records, total) = s.search_audit(p, &q).await.unwrap();
+    (records.into_iter().map(|r| r.action).collect(), total)
+}
+
+pub async fn audit_records_round_trip_and_every_filter_applies(backend: TestStore) {
+    let f = directory(backend).await;
+    let (s, p) = (&*f.store, &f.project);
+    let other = ProjectId::generate();
+    let records = vec![
+        audit(p, 100, "UserCreated", "ann", &["t1"]),
+        audit(p, 200, "ProviderTokenRead", "ann", &[]),
+        audit(p, 300, "LoginSucceed", "bob", &["t1", "acme"]),
+        audit(p, 400, "ManagementKeyCheckFailed", "", &[]),
+        audit(&other, 250, "UserCreated", "ann", &["t1"]),
+    ];
+    s.insert_audit_records(&records).await.unwrap();
+    s.insert_audit_records(&[]).await.unwrap();
+
+    let (all, total) = s.search_audit(p, &window(0, i64::MAX)).await.unwrap();
+    assert_eq!(total, 4, "the other project's record is not this one's");
+    assert_eq!(all[0], records[3], "newest first, every field as written");
+    assert_eq!(all[3], records[0]);
+
+    let q = |f: fn(&mut AuditQuery)| {
+        let mut q = window(0, i64::MAX);
+        f(&mut q);
+        q
+    };
+    let cases: Vec<(AuditQuery, Vec<&str>)> = vec![
+        (q(|q| q.user_ids = vec!["ann".into()]), vec!["ProviderTokenRead", "UserCreated"]),
+        (
+            q(|q| q.actions = vec!["LoginSucceed".into(), "UserCreated".into()]),
+            vec!["LoginSucceed", "UserCreated"],
+        ),
+        (
+            q(|q| q.excluded_actions = vec!["ManagementKeyCheckFailed".into()]),
+            vec!["LoginSucceed", "ProviderTokenRead", "UserCreated"],
+        ),
+        (q(|q| q.methods = vec!["oauth".into()]), vec!["LoginSucceed"]),
+        (
+            q(|q| q.remote_addresses = vec!["192.0.2.7".into()]),
+            vec!["ManagementKeyCheckFailed", "LoginSucceed", "ProviderTokenRead", "UserCreated"],
+        ),
+        (q(|q| q.remote_addresses = vec!["192.0.2.8".into()]), vec![]),
+        (q(|q| q.devices = vec!["Mobile".into()]), vec![]),
+        (q(|q| q.geos = vec!["US".into()]), vec![]),
+        (q(|q| q.login_ids = vec!["bob@example.com".into()]), vec!["LoginSucceed"]),
+        (q(|q| q.tenants = vec!["acme".into()]), vec!["LoginSucceed"]),
+        (q(|q| q.tenants = vec!["t1".into()]), vec!["LoginSucceed", "UserCreated"]),
+        (
+            q(|q| {
+                q.tenants = vec!["acme".into()];
+                q.no_tenants = true;
+            }),
+            vec!["ManagementKeyCheckFailed", "LoginSucceed", "ProviderTokenRead"],
+        ),
+        (
+            q(|q| q.text = Some("ci robot".into())),
+            vec!["ManagementKeyCheckFailed", "LoginSucceed", "ProviderTokenRead", "UserCreated"],
+        ),
+        (q(|q| q.text = Some("tokenread".into())), vec!["ProviderTokenRead"]),
+        (
+            q(|q| q.text = Some("google".into())),
+            vec!["ManagementKeyCheckFailed", "LoginSucceed", "ProviderTokenRead", "UserCreated"],
+        ),
+        (q(|q| q.text = Some("nothing like it".into())), vec![]),
+        (window(200, 300), vec!["LoginSucceed", "ProviderTokenRead"]),
+    ];
+    for (query, expected) in cases {
+        let described = format!("{query:?}");
+        let (actions, total) = audit_actions(s, p, query).await;
+        assert_eq!(actions, expected, "{described}");
+        assert_eq!(total, expected.len() as u64, "{described}");
+    }
+
+    // Pages, both orders; the total counts every match.
+    let page = AuditQuery { limit: 2, offset: 2, ..window(0, i64::MAX) };
+    assert_eq!(audit_actions(s, p, page).await, (vec!["ProviderTokenRead".into(), "UserCreated".into()], 4));
+    let oldest = AuditQuery { limit: 1, oldest_first: true, ..window(0, i64::MAX) };
+    assert_eq!(audit_actions(s, p, oldest).await.0, vec!["UserCreated".to_owned()]);
+}
+
+pub async fn audit_batches_of_a_thousand_and_more_are_stored_whole(backend: TestStore) {
+    let f = directory(backend).await;
+    let (s, p) = (&*f.store, &f.project);
+    let many: Vec<AuditRecord> =
+        (0..2_500).map(|i| audit(p, i, "ProviderTokenRead", &format!("u{i}"), &[])).collect();
+    s.insert_audit_records(&many).await.unwrap();
+    assert_eq!(s.search_audit(p, &window(0, i64::MAX)).await.unwrap().1, 2_500);
+}
+
+pub async fn audit_purge_deletes_only_older_records(backend: TestStore) {
+    let f = directory(backend).await;
+    let (s, p) = (&*f.store, &f.project);
+    let other = ProjectId::generate();
+    s.insert_audit_records(&[
+        audit(p, 100, "Old", "", &[]),
+        audit(&other, 150, "Old", "", &[]),
+        audit(p, 200, "Kept", "", &[]),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(s.purge_audit(200).await.unwrap(), 2, "every project's");
+    assert_eq!(audit_actions(s, p, window(0, i64::MAX)).await, (vec!["Kept".into()], 1));
+    assert_eq!(s.purge_audit(200).await.unwrap(), 0);
+}
+
+/// The server's writer on this store: records handed to the sink are stored, and shutting the
+/// writer down stores what is still queued (well within one batch interval).
+pub async fn audit_writer_stores_everything_queued_by_shutdown(backend: TestStore) {
+    use idvault_core::audit::AuditSink;
+    let f = directory(backend).await;
+    let (s, p) = (f.store.clone(), f.project.clone());
+    let (sink, writer) = idvault_core::audit::writer::start(s.clone());
+    for i in 0..3_000 {
+        sink.record(audit(&p, i, "ProviderTokenRead", "", &[]));
+    }
+    writer.shutdown().await;
+    assert_eq!(s.search_audit(&p, &window(0, i64::MAX)).await.unwrap().1, 3_000);
+    assert_eq!(sink.dropped(), 0);
+    // After shutdown a record is refused, and counted.
+    sink.record(audit(&p, 1, "Late", "", &[]));
+    assert_eq!(sink.dropped(), 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1924,6 +2097,11 @@ macro_rules! store_contract_tests {
         $crate::store_contract_tests!(@cases $backend;
             projects_create_get_and_list,
             management_keys_insert_get_list_and_revoke,
+            management_keys_update_name_and_expiry,
+            audit_records_round_trip_and_every_filter_applies,
+            audit_batches_of_a_thousand_and_more_are_stored_whole,
+            audit_purge_deletes_only_older_records,
+            audit_writer_stores_everything_queued_by_shutdown,
             users_round_trip_every_field,
             create_users_is_all_or_nothing,
             create_users_each_keeps_the_good_ones,

@@ -373,7 +373,7 @@ fn default_true() -> bool {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_auth_settings(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
 ) -> ApiResult<Json<AuthSettingsBody>> {
     let s = state.auth.settings_of(&project).await?;
     Ok(Json(AuthSettingsBody {
@@ -394,7 +394,7 @@ async fn load_auth_settings(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn set_auth_settings(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<AuthSettingsBody>,
 ) -> ApiResult<Json<AuthSettingsBody>> {
     state.auth.set_settings(&project, body.redirect_urls.clone(), body.link_by_verified_email).await?;
@@ -420,7 +420,7 @@ struct RotatedBody {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn rotate_signing_key(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
 ) -> ApiResult<Json<RotatedBody>> {
     Ok(Json(RotatedBody { kid: state.auth.signer().rotate(&project).await? }))
 }

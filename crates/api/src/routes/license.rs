@@ -31,6 +31,6 @@ pub struct LicenseResponse {
     security(("management_key" = [])),
     responses((status = 200, description = "The rate-limit tier", body = LicenseResponse), MgmtErrors),
 )]
-async fn get_license(MgmtAuth(_project): MgmtAuth) -> Json<LicenseResponse> {
+async fn get_license(MgmtAuth(..): MgmtAuth) -> Json<LicenseResponse> {
     Json(LicenseResponse { rate_limit_tier: "self-hosted" })
 }

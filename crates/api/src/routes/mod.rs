@@ -1,6 +1,7 @@
 //! Route handlers by area; each area's `router()` sits next to its handlers.
 
 pub mod attributes;
+pub mod audit;
 pub mod auth;
 pub mod health;
 pub mod keys;

@@ -124,7 +124,7 @@ impl From<ProviderToken> for TokenResponse {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn get_provider_token(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppQuery(q): AppQuery<TokenQuery>,
 ) -> ApiResult<Json<TokenResponse>> {
     let user = UserRef::from_parts(q.login_id.as_deref(), q.user_id.as_deref())?;
@@ -177,7 +177,7 @@ struct PutTokenRequest {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn put_provider_token(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<PutTokenRequest>,
 ) -> ApiResult<Json<Value>> {
     let user = UserRef::from_parts(body.login_id.as_deref(), body.user_id.as_deref())?;
@@ -221,7 +221,7 @@ impl IntoParams for DeleteTokenQuery {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_provider_token(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppQuery(q): AppQuery<DeleteTokenQuery>,
 ) -> ApiResult<Json<Value>> {
     let user = UserRef::from_parts(q.login_id.as_deref(), q.user_id.as_deref())?;

@@ -148,7 +148,7 @@ struct NameBody {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn set_provider(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<SetProviderRequest>,
 ) -> ApiResult<Json<ProviderEnvelope>> {
     let req = SetProvider {
@@ -185,7 +185,7 @@ async fn set_provider(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_provider(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppQuery(q): AppQuery<NameQuery>,
 ) -> ApiResult<Json<ProviderEnvelope>> {
     let config = state.providers.get(&project, &q.name).await?;
@@ -203,7 +203,7 @@ async fn load_provider(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_all_providers(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
 ) -> ApiResult<Json<ProvidersEnvelope>> {
     let providers = state.providers.list(&project).await?;
     Ok(Json(ProvidersEnvelope { providers: providers.into_iter().map(Into::into).collect() }))
@@ -226,7 +226,7 @@ async fn load_all_providers(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_provider(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<NameBody>,
 ) -> ApiResult<Json<Value>> {
     state.providers.remove(&project, &body.name).await?;

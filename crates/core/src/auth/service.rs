@@ -27,6 +27,7 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::audit::{actions, Actor, AuditRecord};
 use crate::auth::{AuthCode, JwtResponse, OAuthState, SessionRecord, SessionSigner};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
@@ -399,6 +400,16 @@ impl AuthService {
         token.provider_user_id = identity.subject.clone();
         let sign_in = SignIn { user, provider_user_id: identity.subject.clone(), token };
         let user_id = self.store.complete_sign_in(&project, &config.name, &sign_in).await?;
+        // The provider's tokens went into the vault with the sign-in.
+        self.users.audit().record(
+            AuditRecord::new(&project, actions::PROVIDER_TOKEN_UPLOADED)
+                .actor(Actor::User { id: user_id.to_string() })
+                .user(user_id.as_str())
+                .method("oauth")
+                .data("provider", config.name.as_str())
+                .data("via", "signIn")
+                .data("newUser", first_seen),
+        );
 
         let code = random_token(32);
         let now = self.clock.now_ms();
@@ -609,6 +620,11 @@ impl AuthService {
         };
         self.store.insert_session(&session).await?;
         self.store.record_login(project, &user.user_id, now, "").await?;
+        self.users.audit().record(
+            crate::user::service::user_record(project, actions::LOGIN_SUCCEED, &user)
+                .actor(Actor::User { id: user.user_id.to_string() })
+                .method("oauth"),
+        );
         let refresh_jwt = self.sign_refresh(project, &user, &session, 0).await?;
         self.respond(project, user, refresh_jwt, &session, record.first_seen).await
     }
@@ -745,6 +761,10 @@ impl AuthService {
         let next = session.generation.saturating_add(1);
         let session = SessionRecord { generation: next, ..session };
         let refresh_jwt = self.sign_refresh(project, &user, &session, next).await?;
+        self.users.audit().record(
+            crate::user::service::user_record(project, actions::SESSION_REFRESHED, &user)
+                .actor(Actor::User { id: user.user_id.to_string() }),
+        );
         self.respond(project, user, refresh_jwt, &session, false).await
     }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::audit::{actions, AuditRecord};
 use crate::clock::SharedClock;
 use crate::error::{Error, ProviderFailure, Result};
 use crate::ids::{generate_app_id, generate_token_id, ProjectId, ProviderName, UserId};
@@ -96,6 +97,25 @@ pub struct FetchRequest {
     pub scopes: Option<Vec<String>>,
     pub with_refresh_token: bool,
     pub force_refresh: bool,
+}
+
+/// An audit record about an outbound token of `owner` (a user, or a tenant) for `app`.
+pub(crate) fn token_record(
+    project: &ProjectId,
+    action: &str,
+    app: &str,
+    owner: &TokenOwner,
+    tenant: &str,
+) -> AuditRecord {
+    let mut record = AuditRecord::new(project, action).data("appId", app);
+    match owner {
+        TokenOwner::User(user) => record = record.user(user.as_str()),
+        TokenOwner::Tenant(t) => record = record.tenants(vec![t.clone()]),
+    }
+    if !tenant.is_empty() && !record.tenants.iter().any(|t| t == tenant) {
+        record.tenants.push(tenant.to_owned());
+    }
+    record
 }
 
 #[derive(Clone)]
@@ -423,7 +443,19 @@ impl OutboundService {
             None => None,
         };
         match self.store.put_outbound_token(project, &token, MAX_TOKENS_PER_OWNER).await? {
-            Some(id) => Ok(id),
+            Some(id) => {
+                self.users.audit().record(
+                    token_record(
+                        project,
+                        actions::OUTBOUND_TOKEN_UPLOADED,
+                        token.app_id.as_str(),
+                        &token.owner,
+                        &token.tenant_id,
+                    )
+                    .data("tokenId", id.as_str()),
+                );
+                Ok(id)
+            }
             None => Err(Error::invalid(
                 "scopes",
                 format!(
@@ -465,6 +497,24 @@ impl OutboundService {
     /// The token a fetch answers (see [`select_token`]), refreshed first when forced, when it has
     /// no access token (a refresh-only upload) or when it expires within the skew.
     pub async fn fetch(&self, project: &ProjectId, req: FetchRequest) -> Result<OutboundToken> {
+        let (owner, tenant, force) = (req.owner.clone(), req.tenant_id.clone(), req.force_refresh);
+        let token = self.fetch_unaudited(project, req).await?;
+        let mut record = token_record(
+            project,
+            actions::OUTBOUND_TOKEN_FETCHED,
+            &token.app_id,
+            &owner,
+            tenant.as_deref().unwrap_or_default(),
+        )
+        .data("tokenId", token.id.as_str());
+        if force {
+            record = record.data("forceRefresh", true);
+        }
+        self.users.audit().record(record);
+        Ok(token)
+    }
+
+    async fn fetch_unaudited(&self, project: &ProjectId, req: FetchRequest) -> Result<OutboundToken> {
         let app_id = parse_app_id(&req.app_id)?;
         let wanted = match req.scopes {
             Some(s) => Some(validate_scopes(s)?),
@@ -505,7 +555,23 @@ impl OutboundService {
         }
         let config = self.load_app(project, app_id.as_str()).await?;
         let slot = OutboundSlot { service: self, project, id: sealed.id.clone() };
-        match self.refresher.refresh(project, &config, sealed.version, &slot).await? {
+        let outcome = self.refresher.refresh(project, &config, sealed.version, &slot).await;
+        let fresh = matches!(outcome, Ok(Refreshed::Fresh { .. }));
+        if req.force_refresh || fresh {
+            let action = if req.force_refresh {
+                actions::OUTBOUND_TOKEN_FORCED_REFRESH
+            } else {
+                actions::OUTBOUND_TOKEN_REFRESHED
+            };
+            let mut record = token_record(project, action, app_id.as_str(), &sealed.owner, &sealed.tenant_id)
+                .data("tokenId", sealed.id.as_str())
+                .data("calledProvider", fresh);
+            if let Err(e) = &outcome {
+                record = record.kind("error").data("error", format!("{:?}", e.code()));
+            }
+            self.users.audit().record(record);
+        }
+        match outcome? {
             Refreshed::Meanwhile(current) => self.open(project, current, req.with_refresh_token).await,
             Refreshed::Fresh { row, grant, used_refresh_token } => {
                 let refresh_token = if req.with_refresh_token {
@@ -531,7 +597,19 @@ impl OutboundService {
         }
         let app = app_id.map(parse_app_id).transpose()?;
         let user = user_id.map(UserId::parse).transpose()?;
-        self.store.delete_user_outbound_tokens(project, app.as_ref(), user.as_ref()).await
+        let deleted = self.store.delete_user_outbound_tokens(project, app.as_ref(), user.as_ref()).await?;
+        if deleted > 0 {
+            let mut record =
+                AuditRecord::new(project, actions::OUTBOUND_TOKEN_DELETED).data("count", deleted);
+            if let Some(user) = &user {
+                record = record.user(user.as_str());
+            }
+            if let Some(app) = &app {
+                record = record.data("appId", app.as_str());
+            }
+            self.users.audit().record(record);
+        }
+        Ok(deleted)
     }
 
     pub async fn delete_token(&self, project: &ProjectId, id: &str) -> Result<()> {
@@ -539,7 +617,20 @@ impl OutboundService {
             return Err(Error::MissingArgument("id"));
         }
         text("id", id, MAX_OUTBOUND_TEXT_LEN)?;
+        let token = self.store.get_outbound_token(project, id).await?;
         if self.store.delete_outbound_token(project, id).await? {
+            let mut record = AuditRecord::new(project, actions::OUTBOUND_TOKEN_DELETED).data("tokenId", id);
+            if let Some(t) = &token {
+                record = token_record(
+                    project,
+                    actions::OUTBOUND_TOKEN_DELETED,
+                    t.app_id.as_str(),
+                    &t.owner,
+                    &t.tenant_id,
+                )
+                .data("tokenId", id);
+            }
+            self.users.audit().record(record);
             Ok(())
         } else {
             Err(Error::OutboundTokenNotFound)

@@ -135,6 +135,30 @@ fn check_given(field: &'static str, values: &[String]) -> Result<()> {
     Ok(())
 }
 
+impl UserChange {
+    /// What kind of change this is, for the audit trail (never the values: an email or a custom
+    /// attribute may be personal data).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UserChange::Replace(_) => "update",
+            UserChange::Patch(_) => "patch",
+            UserChange::Status(_) => "status",
+            UserChange::LoginId { .. } => "loginId",
+            UserChange::AddLoginId(_) => "addLoginId",
+            UserChange::Email { .. } => "email",
+            UserChange::Phone { .. } => "phone",
+            UserChange::Names(_) => "names",
+            UserChange::Picture(_) => "picture",
+            UserChange::CustomAttribute { .. } => "customAttribute",
+            UserChange::Roles { .. } => "roles",
+            UserChange::AddTenant(_) => "addTenant",
+            UserChange::RemoveTenant(_) => "removeTenant",
+            UserChange::SsoApps { .. } => "ssoApps",
+            UserChange::Several(_) => "several",
+        }
+    }
+}
+
 /// Empty text means absent.
 fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())

@@ -1,5 +1,6 @@
 //! User operations as the management API exposes them.
 
+use crate::audit::{actions, Audit, AuditRecord};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::ids::{ProjectId, UserId};
@@ -13,16 +14,37 @@ use crate::user::search::UserQuery;
 pub struct UserService {
     store: SharedStore,
     clock: SharedClock,
+    audit: Audit,
+}
+
+/// An audit record about `user`: its id, login ids and tenants.
+pub(crate) fn user_record(project: &ProjectId, action: &str, user: &User) -> AuditRecord {
+    AuditRecord::new(project, action)
+        .user(user.user_id.as_str())
+        .login_ids(user.login_ids.clone())
+        .tenants(user.tenants.iter().map(|t| t.tenant_id.clone()).collect())
 }
 
 impl UserService {
     pub fn new(store: SharedStore, clock: SharedClock) -> Self {
-        Self { store, clock }
+        let audit = Audit::disabled(clock.clone());
+        Self { store, clock, audit }
+    }
+
+    /// Records user changes in `audit`.
+    pub fn with_audit(mut self, audit: Audit) -> Self {
+        self.audit = audit;
+        self
+    }
+
+    pub(crate) fn audit(&self) -> &Audit {
+        &self.audit
     }
 
     pub async fn create(&self, project: &ProjectId, new: NewUser) -> Result<User> {
         let user = new.into_user(UserId::generate(), self.clock.now_ms())?;
         self.store.create_users(project, std::slice::from_ref(&user)).await?;
+        self.audit.record(user_record(project, actions::USER_CREATED, &user));
         // Read back: the answer shows tenant names and permissions like any load.
         Ok(self.store.get_user(project, &UserRef::UserId(user.user_id.clone())).await?.unwrap_or(user))
     }
@@ -62,6 +84,9 @@ impl UserService {
             }
         }
         self.store.create_users(project, &users).await?;
+        for user in &users {
+            self.audit.record(user_record(project, actions::USER_CREATED, user));
+        }
         Ok(users)
     }
 
@@ -114,14 +139,21 @@ impl UserService {
     pub async fn delete(&self, project: &ProjectId, user: &UserRef) -> Result<()> {
         // Deleting is idempotent, as in Descope: an unknown user is not an error.
         match self.load(project, user).await {
-            Ok(found) => self.store.delete_user(project, &found.user_id).await.map(|_| ()),
+            Ok(found) => {
+                if self.store.delete_user(project, &found.user_id).await? {
+                    self.audit.record(user_record(project, actions::USER_DELETED, &found));
+                }
+                Ok(())
+            }
             Err(Error::UserNotFound) => Ok(()),
             Err(e) => Err(e),
         }
     }
 
     pub async fn delete_all_test_users(&self, project: &ProjectId) -> Result<u64> {
-        self.store.delete_test_users(project).await
+        let deleted = self.store.delete_test_users(project).await?;
+        self.audit.record(AuditRecord::new(project, actions::TEST_USERS_DELETED).data("count", deleted));
+        Ok(deleted)
     }
 }
 
@@ -131,8 +163,18 @@ impl UserService {
     /// stamps `modified_ms` from the clock), and answers the saved user.
     pub async fn change(&self, project: &ProjectId, user: &UserRef, change: UserChange) -> Result<User> {
         let found = self.load(project, user).await?;
+        let kind = change.kind();
         let update = UserUpdate { change, now_ms: self.clock.now_ms() };
-        self.store.update_user(project, &found.user_id, &update).await
+        let saved = self.store.update_user(project, &found.user_id, &update).await?;
+        // Tenants before and after: a user leaving a tenant is that tenant's business too.
+        let mut record = user_record(project, actions::USER_MODIFIED, &saved).data("change", kind);
+        for t in &found.tenants {
+            if !record.tenants.contains(&t.tenant_id) {
+                record.tenants.push(t.tenant_id.clone());
+            }
+        }
+        self.audit.record(record);
+        Ok(saved)
     }
 
     /// Changes many users, each on its own: answers, per change in order, the saved user or why
@@ -197,7 +239,10 @@ impl UserService {
             let results = self.store.create_users_each(project, &valid).await?;
             for (u, r) in valid.iter().zip(results) {
                 match r {
-                    Ok(saved) => created.push(saved),
+                    Ok(saved) => {
+                        self.audit.record(user_record(project, actions::USER_CREATED, &saved));
+                        created.push(saved)
+                    }
                     Err(e @ (Error::Storage(_) | Error::Internal(_))) => return Err(e),
                     Err(e) => failed.push((u.login_ids.first().cloned().unwrap_or_default(), e)),
                 }
@@ -209,7 +254,9 @@ impl UserService {
     /// Ends every session of the user.
     pub async fn logout(&self, project: &ProjectId, user: &UserRef) -> Result<()> {
         let found = self.load(project, user).await?;
-        self.store.revoke_user_sessions(project, &found.user_id, self.clock.now_ms()).await.map(|_| ())
+        self.store.revoke_user_sessions(project, &found.user_id, self.clock.now_ms()).await?;
+        self.audit.record(user_record(project, actions::USER_LOGGED_OUT, &found));
+        Ok(())
     }
 
     pub async fn history(

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::audit::{actions, AuditRecord};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::ids::{ProjectId, ProviderName, UserId};
@@ -75,7 +76,8 @@ impl VaultService {
         Self { store, cipher, users, clock, refresher, settings }
     }
 
-    /// The token of `user` for `provider`, refreshed first when forced or about to expire.
+    /// The token of `user` for `provider`, refreshed first when forced or about to expire. Every
+    /// token handed out is audited (a refresh on the way gets a record of its own).
     pub async fn get(
         &self,
         project: &ProjectId,
@@ -84,6 +86,30 @@ impl VaultService {
         opts: ReadOptions,
     ) -> Result<ProviderToken> {
         let (user_id, sealed) = self.lookup(project, user, provider).await?;
+        let token = self.get_found(project, &user_id, sealed, provider, opts).await?;
+        // The user's tenants would cost a read on the hottest path: records of token reads carry
+        // the user id and the login id the caller named, not the tenants.
+        let mut record = AuditRecord::new(project, actions::PROVIDER_TOKEN_READ)
+            .user(user_id.as_str())
+            .data("provider", provider.as_str())
+            .data("withRefreshToken", opts.with_refresh_token);
+        if let UserRef::LoginId(login_id) = user {
+            if login_id.as_str() != user_id.as_str() {
+                record = record.login_ids(vec![login_id.as_str().to_owned()]);
+            }
+        }
+        self.users.audit().record(record);
+        Ok(token)
+    }
+
+    async fn get_found(
+        &self,
+        project: &ProjectId,
+        user_id: &UserId,
+        sealed: SealedToken,
+        provider: &ProviderName,
+        opts: ReadOptions,
+    ) -> Result<ProviderToken> {
         if sealed.reauth_required {
             return Err(Error::ProviderReauthRequired(provider.to_string()));
         }
@@ -94,12 +120,12 @@ impl VaultService {
             if sealed.refresh_token.is_none() {
                 return Err(Error::NoRefreshToken(provider.to_string()));
             }
-            return self.refresh(project, &user_id, sealed, opts.with_refresh_token, true).await;
+            return self.refresh(project, user_id, sealed, opts.with_refresh_token, true).await;
         }
         if expiring && sealed.refresh_token.is_some() {
-            return self.refresh(project, &user_id, sealed, opts.with_refresh_token, false).await;
+            return self.refresh(project, user_id, sealed, opts.with_refresh_token, false).await;
         }
-        self.open(project, &user_id, sealed, opts.with_refresh_token).await
+        self.open(project, user_id, sealed, opts.with_refresh_token).await
     }
 
     async fn lookup(
@@ -143,7 +169,26 @@ impl VaultService {
             }
         };
         let slot = ProviderTokenSlot { vault: self, project, user_id, provider: &provider };
-        match self.refresher.refresh(project, &config, seen.version, &slot).await? {
+        let outcome = self.refresher.refresh(project, &config, seen.version, &slot).await;
+        // A forced refresh is audited whether or not it reached the provider (another caller's
+        // refresh may have answered it); an automatic one only when this caller refreshed.
+        let fresh = matches!(outcome, Ok(Refreshed::Fresh { .. }));
+        if forced || fresh {
+            let action = if forced {
+                actions::PROVIDER_TOKEN_FORCED_REFRESH
+            } else {
+                actions::PROVIDER_TOKEN_REFRESHED
+            };
+            let mut record = AuditRecord::new(project, action)
+                .user(user_id.as_str())
+                .data("provider", provider.as_str())
+                .data("calledProvider", fresh);
+            if let Err(e) = &outcome {
+                record = record.kind("error").data("error", format!("{:?}", e.code()));
+            }
+            self.users.audit().record(record);
+        }
+        match outcome? {
             Refreshed::Meanwhile(current) => self.open(project, user_id, current, with_refresh).await,
             Refreshed::Fresh { row, grant, used_refresh_token } => Ok(ProviderToken {
                 provider,
@@ -218,6 +263,11 @@ impl VaultService {
         let owner = self.users.load(project, user).await?;
         let sealed = self.seal(project, &owner.user_id, req).await?;
         if self.store.put_token(project, &owner.user_id, &sealed).await? {
+            self.users.audit().record(
+                crate::user::service::user_record(project, actions::PROVIDER_TOKEN_UPLOADED, &owner)
+                    .data("provider", sealed.provider.as_str())
+                    .data("withRefreshToken", sealed.refresh_token.is_some()),
+            );
             Ok(())
         } else {
             // The user was deleted between the load and the write.
@@ -228,7 +278,14 @@ impl VaultService {
     /// Forgets the tokens of `user` for a provider. Answers whether there were any.
     pub async fn delete(&self, project: &ProjectId, user: &UserRef, provider: &ProviderName) -> Result<bool> {
         let owner = self.users.load(project, user).await?;
-        self.store.delete_token(project, &owner.user_id, provider).await
+        let deleted = self.store.delete_token(project, &owner.user_id, provider).await?;
+        if deleted {
+            self.users.audit().record(
+                crate::user::service::user_record(project, actions::PROVIDER_TOKEN_DELETED, &owner)
+                    .data("provider", provider.as_str()),
+            );
+        }
+        Ok(deleted)
     }
 
     async fn seal(

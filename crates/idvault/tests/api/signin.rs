@@ -249,6 +249,34 @@ async fn sign_in_exchange_sessions_and_the_vault() {
     auth_call(&app, reqwest::Method::POST, "/v1/auth/refresh", Some(&r2), None)
         .await
         .assert_error(401, "E064001");
+
+    // The audit trail: three sign-ins and a session refresh by the user, tokens stored by each
+    // sign-in, two reads and a forced refresh by the management key.
+    let audits = crate::audit::search_until(&app.api, json!({"userIds": [user_id]}), |a| {
+        a.iter().filter(|r| r["action"] == "LoginSucceed").count() == 3
+    })
+    .await;
+    let count = |action: &str| audits.iter().filter(|r| r["action"] == action).count();
+    assert_eq!(count("LoginSucceed"), 3, "{audits:?}");
+    assert_eq!(count("RefreshSucceed"), 1);
+    assert_eq!(count("ProviderTokenUploaded"), 3);
+    assert_eq!(count("ProviderTokenRead"), 2);
+    assert_eq!(count("ProviderTokenForcedRefresh"), 1);
+    for r in &audits {
+        let by_user = ["LoginSucceed", "RefreshSucceed", "ProviderTokenUploaded"]
+            .contains(&r["action"].as_str().unwrap());
+        let expected = if by_user { "user" } else { "managementKey" };
+        assert_eq!(r["actorType"], expected, "{r}");
+        if by_user {
+            assert_eq!(r["actorId"], user_id.as_str());
+        }
+    }
+    let login = audits.iter().find(|r| r["action"] == "LoginSucceed").unwrap();
+    assert_eq!(login["method"], "oauth");
+    assert_eq!(login["externalIds"], json!(["dana@example.com"]));
+    let forced = audits.iter().find(|r| r["action"] == "ProviderTokenForcedRefresh").unwrap();
+    assert_eq!(forced["data"]["calledProvider"], true);
+    assert!(!serde_json::to_string(&audits).unwrap().contains(t.body["accessToken"].as_str().unwrap()));
 }
 
 #[tokio::test]

@@ -38,7 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn create_custom_attributes(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<AttributesRequest>,
 ) -> ApiResult<Json<AttributesBody>> {
     let defs = body.attributes.into_iter().map(AttributeDto::into_def).collect::<Result<Vec<_>, Error>>()?;
@@ -61,7 +61,7 @@ async fn create_custom_attributes(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_custom_attributes(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<NamesRequest>,
 ) -> ApiResult<Json<AttributesBody>> {
     Ok(attributes_body(state.directory.delete_attributes(&project, &body.names).await?))
@@ -81,7 +81,7 @@ async fn delete_custom_attributes(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_custom_attributes(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
 ) -> ApiResult<Json<AttributesBody>> {
     Ok(attributes_body(state.directory.list_attributes(&project).await?))
 }

@@ -237,7 +237,7 @@ struct AppsEnvelope {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn create_app(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<AppBody>,
 ) -> ApiResult<Json<AppEnvelope>> {
     let app = state.outbound.create_app(&project, body.into_request(String::new())).await?;
@@ -280,7 +280,7 @@ struct ByTemplateBody {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn create_app_by_template(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<ByTemplateBody>,
 ) -> ApiResult<Json<AppEnvelope>> {
     let template = body.template_id.unwrap_or_default();
@@ -322,7 +322,7 @@ struct UpdateBody {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_app(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<UpdateBody>,
 ) -> ApiResult<Json<AppEnvelope>> {
     let Some(app) = body.app else {
@@ -357,7 +357,7 @@ struct IdBody {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_app(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<IdBody>,
 ) -> ApiResult<Json<Value>> {
     let id = required(body.id, "id")?;
@@ -389,7 +389,7 @@ impl IntoParams for AppIdPath {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_app(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<AppEnvelope>> {
     let app = state.outbound.load_app(&project, &id).await?;
@@ -407,7 +407,7 @@ async fn load_app(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_all_apps(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
 ) -> ApiResult<Json<AppsEnvelope>> {
     let apps = state.outbound.list_apps(&project).await?;
     Ok(Json(AppsEnvelope { apps: apps.into_iter().map(Into::into).collect() }))

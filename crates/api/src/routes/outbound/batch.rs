@@ -162,7 +162,7 @@ async fn batch(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn batch_upload_user_tokens(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<BatchBody>,
 ) -> ApiResult<Json<FailuresEnvelope>> {
     batch(&state, &project, body, BatchKind::User).await
@@ -184,7 +184,7 @@ async fn batch_upload_user_tokens(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn batch_upload_tenant_tokens(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<BatchBody>,
 ) -> ApiResult<Json<FailuresEnvelope>> {
     batch(&state, &project, body, BatchKind::Tenant).await

@@ -187,7 +187,7 @@ async fn fetch(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn fetch_user_token(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<FetchBody>,
 ) -> ApiResult<Json<TokenEnvelope>> {
     fetch(&state, &project, body, Fetch::UserByScopes).await
@@ -210,7 +210,7 @@ async fn fetch_user_token(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn fetch_latest_user_token(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<FetchBody>,
 ) -> ApiResult<Json<TokenEnvelope>> {
     fetch(&state, &project, body, Fetch::UserLatest).await
@@ -233,7 +233,7 @@ async fn fetch_latest_user_token(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn fetch_tenant_token(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<FetchBody>,
 ) -> ApiResult<Json<TokenEnvelope>> {
     fetch(&state, &project, body, Fetch::TenantByScopes).await
@@ -256,7 +256,7 @@ async fn fetch_tenant_token(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn fetch_latest_tenant_token(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<FetchBody>,
 ) -> ApiResult<Json<TokenEnvelope>> {
     fetch(&state, &project, body, Fetch::TenantLatest).await
@@ -349,7 +349,7 @@ async fn upload(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn upload_user_token(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<UploadBody>,
 ) -> ApiResult<Json<Value>> {
     upload(&state, &project, body, false).await
@@ -372,7 +372,7 @@ async fn upload_user_token(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn upload_tenant_token(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<UploadBody>,
 ) -> ApiResult<Json<Value>> {
     upload(&state, &project, body, true).await
@@ -425,7 +425,7 @@ async fn upload_key(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn upload_user_api_key(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<ApiKeyBody>,
 ) -> ApiResult<Json<Value>> {
     upload_key(&state, &project, body, false).await
@@ -448,7 +448,7 @@ async fn upload_user_api_key(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn upload_tenant_api_key(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<ApiKeyBody>,
 ) -> ApiResult<Json<Value>> {
     upload_key(&state, &project, body, true).await
@@ -486,7 +486,7 @@ impl IntoParams for UserTokensQuery {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_user_tokens(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppQuery(q): AppQuery<UserTokensQuery>,
 ) -> ApiResult<Json<Value>> {
     let (app, user) = (given(q.app_id), given(q.user_id));
@@ -522,7 +522,7 @@ impl IntoParams for TokenIdQuery {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_token(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppQuery(q): AppQuery<TokenIdQuery>,
 ) -> ApiResult<Json<Value>> {
     state.outbound.delete_token(&project, given(q.id).as_deref().unwrap_or_default()).await?;
@@ -564,7 +564,7 @@ struct AppIdsEnvelope {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn apps_with_user_token(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppQuery(q): AppQuery<AppsWithTokenQuery>,
 ) -> ApiResult<Json<AppIdsEnvelope>> {
     let user = given(q.user_id).unwrap_or_default();

@@ -101,7 +101,7 @@ async fn permission_name(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn create_permission(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<PermissionRequest>,
 ) -> ApiResult<Json<Value>> {
     state
@@ -133,7 +133,7 @@ async fn create_permission(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_permission(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<PermissionRequest>,
 ) -> ApiResult<Json<Value>> {
     let name = permission_name(&state, &project, &body).await?;
@@ -166,7 +166,7 @@ async fn update_permission(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_permission(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<PermissionRequest>,
 ) -> ApiResult<Json<Value>> {
     let name = permission_name(&state, &project, &body).await?;
@@ -188,7 +188,7 @@ async fn delete_permission(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_all_permissions(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
 ) -> ApiResult<Json<PermissionsBody>> {
     Ok(Json(state.directory.list_permissions(&project).await?.into()))
 }

@@ -53,7 +53,7 @@ async fn role_name(state: &AppState, project: &ProjectId, body: &RoleRequest) ->
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn create_role(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<RoleRequest>,
 ) -> ApiResult<Json<Value>> {
     let name = body.name.clone().unwrap_or_default();
@@ -79,7 +79,7 @@ async fn create_role(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_role(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<RoleRequest>,
 ) -> ApiResult<Json<Value>> {
     let name = role_name(&state, &project, &body).await?;
@@ -106,7 +106,7 @@ async fn update_role(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_role(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<RoleRequest>,
 ) -> ApiResult<Json<Value>> {
     let name = role_name(&state, &project, &body).await?;
@@ -128,7 +128,7 @@ async fn delete_role(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_all_roles(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
 ) -> ApiResult<Json<RolesBody>> {
     Ok(Json(state.directory.list_roles(&project).await?.into()))
 }
@@ -149,7 +149,7 @@ async fn load_all_roles(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn search_roles(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<RoleSearchRequest>,
 ) -> ApiResult<Json<RolesBody>> {
     Ok(Json(state.directory.search_roles(&project, &body.into_query()).await?.into()))

@@ -47,7 +47,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn patch_tenant(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<TenantPatchRequest>,
 ) -> ApiResult<Json<Value>> {
     let id = body.id.clone().filter(|i| !i.is_empty()).ok_or(Error::MissingArgument("id"))?;
@@ -91,7 +91,7 @@ async fn patch_tenant(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn create_tenant(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<TenantRequest>,
 ) -> ApiResult<Json<IdBody>> {
     let t = state.directory.create_tenant(&project, body.into_tenant()).await?;
@@ -116,7 +116,7 @@ async fn create_tenant(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_tenant(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<TenantUpdateRequest>,
 ) -> ApiResult<Json<Value>> {
     if body.id.as_deref().is_none_or(str::is_empty) {
@@ -145,7 +145,7 @@ async fn update_tenant(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_tenant(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<IdRequest>,
 ) -> ApiResult<Json<Value>> {
     state.directory.delete_tenant(&project, &body.id, body.cascade).await?;
@@ -168,7 +168,7 @@ async fn delete_tenant(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_tenant(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppQuery(q): AppQuery<IdQuery>,
 ) -> ApiResult<Json<TenantResponse>> {
     if q.id.is_empty() {
@@ -191,7 +191,7 @@ async fn load_tenant(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_all_tenants(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
 ) -> ApiResult<Json<TenantsBody>> {
     Ok(Json(state.directory.search_tenants(&project, &TenantQuery::default()).await?.into()))
 }
@@ -212,7 +212,7 @@ async fn load_all_tenants(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn search_tenants(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<TenantSearchRequest>,
 ) -> ApiResult<Json<TenantsBody>> {
     Ok(Json(state.directory.search_tenants(&project, &body.into_query()).await?.into()))

@@ -86,7 +86,7 @@ impl Operation for Remove {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn change_list<R: ListRequest, O: Operation>(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<R>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let (who, change) = body.into_change(O::OP)?;

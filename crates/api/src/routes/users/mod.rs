@@ -53,7 +53,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn create_user(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<CreateUserRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     if body.invite == Some(true) {
@@ -82,7 +82,7 @@ async fn create_user(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn create_test_user(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<CreateUserRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let user = state.users.create(&project, body.into_new_user(true)?).await?;
@@ -105,7 +105,7 @@ async fn create_test_user(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn create_users_batch(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<BatchCreateRequest>,
 ) -> ApiResult<Json<BatchCreateResponse>> {
     // A user whose request cannot even be parsed into a user fails alone, like any other.
@@ -148,7 +148,7 @@ async fn create_users_batch(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_user(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppQuery(q): AppQuery<UserRefQuery>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let user_ref = UserRef::from_parts(q.login_id.as_deref(), q.user_id.as_deref())?;
@@ -172,7 +172,7 @@ async fn load_user(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn load_users(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<LoadUsersRequest>,
 ) -> ApiResult<Json<UsersEnvelope>> {
     let include_invalid = body.include_invalid_users.unwrap_or(false);
@@ -197,7 +197,7 @@ async fn load_users(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn search_users(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<SearchRequest>,
 ) -> ApiResult<Json<SearchResponse>> {
     let query = body.into_query(&state, &project, false).await?;
@@ -221,7 +221,7 @@ async fn search_users(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn search_test_users(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<SearchRequest>,
 ) -> ApiResult<Json<SearchResponse>> {
     let query = body.into_query(&state, &project, true).await?;
@@ -245,7 +245,7 @@ async fn search_test_users(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_user(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<UserRefBody>,
 ) -> ApiResult<Json<Value>> {
     let user_ref = UserRef::from_parts(body.login_id.as_deref(), body.user_id.as_deref())?;
@@ -267,7 +267,7 @@ async fn delete_user(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_all_test_users(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
 ) -> ApiResult<Json<Value>> {
     state.users.delete_all_test_users(&project).await?;
     Ok(empty_ok())
@@ -289,7 +289,7 @@ async fn delete_all_test_users(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn delete_users_batch(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<LoadUsersRequest>,
 ) -> ApiResult<Json<Value>> {
     state.users.delete_many(&project, &body.user_ids.unwrap_or_default()).await?;

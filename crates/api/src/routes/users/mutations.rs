@@ -70,7 +70,7 @@ fn envelope(user: User) -> Json<UserEnvelope> {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_user(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<CreateUserRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &None)?;
@@ -160,7 +160,7 @@ impl PatchUserRequest {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn patch_user(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<PatchUserRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
@@ -206,7 +206,7 @@ struct PatchBatchResponse {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn patch_users_batch(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<PatchBatchRequest>,
 ) -> ApiResult<Json<PatchBatchResponse>> {
     let users = body.users.ok_or(Error::MissingArgument("users"))?;
@@ -255,7 +255,7 @@ struct StatusRequest {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_status(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<StatusRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
@@ -294,7 +294,7 @@ struct LoginIdRequest {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_login_id(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<LoginIdRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let old = body.login_id.clone().unwrap_or_default();
@@ -337,7 +337,7 @@ struct ContactRequest {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_email(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<ContactRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
@@ -366,7 +366,7 @@ async fn update_email(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_phone(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<ContactRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
@@ -412,7 +412,7 @@ struct NameRequest {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_name(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<NameRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
@@ -453,7 +453,7 @@ struct PictureRequest {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_picture(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<PictureRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
@@ -491,7 +491,7 @@ struct AttributeRequest {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn update_custom_attribute(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<AttributeRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
@@ -528,7 +528,7 @@ struct TenantRequest {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn add_tenant(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<TenantRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
@@ -552,7 +552,7 @@ async fn add_tenant(
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn remove_tenant(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<TenantRequest>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let who = user_ref(&body.login_id, &body.user_id)?;
@@ -586,7 +586,7 @@ struct LogoutRequest {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn logout_user(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<LogoutRequest>,
 ) -> ApiResult<Json<Value>> {
     state.users.logout(&project, &user_ref(&body.login_id, &body.user_id)?).await?;
@@ -635,7 +635,7 @@ impl ToSchema for HistoryRequest {}
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn user_history(
     State(state): State<AppState>,
-    MgmtAuth(project): MgmtAuth,
+    MgmtAuth(project, _): MgmtAuth,
     AppJson(HistoryRequest(ids)): AppJson<HistoryRequest>,
 ) -> ApiResult<Json<Vec<HistoryEntry>>> {
     let records = state.users.history(&project, &ids).await?;

@@ -141,7 +141,25 @@ impl OutboundService {
         let count = checked.len();
         let tokens = self.seal_all(project, checked).await?;
         let sealed_at = started.elapsed();
+        let audited: Vec<_> =
+            tokens.iter().map(|t| (t.app_id.clone(), t.owner.clone(), t.tenant_id.clone())).collect();
         let overfull = self.store.put_outbound_tokens(project, tokens, MAX_TOKENS_PER_OWNER).await?;
+        if overfull.is_empty() {
+            // A replaced token keeps its stored id: the record names the owner and app, which
+            // identify it as well.
+            for (app, owner, tenant) in &audited {
+                self.users.audit().record(
+                    super::token_record(
+                        project,
+                        crate::audit::actions::OUTBOUND_TOKEN_UPLOADED,
+                        app.as_str(),
+                        owner,
+                        tenant,
+                    )
+                    .data("via", "batch"),
+                );
+            }
+        }
         // One line per batch (never per token): where a migration's time goes.
         tracing::info!(
             %project,
