@@ -37,7 +37,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::provider_tokens::router())
         .merge(routes::providers::router())
         .merge(routes::outbound::router())
-        .merge(routes::keys::router());
+        .merge(routes::keys::router())
+        .merge(routes::access_keys::router());
     crate::openapi::finish(routes.get_openapi_mut());
     routes
 }
