@@ -266,3 +266,35 @@ async fn an_access_key_is_stored_only_as_a_digest() {
         assert!(!storage_contains(data, &secret[id.len() + 1..]), "a secret part is stored");
     }
 }
+
+/// Wrong access keys count against the client address's brute-force budget (10 at once by
+/// default), like wrong management keys; refusals of a real key (deactivated) do not, so a
+/// machine with a stale key does not lock out its address.
+#[tokio::test]
+async fn wrong_access_keys_spend_the_brute_force_budget_and_refused_real_ones_do_not() {
+    let app = TestApp::spawn();
+    let pid = app.server.project_id.clone().unwrap();
+    let (id, cleartext) = create(&app, json!({"name": "guarded"})).await;
+    let from = |host: u8, key: &str| Api {
+        http: reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, host]))
+            .build()
+            .unwrap(),
+        base_url: app.server.base_url.clone(),
+        auth: format!("Bearer {pid}:{key}"),
+    };
+
+    let guesser = from(7, &format!("{id}.guessed-secret"));
+    for _ in 0..10 {
+        guesser.post("/v1/auth/accesskey/exchange", json!({})).await.assert_error(401, "E011401");
+    }
+    guesser.post("/v1/auth/accesskey/exchange", json!({})).await.assert_error(429, "E130429");
+
+    assert_eq!(app.api.post("/v1/mgmt/accesskey/deactivate", json!({"id": id})).await.status, 200);
+    let stale = from(8, &cleartext);
+    for _ in 0..15 {
+        stale.post("/v1/auth/accesskey/exchange", json!({})).await.assert_error(401, "E011401");
+    }
+    assert_eq!(app.api.post("/v1/mgmt/accesskey/activate", json!({"id": id})).await.status, 200);
+    assert_eq!(stale.post("/v1/auth/accesskey/exchange", json!({})).await.status, 200, "not locked out");
+}
