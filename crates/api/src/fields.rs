@@ -1036,6 +1036,79 @@ pub fn client_id_opt() -> Object {
     )
 }
 
+// ---- access keys ----
+
+/// An access key id (`idvault_core::access_key`): `K` and 27 alphanumerics.
+pub fn access_key_id_req() -> Object {
+    use idvault_core::access_key::KEY_ID_LEN;
+    string(false, 1, KEY_ID_LEN, "^[A-Za-z0-9]+$", &format!("An access key id ({KEY_ID_LEN} alphanumerics)"))
+}
+
+/// The ids of a batch: 1 to `idvault_core::access_key::MAX_BATCH_IDS`.
+pub fn access_key_ids_req() -> Array {
+    use idvault_core::access_key::MAX_BATCH_IDS;
+    array(false, 1, MAX_BATCH_IDS, access_key_id_req(), &format!("1 to {MAX_BATCH_IDS} access key ids"))
+}
+
+/// An access key's description.
+pub fn access_key_description_opt() -> Object {
+    use idvault_core::access_key::MAX_DESCRIPTION_LEN;
+    string(
+        true,
+        0,
+        MAX_DESCRIPTION_LEN,
+        printable_pattern(),
+        &format!("Free text, {}", bytes(MAX_DESCRIPTION_LEN)),
+    )
+}
+
+/// `permittedIps`: addresses and CIDR ranges.
+pub fn permitted_ips_opt() -> Array {
+    use idvault_core::access_key::MAX_PERMITTED_IPS;
+    let item =
+        string(false, 1, 64, "^[0-9A-Fa-f:./]+$", "An IPv4 or IPv6 address, or a CIDR range (`10.0.0.0/8`)");
+    array(
+        true,
+        0,
+        MAX_PERMITTED_IPS,
+        item,
+        &format!("At most {MAX_PERMITTED_IPS} addresses or CIDR ranges the key may be exchanged from; empty or null: anywhere"),
+    )
+}
+
+/// `expireTime`: Unix seconds, 0 for never.
+pub fn access_key_expire_time_opt() -> Object {
+    ObjectBuilder::new()
+        .schema_type(nullable(Type::Integer, true))
+        .minimum(Some(0))
+        .maximum(Some(MAX_SAFE_INTEGER))
+        .description(Some("Unix seconds after which the key is refused; 0 or null: never"))
+        .build()
+}
+
+/// Claims added to the session JWT (not the ones the session sets itself).
+pub fn custom_claims_opt() -> Object {
+    ObjectBuilder::new()
+        .schema_type(nullable(Type::Object, true))
+        .property_names(Some(string(false, 1, MAX_FIELD_LEN, not_blank_pattern(), "A claim name")))
+        .additional_properties(Some(Schema::AnyOf(attribute_value())))
+        .description(Some(format!(
+            "Claims added to the session JWT, at most {MAX_CUSTOM_ATTRIBUTES_BYTES} bytes as JSON; \
+             not sub, iss, aud, exp, iat, nbf, jti, drn, amr, roles, permissions, tenants, dct, sid, gen, dsub"
+        )))
+        .build()
+}
+
+/// `keyTenants`: at most `MAX_LIST_ITEMS` tenants.
+pub fn key_tenants_opt<T: PartialSchema>() -> Array {
+    ArrayBuilder::new()
+        .schema_type(nullable(Type::Array, true))
+        .items(T::schema())
+        .max_items(Some(MAX_LIST_ITEMS))
+        .description(Some(format!("At most {MAX_LIST_ITEMS} tenants, each with its roles")))
+        .build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

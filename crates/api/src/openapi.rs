@@ -31,6 +31,7 @@ use crate::error::ErrorBody;
         (name = "provider-tokens", description = "The provider-token vault: read (Descope), store and forget (idvault extensions)."),
         (name = "providers", description = "idvault extension: a project's own OAuth app per provider."),
         (name = "outbound-apps", description = "Outbound apps (Descope's token vault): apps, and the tokens and API keys of users and tenants."),
+        (name = "access-keys", description = "Access keys: machine-to-machine credentials, exchanged for session JWTs at `/v1/auth/accesskey/exchange`."),
         (name = "management-keys", description = "idvault extension: create, list, update, expire and revoke the project's management keys."),
         (name = "audit", description = "The audit trail (Descope audit API): search it, and record the application's own events."),
         (name = "tenants", description = "Tenants."),

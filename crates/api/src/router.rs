@@ -38,6 +38,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::providers::router())
         .merge(routes::outbound::router())
         .merge(routes::keys::router())
+        .merge(routes::access_keys::router())
         .merge(routes::audit::router());
     crate::openapi::finish(routes.get_openapi_mut());
     routes

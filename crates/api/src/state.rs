@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use idvault_core::access_key::AccessKeyService;
 use idvault_core::audit::{Audit, AuditService, AuditSink};
 use idvault_core::auth::{AuthService, AuthSettings, SessionSigner};
 use idvault_core::clock::SharedClock;
@@ -29,6 +30,7 @@ impl std::ops::Deref for AppState {
 }
 
 pub struct Services {
+    pub access_keys: AccessKeyService,
     pub auth: AuthService,
     pub directory: DirectoryService,
     pub projects: ProjectService,
@@ -79,7 +81,15 @@ impl AppState {
             clock.clone(),
             vault_settings.refresh_skew,
         );
+        let access_keys = AccessKeyService::new(
+            store.clone(),
+            signer.clone(),
+            users.clone(),
+            clock.clone(),
+            auth_settings.session_ttl,
+        );
         AppState(Arc::new(Services {
+            access_keys,
             directory: DirectoryService::new(store.clone(), clock.clone()).with_audit(audit.clone()),
             auth: AuthService::new(
                 store.clone(),

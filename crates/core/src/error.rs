@@ -111,6 +111,10 @@ pub enum Error {
     /// (see [`Error::is_failed_credential`]).
     #[error("invalid management key")]
     WrongManagementKey,
+    /// An access key that matches no key of the project (unknown id, wrong secret, not a key).
+    /// Answered like [`Error::Unauthorized`] and counted like [`Error::WrongManagementKey`].
+    #[error("invalid access key")]
+    WrongAccessKey,
     #[error("user not found")]
     UserNotFound,
     #[error("user already exists: {0}")]
@@ -194,7 +198,7 @@ impl Error {
     /// limit counts. Credentials that are only missing, expired, revoked or logged out are not
     /// counted, so that a client with a stale credential does not lock out others at its address.
     pub fn is_failed_credential(&self) -> bool {
-        matches!(self, Error::WrongManagementKey | Error::ForgedSession(_))
+        matches!(self, Error::WrongManagementKey | Error::WrongAccessKey | Error::ForgedSession(_))
     }
 
     pub fn code(&self) -> Code {
@@ -202,7 +206,7 @@ impl Error {
             Error::BadRequest(_) => Code::BadRequest,
             Error::MissingArgument(_) => Code::MissingArguments,
             Error::Invalid { .. } => Code::InvalidArguments,
-            Error::Unauthorized(_) | Error::WrongManagementKey => Code::Unauthorized,
+            Error::Unauthorized(_) | Error::WrongManagementKey | Error::WrongAccessKey => Code::Unauthorized,
             Error::UserNotFound => Code::UserNotFound,
             Error::UserAlreadyExists(_) => Code::UserAlreadyExists,
             Error::ProviderTokenNotFound(_) => Code::ProviderTokenNotFound,

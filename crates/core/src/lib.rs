@@ -6,6 +6,7 @@
 //! encryption only through [`secrets::Cipher`], and OAuth providers only through
 //! [`provider::OAuthClient`].
 
+pub mod access_key;
 pub mod audit;
 pub mod auth;
 pub mod clock;

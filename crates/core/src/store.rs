@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::access_key::AccessKey;
 use crate::audit::{AuditQuery, AuditRecord};
 use crate::auth::{AuthCode, OAuthState, ProjectAuthSettings, SessionRecord, SigningKeyRecord};
 use crate::directory::{AttributeDef, Permission, Role, Tenant};
@@ -284,6 +285,42 @@ pub trait AuthStore: Send + Sync {
     async fn set_auth_settings(&self, project: &ProjectId, settings: &ProjectAuthSettings) -> Result<()>;
 }
 
+/// Access keys (their secrets only as digests). Every method is one atomic unit.
+#[async_trait]
+pub trait AccessKeyStore: Send + Sync {
+    /// Inserts the key unless its project already has `max_per_project` keys; answers whether it
+    /// inserted. The count and the insert are one atomic unit, so concurrent calls cannot
+    /// overshoot.
+    async fn insert_access_key(&self, key: &AccessKey, max_per_project: u64) -> Result<bool>;
+    async fn get_access_key(&self, project: &ProjectId, id: &str) -> Result<Option<AccessKey>>;
+    /// Every key of the project, oldest first (then by id).
+    async fn list_access_keys(&self, project: &ProjectId) -> Result<Vec<AccessKey>>;
+    /// Replaces name, description, roles, tenants, custom claims, permitted IPs, custom
+    /// attributes and `updated_ms` with those of `key`; the secret, status, expiry, creator and
+    /// bound user stay. Answers whether the key exists.
+    async fn update_access_key(&self, project: &ProjectId, key: &AccessKey) -> Result<bool>;
+    /// Activates or deactivates every key of `ids`, or none: answers the ids that are not keys of
+    /// the project, and when there are any nothing is written.
+    async fn set_access_keys_active(
+        &self,
+        project: &ProjectId,
+        ids: &[String],
+        active: bool,
+        at_ms: i64,
+    ) -> Result<Vec<String>>;
+    /// Deletes every key of `ids`, or none: answers the ids that are not keys of the project, and
+    /// when there are any nothing is deleted.
+    async fn delete_access_keys(&self, project: &ProjectId, ids: &[String]) -> Result<Vec<String>>;
+    /// Replaces the key's secret digest; answers whether the key exists.
+    async fn replace_access_key_secret(
+        &self,
+        project: &ProjectId,
+        id: &str,
+        secret_hash: &[u8; 32],
+        at_ms: i64,
+    ) -> Result<bool>;
+}
+
 /// One entry of a user's login history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginRecord {
@@ -496,6 +533,7 @@ pub trait Store:
     + AuthStore
     + DirectoryStore
     + ImportStore
+    + AccessKeyStore
     + RefreshLock
     + AuditStore
     + HealthCheck
@@ -511,6 +549,7 @@ impl<T> Store for T where
         + AuthStore
         + DirectoryStore
         + ImportStore
+        + AccessKeyStore
         + RefreshLock
         + AuditStore
         + HealthCheck

@@ -1,7 +1,7 @@
 //! `idvault export` / `idvault import`: a whole project as JSON Lines, to move it between
 //! backends (SQLite ⇄ PostgreSQL) or machines. Secrets travel as stored: provider tokens and
 //! client secrets sealed under the project's data key, data keys wrapped by the master keyring,
-//! management keys as hashes. The target server needs the same master keyring to read tokens;
+//! management keys and access keys as hashes. The target server needs the same master keyring to read tokens;
 //! the file alone reveals no secret. Sessions, pending sign-ins and login history are not moved.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use idvault_core::access_key::{AccessKey, KeyTenant};
 use idvault_core::auth::{ProjectAuthSettings, SigningKeyRecord};
 use idvault_core::directory::{AttributeDef, AttributeOption, AttributeType, Permission, Role, Tenant};
 use idvault_core::ids::{ProjectId, ProviderName, UserId};
@@ -113,6 +114,7 @@ enum Record {
         provider_user_id: String,
         user_id: String,
     },
+    AccessKey(Box<AccessKeyRecord>),
     Footer {
         counts: Counts,
     },
@@ -177,6 +179,70 @@ struct TokenRecord {
     scopes: Vec<String>,
     updated_ms: i64,
     reauth_required: bool,
+}
+
+/// An access key, its secret as stored (the SHA-256 digest, base64).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AccessKeyRecord {
+    id: String,
+    name: String,
+    description: String,
+    role_names: Vec<String>,
+    key_tenants: Vec<KeyTenant>,
+    active: bool,
+    expire_time: i64,
+    created_by: String,
+    bound_user_id: String,
+    custom_claims: Map<String, Value>,
+    custom_attributes: Map<String, Value>,
+    permitted_ips: Vec<String>,
+    secret_hash: String,
+    created_ms: i64,
+    updated_ms: i64,
+}
+
+fn access_key_record(k: AccessKey) -> AccessKeyRecord {
+    AccessKeyRecord {
+        secret_hash: b64(&k.secret_hash),
+        id: k.id,
+        name: k.name,
+        description: k.description,
+        role_names: k.role_names,
+        key_tenants: k.key_tenants,
+        active: k.active,
+        expire_time: k.expire_time,
+        created_by: k.created_by,
+        bound_user_id: k.bound_user_id,
+        custom_claims: k.custom_claims,
+        custom_attributes: k.custom_attributes,
+        permitted_ips: k.permitted_ips,
+        created_ms: k.created_ms,
+        updated_ms: k.updated_ms,
+    }
+}
+
+fn access_key_from(project: &ProjectId, r: AccessKeyRecord) -> anyhow::Result<AccessKey> {
+    let secret_hash: [u8; 32] =
+        unb64(&r.secret_hash)?.try_into().map_err(|_| anyhow::anyhow!("bad access key digest"))?;
+    Ok(AccessKey {
+        id: r.id,
+        project_id: project.clone(),
+        name: r.name,
+        description: r.description,
+        role_names: r.role_names,
+        key_tenants: r.key_tenants,
+        active: r.active,
+        expire_time: r.expire_time,
+        created_by: r.created_by,
+        bound_user_id: r.bound_user_id,
+        custom_claims: r.custom_claims,
+        custom_attributes: r.custom_attributes,
+        permitted_ips: r.permitted_ips,
+        secret_hash,
+        created_ms: r.created_ms,
+        updated_ms: r.updated_ms,
+    })
 }
 
 /// An outbound app token, secrets as stored (sealed, base64).
@@ -273,6 +339,9 @@ pub struct Counts {
     #[serde(default)]
     pub outbound_tokens: u64,
     pub identities: u64,
+    /// Absent in files of versions without access keys.
+    #[serde(default)]
+    pub access_keys: u64,
 }
 
 fn bar(len: u64, what: &str) -> ProgressBar {
@@ -374,6 +443,7 @@ pub async fn count(
         tokens: transfer.export_tokens(project).await?.len() as u64,
         outbound_tokens: transfer.export_outbound_tokens(project).await?.len() as u64,
         identities: transfer.export_identities(project).await?.len() as u64,
+        access_keys: store.list_access_keys(project).await?.len() as u64,
     })
 }
 
@@ -585,6 +655,10 @@ pub async fn export(
             },
         )?;
     }
+    for k in store.list_access_keys(project).await? {
+        counts.access_keys += 1;
+        put(&mut w, &Record::AccessKey(Box::new(access_key_record(k))))?;
+    }
     put(&mut w, &Record::Footer { counts: counts.clone() })?;
     w.flush()?;
     w.get_ref().sync_all()?;
@@ -767,6 +841,13 @@ pub async fn import(
                     user_id: UserId::parse(&user_id)?,
                 };
                 transfer.import_identity(&pid(&project)?, &link).await?;
+            }
+            Record::AccessKey(k) => {
+                let project = pid(&project)?;
+                let key = access_key_from(&project, *k)?;
+                if !store.insert_access_key(&key, u64::MAX).await? {
+                    bail!("access key {} could not be stored", key.id);
+                }
             }
             Record::Footer { counts } => expected = Some(counts),
         }

@@ -14,6 +14,7 @@
 //!
 //! Must not import axum or anything above the storage seam.
 
+mod access_keys;
 mod audit;
 mod auth;
 mod directory;

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use idvault_core::access_key::{AccessKey, KeyTenant};
 use idvault_core::audit::{Actor, AuditQuery, AuditRecord};
 use idvault_core::auth::{AuthCode, OAuthState, ProjectAuthSettings, SessionRecord, SigningKeyRecord};
 use idvault_core::directory::{AttributeDef, AttributeType, Permission, Role, Tenant};
@@ -2089,6 +2090,113 @@ pub async fn refresh_locks_are_released_on_drop(backend: TestStore) {
     drop(within(s.refresh_lock(p, &user_id, &google)).await);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Access keys.
+
+fn access_key(p: &ProjectId, id: &str, created_ms: i64) -> AccessKey {
+    AccessKey {
+        id: id.to_owned(),
+        project_id: p.clone(),
+        name: format!("key {id}"),
+        description: "d".into(),
+        role_names: vec!["admin".into()],
+        key_tenants: vec![KeyTenant { tenant_id: "t1".into(), role_names: vec!["viewer".into()] }],
+        active: true,
+        expire_time: 4_102_444_800,
+        created_by: "creator".into(),
+        bound_user_id: String::new(),
+        custom_claims: json!({"team": "ops", "n": 1}).as_object().unwrap().clone(),
+        custom_attributes: json!({"env": "prod"}).as_object().unwrap().clone(),
+        permitted_ips: vec!["10.0.0.0/8".into(), "::1".into()],
+        secret_hash: [id.len() as u8; 32],
+        created_ms,
+        updated_ms: created_ms,
+    }
+}
+
+pub async fn access_keys_round_trip_update_rotate_and_batches(backend: TestStore) {
+    let f = directory(backend).await;
+    let (s, p) = (&*f.store, &f.project);
+    let a = access_key(p, "Ka", 10);
+    let b = access_key(p, "Kbb", 20);
+    let c = access_key(p, "Kccc", 30);
+    for k in [&b, &a, &c] {
+        assert!(s.insert_access_key(k, 100).await.unwrap());
+    }
+    assert_eq!(s.get_access_key(p, "Ka").await.unwrap(), Some(a.clone()), "every field round-trips");
+    assert!(
+        matches!(s.insert_access_key(&a, 100).await.unwrap_err(), Error::AlreadyExists(_)),
+        "an id is unique in its project"
+    );
+    let other = ProjectId::generate();
+    s.create_project(&Project { id: other.clone(), name: "o".into(), created_ms: 1 }).await.unwrap();
+    assert_eq!(s.get_access_key(&other, "Ka").await.unwrap(), None, "another project's key is not found");
+    let ids: Vec<String> = s.list_access_keys(p).await.unwrap().into_iter().map(|k| k.id).collect();
+    assert_eq!(ids, ["Ka", "Kbb", "Kccc"], "oldest first");
+    assert!(s.list_access_keys(&other).await.unwrap().is_empty());
+
+    // Update changes the descriptive fields only.
+    let mut changed = a.clone();
+    changed.name = "renamed".into();
+    changed.description = String::new();
+    changed.role_names = vec![];
+    changed.key_tenants = vec![];
+    changed.custom_claims = serde_json::Map::new();
+    changed.custom_attributes = json!({"env": "dev"}).as_object().unwrap().clone();
+    changed.permitted_ips = vec![];
+    changed.updated_ms = 50;
+    changed.active = false;
+    changed.expire_time = 1;
+    changed.secret_hash = [9; 32];
+    assert!(s.update_access_key(p, &changed).await.unwrap());
+    let stored = s.get_access_key(p, "Ka").await.unwrap().unwrap();
+    assert_eq!(
+        stored,
+        AccessKey { active: true, expire_time: a.expire_time, secret_hash: a.secret_hash, ..changed.clone() }
+    );
+    assert!(!s.update_access_key(&other, &changed).await.unwrap(), "another project's key is not updated");
+
+    assert!(s.replace_access_key_secret(p, "Kbb", &[7; 32], 60).await.unwrap());
+    let rotated = s.get_access_key(p, "Kbb").await.unwrap().unwrap();
+    assert_eq!((rotated.secret_hash, rotated.updated_ms), ([7; 32], 60));
+    assert!(!s.replace_access_key_secret(p, "Knope", &[7; 32], 60).await.unwrap());
+
+    // Batches are all or nothing.
+    let both = vec!["Ka".to_owned(), "Kbb".to_owned()];
+    let with_unknown = vec!["Ka".to_owned(), "Knope".to_owned()];
+    assert_eq!(s.set_access_keys_active(p, &with_unknown, false, 70).await.unwrap(), ["Knope"]);
+    assert!(s.get_access_key(p, "Ka").await.unwrap().unwrap().active, "nothing written");
+    assert!(s.set_access_keys_active(p, &both, false, 70).await.unwrap().is_empty());
+    for id in &both {
+        assert!(!s.get_access_key(p, id).await.unwrap().unwrap().active);
+    }
+    assert!(s.get_access_key(p, "Kccc").await.unwrap().unwrap().active);
+    assert_eq!(s.set_access_keys_active(&other, &both, true, 80).await.unwrap(), both, "other project");
+    assert!(s.set_access_keys_active(p, &both[..1], true, 80).await.unwrap().is_empty());
+    assert!(s.get_access_key(p, "Ka").await.unwrap().unwrap().active);
+
+    assert_eq!(s.delete_access_keys(p, &with_unknown).await.unwrap(), ["Knope"]);
+    assert!(s.get_access_key(p, "Ka").await.unwrap().is_some(), "nothing deleted");
+    assert!(s.delete_access_keys(p, &both).await.unwrap().is_empty());
+    let ids: Vec<String> = s.list_access_keys(p).await.unwrap().into_iter().map(|k| k.id).collect();
+    assert_eq!(ids, ["Kccc"]);
+}
+
+pub async fn access_keys_per_project_are_bounded_under_concurrency(backend: TestStore) {
+    let f = directory(backend).await;
+    let (s, p) = (&f.store, &f.project);
+    let inserted = wins(12, |i| {
+        let (s, k) = (s.clone(), access_key(p, &format!("K{i}"), i as i64));
+        async move { s.insert_access_key(&k, 5).await.unwrap() }
+    })
+    .await;
+    assert_eq!(inserted, 5, "concurrent creates stop at the bound");
+    assert_eq!(s.list_access_keys(p).await.unwrap().len(), 5);
+    let other = ProjectId::generate();
+    s.create_project(&Project { id: other.clone(), name: "o".into(), created_ms: 1 }).await.unwrap();
+    assert!(s.insert_access_key(&access_key(&other, "K1", 1), 5).await.unwrap(), "a bound per project");
+}
+
 /// Expands one `#[tokio::test]` per case of the contract, each on a fresh store from
 /// `$backend`, an `async fn() -> Option<TestStore>` (None: skip).
 #[macro_export]
@@ -2148,6 +2256,8 @@ macro_rules! store_contract_tests {
             concurrent_outbound_batches_in_opposite_orders_both_succeed,
             pending_connects_keep_their_intent,
             import_users_writes_users_with_tokens_whole_or_not_at_all,
+            access_keys_round_trip_update_rotate_and_batches,
+            access_keys_per_project_are_bounded_under_concurrency,
         );
     };
     (@cases $backend:path; $($case:ident),* $(,)?) => {

@@ -49,7 +49,7 @@ const PG_SUITE = 'node';
 /** The JSON fields that carry a secret (the same list as crates/idvault/tests/api/helpers.rs). */
 const SECRET_FIELDS = new Set([
   'accessToken', 'refreshToken', 'access_token', 'refresh_token', 'id_token', 'clientSecret',
-  'client_secret', 'apiKey', 'sessionJwt', 'refreshJwt', 'managementKey', 'code',
+  'client_secret', 'apiKey', 'sessionJwt', 'refreshJwt', 'managementKey', 'code', 'cleartext',
 ]);
 
 /**

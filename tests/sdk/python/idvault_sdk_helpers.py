@@ -31,6 +31,7 @@ class IdvaultServer:
 SECRET_FIELDS = frozenset({
     "accessToken", "refreshToken", "access_token", "refresh_token", "id_token", "clientSecret",
     "client_secret", "apiKey", "sessionJwt", "refreshJwt", "managementKey", "code",
+    "cleartext",
 })
 
 

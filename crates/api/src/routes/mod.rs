@@ -1,5 +1,6 @@
 //! Route handlers by area; each area's `router()` sits next to its handlers.
 
+pub mod access_keys;
 pub mod attributes;
 pub mod audit;
 pub mod auth;

@@ -69,6 +69,7 @@ const SECRET_FIELDS: &[&str] = &[
     "refreshJwt",
     "managementKey",
     "code",
+    "cleartext",
 ];
 
 /// Records every secret field of a JSON value (request or answer), at any depth.

@@ -4,6 +4,7 @@
 // Test code may unwrap and panic: a failure is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod access_keys;
 mod audit;
 mod auth;
 mod backup;

@@ -89,6 +89,18 @@ async fn export_then_import_reads_back_identical() {
     };
     let outbound_before = outbound(&app.api).await;
     assert_eq!(outbound_before["user"]["token"]["accessToken"], "ob-user-secret");
+    // Access keys travel as digests: the cleartext made before works after.
+    let created = app
+        .api
+        .post(
+            "/v1/mgmt/accesskey/create",
+            json!({"name": "mover", "roleNames": ["admin"], "permittedIps": ["127.0.0.1"]}),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let access_key = created.body["cleartext"].as_str().unwrap().to_owned();
+    record_secret("access key", &access_key);
+    let keys_before = app.api.post("/v1/mgmt/accesskey/search", json!({})).await.body;
     let before = snapshot(&app.api).await;
     let pid = app.server.project_id.clone().unwrap();
     let TestApp { server, api, dir } = app;
@@ -99,7 +111,7 @@ async fn export_then_import_reads_back_identical() {
     let out = run_ok(&source, &["export", "--project", &pid, "--out", file.to_str().unwrap()]);
     assert!(out.contains("exported"), "{out}");
     let text = std::fs::read_to_string(&file).unwrap();
-    for secret in ["access-0", "refresh-0", "s3cret", "ob-user-secret", "ob-tenant-secret"] {
+    for secret in ["access-0", "refresh-0", "s3cret", "ob-user-secret", "ob-tenant-secret", &access_key] {
         assert!(!text.contains(secret), "the export holds no secret in clear ({secret})");
     }
 
@@ -117,6 +129,18 @@ async fn export_then_import_reads_back_identical() {
     assert_eq!(after.0, before.0, "users identical");
     assert_eq!(after.1, before.1, "tokens identical");
     assert_eq!(outbound(&api).await, outbound_before, "outbound apps and tokens identical");
+    assert_eq!(
+        api.post("/v1/mgmt/accesskey/search", json!({})).await.body,
+        keys_before,
+        "access keys identical"
+    );
+    let machine = Api {
+        http: reqwest::Client::new(),
+        base_url: server.base_url.clone(),
+        auth: format!("Bearer {pid}:{access_key}"),
+    };
+    let exchanged = machine.post("/v1/auth/accesskey/exchange", json!({})).await;
+    assert_eq!(exchanged.status, 200, "{}", exchanged.body);
     let p = api.get("/v1/mgmt/provider?name=google").await;
     assert_eq!(p.body["provider"]["hasClientSecret"], true);
     // The same key works against the moved project.
