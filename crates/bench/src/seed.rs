@@ -206,7 +206,12 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
         }
         None => {
             let writer_cache_bytes = i64::try_from(args.sqlite_writer_cache_mib << 20).unwrap_or(i64::MAX);
-            let opts = SqliteOptions { writer_cache_bytes, ..SqliteOptions::default() };
+            // A bulk import, as `idvault import`: batch-sized savepoint journals go to files.
+            let opts = SqliteOptions {
+                writer_cache_bytes,
+                writer_temp_in_memory: false,
+                ..SqliteOptions::default()
+            };
             Db::Sqlite(SqliteStore::open(&db_file, &opts).context("opening the database")?)
         }
     };

@@ -83,9 +83,11 @@ impl Backend {
                 }
                 if !server {
                     // One-shot commands: one reader, and the bulk import's large writer cache
-                    // (allocated only as pages are touched, freed when the command exits).
+                    // (allocated only as pages are touched, freed when the command exits); its
+                    // batch-sized savepoint journals stay in temporary files.
                     opts.readers = 1;
                     opts.writer_cache_bytes = idvault_store_sqlite::BULK_WRITER_CACHE_BYTES;
+                    opts.writer_temp_in_memory = false;
                 }
                 let store = SqliteStore::open(&db_path(data_dir), &opts).context("opening the database")?;
                 Ok(Backend::Sqlite(store))

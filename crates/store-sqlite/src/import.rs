@@ -3,13 +3,14 @@
 //! the batch's directory references read once (not once per user).
 //!
 //! Users go in as multi-row inserts of [`USERS_PER_INSERT`] rows, before any other row of the
-//! batch. Measured reason: the free-text index (FTS5, filled by the `users_fts_insert` trigger)
-//! writes its pending entries to disk at every statement savepoint, and every statement with a
-//! foreign key opens one; with one insert per user (and per login id, per token) each user's
-//! trigrams became a segment of their own, which made a bulk load 3 to 4 times slower than the
-//! same rows with the index filled once per batch. Multi-row inserts of the users let the trigger
-//! fill the index in a few large segments, with the trigger and the schema left as they are
-//! (nothing to restore, safe beside a running server).
+//! batch. History: the free-text index (FTS5) writes its in-memory entries to disk at every
+//! savepoint, and every statement with a foreign key opens one; when V4's trigger filled the index
+//! row by row, one insert per user made each user's trigrams a segment of its own (a bulk load 3 to
+//! 4 times slower), and the multi-row inserts were the way around it. Since V12 the triggers only
+//! note the new row keys and the writer indexes the whole batch once, just before the COMMIT of
+//! the group the batch runs in (`users::flush_pending_text_index`), so the import fills the index
+//! in a few large segments whatever its statements; the multi-row inserts remain as fewer
+//! statements to run.
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection};

@@ -39,6 +39,39 @@ pub(crate) fn write_user_index(tx: &Connection, pk: i64, user: &User) -> Result<
     Ok(())
 }
 
+/// Brings the free-text index (`users_fts`) up to date with the users noted in
+/// `users_fts_pending` by the V12 triggers, and empties that table. The writer runs this once
+/// per write group, inside the group's transaction just before its COMMIT (see V12 for why not
+/// per write), so a write is never answered before its text is searchable.
+///
+/// Every noted row's entry is removed first (removing a row key the index does not hold, as for
+/// a user created in this group, is a no-op), then the noted rows that still exist are indexed,
+/// in row-key order: FTS5 keeps a run of ascending row keys in memory and writes them as one
+/// segment at COMMIT.
+pub(crate) fn flush_pending_text_index(c: &Connection) -> Result<()> {
+    let pending: Vec<i64> = c
+        .prepare_cached("SELECT pk FROM users_fts_pending ORDER BY pk")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(storage_err)?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let mut remove = c.prepare_cached("DELETE FROM users_fts WHERE rowid = ?1").map_err(storage_err)?;
+    for pk in &pending {
+        remove.execute([pk]).map_err(storage_err)?;
+    }
+    c.prepare_cached(
+        "INSERT INTO users_fts (rowid, body) SELECT u.pk, u.login_ids || ' ' || coalesce(u.name, '') || ' ' || \
+         coalesce(u.given_name, '') || ' ' || coalesce(u.middle_name, '') || ' ' || coalesce(u.family_name, '') || \
+         ' ' || coalesce(u.email, '') || ' ' || coalesce(u.phone, '') \
+         FROM users_fts_pending p JOIN users u ON u.pk = p.pk ORDER BY u.pk",
+    )
+    .and_then(|mut s| s.execute([]))
+    .map_err(storage_err)?;
+    c.prepare_cached("DELETE FROM users_fts_pending").and_then(|mut s| s.execute([])).map_err(storage_err)?;
+    Ok(())
+}
+
 /// A user's JSON columns, encoded before the writer connection is taken (a bulk import encodes
 /// the next batch while the current one is written).
 pub(crate) struct UserJson {

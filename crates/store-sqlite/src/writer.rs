@@ -18,6 +18,13 @@
 //!
 //! Jobs that cannot share a transaction (a WAL checkpoint; DDL, VACUUM or backup if ever needed)
 //! are sent with [`Writer::alone`] and run outside any transaction, between groups.
+//!
+//! Work deferred to the end of a group: the store gives the writer a [`BeforeCommit`] step that
+//! runs once per group, after its last job and before its COMMIT, in the same transaction (the
+//! store brings its free-text index up to date there, once for the group rather than once per
+//! job). If it fails, the group is rolled back whole and every job gets the error, as for a failed
+//! COMMIT. After an alone job the step runs too, in a transaction of its own, before the job is
+//! answered.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
@@ -74,6 +81,9 @@ where
 
 type Answer = Box<dyn FnOnce(std::result::Result<(), &Error>) + Send>;
 
+/// Runs at the end of every group, inside its transaction, just before COMMIT.
+pub(crate) type BeforeCommit = Box<dyn Fn(&Connection) -> Result<()> + Send>;
+
 /// What a job leaves after running: whether it succeeded, and how to answer its caller once the
 /// group's outcome is known (`Ok` when the group committed).
 struct Ran {
@@ -94,12 +104,12 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Moves `conn` to a new writer thread.
-    pub(crate) fn start(conn: Connection) -> Result<Self> {
+    /// Moves `conn` to a new writer thread, which runs `before_commit` at the end of every group.
+    pub(crate) fn start(conn: Connection, before_commit: BeforeCommit) -> Result<Self> {
         let (jobs, queue) = mpsc::channel();
         std::thread::Builder::new()
             .name("idvault-sqlite-writer".into())
-            .spawn(move || run_writer(conn, queue))
+            .spawn(move || run_writer(conn, queue, before_commit))
             .map_err(|e| Error::Internal(format!("cannot start the SQLite writer thread: {e}")))?;
         Ok(Writer { jobs })
     }
@@ -129,7 +139,7 @@ impl Writer {
     }
 }
 
-fn run_writer(mut conn: Connection, queue: mpsc::Receiver<Job>) {
+fn run_writer(mut conn: Connection, queue: mpsc::Receiver<Job>, before_commit: BeforeCommit) {
     let mut group: Vec<Box<dyn Work>> = Vec::with_capacity(GROUP_CAP);
     // A job taken from the queue that must run after the current group.
     let mut next: Option<Job> = None;
@@ -144,7 +154,10 @@ fn run_writer(mut conn: Connection, queue: mpsc::Receiver<Job>) {
         match first {
             Job::Alone(work) => {
                 if let Ok(ran) = catch_unwind(AssertUnwindSafe(|| work.run(&mut conn))) {
-                    (ran.answer)(Ok(()));
+                    // The job's own changes are committed whatever this answers; a failed step
+                    // leaves its work for the next group (e.g. rows still noted for the index).
+                    let after = finish_alone(&conn, &before_commit);
+                    (ran.answer)(after.as_ref().map(|_| ()));
                 }
                 continue;
             }
@@ -160,12 +173,12 @@ fn run_writer(mut conn: Connection, queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        run_group(&mut conn, &mut group);
+        run_group(&mut conn, &mut group, &before_commit);
     }
 }
 
 /// One transaction for every job in `group`, each in its own savepoint; answers them all.
-fn run_group(conn: &mut Connection, group: &mut Vec<Box<dyn Work>>) {
+fn run_group(conn: &mut Connection, group: &mut Vec<Box<dyn Work>>, before_commit: &BeforeCommit) {
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         let e = crate::storage_err(e);
         tracing::error!(error = %e, "a write group could not start");
@@ -199,17 +212,42 @@ fn run_group(conn: &mut Connection, group: &mut Vec<Box<dyn Work>>) {
             for work in works.by_ref() {
                 work.refuse(Error::Storage(format!("write group failed: {e}")));
             }
-            return abandon(conn, answers, e);
+            return abandon(conn, answers, crate::storage_err(e));
         }
     }
     // Jobs left behind by a failed SAVEPOINT (the loop stopped early).
     for work in works {
         work.refuse(Error::Internal("write group failed".into()));
     }
+    if let Err(e) = run_before_commit(conn, before_commit) {
+        return abandon(conn, answers, e);
+    }
     match exec(conn, "COMMIT") {
         Ok(()) => answers.into_iter().for_each(|answer| answer(Ok(()))),
-        Err(e) => abandon(conn, answers, e),
+        Err(e) => abandon(conn, answers, crate::storage_err(e)),
     }
+}
+
+/// The step, with a panic in it turned into an error (the writer thread must go on).
+fn run_before_commit(conn: &Connection, before_commit: &BeforeCommit) -> Result<()> {
+    catch_unwind(AssertUnwindSafe(|| before_commit(conn)))
+        .unwrap_or_else(|_| Err(Error::Internal("the end of a write group failed unexpectedly".into())))
+}
+
+/// The end-of-group step after an alone job, in a transaction of its own.
+fn finish_alone(conn: &Connection, before_commit: &BeforeCommit) -> Result<()> {
+    if !conn.is_autocommit() {
+        // The job left a transaction open against its contract: nothing in it can be trusted.
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(Error::Internal("a write left its transaction open".into()));
+    }
+    exec(conn, "BEGIN IMMEDIATE").map_err(crate::storage_err)?;
+    let done = run_before_commit(conn, before_commit)
+        .and_then(|()| exec(conn, "COMMIT").map_err(crate::storage_err));
+    if done.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    done
 }
 
 /// Runs a statement without rows through the statement cache (these run several times per group;
@@ -219,8 +257,7 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// Rolls the whole group back and gives every job that ran the error.
-fn abandon(conn: &Connection, answers: Vec<Answer>, cause: rusqlite::Error) {
-    let e = crate::storage_err(cause);
+fn abandon(conn: &Connection, answers: Vec<Answer>, e: Error) {
     tracing::error!(error = %e, "a write group failed; every write in it was rolled back");
     if !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
@@ -241,6 +278,11 @@ mod tests {
     /// A writer on a fresh WAL database with tables `t(id, v)` and a deferred foreign key
     /// `child(p -> parent)` (checked only at COMMIT), plus a path to open readers on.
     fn writer() -> (tempfile::TempDir, std::path::PathBuf, Arc<Writer>) {
+        writer_with(Box::new(|_| Ok(())))
+    }
+
+    /// [`writer`] with an end-of-group step.
+    fn writer_with(before_commit: BeforeCommit) -> (tempfile::TempDir, std::path::PathBuf, Arc<Writer>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
         let conn = Connection::open(&path).unwrap();
@@ -248,10 +290,11 @@ mod tests {
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;
              CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL);
              CREATE TABLE parent (id INTEGER PRIMARY KEY);
-             CREATE TABLE child (p INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);",
+             CREATE TABLE child (p INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);
+             CREATE TABLE group_ends (rows_seen INTEGER NOT NULL);",
         )
         .unwrap();
-        (dir, path, Arc::new(Writer::start(conn).unwrap()))
+        (dir, path, Arc::new(Writer::start(conn, before_commit).unwrap()))
     }
 
     fn insert(id: i64) -> impl FnOnce(&mut Connection) -> Result<i64> + Send + 'static {
@@ -380,6 +423,71 @@ mod tests {
         assert_eq!(ids(&path), Vec::<i64>::new());
         assert_eq!(writer.grouped(insert(5)).await.unwrap(), 5);
         assert_eq!(ids(&path), vec![5]);
+    }
+
+    /// An end-of-group step that notes how many rows of `t` it saw, and fails when `t` holds 13.
+    fn noting_step() -> BeforeCommit {
+        Box::new(|c| {
+            let unlucky: bool = c
+                .query_row("SELECT EXISTS(SELECT 1 FROM t WHERE id = 13)", [], |r| r.get(0))
+                .map_err(crate::storage_err)?;
+            if unlucky {
+                return Err(Error::Storage("the end of the group failed".into()));
+            }
+            c.execute("INSERT INTO group_ends (rows_seen) SELECT COUNT(*) FROM t", [])
+                .map(drop)
+                .map_err(crate::storage_err)
+        })
+    }
+
+    fn group_ends(path: &std::path::Path) -> Vec<i64> {
+        let c = Connection::open(path).unwrap();
+        let mut s = c.prepare("SELECT rows_seen FROM group_ends ORDER BY rowid").unwrap();
+        s.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()
+    }
+
+    /// The step runs once per group, after all of its jobs and in its transaction (what it writes
+    /// is committed with them), and once after an alone job.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_before_commit_step_runs_once_per_group_after_its_jobs() {
+        let (_dir, path, writer) = writer_with(noting_step());
+        let (release, held) = hold(&writer).await;
+        let handles = queue(&writer, (1..=5).map(|i| Box::new(insert(i)) as TestJob<i64>).collect()).await;
+        drop(release);
+        held.await.unwrap();
+        for (i, r) in futures_join(handles).await.into_iter().enumerate() {
+            assert_eq!(r.unwrap(), i as i64 + 1);
+        }
+        // The holding job's group saw no row; the five queued writes made one group.
+        assert_eq!(group_ends(&path), vec![0, 5]);
+        writer.alone(|c| insert(6)(c)).await.unwrap();
+        assert_eq!(group_ends(&path), vec![0, 5, 6]);
+    }
+
+    /// A failing step rolls the whole group back and every write in it gets the error; the
+    /// writer goes on with the next group.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_failing_before_commit_step_fails_every_write_of_the_group() {
+        let (_dir, path, writer) = writer_with(noting_step());
+        let (release, held) = hold(&writer).await;
+        let handles = queue(
+            &writer,
+            vec![Box::new(insert(1)) as TestJob<i64>, Box::new(insert(13)), Box::new(insert(3))],
+        )
+        .await;
+        drop(release);
+        held.await.unwrap();
+        for result in futures_join(handles).await {
+            assert!(
+                matches!(&result, Err(Error::Storage(m)) if m.contains("the end of the group failed")),
+                "{result:?}"
+            );
+        }
+        assert_eq!(ids(&path), Vec::<i64>::new());
+        assert_eq!(group_ends(&path), vec![0]);
+        assert_eq!(writer.grouped(insert(5)).await.unwrap(), 5);
+        assert_eq!(ids(&path), vec![5]);
+        assert_eq!(group_ends(&path), vec![0, 1]);
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -834,6 +834,106 @@ pub async fn search_by_custom_attributes_and_sso_apps(backend: TestStore) {
 // ---------------------------------------------------------------------------------------------
 // update_user.
 
+/// Free text follows writes that the store commits together: creates, renames (name and email)
+/// and deletes sent at once (so that a store that groups concurrent writes takes many of them in
+/// one transaction, including a delete of the newest user beside creates that may take its row
+/// key). Once they are answered, text search finds every current name and address, and no old
+/// or deleted one.
+pub async fn search_text_follows_concurrent_creates_renames_and_deletes(backend: TestStore) {
+    let f = directory(backend).await;
+    let (s, p) = (&f.store, &f.project);
+    let named = |login: String, name: String, email: String| {
+        NewUser { login_id: login, name: Some(name), email: Some(email), ..Default::default() }
+            .into_user(UserId::generate(), 1_000)
+            .unwrap()
+    };
+    let base: Vec<User> = (0..30)
+        .map(|i| {
+            named(format!("base{i:02}@ftsq.test"), format!("oldname{i:02}q"), format!("old{i:02}@mail.test"))
+        })
+        .collect();
+    s.create_users(p, &base).await.unwrap();
+    let renamed = 0..10;
+    // The last one is the newest row: a create in the same transaction may reuse its row key.
+    let deleted: Vec<usize> = (10..20).chain([29]).collect();
+    let mut tasks = Vec::new();
+    for i in renamed.clone() {
+        let (s, p, id) = (s.clone(), p.clone(), base[i].user_id.clone());
+        tasks.push(tokio::spawn(async move {
+            let change = UserChange::Several(vec![
+                UserChange::Names(NameParts { name: Some(format!("newname{i:02}q")), ..Default::default() }),
+                UserChange::Email {
+                    email: Some(format!("new{i:02}@mail.test")),
+                    verified: None,
+                    fail_on_conflict: false,
+                },
+            ]);
+            s.update_user(&p, &id, &UserUpdate { change, now_ms: NOW_MS }).await.map(drop)
+        }));
+    }
+    for &i in &deleted {
+        let (s, p, id) = (s.clone(), p.clone(), base[i].user_id.clone());
+        tasks.push(tokio::spawn(async move {
+            assert!(s.delete_user(&p, &id).await?);
+            Ok(())
+        }));
+    }
+    let created: Vec<User> = (0..20)
+        .map(|i| {
+            named(
+                format!("fresh{i:02}@ftsq.test"),
+                format!("freshname{i:02}q"),
+                format!("fresh{i:02}@mail.test"),
+            )
+        })
+        .collect();
+    for u in &created {
+        let (s, p, u) = (s.clone(), p.clone(), u.clone());
+        tasks.push(tokio::spawn(async move { s.create_users(&p, &[u]).await }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let s = &**s;
+    let ids = |users: Vec<User>| users.into_iter().map(|u| u.user_id).collect::<Vec<_>>();
+    let exactly = |text: String, user: &User| {
+        let text = text.clone();
+        let want = vec![user.user_id.clone()];
+        async move { assert_eq!(ids(find(s, p, Find::Text(&text)).await), want, "{text}") }
+    };
+    let nobody = |text: String| async move {
+        assert!(find(s, p, Find::Text(&text)).await.is_empty(), "{text} is still found");
+    };
+    for i in renamed {
+        exactly(format!("newname{i:02}q"), &base[i]).await;
+        exactly(format!("new{i:02}@mail"), &base[i]).await;
+        nobody(format!("oldname{i:02}q")).await;
+        nobody(format!("old{i:02}@mail")).await;
+        exactly(format!("base{i:02}@"), &base[i]).await;
+    }
+    for &i in &deleted {
+        nobody(format!("oldname{i:02}q")).await;
+        nobody(format!("old{i:02}@mail")).await;
+        nobody(format!("base{i:02}@")).await;
+    }
+    for (i, u) in base.iter().enumerate().take(29).skip(20) {
+        exactly(format!("oldname{i:02}q"), u).await;
+    }
+    for (i, u) in created.iter().enumerate() {
+        exactly(format!("freshname{i:02}q"), u).await;
+        exactly(format!("fresh{i:02}@mail"), u).await;
+    }
+    let mut all: Vec<UserId> = ids(find(s, p, Find::Text("@ftsq.test")).await);
+    let mut want: Vec<UserId> = (0..10)
+        .chain(20..29)
+        .map(|i| base[i].user_id.clone())
+        .chain(created.iter().map(|u| u.user_id.clone()))
+        .collect();
+    all.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    want.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    assert_eq!(all, want);
+}
+
 pub async fn update_user_applies_every_change_at_once(backend: TestStore) {
     let f = directory(backend).await;
     let (s, p) = (&*f.store, &f.project);
@@ -2218,6 +2318,7 @@ macro_rules! store_contract_tests {
             search_filters_paging_and_total,
             search_totals_stay_exact_through_creates_status_changes_and_deletes,
             search_by_custom_attributes_and_sso_apps,
+            search_text_follows_concurrent_creates_renames_and_deletes,
             update_user_applies_every_change_at_once,
             update_user_refuses_unknown_references_and_writes_nothing,
             update_user_refuses_a_taken_login_id,
