@@ -191,7 +191,11 @@ pub struct FailedCredential;
 impl ApiError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
         // A message repeating a value far over its limit is cut (see `bounded_echo`).
-        ApiError { code, message: bounded_echo(message.into(), MAX_ERROR_MESSAGE_LEN), failed_credential: false }
+        ApiError {
+            code,
+            message: bounded_echo(message.into(), MAX_ERROR_MESSAGE_LEN),
+            failed_credential: false,
+        }
     }
 
     pub fn code(&self) -> Code {
