@@ -217,7 +217,11 @@ impl From<Error> for ApiError {
             tracing::error!(error = %err, "internal error");
             ApiError::new(code, "internal server error")
         } else {
-            ApiError { code, message: err.to_string(), failed_credential: err.is_failed_credential() }
+            ApiError {
+                code,
+                message: bounded_echo(err.to_string(), MAX_ERROR_MESSAGE_LEN),
+                failed_credential: err.is_failed_credential(),
+            }
         }
     }
 }

@@ -336,6 +336,34 @@ pub struct AccessKeyFilter {
 }
 
 impl AccessKeyFilter {
+    /// Filter values are bounded like the user search's: a value longer than any stored id or
+    /// name could match nothing, and is refused rather than compared.
+    fn validate(&self) -> Result<()> {
+        use crate::limits::{MAX_FIELD_LEN, MAX_FILTER_VALUES};
+        if self.tenant_ids.len() > MAX_FILTER_VALUES
+            || self.tenant_ids.iter().any(|t| t.len() > MAX_FIELD_LEN)
+        {
+            return Err(Error::invalid(
+                "tenantIds",
+                format!("at most {MAX_FILTER_VALUES} values of at most {MAX_FIELD_LEN} bytes"),
+            ));
+        }
+        for (field, value) in [("boundUserId", &self.bound_user_id), ("creatingUser", &self.creating_user)] {
+            if value.as_ref().is_some_and(|v| v.len() > MAX_FIELD_LEN) {
+                return Err(Error::invalid(field, format!("at most {MAX_FIELD_LEN} bytes")));
+            }
+        }
+        let attributes =
+            serde_json::to_string(&self.custom_attributes).map(|s| s.len()).unwrap_or(usize::MAX);
+        if attributes > crate::limits::MAX_CUSTOM_ATTRIBUTES_BYTES {
+            return Err(Error::invalid(
+                "customAttributes",
+                format!("at most {} bytes as JSON", crate::limits::MAX_CUSTOM_ATTRIBUTES_BYTES),
+            ));
+        }
+        Ok(())
+    }
+
     fn matches(&self, key: &AccessKey) -> bool {
         (self.tenant_ids.is_empty() || key.key_tenants.iter().any(|t| self.tenant_ids.contains(&t.tenant_id)))
             && self.bound_user_id.as_deref().filter(|u| !u.is_empty()).is_none_or(|u| key.bound_user_id == u)
@@ -504,6 +532,7 @@ impl AccessKeyService {
 
     /// The project's keys that match, oldest first.
     pub async fn search(&self, project: &ProjectId, filter: &AccessKeyFilter) -> Result<Vec<AccessKey>> {
+        filter.validate()?;
         let keys = self.store.list_access_keys(project).await?;
         Ok(keys.into_iter().filter(|k| filter.matches(k)).collect())
     }

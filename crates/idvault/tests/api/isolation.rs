@@ -37,6 +37,8 @@ pub struct Ids {
     pub key_app: String,
     pub outbound_token: String,
     pub key_id: String,
+    /// An access key (machine credential).
+    pub access_key: String,
 }
 
 impl Ids {
@@ -58,6 +60,7 @@ impl Ids {
             ("key_app", &self.key_app),
             ("outbound_token", &self.outbound_token),
             ("key_id", &self.key_id),
+            ("access_key", &self.access_key),
         ]
     }
 
@@ -89,6 +92,7 @@ impl Ids {
             key_app: named(&self.key_app),
             outbound_token: flip_last(&self.outbound_token),
             key_id: flip_last(&self.key_id),
+            access_key: flip_last(&self.access_key),
         }
     }
 }
@@ -293,7 +297,41 @@ pub fn requests(operation: &str, i: &Ids) -> Option<Vec<(Kind, Req)>> {
             (NoIds, vec![Req::default()])
         }
         "set_auth_settings" => (NoIds, vec![body(json!({"redirectUrls": ["https://a.example/cb"]}))]),
-        "revoke_key" => (Lookup, vec![body(json!({"keyId": i.key_id}))]),
+        "revoke_key" | "expire_key" => (Lookup, vec![body(json!({"keyId": i.key_id}))]),
+        "update_key" => (Lookup, vec![body(json!({"keyId": i.key_id, "name": "renamed by A"}))]),
+        "create_key" => (Own, vec![body(json!({"name": "made by A"}))]),
+
+        // Access keys.
+        "create_access_key" => (
+            Own,
+            vec![
+                body(json!({"name": "a-machine", "roleNames": [i.role]})),
+                body(
+                    json!({"name": "a-machine", "keyTenants": [{"tenantId": i.tenant, "roleNames": [i.tenant_role]}]}),
+                ),
+                body(json!({"name": "a-machine", "userId": uid})),
+            ],
+        ),
+        "load_access_key" => (Lookup, vec![query(&[("id", i.access_key.as_str())])]),
+        "activate_access_key" | "deactivate_access_key" | "delete_access_key" | "rotate_access_key" => {
+            (Lookup, vec![body(json!({"id": i.access_key}))])
+        }
+        "activate_access_keys" | "deactivate_access_keys" | "delete_access_keys" => {
+            (Lookup, vec![body(json!({"ids": [i.access_key]}))])
+        }
+        "update_access_key" => (Lookup, vec![body(json!({"id": i.access_key, "name": "renamed by A"}))]),
+        "search_access_keys" => {
+            (Lookup, vec![body(json!({"tenantIds": [i.tenant]})), body(json!({"boundUserId": uid}))])
+        }
+
+        // The audit trail: A's own events may name anything; A's search never finds B's records
+        // (the answer would carry B's project id, which no answer may).
+        "create_event" => (
+            Own,
+            vec![body(json!({"action": "b-action", "type": "info", "actorId": login, "tenantId": i.tenant,
+                "userId": uid}))],
+        ),
+        "search" => (NoIds, vec![body(json!({"userIds": [uid]})), body(json!({"tenants": [i.tenant]}))]),
 
         // Outbound apps and their tokens.
         "create_app" => (Own, vec![body(json!({"id": i.app, "name": format!("{} in A", i.app)}))]),
@@ -498,6 +536,7 @@ const B_PRIVATE: &[&str] = &[
     "b-refresh-private",
     "b-outbound-private",
     "b-apikey-private",
+    "B Machine Private",
     "b-tenant-token-private",
     "B Keys Private",
     "https://b-private.example/cb",
@@ -623,6 +662,18 @@ pub async fn seed(b: &Api) -> Ids {
         .as_str()
         .unwrap()
         .to_owned();
+    let access_key = ok(
+        b.post(
+            "/v1/mgmt/accesskey/create",
+            json!({"name": "B Machine Private", "roleNames": ["b-role"],
+                "keyTenants": [{"tenantId": "b-tenant", "roleNames": ["b-trole"]}]}),
+        )
+        .await,
+        "access key",
+    )["key"]["id"]
+        .as_str()
+        .expect("the access key has an id")
+        .to_owned();
     let key_id =
         b.auth.split(':').nth(1).unwrap().strip_prefix("idv_").unwrap().split('.').next().unwrap().to_owned();
     Ids {
@@ -642,6 +693,7 @@ pub async fn seed(b: &Api) -> Ids {
         key_app: "b-keys".into(),
         outbound_token: fetched["token"]["id"].as_str().expect("the token has an id").to_owned(),
         key_id,
+        access_key,
     }
 }
 
@@ -689,6 +741,8 @@ async fn read_back(b: &Api, base_url: &str, project: &str, i: &Ids) -> Value {
     );
     get("settings", b.get("/v1/mgmt/auth/settings").await);
     get("keys", b.get("/v1/mgmt/managementkey/list").await);
+    get("access key", b.get(&format!("/v1/mgmt/accesskey?id={}", i.access_key)).await);
+    get("access keys", b.post("/v1/mgmt/accesskey/search", json!({})).await);
     let jwks: Value =
         reqwest::get(format!("{base_url}/v2/keys/{project}")).await.unwrap().json().await.unwrap();
     out.insert("signing keys".into(), jwks);
