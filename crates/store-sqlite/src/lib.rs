@@ -343,6 +343,25 @@ impl idvault_core::store::RefreshLock for SqliteStore {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    /// The group flush of the free-text index must walk the pending rows, never all users: a
+    /// plan that scans `users` costs ~250 ms per group at a million users.
+    #[test]
+    fn the_text_index_flush_never_scans_the_users_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.db");
+        drop(SqliteStore::open(&path, &SqliteOptions::default()).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", crate::users::FLUSH_INSERT))
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(plan.iter().any(|step| step.starts_with("SCAN p")), "{plan:?}");
+        assert!(!plan.iter().any(|step| step.starts_with("SCAN u")), "{plan:?}");
+    }
+
 
     use idvault_core::ids::{ProjectId, UserId};
     use idvault_core::project::Project;

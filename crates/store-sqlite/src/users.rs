@@ -39,6 +39,12 @@ pub(crate) fn write_user_index(tx: &Connection, pk: i64, user: &User) -> Result<
     Ok(())
 }
 
+/// Indexes the pending users that still exist (see [`flush_pending_text_index`]).
+pub(crate) const FLUSH_INSERT: &str = "INSERT INTO users_fts (rowid, body) SELECT u.pk, u.login_ids || ' ' || \
+     coalesce(u.name, '') || ' ' || coalesce(u.given_name, '') || ' ' || coalesce(u.middle_name, '') || ' ' || \
+     coalesce(u.family_name, '') || ' ' || coalesce(u.email, '') || ' ' || coalesce(u.phone, '') \
+     FROM users_fts_pending p CROSS JOIN users u ON u.pk = p.pk ORDER BY p.pk";
+
 /// Brings the free-text index (`users_fts`) up to date with the users noted in
 /// `users_fts_pending` by the V12 triggers, and empties that table. The writer runs this once
 /// per write group, inside the group's transaction just before its COMMIT (see V12 for why not
@@ -48,6 +54,12 @@ pub(crate) fn write_user_index(tx: &Connection, pk: i64, user: &User) -> Result<
 /// a user created in this group, is a no-op), then the noted rows that still exist are indexed,
 /// in row-key order: FTS5 keeps a run of ascending row keys in memory and writes them as one
 /// segment at COMMIT.
+///
+/// The insert walks the pending rows and looks each user up (`CROSS JOIN` fixes that order in
+/// SQLite): without it, at a million users and with no statistics for the small pending table
+/// (SQLite then assumes a million rows), the planner scanned all of `users` in row-key order to
+/// save a sort, which made every group of writes cost ~250 ms (measured: 115 creates/s instead
+/// of 7,000).
 pub(crate) fn flush_pending_text_index(c: &Connection) -> Result<()> {
     let pending: Vec<i64> = c
         .prepare_cached("SELECT pk FROM users_fts_pending ORDER BY pk")
@@ -60,12 +72,7 @@ pub(crate) fn flush_pending_text_index(c: &Connection) -> Result<()> {
     for pk in &pending {
         remove.execute([pk]).map_err(storage_err)?;
     }
-    c.prepare_cached(
-        "INSERT INTO users_fts (rowid, body) SELECT u.pk, u.login_ids || ' ' || coalesce(u.name, '') || ' ' || \
-         coalesce(u.given_name, '') || ' ' || coalesce(u.middle_name, '') || ' ' || coalesce(u.family_name, '') || \
-         ' ' || coalesce(u.email, '') || ' ' || coalesce(u.phone, '') \
-         FROM users_fts_pending p JOIN users u ON u.pk = p.pk ORDER BY u.pk",
-    )
+    c.prepare_cached(FLUSH_INSERT)
     .and_then(|mut s| s.execute([]))
     .map_err(storage_err)?;
     c.prepare_cached("DELETE FROM users_fts_pending").and_then(|mut s| s.execute([])).map_err(storage_err)?;
