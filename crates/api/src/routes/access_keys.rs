@@ -136,26 +136,26 @@ impl From<AccessKey> for AccessKeyView {
 }
 
 #[derive(Serialize, ToSchema)]
-struct KeyEnvelope {
+struct AccessKeyEnvelope {
     key: AccessKeyView,
 }
 
 #[derive(Serialize, ToSchema)]
-struct KeysEnvelope {
+struct AccessKeysEnvelope {
     keys: Vec<AccessKeyView>,
 }
 
 /// A new key and its cleartext: the only time the cleartext is shown.
 #[derive(Serialize, ToSchema)]
-struct CreatedKey {
+struct CreatedAccessKey {
     key: AccessKeyView,
     /// `<keyId>.<secret>`: what `exchange_access_key` takes. Not stored; save it now.
     cleartext: String,
 }
 
-impl From<IssuedAccessKey> for CreatedKey {
+impl From<IssuedAccessKey> for CreatedAccessKey {
     fn from(issued: IssuedAccessKey) -> Self {
-        CreatedKey { cleartext: issued.cleartext.expose_secret().to_owned(), key: issued.key.into() }
+        CreatedAccessKey { cleartext: issued.cleartext.expose_secret().to_owned(), key: issued.key.into() }
     }
 }
 
@@ -202,7 +202,7 @@ fn creator(headers: &HeaderMap) -> String {
     security(("management_key" = [])),
     request_body = CreateAccessKeyRequest,
     responses(
-        (status = 200, description = "The key and its cleartext", body = CreatedKey),
+        (status = 200, description = "The key and its cleartext", body = CreatedAccessKey),
         MgmtErrors,
         BodyErrors,
         (status = 404, description = "A role, tenant or user it names does not exist (`E011406`, `E112102`)", body = ErrorBody),
@@ -215,7 +215,7 @@ async fn create_access_key(
     MgmtAuth(project, _): MgmtAuth,
     headers: HeaderMap,
     AppJson(body): AppJson<CreateAccessKeyRequest>,
-) -> ApiResult<Json<CreatedKey>> {
+) -> ApiResult<Json<CreatedAccessKey>> {
     let new = NewAccessKey {
         name: body.name.unwrap_or_default(),
         expire_time: body.expire_time.unwrap_or(0),
@@ -251,7 +251,7 @@ impl IntoParams for IdQuery {
     security(("management_key" = [])),
     params(IdQuery),
     responses(
-        (status = 200, description = "The key", body = KeyEnvelope),
+        (status = 200, description = "The key", body = AccessKeyEnvelope),
         MgmtErrors,
         (status = 404, description = "No such key (`E011406`)", body = ErrorBody),
     ),
@@ -261,9 +261,9 @@ async fn load_access_key(
     State(state): State<AppState>,
     MgmtAuth(project, _): MgmtAuth,
     AppQuery(q): AppQuery<IdQuery>,
-) -> ApiResult<Json<KeyEnvelope>> {
+) -> ApiResult<Json<AccessKeyEnvelope>> {
     let key = state.access_keys.load(&project, &q.id).await?;
-    Ok(Json(KeyEnvelope { key: key.into() }))
+    Ok(Json(AccessKeyEnvelope { key: key.into() }))
 }
 
 #[derive(Deserialize, Default, ToSchema)]
@@ -289,14 +289,14 @@ struct SearchAccessKeysRequest {
     tag = "access-keys",
     security(("management_key" = [])),
     request_body = SearchAccessKeysRequest,
-    responses((status = 200, description = "The matching keys", body = KeysEnvelope), MgmtErrors, BodyErrors),
+    responses((status = 200, description = "The matching keys", body = AccessKeysEnvelope), MgmtErrors, BodyErrors),
 )]
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn search_access_keys(
     State(state): State<AppState>,
     MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<SearchAccessKeysRequest>,
-) -> ApiResult<Json<KeysEnvelope>> {
+) -> ApiResult<Json<AccessKeysEnvelope>> {
     let filter = AccessKeyFilter {
         tenant_ids: body.tenant_ids.unwrap_or_default(),
         bound_user_id: body.bound_user_id,
@@ -304,7 +304,7 @@ async fn search_access_keys(
         custom_attributes: body.custom_attributes.unwrap_or_default(),
     };
     let keys = state.access_keys.search(&project, &filter).await?;
-    Ok(Json(KeysEnvelope { keys: keys.into_iter().map(Into::into).collect() }))
+    Ok(Json(AccessKeysEnvelope { keys: keys.into_iter().map(Into::into).collect() }))
 }
 
 #[derive(Deserialize, Default, ToSchema)]
@@ -337,7 +337,7 @@ struct UpdateAccessKeyRequest {
     security(("management_key" = [])),
     request_body = UpdateAccessKeyRequest,
     responses(
-        (status = 200, description = "The updated key", body = KeyEnvelope),
+        (status = 200, description = "The updated key", body = AccessKeyEnvelope),
         MgmtErrors,
         BodyErrors,
         (status = 404, description = "No such key, or a role or tenant it names does not exist (`E011406`)", body = ErrorBody),
@@ -348,7 +348,7 @@ async fn update_access_key(
     State(state): State<AppState>,
     MgmtAuth(project, _): MgmtAuth,
     AppJson(body): AppJson<UpdateAccessKeyRequest>,
-) -> ApiResult<Json<KeyEnvelope>> {
+) -> ApiResult<Json<AccessKeyEnvelope>> {
     let id = body.id.filter(|i| !i.is_empty()).ok_or(Error::MissingArgument("id"))?;
     let changes = AccessKeyChanges {
         name: body.name.unwrap_or_default(),
@@ -360,28 +360,28 @@ async fn update_access_key(
         custom_attributes: body.custom_attributes,
     };
     let key = state.access_keys.update(&project, &id, changes).await?;
-    Ok(Json(KeyEnvelope { key: key.into() }))
+    Ok(Json(AccessKeyEnvelope { key: key.into() }))
 }
 
 #[derive(Deserialize, Default, ToSchema)]
-struct IdRequest {
+struct AccessKeyIdRequest {
     #[schema(schema_with = f::access_key_id_req, required = true)]
     id: Option<String>,
 }
 
-impl IdRequest {
+impl AccessKeyIdRequest {
     fn ids(self) -> Result<Vec<String>, Error> {
         Ok(vec![self.id.filter(|i| !i.is_empty()).ok_or(Error::MissingArgument("id"))?])
     }
 }
 
 #[derive(Deserialize, Default, ToSchema)]
-struct IdsRequest {
+struct AccessKeyIdsRequest {
     #[schema(schema_with = f::access_key_ids_req, required = true)]
     ids: Option<Vec<String>>,
 }
 
-impl IdsRequest {
+impl AccessKeyIdsRequest {
     fn ids(self) -> Result<Vec<String>, Error> {
         self.ids.filter(|i| !i.is_empty()).ok_or(Error::MissingArgument("ids"))
     }
@@ -393,7 +393,7 @@ impl IdsRequest {
     path = "/v1/mgmt/accesskey/activate",
     tag = "access-keys",
     security(("management_key" = [])),
-    request_body = IdRequest,
+    request_body = AccessKeyIdRequest,
     responses(
         (status = 200, description = "Active", body = Empty),
         MgmtErrors,
@@ -405,7 +405,7 @@ impl IdsRequest {
 async fn activate_access_key(
     State(state): State<AppState>,
     MgmtAuth(project, _): MgmtAuth,
-    AppJson(body): AppJson<IdRequest>,
+    AppJson(body): AppJson<AccessKeyIdRequest>,
 ) -> ApiResult<Json<Value>> {
     state.access_keys.set_active(&project, &body.ids()?, true).await?;
     Ok(empty_ok())
@@ -417,7 +417,7 @@ async fn activate_access_key(
     path = "/v1/mgmt/accesskey/deactivate",
     tag = "access-keys",
     security(("management_key" = [])),
-    request_body = IdRequest,
+    request_body = AccessKeyIdRequest,
     responses(
         (status = 200, description = "Inactive", body = Empty),
         MgmtErrors,
@@ -429,7 +429,7 @@ async fn activate_access_key(
 async fn deactivate_access_key(
     State(state): State<AppState>,
     MgmtAuth(project, _): MgmtAuth,
-    AppJson(body): AppJson<IdRequest>,
+    AppJson(body): AppJson<AccessKeyIdRequest>,
 ) -> ApiResult<Json<Value>> {
     state.access_keys.set_active(&project, &body.ids()?, false).await?;
     Ok(empty_ok())
@@ -441,7 +441,7 @@ async fn deactivate_access_key(
     path = "/v1/mgmt/accesskey/delete",
     tag = "access-keys",
     security(("management_key" = [])),
-    request_body = IdRequest,
+    request_body = AccessKeyIdRequest,
     responses(
         (status = 200, description = "Deleted", body = Empty),
         MgmtErrors,
@@ -453,7 +453,7 @@ async fn deactivate_access_key(
 async fn delete_access_key(
     State(state): State<AppState>,
     MgmtAuth(project, _): MgmtAuth,
-    AppJson(body): AppJson<IdRequest>,
+    AppJson(body): AppJson<AccessKeyIdRequest>,
 ) -> ApiResult<Json<Value>> {
     state.access_keys.delete(&project, &body.ids()?).await?;
     Ok(empty_ok())
@@ -465,7 +465,7 @@ async fn delete_access_key(
     path = "/v1/mgmt/accesskey/activate/batch",
     tag = "access-keys",
     security(("management_key" = [])),
-    request_body = IdsRequest,
+    request_body = AccessKeyIdsRequest,
     responses(
         (status = 200, description = "Active", body = Empty),
         MgmtErrors,
@@ -477,7 +477,7 @@ async fn delete_access_key(
 async fn activate_access_keys(
     State(state): State<AppState>,
     MgmtAuth(project, _): MgmtAuth,
-    AppJson(body): AppJson<IdsRequest>,
+    AppJson(body): AppJson<AccessKeyIdsRequest>,
 ) -> ApiResult<Json<Value>> {
     state.access_keys.set_active(&project, &body.ids()?, true).await?;
     Ok(empty_ok())
@@ -489,7 +489,7 @@ async fn activate_access_keys(
     path = "/v1/mgmt/accesskey/deactivate/batch",
     tag = "access-keys",
     security(("management_key" = [])),
-    request_body = IdsRequest,
+    request_body = AccessKeyIdsRequest,
     responses(
         (status = 200, description = "Inactive", body = Empty),
         MgmtErrors,
@@ -501,7 +501,7 @@ async fn activate_access_keys(
 async fn deactivate_access_keys(
     State(state): State<AppState>,
     MgmtAuth(project, _): MgmtAuth,
-    AppJson(body): AppJson<IdsRequest>,
+    AppJson(body): AppJson<AccessKeyIdsRequest>,
 ) -> ApiResult<Json<Value>> {
     state.access_keys.set_active(&project, &body.ids()?, false).await?;
     Ok(empty_ok())
@@ -513,7 +513,7 @@ async fn deactivate_access_keys(
     path = "/v1/mgmt/accesskey/delete/batch",
     tag = "access-keys",
     security(("management_key" = [])),
-    request_body = IdsRequest,
+    request_body = AccessKeyIdsRequest,
     responses(
         (status = 200, description = "Deleted", body = Empty),
         MgmtErrors,
@@ -525,7 +525,7 @@ async fn deactivate_access_keys(
 async fn delete_access_keys(
     State(state): State<AppState>,
     MgmtAuth(project, _): MgmtAuth,
-    AppJson(body): AppJson<IdsRequest>,
+    AppJson(body): AppJson<AccessKeyIdsRequest>,
 ) -> ApiResult<Json<Value>> {
     state.access_keys.delete(&project, &body.ids()?).await?;
     Ok(empty_ok())
@@ -538,9 +538,9 @@ async fn delete_access_keys(
     path = "/v1/mgmt/accesskey/rotate",
     tag = "access-keys",
     security(("management_key" = [])),
-    request_body = IdRequest,
+    request_body = AccessKeyIdRequest,
     responses(
-        (status = 200, description = "The key and its new cleartext", body = CreatedKey),
+        (status = 200, description = "The key and its new cleartext", body = CreatedAccessKey),
         MgmtErrors,
         BodyErrors,
         (status = 404, description = "No such key (`E011406`)", body = ErrorBody),
@@ -550,8 +550,8 @@ async fn delete_access_keys(
 async fn rotate_access_key(
     State(state): State<AppState>,
     MgmtAuth(project, _): MgmtAuth,
-    AppJson(body): AppJson<IdRequest>,
-) -> ApiResult<Json<CreatedKey>> {
+    AppJson(body): AppJson<AccessKeyIdRequest>,
+) -> ApiResult<Json<CreatedAccessKey>> {
     let id = body.id.filter(|i| !i.is_empty()).ok_or(Error::MissingArgument("id"))?;
     Ok(Json(state.access_keys.rotate(&project, &id).await?.into()))
 }
