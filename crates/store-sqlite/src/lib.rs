@@ -362,7 +362,6 @@ mod tests {
         assert!(!plan.iter().any(|step| step.starts_with("SCAN u")), "{plan:?}");
     }
 
-
     use idvault_core::ids::{ProjectId, UserId};
     use idvault_core::project::Project;
     use idvault_core::store::{ProjectStore, UserStore};

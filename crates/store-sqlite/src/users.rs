@@ -72,9 +72,7 @@ pub(crate) fn flush_pending_text_index(c: &Connection) -> Result<()> {
     for pk in &pending {
         remove.execute([pk]).map_err(storage_err)?;
     }
-    c.prepare_cached(FLUSH_INSERT)
-    .and_then(|mut s| s.execute([]))
-    .map_err(storage_err)?;
+    c.prepare_cached(FLUSH_INSERT).and_then(|mut s| s.execute([])).map_err(storage_err)?;
     c.prepare_cached("DELETE FROM users_fts_pending").and_then(|mut s| s.execute([])).map_err(storage_err)?;
     Ok(())
 }

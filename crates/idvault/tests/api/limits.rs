@@ -163,17 +163,31 @@ fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 /// Sends raw bytes as the body of a request.
+///
+/// A body over the limit is refused from its `Content-Length`, before it is read, and the server
+/// then closes the connection (it cannot carry another request). A client still writing the body
+/// can meet that close (a reset) before it reads the 413, which happened once in a few hundred
+/// oversized requests on a loaded machine: such a send is tried again, a few times at most.
 async fn raw(api: &Api, method: Method, path: &str, bytes: Vec<u8>) -> Answer {
-    let resp = api
-        .http
-        .request(method, format!("{}{path}", api.base_url))
-        .header("Authorization", &api.auth)
-        .header("Content-Type", "application/json")
-        .body(bytes)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{path}: {e}"));
-    Answer { status: resp.status().as_u16(), text: resp.text().await.unwrap() }
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let sent = api
+            .http
+            .request(method.clone(), format!("{}{path}", api.base_url))
+            .header("Authorization", &api.auth)
+            .header("Content-Type", "application/json")
+            .body(bytes.clone())
+            .send()
+            .await;
+        match sent {
+            Ok(resp) => return Answer { status: resp.status().as_u16(), text: resp.text().await.unwrap() },
+            Err(e) if attempts < 5 && bytes.len() > idvault_core::limits::MAX_BODY_BYTES => {
+                eprintln!("{path}: {e}; sending again");
+            }
+            Err(e) => panic!("{path}: {e}"),
+        }
+    }
 }
 
 /// Sends a request line as given (bytes that no HTTP client would send) and answers the status.
