@@ -27,6 +27,9 @@ pub fn init(server: bool, format: crate::config::LogFormat) {
         .filter_map(|target| format!("{target}=info").parse::<Directive>().ok())
         .fold(filter, EnvFilter::add_directive);
     // Colours only on a terminal: escape codes in a log file or collector are noise.
+    // Said once at debug, so that a log at debug or below shows which filter produced it (and a
+    // test can tell that its servers really log below info).
+    let described = filter.to_string();
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder =
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
@@ -36,4 +39,5 @@ pub fn init(server: bool, format: crate::config::LogFormat) {
             builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()
         }
     };
+    tracing::debug!(filter = %described, "log filter in effect");
 }
