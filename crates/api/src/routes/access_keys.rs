@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
 use axum::Json;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -184,16 +183,6 @@ struct CreateAccessKeyRequest {
     custom_attributes: Option<Map<String, Value>>,
 }
 
-/// The management key id of the request, recorded as the key's creator.
-fn creator(headers: &HeaderMap) -> String {
-    headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|h| idvault_core::project::parse_bearer(h).ok())
-        .and_then(|(_, key)| idvault_core::project::key_id_of(key).map(str::to_owned))
-        .unwrap_or_default()
-}
-
 /// Creates an access key. The answer holds its cleartext, shown this once.
 #[utoipa::path(
     post,
@@ -212,8 +201,7 @@ fn creator(headers: &HeaderMap) -> String {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %project))]
 async fn create_access_key(
     State(state): State<AppState>,
-    MgmtAuth(project, _): MgmtAuth,
-    headers: HeaderMap,
+    MgmtAuth(project, key): MgmtAuth,
     AppJson(body): AppJson<CreateAccessKeyRequest>,
 ) -> ApiResult<Json<CreatedAccessKey>> {
     let new = NewAccessKey {
@@ -227,7 +215,7 @@ async fn create_access_key(
         permitted_ips: body.permitted_ips.unwrap_or_default(),
         custom_attributes: body.custom_attributes.unwrap_or_default(),
     };
-    let issued = state.access_keys.create(&project, &creator(&headers), new).await?;
+    let issued = state.access_keys.create(&project, &key.key_id, new).await?;
     Ok(Json(issued.into()))
 }
 
