@@ -70,9 +70,9 @@ pub struct GlobalFlags {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub db_statement_timeout: Option<String>,
 
-    /// SQLite: MiB of the database file memory-mapped for reads (at most 2047). Default 0: reads
-    /// go through SQLite's page cache. Mapping helps a read-only load a little, but each write
-    /// makes every reader remap it: with writes going on, mapped reads measured a third slower.
+    /// SQLite: MiB of the database file memory-mapped for reads. Default: as much as SQLite
+    /// allows (2047 MiB). Mapped pages are the kernel's file cache, shared and reclaimable; they
+    /// show in VmRSS (RssFile), not in anonymous memory. `0` reads through SQLite's page cache.
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sqlite_mmap_mib: Option<u64>,

@@ -56,8 +56,8 @@ pub struct Config {
     /// PostgreSQL: `statement_timeout` of every session (`0s` keeps the server's setting).
     #[serde(with = "opt_duration")]
     pub db_statement_timeout: Option<Duration>,
-    /// SQLite: MiB of the database file memory-mapped for reads (default 0: reads go through
-    /// SQLite's page cache and the kernel's file cache; at most 2047).
+    /// SQLite: MiB of the database file memory-mapped for reads (default: as much as SQLite allows,
+    /// 2047 MiB; `0` reads through SQLite's page cache).
     pub sqlite_mmap_mib: Option<u64>,
     /// Master keyring (secret): one base64 key, or `version:base64` entries separated by commas.
     /// When unset, `master.key` in the data directory is used (created on first start).
