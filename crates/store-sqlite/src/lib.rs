@@ -369,9 +369,8 @@ mod tests {
 
     use super::*;
 
-    /// The QPSG setting of [`tune`]: the hot point reads stay prepared across executions.
-    #[tokio::test(flavor = "multi_thread")]
-    async fn hot_point_reads_are_not_re_prepared() {
+    /// A store in a temporary directory (kept alive by the returned guard) with one project.
+    async fn store_with_project() -> (tempfile::TempDir, SqliteStore, ProjectId) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("t.db"), &SqliteOptions::default()).unwrap();
         let project = ProjectId::generate();
@@ -379,6 +378,13 @@ mod tests {
             .create_project(&Project { id: project.clone(), name: "t".into(), created_ms: 1 })
             .await
             .unwrap();
+        (dir, store, project)
+    }
+
+    /// The QPSG setting of [`tune`]: the hot point reads stay prepared across executions.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn hot_point_reads_are_not_re_prepared() {
+        let (_dir, store, project) = store_with_project().await;
         let user = NewUser { login_id: "hot@example.com".into(), ..Default::default() }
             .into_user(UserId::generate(), 1_000)
             .unwrap();
@@ -409,13 +415,7 @@ mod tests {
     /// gone, not only hidden by the join with `users`), and FTS5's own check passes.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn the_text_index_holds_one_entry_per_user_after_writes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.db"), &SqliteOptions::default()).unwrap();
-        let project = ProjectId::generate();
-        store
-            .create_project(&Project { id: project.clone(), name: "t".into(), created_ms: 1 })
-            .await
-            .unwrap();
+        let (_dir, store, project) = store_with_project().await;
         let users: Vec<_> = (0..40)
             .map(|i| {
                 NewUser { login_id: format!("fts{i}@example.com"), ..Default::default() }
@@ -475,13 +475,7 @@ mod tests {
     /// answered, and `close` still leaves the data in the main file (the WAL checkpointed).
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_writes_land_and_close_checkpoints() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.db"), &SqliteOptions::default()).unwrap();
-        let project = ProjectId::generate();
-        store
-            .create_project(&Project { id: project.clone(), name: "t".into(), created_ms: 1 })
-            .await
-            .unwrap();
+        let (dir, store, project) = store_with_project().await;
         let tasks: Vec<_> = (0..200)
             .map(|i| {
                 let (store, project) = (store.clone(), project.clone());
