@@ -28,8 +28,15 @@ pub async fn backup(data_dir: &Path, db: &DbTarget, out: &Path) -> anyhow::Resul
         .await
         .context("the backup task failed")?
         .with_context(|| format!("backing up {}", db_path(data_dir).display()))?;
+    let audit = match summary.audit_records {
+        Some(n) => format!(
+            ", and its audit trail ({n} record(s)) to {}",
+            idvault_store_sqlite::audit_path(out).display()
+        ),
+        None => String::new(),
+    };
     println!(
-        "wrote {}: {} bytes, schema version {}, {} project(s), {} user(s).\n\
+        "wrote {}: {} bytes, schema version {}, {} project(s), {} user(s){audit}.\n\
          It holds secrets sealed under the master key: keep a copy of the master key ({} or \
          IDVAULT_MASTER_KEY), stored apart from the snapshot; without it the sealed tokens cannot be read.",
         out.display(),
@@ -54,10 +61,13 @@ pub async fn restore(
         );
     }
     let target = db_path(data_dir);
-    let mut sidecars = ["", "-wal", "-shm"].iter().map(|suffix| {
-        let mut p = target.as_os_str().to_owned();
-        p.push(suffix);
-        std::path::PathBuf::from(p)
+    let audit_target = idvault_store_sqlite::audit_path(&target);
+    let mut sidecars = [&target, &audit_target].into_iter().flat_map(|file| {
+        ["", "-wal", "-shm"].iter().map(move |suffix| {
+            let mut p = file.as_os_str().to_owned();
+            p.push(suffix);
+            std::path::PathBuf::from(p)
+        })
     });
     if let Some(existing) = sidecars.find(|p| p.exists()) {
         anyhow::bail!(
@@ -91,8 +101,17 @@ pub async fn restore(
         .await
         .context("the restore task failed")?
         .with_context(|| format!("restoring into {}", target.display()))?;
+    let audit = match summary.audit_records {
+        Some(n) => format!(", {n} audit record(s)"),
+        // Before version 13 the audit trail was inside the database; opening it moves it out.
+        None if summary.schema_version < 13 => String::new(),
+        None => format!(
+            "; no audit file ({}) beside the snapshot, so the audit trail starts empty",
+            idvault_store_sqlite::audit_path(from).display()
+        ),
+    };
     println!(
-        "restored {} into {}: schema version {}, {} project(s), {} user(s). Start `idvault serve` on it.",
+        "restored {} into {}: schema version {}, {} project(s), {} user(s){audit}. Start `idvault serve` on it.",
         from.display(),
         target.display(),
         summary.schema_version,

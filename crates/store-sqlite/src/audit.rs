@@ -189,7 +189,7 @@ impl AuditStore for SqliteStore {
             let row = format!("({})", vec!["?"; COLUMN_COUNT].join(", "));
             for (rows, values) in chunks {
                 let sql = format!(
-                    "INSERT INTO audit_events ({COLUMNS}) VALUES {}",
+                    "INSERT INTO audit.audit_events ({COLUMNS}) VALUES {}",
                     vec![row.as_str(); rows].join(", ")
                 );
                 // A full chunk has the same text every time: cached.
@@ -208,11 +208,11 @@ impl AuditStore for SqliteStore {
         let rows = self
             .read_blocking(move |c| {
                 let total: i64 = c
-                    .prepare(&format!("SELECT COUNT(*) FROM audit_events WHERE {condition}"))
+                    .prepare(&format!("SELECT COUNT(*) FROM audit.audit_events WHERE {condition}"))
                     .and_then(|mut s| s.query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0)))
                     .map_err(storage_err)?;
                 let sql = format!(
-                    "SELECT {COLUMNS} FROM audit_events WHERE {condition} \
+                    "SELECT {COLUMNS} FROM audit.audit_events WHERE {condition} \
                      ORDER BY occurred_ms {order}, id {order} LIMIT {limit} OFFSET {offset}"
                 );
                 let mut s = c.prepare(&sql).map_err(storage_err)?;
@@ -235,8 +235,8 @@ impl AuditStore for SqliteStore {
             let n = self
                 .write(move |c| {
                     c.execute(
-                        "DELETE FROM audit_events WHERE id IN \
-                         (SELECT id FROM audit_events WHERE occurred_ms < ?1 LIMIT ?2)",
+                        "DELETE FROM audit.audit_events WHERE id IN \
+                         (SELECT id FROM audit.audit_events WHERE occurred_ms < ?1 LIMIT ?2)",
                         rusqlite::params![before_ms, PURGE_SLICE],
                     )
                     .map_err(storage_err)

@@ -160,6 +160,81 @@ fn configure(conn: &Connection, opts: &SqliteOptions) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// The audit trail's file for the database at `db`: `<stem>-audit.db` beside it
+/// (`idvault.db` → `idvault-audit.db`). It is attached to every connection as `audit`.
+///
+/// Why a file of its own: in WAL mode every COMMIT to a database makes each of its readers drop
+/// its cache and unmap its whole mapping at its next read. The audit writer commits about ten
+/// times a second while token reads are served (each read is recorded); in the main file that
+/// cost fell on every read. Commits to the attached file leave the main file's readers alone.
+pub fn audit_path(db: &Path) -> PathBuf {
+    let stem = db.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "idvault".into());
+    db.with_file_name(format!("{stem}-audit.db"))
+}
+
+/// The audit file's schema. Its own version (`PRAGMA audit.user_version`) for later changes;
+/// the main database's migrations never touch it except V13, which moved the records across.
+const AUDIT_SCHEMA_VERSION: i64 = 1;
+const AUDIT_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS audit.audit_events (
+    id              INTEGER PRIMARY KEY,
+    project_id      TEXT NOT NULL,
+    occurred_ms     INTEGER NOT NULL,
+    action          TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    actor_type      TEXT NOT NULL,
+    actor_id        TEXT NOT NULL,
+    actor_name      TEXT NOT NULL,
+    user_id         TEXT NOT NULL,
+    login_ids       TEXT NOT NULL,
+    tenants         TEXT NOT NULL,
+    remote_address  TEXT NOT NULL,
+    device          TEXT NOT NULL,
+    method          TEXT NOT NULL,
+    geo             TEXT NOT NULL,
+    data            TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS audit.audit_events_project_time ON audit_events(project_id, occurred_ms);
+CREATE INDEX IF NOT EXISTS audit.audit_events_project_user ON audit_events(project_id, user_id, occurred_ms);
+CREATE INDEX IF NOT EXISTS audit.audit_events_project_action ON audit_events(project_id, action, occurred_ms);
+CREATE INDEX IF NOT EXISTS audit.audit_events_time ON audit_events(occurred_ms);
+";
+
+/// Attaches the audit file of the database at `db` as `audit`. The writer (`create`) makes the
+/// file (mode 0600), puts it in WAL mode with the main file's durability, and creates its schema;
+/// readers attach it as it is, read-only like their main file.
+fn attach_audit(conn: &Connection, db: &Path, opts: &SqliteOptions, create: bool) -> Result<()> {
+    let path = audit_path(db);
+    if create {
+        owner_only_files(&path)?;
+    }
+    let name = path.to_str().ok_or_else(|| Error::Storage(format!("{} is not UTF-8", path.display())))?;
+    conn.execute("ATTACH DATABASE ?1 AS audit", [name]).map_err(storage_err)?;
+    if create {
+        conn.pragma_update(Some("audit"), "journal_mode", "WAL").map_err(storage_err)?;
+        conn.pragma_update(
+            Some("audit"),
+            "synchronous",
+            if opts.synchronous_full { "FULL" } else { "NORMAL" },
+        )
+        .map_err(storage_err)?;
+        let version: i64 =
+            conn.pragma_query_value(Some("audit"), "user_version", |r| r.get(0)).map_err(storage_err)?;
+        if version > AUDIT_SCHEMA_VERSION {
+            return Err(Error::Storage(format!(
+                "the audit file {} has schema version {version}, newer than this idvault knows ({AUDIT_SCHEMA_VERSION}); upgrade idvault",
+                path.display()
+            )));
+        }
+        conn.execute_batch(AUDIT_SCHEMA).map_err(storage_err)?;
+        conn.pragma_update(Some("audit"), "user_version", AUDIT_SCHEMA_VERSION).map_err(storage_err)?;
+    }
+    // The audit file is written in batches and searched rarely: no mapping, a small cache.
+    conn.pragma_update(Some("audit"), "mmap_size", 0).map_err(storage_err)?;
+    conn.pragma_update(Some("audit"), "cache_size", -2048).map_err(storage_err)?;
+    Ok(())
+}
+
 /// The schema version this build knows (the highest migration embedded).
 pub fn known_schema_version() -> i32 {
     embedded::migrations::runner().get_migrations().iter().map(|m| m.version()).max().unwrap_or(0)
@@ -169,7 +244,9 @@ pub fn known_schema_version() -> i32 {
 pub fn migrate(path: &Path) -> Result<Vec<i32>> {
     owner_only_files(path)?;
     let mut conn = Connection::open(path).map_err(storage_err)?;
-    configure(&conn, &SqliteOptions::default()).map_err(storage_err)?;
+    let opts = SqliteOptions::default();
+    configure(&conn, &opts).map_err(storage_err)?;
+    attach_audit(&conn, path, &opts, true)?;
     run_migrations(&mut conn)
 }
 
@@ -242,6 +319,7 @@ impl SqliteStore {
         owner_only_files(path)?;
         let mut writer = Connection::open(path).map_err(storage_err)?;
         configure(&writer, opts).map_err(storage_err)?;
+        attach_audit(&writer, path, opts, true)?;
         let known = known_schema_version();
         let current = current_schema_version(&writer)?;
         if current > known {
@@ -264,7 +342,10 @@ impl SqliteStore {
         if opts.writer_temp_in_memory {
             writer.pragma_update(None, "temp_store", "MEMORY").map_err(storage_err)?;
         }
-        let readers = ReaderPool::open(path, opts.readers.max(1), |c| tune(c, opts))?;
+        let readers = ReaderPool::open(path, opts.readers.max(1), |c| {
+            tune(c, opts).map_err(storage_err)?;
+            attach_audit(c, path, opts, false)
+        })?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 readers,
@@ -379,6 +460,74 @@ mod tests {
             .await
             .unwrap();
         (dir, store, project)
+    }
+
+    /// Audit records go to their own file: writing a batch leaves the main database untouched,
+    /// so its readers keep their cache and mapping (`PRAGMA data_version` changes on a reader when
+    /// another connection commits to that database), and a search still finds the records.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn audit_records_are_written_without_touching_the_main_database() {
+        use idvault_core::audit::{AuditQuery, AuditRecord};
+        use idvault_core::store::AuditStore;
+        let (dir, store, project) = store_with_project().await;
+        assert!(dir.path().join("t-audit.db").is_file());
+        let version =
+            |c: &Connection| c.query_row("PRAGMA main.data_version", [], |r| r.get::<_, i64>(0)).unwrap();
+        let reader = Connection::open(store.path()).unwrap();
+        reader.query_row("SELECT COUNT(*) FROM users", [], |r| r.get::<_, i64>(0)).unwrap();
+        let before = version(&reader);
+        let mut record = AuditRecord::new(&project, "ProviderTokenRead");
+        record.occurred_ms = 5_000;
+        store.insert_audit_records(&vec![record; 3]).await.unwrap();
+        assert_eq!(version(&reader), before, "an audit batch committed to the main database");
+        let query = AuditQuery { from_ms: 0, to_ms: 10_000, limit: 10, ..Default::default() };
+        let (found, total) = store.search_audit(&project, &query).await.unwrap();
+        assert_eq!((found.len(), total), (3, 3));
+        // The control: a write to the main database does change it.
+        let user = NewUser { login_id: "v@example.com".into(), ..Default::default() }
+            .into_user(UserId::generate(), 1_000)
+            .unwrap();
+        store.create_users(&project, &[user]).await.unwrap();
+        assert_ne!(version(&reader), before);
+    }
+
+    /// A database from before version 13 keeps its audit records: opening it moves them into the
+    /// audit file and drops the old table.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn version_13_moves_existing_audit_records_into_their_file() {
+        use idvault_core::audit::AuditQuery;
+        use idvault_core::store::AuditStore;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let project = ProjectId::generate();
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            embedded::migrations::runner().set_target(refinery::Target::Version(12)).run(&mut conn).unwrap();
+            for (i, action) in ["UserCreated", "ProviderTokenRead"].iter().enumerate() {
+                conn.execute(
+                    "INSERT INTO audit_events (project_id, occurred_ms, action, kind, actor_type, actor_id, \
+                     actor_name, user_id, login_ids, tenants, remote_address, device, method, geo, data) \
+                     VALUES (?1, ?2, ?3, 'info', '', '', '', 'U1', '[\"a@b.c\"]', '[]', '192.0.2.1', '', '', '', '{}')",
+                    rusqlite::params![project.to_string(), 1_000 + i as i64, action],
+                )
+                .unwrap();
+            }
+        }
+        let store = SqliteStore::open(&path, &SqliteOptions::default()).unwrap();
+        let query =
+            AuditQuery { from_ms: 0, to_ms: 10_000, limit: 10, oldest_first: true, ..Default::default() };
+        let (found, total) = store.search_audit(&project, &query).await.unwrap();
+        assert_eq!(total, 2);
+        assert_eq!(
+            found.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(),
+            ["UserCreated", "ProviderTokenRead"]
+        );
+        assert_eq!(found[0].login_ids, ["a@b.c"]);
+        let conn = Connection::open(&path).unwrap();
+        let left: i64 = conn
+            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE name = 'audit_events'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0, "the main database no longer has an audit table");
     }
 
     /// The QPSG setting of [`tune`]: the hot point reads stay prepared across executions.

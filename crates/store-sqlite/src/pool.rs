@@ -19,11 +19,7 @@ pub(crate) struct ReaderPool {
 }
 
 impl ReaderPool {
-    pub(crate) fn open(
-        path: &Path,
-        count: usize,
-        tune: impl Fn(&Connection) -> rusqlite::Result<()>,
-    ) -> Result<Self> {
+    pub(crate) fn open(path: &Path, count: usize, tune: impl Fn(&Connection) -> Result<()>) -> Result<Self> {
         let flags =
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
         let mut conns = Vec::with_capacity(count);
@@ -31,7 +27,7 @@ impl ReaderPool {
             let conn = Connection::open_with_flags(path, flags).map_err(storage_err)?;
             // journal_mode cannot be set on a read-only connection; the writer already set WAL.
             conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(storage_err)?;
-            tune(&conn).map_err(storage_err)?;
+            tune(&conn)?;
             conns.push(Mutex::new(conn));
         }
         if conns.is_empty() {

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags};
 use idvault_core::error::{Error, Result};
 use idvault_core::store::WrappedDataKey;
 
-use crate::{current_schema_version, keys, known_schema_version, storage_err};
+use crate::{audit_path, current_schema_version, keys, known_schema_version, storage_err};
 
 /// What a snapshot holds, for the operator's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +18,8 @@ pub struct SnapshotSummary {
     pub schema_version: i32,
     pub projects: u64,
     pub users: u64,
+    /// Records in the snapshot's audit file (`audit_path` of the snapshot), when it has one.
+    pub audit_records: Option<u64>,
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
@@ -48,7 +50,37 @@ fn summarize(conn: &Connection, path: &Path) -> Result<SnapshotSummary> {
         schema_version: current_schema_version(conn)?,
         projects: count("projects")?,
         users: count("users")?,
+        audit_records: None,
     })
+}
+
+/// Checks an audit file (a snapshot's, or one being written) and counts its records.
+fn audit_records(path: &Path) -> Result<u64> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(storage_err)?;
+    quick_check(&conn)?;
+    conn.query_row("SELECT COUNT(*) FROM audit_events", [], |r| r.get::<_, i64>(0))
+        .map(|n| u64::try_from(n).unwrap_or(0))
+        .map_err(|e| Error::Storage(format!("{} is not an idvault audit file: {e}", path.display())))
+}
+
+/// `path` with `suffix` appended to its name.
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Makes `partial` (complete, checked, on disk) appear as `out`, never overwriting a file.
+fn publish(partial: &Path, out: &Path) -> Result<()> {
+    fs::File::open(partial).and_then(|f| f.sync_all()).map_err(io_err(partial))?;
+    // A hard link fails if `out` appeared meanwhile: never overwrite a file.
+    fs::hard_link(partial, out).map_err(io_err(out))?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
 }
 
 fn quick_check(conn: &Connection) -> Result<()> {
@@ -60,29 +92,42 @@ fn quick_check(conn: &Connection) -> Result<()> {
 }
 
 /// Writes a consistent snapshot of the database at `db` to the new file `out` (mode 0600;
-/// refused if `out` exists). Safe while a server has the database open and writes: `VACUUM
-/// INTO` reads the whole database in one read transaction, which in WAL mode neither blocks the
-/// writer nor sees a write committed after it began, so the snapshot holds exactly the writes
-/// acknowledged before that moment. The copy is written beside `out` and renamed into place
-/// only once complete, integrity-checked and on disk; it is a single self-contained file
-/// (rollback journal, no `-wal` beside it).
+/// refused if `out` exists), and of its audit file to `audit_path(out)`. Safe while a server has
+/// the database open and writes: `VACUUM INTO` reads the whole database in one read transaction,
+/// which in WAL mode neither blocks the writer nor sees a write committed after it began, so the
+/// snapshot holds exactly the writes acknowledged before that moment (the audit file is copied
+/// just after, in its own read transaction). Each copy is written beside its name and renamed
+/// into place only once complete, integrity-checked and on disk; each is a single
+/// self-contained file (rollback journal, no `-wal` beside it).
 pub fn write_snapshot(db: &Path, out: &Path) -> Result<SnapshotSummary> {
     if !db.is_file() {
         return Err(Error::Storage(format!("no database at {}", db.display())));
     }
-    if out.exists() {
-        return Err(Error::Storage(format!("{} exists; not overwriting it", out.display())));
+    let audit_out = audit_path(out);
+    for existing in [out, audit_out.as_path()] {
+        if existing.exists() {
+            return Err(Error::Storage(format!("{} exists; not overwriting it", existing.display())));
+        }
     }
-    let mut partial = out.as_os_str().to_owned();
-    partial.push(format!(".partial-{}", std::process::id()));
-    let partial = PathBuf::from(partial);
-    let result = write_partial(db, &partial, out);
+    let tag = format!(".partial-{}", std::process::id());
+    let (partial, audit_partial) = (suffixed(out, &tag), suffixed(&audit_out, &tag));
+    let result = write_partial(db, &partial, &audit_partial).and_then(|mut summary| {
+        if summary.audit_records.is_some() {
+            publish(&audit_partial, &audit_out)?;
+        }
+        publish(&partial, out)?;
+        summary.bytes = fs::metadata(out).map_err(io_err(out))?.len();
+        Ok(summary)
+    });
     let _ = fs::remove_file(&partial);
+    let _ = fs::remove_file(&audit_partial);
     result
 }
 
-fn write_partial(db: &Path, partial: &Path, out: &Path) -> Result<SnapshotSummary> {
+fn write_partial(db: &Path, partial: &Path, audit_partial: &Path) -> Result<SnapshotSummary> {
     create_owner_only(partial)?;
+    let audit_source = audit_path(db);
+    let has_audit = audit_source.is_file();
     {
         // Read-write without create: a WAL database's readers take part in its shared-memory
         // index, and a mistyped path must not become an empty database.
@@ -92,24 +137,31 @@ fn write_partial(db: &Path, partial: &Path, out: &Path) -> Result<SnapshotSummar
         )
         .map_err(storage_err)?;
         source.busy_timeout(std::time::Duration::from_secs(10)).map_err(storage_err)?;
-        let target = partial.to_str().ok_or_else(|| Error::Storage("the output path is not UTF-8".into()))?;
+        let utf8 = |p: &Path| {
+            p.to_str().map(str::to_owned).ok_or_else(|| Error::Storage("the output path is not UTF-8".into()))
+        };
         // VACUUM INTO accepts an existing file only when it is empty: the 0600 one just made.
-        source.execute("VACUUM INTO ?1", [target]).map_err(storage_err)?;
+        source.execute("VACUUM main INTO ?1", [utf8(partial)?]).map_err(storage_err)?;
+        if has_audit {
+            create_owner_only(audit_partial)?;
+            source.execute("ATTACH DATABASE ?1 AS audit", [utf8(&audit_source)?]).map_err(storage_err)?;
+            source.execute("VACUUM audit INTO ?1", [utf8(audit_partial)?]).map_err(storage_err)?;
+        }
     }
-    let summary = {
+    let mut summary = {
         let copy =
             Connection::open_with_flags(partial, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(storage_err)?;
         copy.pragma_update(None, "journal_mode", "DELETE").map_err(storage_err)?;
         quick_check(&copy)?;
         summarize(&copy, partial)?
     };
-    fs::File::open(partial).and_then(|f| f.sync_all()).map_err(io_err(partial))?;
-    // A hard link fails if `out` appeared meanwhile: never overwrite a file.
-    fs::hard_link(partial, out).map_err(io_err(out))?;
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
+    if has_audit {
+        {
+            let copy = Connection::open_with_flags(audit_partial, OpenFlags::SQLITE_OPEN_READ_WRITE)
+                .map_err(storage_err)?;
+            copy.pragma_update(None, "journal_mode", "DELETE").map_err(storage_err)?;
         }
+        summary.audit_records = Some(audit_records(audit_partial)?);
     }
     Ok(summary)
 }
@@ -119,8 +171,12 @@ fn write_partial(db: &Path, partial: &Path, out: &Path) -> Result<SnapshotSummar
 pub fn inspect_snapshot(path: &Path) -> Result<(SnapshotSummary, Vec<WrappedDataKey>)> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(storage_err)?;
     quick_check(&conn)?;
-    let summary = summarize(&conn, path)
+    let mut summary = summarize(&conn, path)
         .map_err(|e| Error::Storage(format!("{} is not an idvault database: {e}", path.display())))?;
+    let audit = audit_path(path);
+    if audit.is_file() {
+        summary.audit_records = Some(audit_records(&audit)?);
+    }
     if summary.schema_version == 0 {
         return Err(Error::Storage(format!("{} is not an idvault database (no schema)", path.display())));
     }
@@ -134,25 +190,26 @@ pub fn inspect_snapshot(path: &Path) -> Result<(SnapshotSummary, Vec<WrappedData
     Ok((summary, keys::all_data_keys(&conn)?))
 }
 
-/// Copies a checked snapshot to `db` (which must not exist), mode 0600, complete and on disk
-/// before it takes the database's name.
+/// Copies a checked snapshot to `db` (which must not exist), and its audit file, when it has one,
+/// to `audit_path(db)`; each mode 0600, complete and on disk before it takes its name. The audit
+/// file goes first: a database that appears has its audit trail beside it.
 pub fn restore_snapshot(snapshot: &Path, db: &Path) -> Result<()> {
-    let mut partial = db.as_os_str().to_owned();
-    partial.push(format!(".restoring-{}", std::process::id()));
-    let partial = PathBuf::from(partial);
+    let audit = audit_path(snapshot);
+    if audit.is_file() {
+        copy_into_place(&audit, &audit_path(db))?;
+    }
+    copy_into_place(snapshot, db)
+}
+
+fn copy_into_place(from_path: &Path, to_path: &Path) -> Result<()> {
+    let partial = suffixed(to_path, &format!(".restoring-{}", std::process::id()));
     let result = (|| {
         create_owner_only(&partial)?;
-        let mut from = fs::File::open(snapshot).map_err(io_err(snapshot))?;
+        let mut from = fs::File::open(from_path).map_err(io_err(from_path))?;
         let mut to = fs::OpenOptions::new().write(true).open(&partial).map_err(io_err(&partial))?;
         std::io::copy(&mut from, &mut to).map_err(io_err(&partial))?;
-        to.sync_all().map_err(io_err(&partial))?;
-        fs::hard_link(&partial, db).map_err(io_err(db))?;
-        if let Some(dir) = db.parent() {
-            if let Ok(d) = fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
+        drop(to);
+        publish(&partial, to_path)
     })();
     let _ = fs::remove_file(&partial);
     result

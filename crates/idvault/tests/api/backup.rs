@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
+use crate::audit::search_until;
 use crate::cli::{command, run_err, run_ok};
 use crate::helpers::*;
 
@@ -60,6 +61,10 @@ async fn an_online_backup_restores_every_write_acknowledged_before_it() {
     let app = TestApp::spawn();
     app.api.create_user(json!({"loginId": "holder"})).await;
     assert_eq!(app.api.put_token(google_token("holder", TOKEN, "refresh-\u{e9}")).await.status, 200);
+    // The audit trail lives in a file of its own beside the database: the backup takes it too.
+    let holder_created = json!({"actions": ["UserCreated"], "externalIds": ["holder"]});
+    let found = search_until(&app.api, holder_created.clone(), |a| !a.is_empty()).await;
+    assert_eq!(found.len(), 1, "the holder's creation is recorded before the backup");
 
     let acked: Acked = Arc::default();
     let (backup_done, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
@@ -95,6 +100,10 @@ async fn an_online_backup_restores_every_write_acknowledged_before_it() {
 
     #[cfg(unix)]
     assert_eq!(mode(&snapshot), 0o600, "the snapshot holds sealed secrets");
+    let audit_snapshot = app.dir.path().join("snapshot-audit.db");
+    assert!(out.contains("audit trail") && out.contains("snapshot-audit.db"), "{out}");
+    #[cfg(unix)]
+    assert_eq!(mode(&audit_snapshot), 0o600, "the audit snapshot holds personal data");
     assert!(run_err(&data, &["backup", "--out", snapshot.to_str().unwrap()]).contains("not overwriting"));
 
     // Restore into an empty data directory: refused until the master key is there.
@@ -109,6 +118,8 @@ async fn an_online_backup_restores_every_write_acknowledged_before_it() {
     assert!(run_err(&restored, &["restore", "--from", from]).contains("exists"), "never over a database");
     #[cfg(unix)]
     assert_eq!(mode(&restored.join("idvault.db")), 0o600);
+    #[cfg(unix)]
+    assert_eq!(mode(&restored.join("idvault-audit.db")), 0o600);
 
     let server = TestServer::start(&restored);
     let api =
@@ -125,6 +136,8 @@ async fn an_online_backup_restores_every_write_acknowledged_before_it() {
     assert_eq!(token.status, 200, "{}", token.body);
     assert_eq!(token.body["accessToken"].as_str().unwrap().as_bytes(), TOKEN.as_bytes());
     assert_eq!(token.body["refreshToken"], "refresh-\u{e9}");
+    let found = search_until(&api, holder_created, |a| !a.is_empty()).await;
+    assert_eq!(found.len(), 1, "the audit trail came back with the database");
     println!(
         "restored: {} users acknowledged before the backup all read back; {} sent after it are absent",
         before.len(),

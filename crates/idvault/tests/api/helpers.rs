@@ -615,7 +615,11 @@ pub fn exec_sql(data_dir: &Path, sql: &str) {
             psql(&url, sql);
         }
         None => {
+            // With the audit trail's file attached as the server attaches it, so that
+            // `audit_events` names the same table on both backends.
             let conn = rusqlite::Connection::open(data_dir.join("idvault.db")).unwrap();
+            let audit = data_dir.join("idvault-audit.db");
+            conn.execute("ATTACH DATABASE ?1 AS audit", [audit.to_str().unwrap()]).unwrap();
             conn.execute_batch(sql).unwrap();
         }
     }

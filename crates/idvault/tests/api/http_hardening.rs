@@ -334,7 +334,14 @@ async fn database_key_and_export_files_are_owner_only() {
     let data = app.server.data_dir.clone();
     assert_eq!(mode(&data.join("master.key")), 0o600);
     if !postgres_mode() {
-        for name in ["idvault.db", "idvault.db-wal", "idvault.db-shm"] {
+        for name in [
+            "idvault.db",
+            "idvault.db-wal",
+            "idvault.db-shm",
+            "idvault-audit.db",
+            "idvault-audit.db-wal",
+            "idvault-audit.db-shm",
+        ] {
             assert_eq!(mode(&data.join(name)), 0o600, "{name}");
         }
     }
