@@ -67,7 +67,8 @@ fn main() -> ExitCode {
     }
     let config = loaded.config;
 
-    telemetry::init(cli.command.is_server(), config.log_format);
+    // Kept until the runtime has stopped: dropping it writes the log lines still queued.
+    let log_guard = telemetry::init(cli.command.is_server(), config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -111,6 +112,10 @@ fn main() -> ExitCode {
             Command::Config(_) | Command::Completions { .. } => Ok(()),
         }
     });
+    // The runtime's tasks may still log while it shuts down; then every queued line is written,
+    // before the error (if any) that ends the process.
+    drop(runtime);
+    drop(log_guard);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -14,6 +14,9 @@ use crate::backend::Backend;
 const LATENCY_BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// Log lines dropped because the log thread had fallen behind (see telemetry.rs).
+const LOG_LINES_DROPPED: &str = "idvault_log_lines_dropped_total";
+
 /// Installs the process-wide recorder and announces the build; answers the renderer of `/metrics`.
 pub fn install(backend: &Backend) -> anyhow::Result<idvault_api::RenderMetrics> {
     let handle = PrometheusBuilder::new()
@@ -31,6 +34,7 @@ pub fn install(backend: &Backend) -> anyhow::Result<idvault_api::RenderMetrics> 
     let backend = backend.clone();
     Ok(Arc::new(move || {
         record_pools(&backend);
+        metrics::counter!(LOG_LINES_DROPPED).absolute(crate::telemetry::dropped_lines());
         handle.render()
     }))
 }
@@ -79,5 +83,6 @@ fn describe() {
     metrics::describe_gauge!("idvault_db_pool_connections_in_use", "Database connections lent out now");
     metrics::describe_gauge!("idvault_db_pool_waiting", "Callers waiting for a database connection now");
     metrics::describe_counter!("idvault_db_pool_waits_total", "Reads that found every connection busy");
+    metrics::describe_counter!(LOG_LINES_DROPPED, "Log lines dropped because stderr could not keep up");
     metrics::describe_gauge!("idvault_build_info", "Version and storage backend of this server");
 }

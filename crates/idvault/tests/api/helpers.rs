@@ -414,7 +414,21 @@ impl TestServer {
         std::fs::read_to_string(&self.stdout_path).unwrap_or_default()
     }
 
+    /// The server's stderr so far. The server writes its log lines from a thread of its own, a
+    /// moment after the request that made them was answered: this waits until the file has
+    /// stopped growing (for 50 ms, at most 3 s), so that the lines of requests already answered
+    /// are in it.
     pub fn stderr(&self) -> String {
+        let size = || std::fs::metadata(&self.stderr_path).map(|m| m.len()).unwrap_or(0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let mut last = size();
+        let mut still = 0;
+        while still < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+            let now = size();
+            still = if now == last { still + 1 } else { 0 };
+            last = now;
+        }
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 

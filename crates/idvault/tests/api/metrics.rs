@@ -102,6 +102,7 @@ async fn counters_move_with_traffic_and_labels_carry_no_user_data() {
         "{text}"
     );
     assert!(text.contains("idvault_db_pool_connections_max{"), "{text}");
+    assert_eq!(sample(&text, "idvault_log_lines_dropped_total", &[]), Some(0.0), "{text}");
 
     // No label names the user, the key or a token.
     let key_secret = app.server.management_key.as_deref().unwrap().split('.').nth(1).unwrap().to_owned();
