@@ -243,6 +243,15 @@ pub struct ServeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
 
+    /// Reverse proxies whose `X-Forwarded-For` names the client: IP addresses and CIDRs,
+    /// comma-separated, e.g. `127.0.0.1,10.0.0.0/8`. Only for requests whose TCP peer is listed,
+    /// the header is read right to left and the first address not listed is the client (audit
+    /// records, rate limits, access keys' permitted IPs). Empty by default: the TCP peer is the
+    /// client and the header is ignored.
+    #[arg(long, value_parser = crate::config::trusted_proxies_flag)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_proxies: Option<String>,
+
     /// Lifetime of session JWTs [default: 10min].
     #[arg(long, value_parser = crate::config::duration_flag)]
     #[serde(skip_serializing_if = "Option::is_none")]
