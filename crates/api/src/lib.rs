@@ -12,12 +12,14 @@ pub mod fields;
 pub mod import;
 pub mod observe;
 pub mod openapi;
+pub mod proxy;
 pub mod ratelimit;
 pub mod router;
 pub mod routes;
 pub mod state;
 
 pub use observe::{MetricsRoute, RenderMetrics};
+pub use proxy::TrustedProxies;
 pub use ratelimit::{FailureLimit, RateLimit};
 pub use router::{metrics_router, openapi, router, HttpSettings};
 pub use state::AppState;

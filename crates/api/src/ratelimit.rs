@@ -15,9 +15,10 @@
 //! otherwise let an attacker with many addresses lock out every good client. IPv6 clients are
 //! keyed by their /64 (one host usually owns a whole /64).
 //!
-//! The address is the TCP peer: behind a reverse proxy every client shares the proxy's bucket,
-//! so there the limits must be set at the proxy, or disabled here (`--auth-rate-limit 0`,
-//! `--credential-failure-limit 0`).
+//! The address is the client's in `ConnectInfo`: the TCP peer, or, when the peer is a trusted
+//! reverse proxy (`--trusted-proxies`), the client it forwarded ([`crate::proxy`]). Behind a proxy
+//! that is not listed, every client shares the proxy's bucket: list it, or set the limits at the
+//! proxy and disable them here (`--auth-rate-limit 0`, `--credential-failure-limit 0`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -292,8 +293,8 @@ pub async fn limit_failed_credentials(
     resp
 }
 
-/// The middleware: limits requests under [`LIMITED_PREFIX`] and to [`LIMITED_OUTBOUND`] by the peer address that the server
-/// put in the request (`ConnectInfo`). Without one (in-process tests) nothing is limited.
+/// The middleware: limits requests under [`LIMITED_PREFIX`] and to [`LIMITED_OUTBOUND`] by the
+/// client address that the server put in the request (`ConnectInfo`). Without one (in-process tests) nothing is limited.
 pub async fn limit_auth_routes(
     State(limiter): State<Arc<KeyedLimiter>>,
     req: Request,

@@ -113,8 +113,9 @@ pub fn metrics_router<S: Clone + Send + Sync + 'static>(metrics: MetricsRoute) -
     Router::new().route("/metrics", get(observe::metrics_handler).with_state(metrics))
 }
 
-/// Runs the request in an audit scope whose records carry the TCP peer's address (no port; an
-/// IPv4 client of a dual-stack listener as plain IPv4). Without a peer (in-process tests) the
+/// Runs the request in an audit scope whose records carry the client's address (`ConnectInfo`:
+/// the TCP peer, or behind a trusted proxy the forwarded client, see [`crate::proxy`]; no port;
+/// an IPv4 client of a dual-stack listener as plain IPv4). Without one (in-process tests) the
 /// address is empty.
 async fn audit_scope(req: axum::extract::Request, next: middleware::Next) -> Response {
     let remote = req

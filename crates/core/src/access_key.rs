@@ -619,8 +619,8 @@ impl AccessKeyService {
         Ok(IssuedAccessKey { key, cleartext })
     }
 
-    /// Exchanges a presented key for a session JWT. `peer` is the client's address as the
-    /// connection reports it.
+    /// Exchanges a presented key for a session JWT. `peer` is the client's address: the TCP
+    /// peer, or the client a trusted reverse proxy forwarded (the HTTP layer decides).
     pub async fn exchange(
         &self,
         project: &ProjectId,

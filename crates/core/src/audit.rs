@@ -10,8 +10,9 @@
 //! bounded channel drained by a background task that writes batches (see [`writer`]).
 //!
 //! Who acts and from where is known by the transport, not by the services: the API runs each
-//! request inside [`scope`] with the TCP peer's address, and [`crate::project::ProjectService`]
-//! puts the authenticated management key into that scope; records read both from it.
+//! request inside [`scope`] with the client's address (the TCP peer, or the client a trusted
+//! reverse proxy forwarded), and [`crate::project::ProjectService`] puts the authenticated
+//! management key into that scope; records read both from it.
 
 pub mod writer;
 
@@ -110,7 +111,8 @@ pub struct AuditRecord {
     /// Login ids of that user known at the time (Descope's `externalIds`).
     pub login_ids: Vec<String>,
     pub tenants: Vec<String>,
-    /// The TCP peer's address (no port); empty outside a request.
+    /// The client's address (no port): the TCP peer, or behind a trusted reverse proxy the
+    /// client it forwarded; empty outside a request.
     pub remote_address: String,
     pub device: String,
     pub method: String,

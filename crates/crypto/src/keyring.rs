@@ -211,8 +211,8 @@ impl Keyring {
     pub fn rotate(&mut self) -> Result<u32, KeyringError> {
         let KeySource::File { path, .. } = &self.source else {
             return Err(KeyringError::Refused(
-                "the master key comes from IDVAULT_MASTER_KEY: add a new 'version:base64' entry to it yourself \
-                 (`idvault keys generate` prints one)"
+                "the master key comes from IDVAULT_MASTER_KEY (or IDVAULT_MASTER_KEY_FILE): add a new \
+                 'version:base64' entry to it yourself (`idvault keys generate --version N` prints one)"
                     .into(),
             ));
         };
@@ -229,7 +229,9 @@ impl Keyring {
     pub fn retire(&mut self, version: u32) -> Result<(), KeyringError> {
         let KeySource::File { path, .. } = &self.source else {
             return Err(KeyringError::Refused(
-                "the master key comes from IDVAULT_MASTER_KEY: remove the entry from it yourself".into(),
+                "the master key comes from IDVAULT_MASTER_KEY (or IDVAULT_MASTER_KEY_FILE): remove the entry \
+                 from it yourself, once `idvault keys list` shows it wraps no data key"
+                    .into(),
             ));
         };
         if !self.keys.contains_key(&version) {

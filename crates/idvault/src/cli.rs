@@ -34,24 +34,40 @@ pub struct Cli {
     pub command: Command,
 }
 
-const SETTINGS_HELP: &str = "Every setting is also read from the configuration file (--config) and from the \
-environment variable IDVAULT_<NAME> (IDVAULT_DATA_DIR, IDVAULT_LISTEN...); secrets also from \
-IDVAULT_<NAME>_FILE. `idvault config check` prints the effective configuration.";
+const SETTINGS_HELP: &str = "\
+Getting started:
+  idvault serve                      serve on 127.0.0.1:8080, data in ./idvault-data; the first start
+                                     creates a project and a management key and prints them once
+  idvault key create --project P     another management key for project P (printed once)
+  idvault project list               the projects and their ids
+
+Where things are:
+  data        SQLite in --data-dir (idvault.db), or PostgreSQL with --database-url
+  master key  encrypts stored tokens and secrets: `master.key` in the data directory (created on
+              the first start), or IDVAULT_MASTER_KEY / IDVAULT_MASTER_KEY_FILE (`idvault keys
+              generate` prints a new one). Back it up apart from the data: without it stored
+              tokens cannot be read.
+
+Every setting is also read from the configuration file (--config) and from the environment
+variable IDVAULT_<NAME> (IDVAULT_DATA_DIR, IDVAULT_LISTEN...); secrets also from
+IDVAULT_<NAME>_FILE. `idvault config check` prints the effective configuration; every setting is
+in docs/configuration.md, running it in production in docs/operations.md.";
 
 /// Settings every command uses. Unset flags fall back to the environment, the configuration file
 /// and the defaults (src/config.rs), in that order; they are serialized into the configuration
 /// merge, unset ones skipped.
 #[derive(Args, Debug, Default, Serialize)]
+#[command(next_help_heading = "Data and logs (every command)")]
 pub struct GlobalFlags {
     /// Directory holding the SQLite database and the master key file [default: ./idvault-data].
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_name = "DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
 
     /// PostgreSQL instead of SQLite in the data directory, e.g.
     /// `postgres://idvault@db.example/idvault`. Several replicas may share one database.
     /// Prefer IDVAULT_DATABASE_URL_FILE when the URL carries a password.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_name = "URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
 
@@ -61,12 +77,12 @@ pub struct GlobalFlags {
     pub db_pool_size: Option<usize>,
 
     /// PostgreSQL: how long to wait for a connection.
-    #[arg(long, global = true, value_parser = crate::config::duration_flag)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::config::duration_flag)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub db_connect_timeout: Option<String>,
 
     /// PostgreSQL: `statement_timeout` of every session (`0s` keeps the server's setting).
-    #[arg(long, global = true, value_parser = crate::config::duration_flag)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::config::duration_flag)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub db_statement_timeout: Option<String>,
 
@@ -92,20 +108,27 @@ pub struct GlobalFlags {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the server.
+    /// Run the server; the first start creates a project and a management key.
+    ///
+    /// Serves the management API, sign-in and the token vault on --listen, with the data in
+    /// --data-dir (SQLite) or --database-url (PostgreSQL); applies pending migrations first unless
+    /// --no-migrate. The first start on an empty database creates a project and a management key
+    /// and prints them once. The master key is `master.key` in the data directory (created on the
+    /// first start) or IDVAULT_MASTER_KEY / IDVAULT_MASTER_KEY_FILE. SIGTERM or Ctrl-C stops it
+    /// once the requests in flight are answered.
     Serve(Box<ServeArgs>),
-    /// Apply pending database migrations and exit.
+    /// Apply pending database migrations and exit (`serve` does it too, unless --no-migrate).
     Migrate,
-    /// Manage projects.
+    /// Projects: create, list, sign-in settings.
     #[command(subcommand)]
     Project(ProjectCommand),
-    /// Manage management keys.
+    /// Management keys, the API credentials of a project: create, list, revoke.
     #[command(subcommand)]
     Key(KeyCommand),
-    /// Configure a project's OAuth providers (the project's own OAuth apps).
+    /// A project's OAuth providers (its own OAuth apps at Google, GitHub...).
     #[command(subcommand)]
     Provider(ProviderCommand),
-    /// Manage the master keyring (envelope encryption of stored secrets).
+    /// The master keyring that encrypts stored secrets, and session signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Write a whole project (users, tenants, roles, keys, sealed tokens...) to a JSON Lines file.
@@ -116,9 +139,13 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Load an exported project, or add users with their tokens from JSON Lines.
+    ///
     /// Load a project exported with `idvault export` into this backend (`--in FILE`), or add
     /// users with their tokens to an existing project from JSON Lines (`--project P --users FILE`).
     Import(ImportArgs),
+    /// SQLite: write a consistent snapshot of the database, while the server runs.
+    ///
     /// Write a consistent snapshot of the SQLite database to a new file (mode 0600), online: a
     /// server may keep running and writing. Keep the master key with it, stored apart.
     /// PostgreSQL: use pg_dump (see docs/reliability.md).
@@ -127,6 +154,8 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Put a snapshot made by `idvault backup` into an empty data directory.
+    ///
     /// Put a snapshot made by `idvault backup` into an empty data directory, after checking it
     /// and that the master keyring (`master.key` placed in the data directory first, or
     /// IDVAULT_MASTER_KEY) opens its data keys. Refused if the data directory holds a database.
@@ -137,10 +166,10 @@ pub enum Command {
     },
     /// Exit 0 if a running server answers its readiness probe (for container health checks).
     Healthcheck(HealthcheckArgs),
-    /// Check the configuration (file, environment, flags).
+    /// Show the effective configuration (file, environment, flags), or every setting.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// The audit trail.
+    /// Export a project's audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Print a shell completion script, e.g. `idvault completions bash > /etc/bash_completion.d/idvault`.
@@ -152,6 +181,8 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
+    /// Write a project's audit records as JSON Lines, oldest first.
+    ///
     /// Write a project's audit records as JSON Lines (one record a line, oldest first, in the
     /// search API's record shape) to standard output or a file. Not limited to 30 days: every
     /// record still kept (see `serve --audit-retention-days`).
@@ -178,7 +209,7 @@ impl Command {
 #[derive(Args, Debug, Default, Serialize)]
 pub struct ServeArgs {
     /// Address to listen on. Port 0 picks a free port (printed at start) [default: 127.0.0.1:8080].
-    #[arg(long)]
+    #[arg(long, value_name = "ADDR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
 
@@ -186,7 +217,7 @@ pub struct ServeArgs {
     /// on a first start, the management key it created) to this file as JSON, atomically and
     /// readable by the owner only; removed again on a clean shutdown. For scripts and test
     /// harnesses: wait for the file instead of reading the console.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ready_file: Option<PathBuf>,
 
@@ -196,12 +227,12 @@ pub struct ServeArgs {
     pub no_migrate: bool,
 
     /// Refresh a stored access token on read when it expires within this margin [default: 60s].
-    #[arg(long, value_parser = crate::config::duration_flag)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::duration_flag)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_skew: Option<String>,
 
     /// Timeout of one call to an OAuth provider (waiting for a slot included) [default: 10s].
-    #[arg(long, value_parser = crate::config::duration_flag)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::duration_flag)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider_timeout: Option<String>,
 
@@ -226,35 +257,44 @@ pub struct ServeArgs {
 
     /// How long an open provider circuit refuses refreshes before letting one through as a probe
     /// [default: 30s].
-    #[arg(long, value_parser = crate::config::duration_flag)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::duration_flag)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider_breaker_cooldown: Option<String>,
 
     /// Hosts, IP addresses and CIDRs, comma-separated, that OAuth providers may use although
     /// they are not public (loopback, private networks), http included; for example
     /// `127.0.0.1,10.0.0.0/8,idp.internal`. Other provider URLs must be https to public addresses.
-    #[arg(long, value_parser = crate::config::allowed_hosts_flag)]
+    #[arg(long, value_name = "LIST", value_parser = crate::config::allowed_hosts_flag)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider_allowed_hosts: Option<String>,
 
     /// The URL browsers and providers reach idvault at; the OAuth callback is
     /// `<public-url>/v1/auth/oauth/callback`. Defaults to `http://<listen address>`.
-    #[arg(long)]
+    #[arg(long, value_name = "URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
 
+    /// Reverse proxies whose `X-Forwarded-For` names the client: IP addresses and CIDRs,
+    /// comma-separated, e.g. `127.0.0.1,10.0.0.0/8`. Only for requests whose TCP peer is listed,
+    /// the header is read right to left and the first address not listed is the client (audit
+    /// records, rate limits, access keys' permitted IPs). Empty by default: the TCP peer is the
+    /// client and the header is ignored.
+    #[arg(long, value_name = "LIST", value_parser = crate::config::trusted_proxies_flag)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_proxies: Option<String>,
+
     /// Lifetime of session JWTs [default: 10min].
-    #[arg(long, value_parser = crate::config::duration_flag)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::duration_flag)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_ttl: Option<String>,
 
     /// How long a started sign-in may take before its state expires [default: 10min].
-    #[arg(long, value_parser = crate::config::duration_flag)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::duration_flag)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oauth_state_ttl: Option<String>,
 
     /// Lifetime of refresh JWTs (sessions) [default: 30days].
-    #[arg(long, value_parser = crate::config::duration_flag)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::duration_flag)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_ttl: Option<String>,
 
@@ -265,17 +305,19 @@ pub struct ServeArgs {
 
     /// Time a client has to send a request's headers, from the moment the server waits for them
     /// (also closes idle keep-alive connections after this time). `0s` disables it [default: 10s].
-    #[arg(long, value_parser = crate::config::duration_flag)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::duration_flag)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub header_read_timeout: Option<String>,
 
-    /// Requests per second per client address on the unauthenticated `/v1/auth/*` routes
-    /// (sign-in, code exchange, refresh, logout, me). `0` disables the limit.
+    /// Requests per second per client address (behind a proxy, see --trusted-proxies) on the
+    /// unauthenticated `/v1/auth/*` routes (sign-in, code exchange, refresh, logout, me). `0`
+    /// disables the limit [default: 20].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_rate_limit: Option<u32>,
 
-    /// Burst size of that limit: requests a client address may make at once. `0` disables it.
+    /// Burst size of that limit: requests a client address may make at once. `0` disables it
+    /// [default: 100].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_rate_burst: Option<u32>,
@@ -287,24 +329,26 @@ pub struct ServeArgs {
     pub audit_retention_days: Option<u32>,
 
     /// How often expired audit records are purged [default: 1h].
-    #[arg(long, value_parser = crate::config::duration_flag, hide = true)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::duration_flag, hide = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_purge_interval: Option<String>,
 
     /// Brute-force limit: wrong management keys and forged session tokens per minute a client
-    /// address may present once its burst is spent. While its budget is empty, its requests with
-    /// credentials are refused (429). `0` disables the limit.
+    /// address (behind a proxy, see --trusted-proxies) may present once its burst is spent. While
+    /// its budget is empty, its requests with credentials are refused (429). `0` disables the
+    /// limit [default: 10].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential_failure_limit: Option<u32>,
 
-    /// Burst of that limit: wrong credentials a client address may present at once. `0` disables it.
+    /// Burst of that limit: wrong credentials a client address may present at once. `0` disables
+    /// it [default: 10].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential_failure_burst: Option<u32>,
 
     /// Serve `/metrics` on this separate address (no token asked there) instead of the main listener.
-    #[arg(long)]
+    #[arg(long, value_name = "ADDR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
 }
@@ -320,6 +364,8 @@ pub struct Flags<'a> {
 
 #[derive(Subcommand, Debug)]
 pub enum ConfigCommand {
+    /// Print the effective configuration, secrets masked, and where each value came from.
+    ///
     /// Print the effective configuration (secrets masked) with where each value came from; fail
     /// on unknown keys or invalid values. Takes `serve`'s flags, to show their effect.
     Check(Box<ServeArgs>),
@@ -426,6 +472,8 @@ pub struct HealthcheckArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum ProviderCommand {
+    /// Create or replace a provider.
+    ///
     /// Create or replace a provider. The client secret is read from `--client-secret-file` or
     /// the IDVAULT_CLIENT_SECRET environment variable, never from the command line.
     Set(Box<ProviderSetArgs>),
@@ -487,19 +535,18 @@ pub struct ProviderSetArgs {
 pub enum KeysCommand {
     /// Show master key versions and how many data keys each wraps.
     List,
-    /// Add a new master key version; new data keys are wrapped under it.
+    /// Add a master key version to `master.key`; new data keys are wrapped under it.
     Rotate,
     /// Re-wrap every data key under the newest master key version (online).
     Rewrap,
-    /// Remove a master key version; refused while any data key uses it.
+    /// Remove a master key version from `master.key`; refused while any data key uses it.
     Retire { version: u32 },
-    /// Make a new session-JWT signing key for a project; the old one stays published until the
-    /// tokens it signed have expired.
+    /// Make a new session signing key for a project; the old one verifies until its tokens expire.
     RotateSigning {
         #[arg(long)]
         project: String,
     },
-    /// Print a new random keyring entry `VERSION:base64` for an IDVAULT_MASTER_KEY keyring.
+    /// Print a new random keyring entry `VERSION:base64` (for IDVAULT_MASTER_KEY or its file).
     Generate {
         #[arg(long, default_value_t = 1)]
         version: u32,

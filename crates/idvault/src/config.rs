@@ -18,6 +18,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use idvault_api::TrustedProxies;
 use idvault_core::provider::AllowedHosts;
 
 /// The keys that hold secrets: masked by `config check`, and each has a `<key>_file` form.
@@ -68,6 +69,11 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The URL browsers and providers reach idvault at (default `http://<listen address>`).
     pub public_url: Option<String>,
+    /// Reverse proxies, comma-separated IP addresses and CIDRs, whose `X-Forwarded-For` names the
+    /// client (for audit records, rate limits, access keys' permitted IPs). Empty: the TCP peer is
+    /// the client.
+    #[serde(with = "trusted_proxies")]
+    pub trusted_proxies: TrustedProxies,
     /// Once listening, write the server's URL, port, project id, backend and pid to this file as
     /// JSON (for scripts and test harnesses).
     pub ready_file: Option<PathBuf>,
@@ -149,6 +155,7 @@ impl Default for Config {
             master_key: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
+            trusted_proxies: TrustedProxies::none(),
             ready_file: None,
             no_migrate: false,
             refresh_skew: Duration::from_secs(60),
@@ -503,23 +510,47 @@ mod allowed_hosts {
 
     /// A comma-separated string or a list of entries.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<AllowedHosts, D::Error> {
+        AllowedHosts::parse(&list(d)?).map_err(serde::de::Error::custom)
+    }
+
+    /// A list written as one comma-separated string (a flag, an environment variable) or as a
+    /// TOML array, as the comma-separated string.
+    pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum List {
             One(String),
             Many(Vec<String>),
         }
-        let text = match List::deserialize(d)? {
+        Ok(match List::deserialize(d)? {
             List::One(s) => s,
             List::Many(v) => v.join(","),
-        };
-        AllowedHosts::parse(&text).map_err(serde::de::Error::custom)
+        })
+    }
+}
+
+mod trusted_proxies {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(proxies: &TrustedProxies, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&proxies.to_string())
+    }
+
+    /// A comma-separated string or a list of entries.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TrustedProxies, D::Error> {
+        let text = super::allowed_hosts::list(d)?;
+        TrustedProxies::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 
 /// Checks a duration flag at parse time (figment parses it again into the struct).
 pub fn duration_flag(s: &str) -> Result<String, String> {
     humantime::parse_duration(s).map(|_| s.to_owned()).map_err(|e| e.to_string())
+}
+
+/// Checks a trusted-proxies flag at parse time.
+pub fn trusted_proxies_flag(s: &str) -> Result<String, String> {
+    TrustedProxies::parse(s).map(|_| s.to_owned())
 }
 
 /// Checks an allowed-hosts flag at parse time.

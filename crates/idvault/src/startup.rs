@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 
-use idvault_api::{AppState, FailureLimit, HttpSettings, MetricsRoute, RateLimit};
+use idvault_api::{AppState, FailureLimit, HttpSettings, MetricsRoute, RateLimit, TrustedProxies};
 use idvault_core::auth::AuthSettings;
 use idvault_core::clock::SystemClock;
 use idvault_core::project::ProjectService;
@@ -205,7 +205,8 @@ pub async fn serve(args: &Config, db: &DbTarget) -> anyhow::Result<()> {
             tracing::info!(addr = %metrics_listener.local_addr()?, "metrics at /metrics");
             let app = idvault_api::metrics_router(MetricsRoute { token: None, ..metrics.clone() });
             let timeout = args.header_read_timeout;
-            Some(tokio::spawn(serve_http(metrics_listener, app, timeout, std::future::pending())))
+            let proxies = Arc::new(TrustedProxies::none());
+            Some(tokio::spawn(serve_http(metrics_listener, app, timeout, proxies, std::future::pending())))
         }
         None => None,
     };
@@ -217,7 +218,12 @@ pub async fn serve(args: &Config, db: &DbTarget) -> anyhow::Result<()> {
         }),
         metrics: metrics_server.is_none().then_some(metrics),
     };
-    serve_http(listener, idvault_api::router(state, &http), args.header_read_timeout, shutdown).await;
+    let proxies = Arc::new(args.trusted_proxies.clone());
+    if !proxies.is_empty() {
+        tracing::info!(trusted_proxies = %proxies, "client addresses are read from X-Forwarded-For of these proxies");
+    }
+    let app = idvault_api::router(state, &http);
+    serve_http(listener, app, args.header_read_timeout, proxies, shutdown).await;
     if let Some(task) = metrics_server {
         task.abort();
     }
@@ -268,11 +274,14 @@ fn listen_for_key_revocations(backend: &Backend, state: &AppState) -> Option<tok
 /// closed at once). hyper directly rather than `axum::serve`, for the header-read timeout: a
 /// client gets `header_read_timeout` to send a request's headers, counted from the moment the
 /// server waits for them, so a slow-headers client (or an idle keep-alive connection) is closed
-/// after it. The peer address goes into every request as `ConnectInfo` (the rate limit keys on it).
+/// after it. The client's address goes into every request as `ConnectInfo` (audit records, rate
+/// limits and access keys read it): the TCP peer, or, when the peer is one of `proxies`, the
+/// client it forwarded (`TrustedProxies::client_addr`, the one place that rule lives).
 async fn serve_http(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     header_read_timeout: std::time::Duration,
+    proxies: Arc<TrustedProxies>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     use axum::extract::ConnectInfo;
@@ -299,8 +308,10 @@ async fn serve_http(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let proxies = proxies.clone();
         let service = app.clone().map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
+            let client = proxies.client_addr(peer, req.headers());
+            req.extensions_mut().insert(ConnectInfo(client));
             req
         });
         let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));

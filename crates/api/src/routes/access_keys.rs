@@ -601,8 +601,8 @@ struct ExchangeResponse {
 /// Exchanges an access key for a session JWT.
 ///
 /// Refused (`E011401`) for an unknown key or a wrong secret, a deactivated key, an expired key, a
-/// key whose `permittedIps` do not include the TCP peer's address, and a key bound to a user that
-/// is gone or disabled. Wrong keys count against the client address's brute-force budget.
+/// key whose `permittedIps` do not include the client's address (the TCP peer, or the client a
+/// trusted proxy forwarded), and a key bound to a user that is gone or disabled. Wrong keys count against the client address's brute-force budget.
 #[utoipa::path(
     post,
     path = "/v1/auth/accesskey/exchange",

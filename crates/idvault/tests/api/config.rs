@@ -247,3 +247,65 @@ fn shell_completions_cover_the_commands_and_flags() {
     let out = idvault(None, &[("IDVAULT_CONFIG", "/nonexistent/idvault.toml")], &["completions", "bash"]);
     assert!(out.status.success());
 }
+
+/// The deployment examples docs/operations.md installs cannot drift from the code:
+/// deploy/idvault.toml passes `config check`, and every `IDVAULT_*` setting that
+/// deploy/idvault.service gives (commented alternatives included) is a variable idvault reads,
+/// taken as the setting it names. An unknown variable would be ignored silently, not refused.
+#[test]
+fn the_deployment_examples_are_accepted() {
+    let deploy = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let toml = deploy.join("idvault.toml");
+    let out = check(Some(&toml), &[], &[]);
+    for key in ["data_dir", "listen", "public_url", "trusted_proxies", "log_format", "metrics_listen"] {
+        assert!(line(&out, key).contains("idvault.toml"), "{key} is not set by the file:\n{out}");
+    }
+    assert!(line(&out, "trusted_proxies").starts_with("trusted_proxies = \"127.0.0.1,::1\""), "{out}");
+
+    // The unit's credentials directory (%d), with the files its settings name.
+    let dir = TestDir::new();
+    let key = String::from_utf8(idvault(None, &[], &["keys", "generate"]).stdout).unwrap();
+    record_keyring(&key);
+    std::fs::write(dir.path().join("master-key"), &key).unwrap();
+    std::fs::write(dir.path().join("database-url"), "postgres://idvault:pw@db.invalid/idvault\n").unwrap();
+    let credentials = dir.path().to_str().unwrap();
+    let unit = std::fs::read_to_string(deploy.join("idvault.service")).unwrap();
+    let settings: Vec<(String, String)> = unit
+        .lines()
+        .map(|l| l.trim_start_matches(['#', ' ']))
+        .filter_map(|l| l.strip_prefix("Environment="))
+        .filter_map(|l| l.split_once('='))
+        .filter(|(name, _)| *name != "IDVAULT_LOG")
+        .map(|(name, value)| (name.to_owned(), value.replace("%d", credentials)))
+        .collect();
+    assert!(settings.iter().any(|(n, _)| n == "IDVAULT_MASTER_KEY_FILE"), "{unit}");
+    for (name, value) in &settings {
+        let out = check(Some(&toml), &[(name, value)], &[]);
+        let key = name.trim_start_matches("IDVAULT_").trim_end_matches("_FILE").to_ascii_lowercase();
+        let shown = line(&out, &key);
+        assert!(
+            shown.contains(&format!("environment IDVAULT_{}", key.to_ascii_uppercase())),
+            "{name}: {shown}"
+        );
+    }
+    // ExecStart's arguments, with `serve` checked instead of run, and the example as its file.
+    let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).unwrap();
+    let args: Vec<String> =
+        exec.split_whitespace()
+            .skip(1)
+            .map(|a| {
+                if a == "/etc/idvault/idvault.toml" {
+                    toml.to_str().unwrap().to_owned()
+                } else {
+                    a.to_owned()
+                }
+            })
+            .collect();
+    let (serve, global) = args.split_last().unwrap();
+    assert_eq!(serve, "serve", "{exec}");
+    let mut all: Vec<&str> = global.iter().map(String::as_str).collect();
+    all.extend(["config", "check"]);
+    let out = idvault(None, &[], &all);
+    assert!(out.status.success(), "{exec}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("https://id.example.com"), "{out:?}");
+}

@@ -39,4 +39,5 @@ mod signin;
 mod signin_security;
 mod ssrf;
 mod transfer;
+mod trusted_proxies;
 mod users;
