@@ -17,6 +17,7 @@
 mod access_keys;
 mod audit;
 mod auth;
+mod checkpoint;
 mod directory;
 mod import;
 mod keys;
@@ -112,6 +113,7 @@ pub const MAX_MMAP_BYTES: i64 = 0x7fff_0000;
 pub(crate) struct Inner {
     pub(crate) readers: ReaderPool,
     pub(crate) writer: Writer,
+    _checkpointer: checkpoint::Checkpointer,
 }
 
 /// The SQLite store. Cheap to clone.
@@ -200,6 +202,9 @@ CREATE INDEX IF NOT EXISTS audit.audit_events_project_action ON audit_events(pro
 CREATE INDEX IF NOT EXISTS audit.audit_events_time ON audit_events(occurred_ms);
 ";
 
+/// The writer's page cache for the audit file, in KiB.
+const AUDIT_WRITER_CACHE_KIB: i64 = 16 * 1024;
+
 /// Attaches the audit file of the database at `db` as `audit`. The writer (`create`) makes the
 /// file (mode 0600), puts it in WAL mode with the main file's durability, and creates its schema;
 /// readers attach it as it is, read-only like their main file.
@@ -229,9 +234,19 @@ fn attach_audit(conn: &Connection, db: &Path, opts: &SqliteOptions, create: bool
         conn.execute_batch(AUDIT_SCHEMA).map_err(storage_err)?;
         conn.pragma_update(Some("audit"), "user_version", AUDIT_SCHEMA_VERSION).map_err(storage_err)?;
     }
-    // The audit file is written in batches and searched rarely: no mapping, a small cache.
-    conn.pragma_update(Some("audit"), "mmap_size", 0).map_err(storage_err)?;
-    conn.pragma_update(Some("audit"), "cache_size", -2048).map_err(storage_err)?;
+    if create {
+        // The writer's inserts land on random pages of the by-user index: its interior pages
+        // (~15 MB at ten million records) should stay in the cache, and the leaves be read from
+        // the mapping rather than copied in by `pread`. Measured on token reads at 1M users, the
+        // writer spent a fifth of its time copying audit pages in with a 2 MiB cache.
+        conn.pragma_update(Some("audit"), "mmap_size", opts.mmap_bytes).map_err(storage_err)?;
+        conn.pragma_update(Some("audit"), "cache_size", -AUDIT_WRITER_CACHE_KIB).map_err(storage_err)?;
+    } else {
+        // Readers search it rarely: no mapping (which every audit batch would make them drop),
+        // a small cache.
+        conn.pragma_update(Some("audit"), "mmap_size", 0).map_err(storage_err)?;
+        conn.pragma_update(Some("audit"), "cache_size", -2048).map_err(storage_err)?;
+    }
     Ok(())
 }
 
@@ -346,10 +361,15 @@ impl SqliteStore {
             tune(c, opts).map_err(storage_err)?;
             attach_audit(c, path, opts, false)
         })?;
+        // Checkpoints run on a thread of their own (checkpoint.rs), never inside the writer's
+        // COMMIT.
+        writer.pragma_update(None, "wal_autocheckpoint", 0).map_err(storage_err)?;
+        let checkpointer = checkpoint::Checkpointer::start(path)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 readers,
                 writer: Writer::start(writer, Box::new(crate::users::flush_pending_text_index))?,
+                _checkpointer: checkpointer,
             }),
             path: path.to_owned(),
         })
@@ -489,6 +509,35 @@ mod tests {
             .unwrap();
         store.create_users(&project, &[user]).await.unwrap();
         assert_ne!(version(&reader), before);
+    }
+
+    /// The writer never checkpoints inside a COMMIT; the checkpoint thread copies the WAL back
+    /// into the database file within a few intervals.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn checkpoints_run_on_their_own_thread_not_in_the_writer() {
+        let (dir, store, project) = store_with_project().await;
+        let auto: i64 = store
+            .inner
+            .writer
+            .alone(|c| c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0)).map_err(storage_err))
+            .await
+            .unwrap();
+        assert_eq!(auto, 0, "the writer's automatic checkpoints are off");
+        let file_size = || std::fs::metadata(dir.path().join("t.db")).unwrap().len();
+        let before = file_size();
+        let users = (0..2_000)
+            .map(|i| {
+                NewUser { login_id: format!("cp{i}@example.com"), ..Default::default() }
+                    .into_user(UserId::generate(), 1_000)
+                    .unwrap()
+            })
+            .collect::<Vec<_>>();
+        store.create_users(&project, &users).await.unwrap();
+        let deadline = std::time::Instant::now() + 10 * checkpoint::INTERVAL;
+        while file_size() <= before && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(file_size() > before, "the WAL was copied back into the database file");
     }
 
     /// A database from before version 13 keeps its audit records: opening it moves them into the
