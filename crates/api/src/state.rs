@@ -60,7 +60,8 @@ impl AppState {
             None => Audit::disabled(clock.clone()),
         };
         let users = UserService::new(store.clone(), clock.clone()).with_audit(audit.clone());
-        let providers = ProviderService::new(store.clone(), cipher.clone(), oauth.clone(), clock.clone());
+        let providers = ProviderService::new(store.clone(), cipher.clone(), oauth.clone(), clock.clone())
+            .with_audit(audit.clone());
         let vault = VaultService::new(
             store.clone(),
             cipher.clone(),

@@ -16,6 +16,11 @@
 //! An exchange is refused for a deactivated key, an expired key (`expireTime`, Unix seconds; 0
 //! never expires), a key whose `permittedIps` do not include the client's address, and a key bound
 //! to a user that no longer exists or may not sign in. Nothing here logs a key or a session.
+//!
+//! Audited: each key created, changed ((de)activated, rotated, updated: which fields) and deleted,
+//! with the management key as actor; each exchange, as `LoginSucceed` by the key or `LoginFailed`
+//! with why. A record names a key by its id only: never its secret or digest, nor a custom
+//! claim's value.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -32,6 +37,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::audit::{actions, failure_reason, Actor, AuditRecord};
 use crate::auth::SessionSigner;
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
@@ -297,6 +303,31 @@ fn distinct(list: Vec<String>) -> Vec<String> {
     out
 }
 
+/// An audit record about key `id`.
+fn key_record(project: &ProjectId, action: &str, id: &str) -> AuditRecord {
+    AuditRecord::new(project, action).data("keyId", id)
+}
+
+/// The fields an update changed, by name (the values of custom claims and attributes may be
+/// anything an application put there, so they are not recorded).
+fn changed_fields(before: &AccessKey, after: &AccessKey) -> Vec<&'static str> {
+    let mut fields = Vec::new();
+    for (field, changed) in [
+        ("name", before.name != after.name),
+        ("description", before.description != after.description),
+        ("roleNames", before.role_names != after.role_names),
+        ("keyTenants", before.key_tenants != after.key_tenants),
+        ("customClaims", before.custom_claims != after.custom_claims),
+        ("permittedIps", before.permitted_ips != after.permitted_ips),
+        ("customAttributes", before.custom_attributes != after.custom_attributes),
+    ] {
+        if changed {
+            fields.push(field);
+        }
+    }
+    fields
+}
+
 /// What `create` is given.
 #[derive(Debug, Clone, Default)]
 pub struct NewAccessKey {
@@ -517,6 +548,16 @@ impl AccessKeyService {
             ));
         }
         tracing::info!(project = %project, key_id = %key.id, "access key created");
+        let mut record = key_record(project, actions::ACCESS_KEY_CREATED, &key.id)
+            .data("name", key.name.as_str())
+            .data("roleNames", key.role_names.clone())
+            .data("keyTenants", json!(key.key_tenants))
+            .data("expireTime", key.expire_time)
+            .tenants(key.key_tenants.iter().map(|t| t.tenant_id.clone()).collect());
+        if !key.bound_user_id.is_empty() {
+            record = record.user(&key.bound_user_id);
+        }
+        self.users.audit().record(record);
         Ok(IssuedAccessKey { key, cleartext })
     }
 
@@ -544,7 +585,8 @@ impl AccessKeyService {
         id: &str,
         changes: AccessKeyChanges,
     ) -> Result<AccessKey> {
-        let mut key = self.load(project, id).await?;
+        let before = self.load(project, id).await?;
+        let mut key = before.clone();
         key.name = validate_name(&changes.name)?;
         if let Some(d) = changes.description {
             key.description = validate_description(&d)?;
@@ -569,6 +611,14 @@ impl AccessKeyService {
         if !self.store.update_access_key(project, &key).await? {
             return Err(Error::NotFound(format!("access key '{id}'")));
         }
+        self.users.audit().record(
+            key_record(project, actions::ACCESS_KEY_MODIFIED, &key.id)
+                .data("change", "update")
+                .data("fields", changed_fields(&before, &key))
+                .data("roleNames", key.role_names.clone())
+                .data("keyTenants", json!(key.key_tenants))
+                .tenants(key.key_tenants.iter().map(|t| t.tenant_id.clone()).collect()),
+        );
         self.load(project, id).await
     }
 
@@ -595,6 +645,12 @@ impl AccessKeyService {
         let missing = self.store.set_access_keys_active(project, ids, active, self.clock.now_ms()).await?;
         Self::unknown(missing)?;
         tracing::info!(project = %project, keys = ids.len(), active, "access keys (de)activated");
+        let change = if active { "activate" } else { "deactivate" };
+        for id in ids {
+            self.users
+                .audit()
+                .record(key_record(project, actions::ACCESS_KEY_MODIFIED, id).data("change", change));
+        }
         Ok(())
     }
 
@@ -603,6 +659,9 @@ impl AccessKeyService {
         Self::check_ids(ids)?;
         Self::unknown(self.store.delete_access_keys(project, ids).await?)?;
         tracing::info!(project = %project, keys = ids.len(), "access keys deleted");
+        for id in ids {
+            self.users.audit().record(key_record(project, actions::ACCESS_KEY_DELETED, id));
+        }
         Ok(())
     }
 
@@ -615,12 +674,17 @@ impl AccessKeyService {
             return Err(Error::NotFound(format!("access key '{id}'")));
         }
         tracing::info!(project = %project, key_id = %id, "access key rotated");
+        self.users
+            .audit()
+            .record(key_record(project, actions::ACCESS_KEY_MODIFIED, id).data("change", "rotate"));
         let key = self.load(project, id).await?;
         Ok(IssuedAccessKey { key, cleartext })
     }
 
     /// Exchanges a presented key for a session JWT. `peer` is the client's address: the TCP
-    /// peer, or the client a trusted reverse proxy forwarded (the HTTP layer decides).
+    /// peer, or the client a trusted reverse proxy forwarded (the HTTP layer decides). Audited:
+    /// `LoginSucceed` by the key, or `LoginFailed` with why (the key id named only when it is a
+    /// key of the project; nothing for a project that does not exist, whose trail nobody can read).
     pub async fn exchange(
         &self,
         project: &ProjectId,
@@ -631,8 +695,53 @@ impl AccessKeyService {
         if presented.is_empty() {
             return Err(Error::Unauthorized("an access key is required: 'Bearer <projectId>:<accessKey>'"));
         }
+        let mut known_key = None;
+        let result = self.exchange_key(project, presented, peer, options, &mut known_key).await;
+        match &result {
+            Ok(session) => {
+                let mut record = key_record(project, actions::LOGIN_SUCCEED, &session.key_id)
+                    .actor(Actor::AccessKey { id: session.key_id.clone() })
+                    .method("accessKey");
+                if let Some(key) = &known_key {
+                    if !key.bound_user_id.is_empty() {
+                        record = record.user(&key.bound_user_id);
+                    }
+                }
+                self.users.audit().record(record);
+            }
+            Err(error) => {
+                if known_key.is_none() && !matches!(self.store.get_project(project).await, Ok(Some(_))) {
+                    return result;
+                }
+                let mut record = AuditRecord::new(project, actions::LOGIN_FAILED)
+                    .kind("warn")
+                    .method("accessKey")
+                    .data("error_message", failure_reason(error));
+                if let Some(key) = &known_key {
+                    record = record.data("keyId", key.id.as_str());
+                    if !key.bound_user_id.is_empty() {
+                        record = record.user(&key.bound_user_id);
+                    }
+                }
+                self.users.audit().record(record);
+            }
+        }
+        result
+    }
+
+    /// [`Self::exchange`] without the audit; `known_key` is set once the presented key is found
+    /// to be one of the project's (whatever its secret).
+    async fn exchange_key(
+        &self,
+        project: &ProjectId,
+        presented: &str,
+        peer: Option<IpAddr>,
+        options: ExchangeOptions,
+        known_key: &mut Option<AccessKey>,
+    ) -> Result<ExchangedSession> {
         let id = key_id_of(presented).ok_or(Error::WrongAccessKey)?;
         let key = self.store.get_access_key(project, id).await?.ok_or(Error::WrongAccessKey)?;
+        *known_key = Some(key.clone());
         if !secret_matches(&key, presented) {
             return Err(Error::WrongAccessKey);
         }

@@ -1,5 +1,7 @@
-//! The audit trail: who read, refreshed, stored or deleted which token, who changed which user or
-//! tenant, who signed in, and which management-key checks failed.
+//! The audit trail: who read, refreshed, stored or deleted which token, who changed which user,
+//! tenant, role, permission, access key, management key, provider or outbound app, who signed in
+//! or out, which sign-ins, access key exchanges and sessions were refused, and which
+//! management-key checks failed.
 //!
 //! What is audited is decided here and in the services that call [`Audit::record`], never in the
 //! HTTP handlers, so that every path through core (API, future transports) leaves the same
@@ -46,11 +48,39 @@ pub mod actions {
     pub const TENANT_MODIFIED: &str = "TenantModified";
     pub const TENANT_DELETED: &str = "TenantDeleted";
     pub const LOGIN_SUCCEED: &str = "LoginSucceed";
+    /// A refused sign-in, access key exchange or session (kind `warn`); `data.error_message`
+    /// says why, as Descope's does.
+    pub const LOGIN_FAILED: &str = "LoginFailed";
     pub const SESSION_REFRESHED: &str = "RefreshSucceed";
     pub const MANAGEMENT_KEY_CHECK_FAILED: &str = "ManagementKeyCheckFailed";
     pub const MANAGEMENT_KEY_CREATED: &str = "ManagementKeyCreated";
     pub const MANAGEMENT_KEY_UPDATED: &str = "ManagementKeyUpdated";
     pub const MANAGEMENT_KEY_REVOKED: &str = "ManagementKeyRevoked";
+    pub const ROLE_CREATED: &str = "RoleCreated";
+    pub const ROLE_MODIFIED: &str = "RoleModified";
+    pub const ROLE_DELETED: &str = "RoleDeleted";
+    pub const PERMISSION_CREATED: &str = "PermissionCreated";
+    pub const PERMISSION_MODIFIED: &str = "PermissionModified";
+    pub const PERMISSION_DELETED: &str = "PermissionDeleted";
+    pub const ACCESS_KEY_CREATED: &str = "AccessKeyCreated";
+    pub const ACCESS_KEY_MODIFIED: &str = "AccessKeyModified";
+    pub const ACCESS_KEY_DELETED: &str = "AccessKeyDeleted";
+    pub const PROVIDER_CONFIG_CREATED: &str = "ProviderConfigCreated";
+    pub const PROVIDER_CONFIG_MODIFIED: &str = "ProviderConfigModified";
+    pub const PROVIDER_CONFIG_DELETED: &str = "ProviderConfigDeleted";
+    pub const OUTBOUND_APP_CREATED: &str = "OutboundAppCreated";
+    pub const OUTBOUND_APP_MODIFIED: &str = "OutboundAppModified";
+    pub const OUTBOUND_APP_DELETED: &str = "OutboundAppDeleted";
+}
+
+/// The reason a refusal records (`data.error_message` of [`actions::LOGIN_FAILED`]): the
+/// error's message as the client reads it, which never holds a secret, bounded; a storage or
+/// internal failure only as such (its cause is for the logs).
+pub fn failure_reason(error: &Error) -> String {
+    match error {
+        Error::Storage(_) | Error::Internal(_) => "internal error".to_owned(),
+        other => crate::error::bounded_echo(other.to_string(), 256),
+    }
 }
 
 /// Who did it.
@@ -61,7 +91,7 @@ pub enum Actor {
     Anonymous,
     /// A management key, by id and name (never its secret).
     ManagementKey { id: String, name: String },
-    /// An access key (reserved: access keys are not issued yet).
+    /// An access key, by id (never its secret): the actor of its own exchange.
     AccessKey { id: String },
     /// A signed-in user, by user id.
     User { id: String },

@@ -270,13 +270,27 @@ fn tenant_record(project: &ProjectId, action: &str, tenant_id: &str) -> crate::a
     crate::audit::AuditRecord::new(project, action).tenants(vec![tenant_id.to_owned()])
 }
 
+/// An audit record about the role `name` of `tenant` (none: a project role).
+fn role_record(
+    project: &ProjectId,
+    action: &str,
+    name: &str,
+    tenant: Option<&str>,
+) -> crate::audit::AuditRecord {
+    let record = crate::audit::AuditRecord::new(project, action).data("name", name);
+    match tenant {
+        Some(t) => record.tenants(vec![t.to_owned()]).data("tenantId", t),
+        None => record,
+    }
+}
+
 impl DirectoryService {
     pub fn new(store: SharedStore, clock: SharedClock) -> Self {
         let audit = crate::audit::Audit::disabled(clock.clone());
         Self { store, clock, audit }
     }
 
-    /// Records tenant changes in `audit`.
+    /// Records tenant, role and permission changes in `audit`.
     pub fn with_audit(mut self, audit: crate::audit::Audit) -> Self {
         self.audit = audit;
         self
@@ -411,6 +425,11 @@ impl DirectoryService {
             created_ms: self.clock.now_ms(),
         };
         self.store.create_permission(project, &p).await?;
+        self.audit.record(
+            crate::audit::AuditRecord::new(project, crate::audit::actions::PERMISSION_CREATED)
+                .data("name", p.name.as_str())
+                .data("permissionId", p.id.as_str()),
+        );
         Ok(p)
     }
 
@@ -422,11 +441,25 @@ impl DirectoryService {
         description: &str,
     ) -> Result<()> {
         let new_name = check_name("newName", if new_name.is_empty() { name } else { new_name })?;
-        self.store.update_permission(project, &check_name("name", name)?, &new_name, description).await
+        let name = check_name("name", name)?;
+        self.store.update_permission(project, &name, &new_name, description).await?;
+        self.audit.record(
+            crate::audit::AuditRecord::new(project, crate::audit::actions::PERMISSION_MODIFIED)
+                .data("name", name.as_str())
+                .data("newName", new_name.as_str()),
+        );
+        Ok(())
     }
 
     pub async fn delete_permission(&self, project: &ProjectId, name: &str) -> Result<()> {
-        self.store.delete_permission(project, &check_name("name", name)?).await.map(|_| ())
+        let name = check_name("name", name)?;
+        if self.store.delete_permission(project, &name).await? {
+            self.audit.record(
+                crate::audit::AuditRecord::new(project, crate::audit::actions::PERMISSION_DELETED)
+                    .data("name", name.as_str()),
+            );
+        }
+        Ok(())
     }
 
     pub async fn list_permissions(&self, project: &ProjectId) -> Result<Vec<Permission>> {
@@ -442,6 +475,11 @@ impl DirectoryService {
         check_list("permissionNames", &role.permission_names)?;
         role.created_ms = self.clock.now_ms();
         self.store.create_role(project, &role).await?;
+        self.audit.record(
+            role_record(project, crate::audit::actions::ROLE_CREATED, &role.name, role.tenant_id.as_deref())
+                .data("roleId", role.id.as_str())
+                .data("permissionNames", role.permission_names.clone()),
+        );
         Ok(role)
     }
 
@@ -455,16 +493,24 @@ impl DirectoryService {
     ) -> Result<()> {
         role.name = check_name("newName", &role.name)?;
         check_list("permissionNames", &role.permission_names)?;
-        self.store
-            .update_role(project, &check_name("name", name)?, tenant_ref(tenant)?, &role, self.clock.now_ms())
-            .await
+        let name = check_name("name", name)?;
+        let tenant = tenant_ref(tenant)?;
+        self.store.update_role(project, &name, tenant, &role, self.clock.now_ms()).await?;
+        self.audit.record(
+            role_record(project, crate::audit::actions::ROLE_MODIFIED, &name, tenant)
+                .data("newName", role.name.as_str())
+                .data("permissionNames", role.permission_names.clone()),
+        );
+        Ok(())
     }
 
     pub async fn delete_role(&self, project: &ProjectId, name: &str, tenant: Option<&str>) -> Result<()> {
-        self.store
-            .delete_role(project, &check_name("name", name)?, tenant_ref(tenant)?, self.clock.now_ms())
-            .await
-            .map(|_| ())
+        let name = check_name("name", name)?;
+        let tenant = tenant_ref(tenant)?;
+        if self.store.delete_role(project, &name, tenant, self.clock.now_ms()).await? {
+            self.audit.record(role_record(project, crate::audit::actions::ROLE_DELETED, &name, tenant));
+        }
+        Ok(())
     }
 
     pub async fn list_roles(&self, project: &ProjectId) -> Result<Vec<Role>> {

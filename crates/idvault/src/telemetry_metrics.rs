@@ -1,13 +1,19 @@
 //! The Prometheus registry of the server: the recorder every `metrics::counter!` in the crates
 //! writes to, rendered at `/metrics` (on the main listener, or on `metrics_listen`). Pool gauges
-//! are read from the stores when scraped, so that requests pay nothing for them.
+//! and the count of lost audit records are read when scraped, so that requests pay nothing for
+//! them.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use idvault_core::audit::writer::ChannelSink;
+
 use crate::backend::Backend;
+
+/// Audit records lost since the server started (queue full, writer stopped, batch refused).
+pub const AUDIT_RECORDS_DROPPED: &str = "idvault_audit_records_dropped_total";
 
 /// Request latency buckets, in seconds: the API answers in well under a millisecond when it reads
 /// and in up to the provider timeout when it refreshes.
@@ -18,7 +24,7 @@ const LATENCY_BUCKETS: &[f64] =
 const LOG_LINES_DROPPED: &str = "idvault_log_lines_dropped_total";
 
 /// Installs the process-wide recorder and announces the build; answers the renderer of `/metrics`.
-pub fn install(backend: &Backend) -> anyhow::Result<idvault_api::RenderMetrics> {
+pub fn install(backend: &Backend, audit: Arc<ChannelSink>) -> anyhow::Result<idvault_api::RenderMetrics> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Full(idvault_api::observe::REQUEST_DURATION.to_owned()),
@@ -35,6 +41,7 @@ pub fn install(backend: &Backend) -> anyhow::Result<idvault_api::RenderMetrics> 
     Ok(Arc::new(move || {
         record_pools(&backend);
         metrics::counter!(LOG_LINES_DROPPED).absolute(crate::telemetry::dropped_lines());
+        record_audit_losses(&audit);
         handle.render()
     }))
 }
@@ -64,6 +71,12 @@ fn record_pools(backend: &Backend) {
     }
 }
 
+/// The writer counts its losses itself (an atomic it bumps anyway, for its warnings); the counter
+/// copies that count when scraped.
+fn record_audit_losses(sink: &ChannelSink) {
+    metrics::counter!(AUDIT_RECORDS_DROPPED).absolute(sink.dropped());
+}
+
 fn describe() {
     use idvault_core::vault::refresh as r;
     metrics::describe_counter!(idvault_api::observe::REQUESTS, "HTTP requests answered, by route template");
@@ -85,4 +98,37 @@ fn describe() {
     metrics::describe_counter!("idvault_db_pool_waits_total", "Reads that found every connection busy");
     metrics::describe_counter!(LOG_LINES_DROPPED, "Log lines dropped because stderr could not keep up");
     metrics::describe_gauge!("idvault_build_info", "Version and storage backend of this server");
+    metrics::describe_counter!(
+        AUDIT_RECORDS_DROPPED,
+        "Audit records lost since start: dropped on a full queue or after shutdown, or refused by the database"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use idvault_core::audit::{AuditRecord, AuditSink};
+    use idvault_core::ids::ProjectId;
+    use idvault_store_sqlite::{SqliteOptions, SqliteStore};
+
+    /// Records the writer loses (here: sent after its shutdown) show in the counter at the next
+    /// scrape; before any loss it is there, at 0.
+    #[tokio::test]
+    async fn lost_audit_records_move_the_counter() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db"), &SqliteOptions::default()).unwrap();
+        let (sink, writer) = idvault_core::audit::writer::start(Arc::new(store));
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let scrape = || {
+            metrics::with_local_recorder(&recorder, || record_audit_losses(&sink));
+            handle.render()
+        };
+        assert!(scrape().contains(&format!("{AUDIT_RECORDS_DROPPED} 0")), "{}", scrape());
+        writer.shutdown().await;
+        for _ in 0..3 {
+            sink.record(AuditRecord::new(&ProjectId::generate(), "Test"));
+        }
+        assert!(scrape().contains(&format!("{AUDIT_RECORDS_DROPPED} 3")), "{}", scrape());
+    }
 }

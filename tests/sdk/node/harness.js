@@ -24,7 +24,7 @@
 // (`serve --ready-file`); its console output is kept only for failure messages.
 
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, rmSync, openSync, closeSync, readFileSync, appendFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, rmSync, openSync, closeSync, readFileSync, appendFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -117,6 +117,38 @@ if (logDir() && typeof globalThis.fetch === 'function') {
       .then(recordSecretsIn, () => {});
     return resp;
   };
+}
+
+/**
+ * Under IDVAULT_TEST_LOG_DIR: writes the audit records of the server's project to `path`, one a
+ * line, as the management search answers them, for scripts/scan-secrets (records are checked for
+ * secrets as the logs are). Called before the server stops; records its writer still holds (the
+ * last ~100 ms) are not stored yet. A failure is written beside it, never thrown.
+ */
+async function dumpAudit(ready, path) {
+  if (!logDir()) return;
+  const PAGE = 1000;
+  try {
+    const lines = [];
+    for (let page = 0; ; page += 1) {
+      const resp = await fetch(`${ready.url}/v1/mgmt/audit/search`, {
+        method: 'POST',
+        headers: {
+          Authorization: `Bearer ${ready.projectId}:${ready.managementKey}`,
+          'Content-Type': 'application/json',
+        },
+        body: JSON.stringify({ limit: PAGE, page }),
+      });
+      const text = await resp.text();
+      if (!resp.ok) throw new Error(`HTTP ${resp.status}: ${text}`);
+      const audits = JSON.parse(text).audits ?? [];
+      for (const record of audits) lines.push(`${JSON.stringify(record)}\n`);
+      if (audits.length < PAGE) break;
+    }
+    writeFileSync(path, lines.join(''));
+  } catch (err) {
+    writeFileSync(path.replace(/audit\.jsonl$/, 'audit-error.log'), `audit dump failed: ${err.message}\n`);
+  }
 }
 
 /** The server of the current test file (set by useServer's before hook). */
@@ -331,6 +363,7 @@ export async function startServer(serveArgs = []) {
 
   const stop = async () => {
     if (proc.exitCode === null && proc.signalCode === null) {
+      await dumpAudit(ready, join(logs, `node-${run}.audit.jsonl`));
       proc.kill('SIGTERM');
       const timer = setTimeout(() => proc.kill('SIGKILL'), STOP_TIMEOUT_MS);
       await exited;

@@ -17,6 +17,7 @@ Storage backend, chosen by IDVAULT_TEST_BACKEND:
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import queue
@@ -25,6 +26,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 import uuid
 import warnings
 from pathlib import Path
@@ -121,6 +123,35 @@ def _stop(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def _dump_audit(ready: dict, path: Path) -> None:
+    """Writes the audit records of the server's project to `path`, one a line, as the management
+    search answers them, for scripts/scan-secrets (records are checked for secrets as the logs
+    are). Runs before the server stops; records its writer still holds (the last ~100 ms) are not
+    stored yet. Plain urllib, so that nothing here goes through the SDK's recorded requests. A
+    failure is written beside it, never raised."""
+    page_size = 1000
+    lines = []
+    try:
+        for page in itertools.count():
+            request = urllib.request.Request(
+                f"{ready['url']}/v1/mgmt/audit/search",
+                data=json.dumps({"limit": page_size, "page": page}).encode(),
+                headers={
+                    "Authorization": f"Bearer {ready['projectId']}:{ready['managementKey']}",
+                    "Content-Type": "application/json",
+                },
+                method="POST",
+            )
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                audits = json.load(resp).get("audits") or []
+            lines.extend(json.dumps(record) + "\n" for record in audits)
+            if len(audits) < page_size:
+                break
+        path.write_text("".join(lines))
+    except (OSError, ValueError) as err:
+        path.with_name(path.name.replace("audit.jsonl", "audit-error.log")).write_text(f"audit dump failed: {err}\n")
 
 
 def wait_for_ready_file(proc: subprocess.Popen, path: Path, timeout: float) -> Optional[dict]:
@@ -250,6 +281,8 @@ def _run_server(
             data_dir=data_dir,
         )
     finally:
+        if log_dir() and proc.poll() is None:
+            _dump_audit(ready, logs / f"python-{run}.audit.jsonl")
         _stop(proc)
 
 

@@ -247,7 +247,6 @@ async fn oauth_exchange(
     bearer: ProjectBearer,
     AppJson(body): AppJson<ExchangeBody>,
 ) -> ApiResult<Json<JwtResponseBody>> {
-    state.auth.require_project(&bearer.project).await?;
     Ok(jwt_body(state.auth.exchange(&bearer.project, &body.code).await?))
 }
 

@@ -16,6 +16,13 @@
 //!
 //! A disabled or expired user is refused at the provider callback (no code is issued) and again
 //! at the code exchange. Nothing here logs a code, a state or a token.
+//!
+//! Refusals are audited as `LoginFailed` (kind `warn`, the reason in `data.error_message`): a
+//! callback whose state was found (the project is known from it) and then failed (expired state,
+//! provider error, rejected id_token, disabled user), a code exchange that failed (unknown, used,
+//! expired or foreign code, disabled user), a refresh with a logged-out session or of a disabled
+//! user, and any presentation of a rotated refresh JWT (reuse, which revokes the session). The
+//! record names the user when the refusal got that far, never the code, state or token.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +34,7 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::audit::{actions, Actor, AuditRecord};
+use crate::audit::{actions, failure_reason, Actor, AuditRecord};
 use crate::auth::{AuthCode, JwtResponse, OAuthState, SessionRecord, SessionSigner};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
@@ -176,6 +183,38 @@ fn str_claim(claims: &Map<String, Value>, name: &str) -> Option<String> {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
+    }
+}
+
+/// A refused sign-in and, when it got that far, the user it was for: what `LoginFailed` records.
+struct Refusal {
+    error: Error,
+    user: Option<User>,
+}
+
+impl From<Error> for Refusal {
+    fn from(error: Error) -> Self {
+        Refusal { error, user: None }
+    }
+}
+
+/// What a refresh JWT is presented for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionUse {
+    Refresh,
+    Logout,
+    LogoutAll,
+    Me,
+}
+
+impl SessionUse {
+    fn as_str(self) -> &'static str {
+        match self {
+            SessionUse::Refresh => "refresh",
+            SessionUse::Logout => "logout",
+            SessionUse::LogoutAll => "logoutAll",
+            SessionUse::Me => "me",
+        }
     }
 }
 
@@ -340,28 +379,43 @@ impl AuthService {
 
     /// The provider's redirect back. Answers where to send the browser: the application's
     /// redirect URL with a one-time `code`.
-    pub async fn callback(&self, params: CallbackParams) -> Result<String> {
+    pub async fn callback(&self, mut params: CallbackParams) -> Result<String> {
         let state =
-            params.state.filter(|s| !s.is_empty()).ok_or(Error::InvalidOAuthState("missing state"))?;
+            params.state.take().filter(|s| !s.is_empty()).ok_or(Error::InvalidOAuthState("missing state"))?;
         if state.len() > 128 {
             return Err(Error::InvalidOAuthState("unknown state"));
         }
+        // Until the state is found, the project is not known: such refusals have no trail to go to.
         let record = self
             .store
             .take_oauth_state(&sha256(&state))
             .await?
             .ok_or(Error::InvalidOAuthState("unknown, tampered or already used state"))?;
-        if record.expires_ms <= self.clock.now_ms() {
-            return Err(Error::InvalidOAuthState("expired state"));
-        }
         if record.connect.is_some() {
             // An outbound connect's state has its own callback; used here it is spent.
             return Err(Error::InvalidOAuthState("unknown, tampered or already used state"));
         }
+        let project = record.project_id.clone();
+        let provider = record.provider.clone();
+        let failed = AuditRecord::new(&project, actions::LOGIN_FAILED)
+            .method("oauth")
+            .data("provider", provider.as_str());
+        self.complete_callback(record, params).await.map_err(|refusal| self.refused(refusal, failed))
+    }
+
+    /// The callback once its state is found: a refusal from here on is audited.
+    async fn complete_callback(
+        &self,
+        record: OAuthState,
+        params: CallbackParams,
+    ) -> std::result::Result<String, Refusal> {
+        if record.expires_ms <= self.clock.now_ms() {
+            return Err(Error::InvalidOAuthState("expired state").into());
+        }
         if let Some(error) = params.error.filter(|e| !e.is_empty()) {
             let description = params.error_description.unwrap_or_default();
             let shown: String = format!("{error}: {description}").chars().take(200).collect();
-            return Err(Error::ProviderCallbackError(shown));
+            return Err(Error::ProviderCallbackError(shown).into());
         }
         let code = params
             .code
@@ -509,7 +563,7 @@ impl AuthService {
         project: &ProjectId,
         provider: &ProviderName,
         identity: &Identity,
-    ) -> Result<(SignInUser, bool)> {
+    ) -> std::result::Result<(SignInUser, bool), Refusal> {
         if let Some(id) = self.store.find_identity(project, provider, &identity.subject).await? {
             return self.existing_user(project, id).await;
         }
@@ -544,10 +598,30 @@ impl AuthService {
     }
 
     /// An existing user the sign-in resolved to, if it may sign in.
-    async fn existing_user(&self, project: &ProjectId, id: UserId) -> Result<(SignInUser, bool)> {
+    async fn existing_user(
+        &self,
+        project: &ProjectId,
+        id: UserId,
+    ) -> std::result::Result<(SignInUser, bool), Refusal> {
         let user = self.users.load(project, &UserRef::UserId(id.clone())).await?;
-        ensure_may_sign_in(&user)?;
+        if let Err(error) = ensure_may_sign_in(&user) {
+            return Err(Refusal { error, user: Some(user) });
+        }
         Ok((SignInUser::Existing(id), false))
+    }
+
+    /// Records a refusal as `LoginFailed` on `failed` (the project's record, with its method and
+    /// details) and answers the error to return.
+    fn refused(&self, refusal: Refusal, failed: AuditRecord) -> Error {
+        let mut record = failed.kind("warn").data("error_message", failure_reason(&refusal.error));
+        if let Some(user) = &refusal.user {
+            record = record
+                .user(user.user_id.as_str())
+                .login_ids(user.login_ids.clone())
+                .tenants(user.tenants.iter().map(|t| t.tenant_id.clone()).collect());
+        }
+        self.users.audit().record(record);
+        refusal.error
     }
 
     async fn seal_grant(
@@ -596,18 +670,37 @@ impl AuthService {
         })
     }
 
-    /// Exchanges the one-time code for a session.
+    /// Exchanges the one-time code for a session. A refusal of a project's exchange is audited.
     pub async fn exchange(&self, project: &ProjectId, code: &str) -> Result<JwtResponse> {
+        // An unknown project is refused before anything is recorded for it.
+        self.require_project(project).await?;
         if code.is_empty() {
             return Err(Error::MissingArgument("code"));
         }
+        self.exchange_code(project, code).await.map_err(|refusal| {
+            self.refused(refusal, AuditRecord::new(project, actions::LOGIN_FAILED).method("oauth"))
+        })
+    }
+
+    async fn exchange_code(
+        &self,
+        project: &ProjectId,
+        code: &str,
+    ) -> std::result::Result<JwtResponse, Refusal> {
         let record = self.store.take_auth_code(&sha256(code)).await?.ok_or(Error::InvalidAuthCode)?;
-        if &record.project_id != project || record.expires_ms <= self.clock.now_ms() {
-            return Err(Error::InvalidAuthCode);
+        // Another project's code names a user of that project: nothing of it goes in this trail.
+        if &record.project_id != project {
+            return Err(Error::InvalidAuthCode.into());
+        }
+        if record.expires_ms <= self.clock.now_ms() {
+            let user = self.users.load(project, &UserRef::UserId(record.user_id.clone())).await.ok();
+            return Err(Refusal { error: Error::InvalidAuthCode, user });
         }
         let user = self.users.load(project, &UserRef::UserId(record.user_id.clone())).await?;
         // Checked at the callback too; the user may have been disabled since.
-        ensure_may_sign_in(&user)?;
+        if let Err(error) = ensure_may_sign_in(&user) {
+            return Err(Refusal { error, user: Some(user) });
+        }
         let now = self.clock.now_ms();
         let session = SessionRecord {
             id: random_token(24),
@@ -626,7 +719,7 @@ impl AuthService {
                 .method("oauth"),
         );
         let refresh_jwt = self.sign_refresh(project, &user, &session, 0).await?;
-        self.respond(project, user, refresh_jwt, &session, record.first_seen).await
+        Ok(self.respond(project, user, refresh_jwt, &session, record.first_seen).await?)
     }
 
     async fn respond(
@@ -704,17 +797,42 @@ impl AuthService {
         self.sign(project, user, "DSR", exp, Some((&session.id, generation))).await
     }
 
-    /// A refresh JWT was presented after it was rotated: revoke its whole session.
-    async fn reuse_detected(&self, project: &ProjectId, session_id: &str) -> Error {
+    /// A refresh JWT was presented after it was rotated: revoke its whole session. Audited
+    /// whatever it was presented for (the session ends either way).
+    async fn reuse_detected(&self, project: &ProjectId, session: &SessionRecord, used: SessionUse) -> Error {
         tracing::warn!(project = %project, "a rotated refresh token was presented again; its session is revoked");
-        if let Err(e) = self.store.revoke_session(project, session_id, self.clock.now_ms()).await {
+        if let Err(e) = self.store.revoke_session(project, &session.id, self.clock.now_ms()).await {
             return e;
         }
-        Error::InvalidSession("the refresh token was already used: the session is revoked")
+        let error = Error::InvalidSession("the refresh token was already used: the session is revoked");
+        self.session_refused(project, &session.user_id, used, error).await
     }
 
-    /// Verifies a refresh JWT and answers its live session.
-    async fn live_session(&self, project: &ProjectId, refresh_jwt: &str) -> Result<(SessionRecord, User)> {
+    /// Records a refused use of a session as `LoginFailed` for its user, and answers the error.
+    async fn session_refused(
+        &self,
+        project: &ProjectId,
+        user_id: &UserId,
+        used: SessionUse,
+        error: Error,
+    ) -> Error {
+        let user = self.users.load(project, &UserRef::UserId(user_id.clone())).await.ok();
+        let mut failed = AuditRecord::new(project, actions::LOGIN_FAILED).data("operation", used.as_str());
+        if user.is_none() {
+            failed = failed.user(user_id.as_str());
+        }
+        self.refused(Refusal { error, user }, failed)
+    }
+
+    /// Verifies a refresh JWT and answers its live session. A refresh of a logged-out session or
+    /// of a disabled user, and any presentation of a rotated refresh JWT, are audited; the other
+    /// refusals (malformed, forged, expired) name no session worth a record.
+    async fn live_session(
+        &self,
+        project: &ProjectId,
+        refresh_jwt: &str,
+        used: SessionUse,
+    ) -> Result<(SessionRecord, User)> {
         if refresh_jwt.is_empty() {
             return Err(Error::InvalidSession("missing refresh token"));
         }
@@ -731,13 +849,19 @@ impl AuthService {
         let session =
             self.store.get_session(project, sid).await?.ok_or(Error::InvalidSession("unknown session"))?;
         if session.revoked_ms.is_some() {
+            // A client may well log out a session twice; only a refresh of one is a refusal.
+            if used == SessionUse::Refresh {
+                return Err(self
+                    .session_refused(project, &session.user_id, used, Error::SessionRevoked)
+                    .await);
+            }
             return Err(Error::SessionRevoked);
         }
         if session.expires_ms <= self.clock.now_ms() {
             return Err(Error::InvalidSession("session expired"));
         }
         if generation != session.generation {
-            return Err(self.reuse_detected(project, &session.id).await);
+            return Err(self.reuse_detected(project, &session, used).await);
         }
         let user = match self.users.load(project, &UserRef::UserId(session.user_id.clone())).await {
             Ok(u) => u,
@@ -745,7 +869,13 @@ impl AuthService {
             Err(e) => return Err(e),
         };
         if matches!(user.status, UserStatus::Disabled | UserStatus::Expired) {
-            return Err(Error::InvalidSession("the user is disabled"));
+            let error = Error::InvalidSession("the user is disabled");
+            if used == SessionUse::Refresh {
+                let failed =
+                    AuditRecord::new(project, actions::LOGIN_FAILED).data("operation", used.as_str());
+                return Err(self.refused(Refusal { error, user: Some(user) }, failed));
+            }
+            return Err(error);
         }
         Ok((session, user))
     }
@@ -753,10 +883,10 @@ impl AuthService {
     /// A new session JWT and a new (rotated) refresh JWT for a live refresh JWT, which stops
     /// working. The session keeps its expiry: rotation does not extend it.
     pub async fn refresh(&self, project: &ProjectId, refresh_jwt: &str) -> Result<JwtResponse> {
-        let (session, user) = self.live_session(project, refresh_jwt).await?;
+        let (session, user) = self.live_session(project, refresh_jwt, SessionUse::Refresh).await?;
         if !self.store.advance_session(project, &session.id, session.generation).await? {
             // Another refresh with the same token won (or the session was revoked meanwhile).
-            return Err(self.reuse_detected(project, &session.id).await);
+            return Err(self.reuse_detected(project, &session, SessionUse::Refresh).await);
         }
         let next = session.generation.saturating_add(1);
         let session = SessionRecord { generation: next, ..session };
@@ -768,18 +898,33 @@ impl AuthService {
         self.respond(project, user, refresh_jwt, &session, false).await
     }
 
+    /// Ends the refresh JWT's session (the user logs out here).
     pub async fn logout(&self, project: &ProjectId, refresh_jwt: &str) -> Result<()> {
-        let (session, _) = self.live_session(project, refresh_jwt).await?;
-        self.store.revoke_session(project, &session.id, self.clock.now_ms()).await.map(|_| ())
+        let (session, user) = self.live_session(project, refresh_jwt, SessionUse::Logout).await?;
+        self.store.revoke_session(project, &session.id, self.clock.now_ms()).await?;
+        self.logged_out(project, &user, "current");
+        Ok(())
     }
 
+    /// Ends every session of the refresh JWT's user.
     pub async fn logout_all(&self, project: &ProjectId, refresh_jwt: &str) -> Result<()> {
-        let (session, _) = self.live_session(project, refresh_jwt).await?;
-        self.store.revoke_user_sessions(project, &session.user_id, self.clock.now_ms()).await.map(|_| ())
+        let (session, user) = self.live_session(project, refresh_jwt, SessionUse::LogoutAll).await?;
+        self.store.revoke_user_sessions(project, &session.user_id, self.clock.now_ms()).await?;
+        self.logged_out(project, &user, "all");
+        Ok(())
+    }
+
+    /// `UserLoggedOut` by the user itself; `sessions` says which ended (`current` or `all`).
+    fn logged_out(&self, project: &ProjectId, user: &User, sessions: &str) {
+        self.users.audit().record(
+            crate::user::service::user_record(project, actions::USER_LOGGED_OUT, user)
+                .actor(Actor::User { id: user.user_id.to_string() })
+                .data("sessions", sessions),
+        );
     }
 
     pub async fn me(&self, project: &ProjectId, refresh_jwt: &str) -> Result<User> {
-        self.live_session(project, refresh_jwt).await.map(|(_, user)| user)
+        self.live_session(project, refresh_jwt, SessionUse::Me).await.map(|(_, user)| user)
     }
 
     /// Sets the project's allowed redirect URLs and linking rule.

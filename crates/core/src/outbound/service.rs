@@ -1,7 +1,9 @@
 //! Outbound apps and their tokens: the rules of Descope's outbound application API.
 //!
-//! Apps are provider rows (`ProviderService::set` stores them, with the same SSRF policy and
-//! secret sealing); tokens are refreshed by the shared machinery of `crate::vault::refresh`.
+//! Apps are provider rows (`ProviderService::save` stores them, with the same SSRF policy and
+//! secret sealing; this service records them as `OutboundAppCreated`, `OutboundAppModified` with
+//! the fields changed by name, and `OutboundAppDeleted`); tokens are refreshed by the shared
+//! machinery of `crate::vault::refresh`.
 
 mod batch;
 mod connect;
@@ -220,7 +222,15 @@ impl OutboundService {
             auth_method: None,
             app: Some((name, app)),
         };
-        self.providers.set(project, set).await
+        let (config, before) = self.providers.save(project, set).await?;
+        let action =
+            if before.is_some() { actions::OUTBOUND_APP_MODIFIED } else { actions::OUTBOUND_APP_CREATED };
+        self.providers.audit().record(
+            AuditRecord::new(project, action)
+                .data("appId", config.name.as_str())
+                .data("fields", crate::provider::service::changed_fields(before.as_ref(), &config)),
+        );
+        Ok(config)
     }
 
     /// Checks the app fields `ProviderService::set` does not know, and builds them. Every URL
@@ -315,6 +325,9 @@ impl OutboundService {
     pub async fn delete_app(&self, project: &ProjectId, id: &str) -> Result<()> {
         let id = parse_app_id(id)?;
         if self.store.delete_provider(project, &id).await? {
+            self.providers
+                .audit()
+                .record(AuditRecord::new(project, actions::OUTBOUND_APP_DELETED).data("appId", id.as_str()));
             Ok(())
         } else {
             Err(Error::OutboundAppNotFound(id.to_string()))

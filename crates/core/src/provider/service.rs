@@ -1,9 +1,15 @@
 //! Setting, reading and removing a project's provider configurations.
+//!
+//! Audited: each provider configuration set (`ProviderConfigCreated` or `ProviderConfigModified`,
+//! with the fields it changed by name) and removed. Outbound apps are provider configurations
+//! too; their service records them as apps (see `crate::outbound`). A record never holds the
+//! client secret: a new one shows as the field name `clientSecret` among the changed fields.
 
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::audit::{actions, Audit, AuditRecord};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::ids::{ProjectId, ProviderName};
@@ -42,6 +48,49 @@ pub struct ProviderService {
     cipher: Arc<dyn Cipher>,
     oauth: Arc<dyn OAuthClient>,
     clock: SharedClock,
+    audit: Audit,
+}
+
+/// The fields of a configuration that differ between `before` (none: created) and `after`, by
+/// name, for the audit trail: never a value, so never the secret.
+pub(crate) fn changed_fields(before: Option<&ProviderConfig>, after: &ProviderConfig) -> Vec<String> {
+    let Some(before) = before else {
+        return Vec::new();
+    };
+    let mut fields: Vec<String> = [
+        ("clientId", before.client_id != after.client_id),
+        // Sealed anew whenever one is given, so this says "a secret was given", changed or not.
+        ("clientSecret", before.client_secret != after.client_secret),
+        ("issuer", before.issuer != after.issuer),
+        ("authorizationEndpoint", before.authorization_endpoint != after.authorization_endpoint),
+        ("tokenEndpoint", before.token_endpoint != after.token_endpoint),
+        ("userinfoEndpoint", before.userinfo_endpoint != after.userinfo_endpoint),
+        ("jwksUri", before.jwks_uri != after.jwks_uri),
+        ("scopes", before.scopes != after.scopes),
+        ("authMethod", before.auth_method != after.auth_method),
+        ("name", before.display_name != after.display_name),
+    ]
+    .into_iter()
+    .filter(|(_, changed)| *changed)
+    .map(|(field, _)| field.to_owned())
+    .collect();
+    // The app's own fields, named as the API names them.
+    let as_map = |app: Option<&crate::provider::AppSettings>| match app.map(serde_json::to_value) {
+        Some(Ok(serde_json::Value::Object(map))) => map,
+        _ => serde_json::Map::new(),
+    };
+    let (old, new) = (as_map(before.app.as_ref()), as_map(after.app.as_ref()));
+    for (key, value) in &new {
+        if old.get(key) != Some(value) {
+            fields.push(key.clone());
+        }
+    }
+    for key in old.keys() {
+        if !new.contains_key(key) {
+            fields.push(key.clone());
+        }
+    }
+    fields
 }
 
 impl ProviderService {
@@ -51,10 +100,43 @@ impl ProviderService {
         oauth: Arc<dyn OAuthClient>,
         clock: SharedClock,
     ) -> Self {
-        Self { store, cipher, oauth, clock }
+        let audit = Audit::disabled(clock.clone());
+        Self { store, cipher, oauth, clock, audit }
     }
 
+    /// Records configuration changes in `audit`.
+    pub fn with_audit(mut self, audit: Audit) -> Self {
+        self.audit = audit;
+        self
+    }
+
+    pub(crate) fn audit(&self) -> &Audit {
+        &self.audit
+    }
+
+    /// Creates or replaces a provider configuration (`/v1/mgmt/provider/set`).
     pub async fn set(&self, project: &ProjectId, req: SetProvider) -> Result<ProviderConfig> {
+        let (config, before) = self.save(project, req).await?;
+        let action = if before.is_some() {
+            actions::PROVIDER_CONFIG_MODIFIED
+        } else {
+            actions::PROVIDER_CONFIG_CREATED
+        };
+        self.audit.record(
+            AuditRecord::new(project, action)
+                .data("provider", config.name.as_str())
+                .data("fields", changed_fields(before.as_ref(), &config)),
+        );
+        Ok(config)
+    }
+
+    /// [`Self::set`] without the audit (the outbound app service records its own): answers the
+    /// stored configuration and the one it replaced.
+    pub(crate) async fn save(
+        &self,
+        project: &ProjectId,
+        req: SetProvider,
+    ) -> Result<(ProviderConfig, Option<ProviderConfig>)> {
         let name = ProviderName::parse(&req.name)?;
         // An outbound app may be created before its client is registered (or be an API-key app
         // that has none); a provider needs one.
@@ -212,7 +294,7 @@ impl ProviderService {
             name,
         };
         self.store.put_provider(project, &config).await?;
-        Ok(config)
+        Ok((config, existing))
     }
 
     pub async fn get(&self, project: &ProjectId, name: &str) -> Result<ProviderConfig> {
@@ -230,6 +312,9 @@ impl ProviderService {
     pub async fn remove(&self, project: &ProjectId, name: &str) -> Result<()> {
         let name = ProviderName::parse(name)?;
         if self.store.delete_provider(project, &name).await? {
+            self.audit.record(
+                AuditRecord::new(project, actions::PROVIDER_CONFIG_DELETED).data("provider", name.as_str()),
+            );
             Ok(())
         } else {
             Err(Error::ProviderNotConfigured(name.to_string()))
@@ -249,5 +334,53 @@ impl ProviderService {
         let bytes = self.cipher.open(project, sealed, &aad).await?;
         let text = std::str::from_utf8(&bytes).map_err(|_| Error::Decrypt("client secret is not UTF-8"))?;
         Ok(Some(SecretString::from(text.to_owned())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::AppSettings;
+
+    fn config() -> ProviderConfig {
+        ProviderConfig {
+            name: ProviderName::parse("acme").unwrap_or_else(|e| panic!("{e}")),
+            client_id: "cid".into(),
+            client_secret: Some(b"sealed-1".to_vec()),
+            issuer: None,
+            authorization_endpoint: Some("https://idp.example.com/auth".into()),
+            token_endpoint: "https://idp.example.com/token".into(),
+            userinfo_endpoint: None,
+            jwks_uri: None,
+            scopes: vec!["openid".into()],
+            auth_method: ClientAuthMethod::ClientSecretBasic,
+            created_ms: 1,
+            updated_ms: 1,
+            display_name: None,
+            app: None,
+        }
+    }
+
+    /// Changes are named, never valued: a new secret shows as `clientSecret` only.
+    #[test]
+    fn changed_fields_name_what_changed_and_never_a_value() {
+        let before = config();
+        assert!(changed_fields(None, &before).is_empty(), "a creation changes nothing");
+        assert!(changed_fields(Some(&before), &ProviderConfig { updated_ms: 9, ..config() }).is_empty());
+        let after = ProviderConfig {
+            client_secret: Some(b"sealed-2".to_vec()),
+            scopes: vec!["openid".into(), "email".into()],
+            display_name: Some("Acme".into()),
+            app: Some(AppSettings { description: "d".into(), ..Default::default() }),
+            ..config()
+        };
+        let fields = changed_fields(Some(&before), &after);
+        assert_eq!(fields[..3], ["clientSecret", "scopes", "name"]);
+        // Every app field is new to a provider that had none; each by its API name.
+        assert!(
+            fields.contains(&"description".to_owned()) && fields.contains(&"appType".to_owned()),
+            "{fields:?}"
+        );
+        assert!(!fields.iter().any(|f| f.contains("sealed") || f == "d"), "{fields:?}");
     }
 }

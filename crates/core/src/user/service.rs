@@ -25,6 +25,70 @@ pub(crate) fn user_record(project: &ProjectId, action: &str, user: &User) -> Aud
         .tenants(user.tenants.iter().map(|t| t.tenant_id.clone()).collect())
 }
 
+/// What a change did to a user, for its `UserModified` record: the fields that changed, by
+/// name only (an email, a phone or a custom attribute may be personal data), and what changed in
+/// its authorization in full (roles and tenants are the project's own names, and who gained or
+/// lost which role is what an audit of access asks).
+fn change_details(mut record: AuditRecord, before: &User, after: &User) -> AuditRecord {
+    let mut fields = Vec::new();
+    for (field, changed) in [
+        ("loginIds", before.login_ids != after.login_ids),
+        ("name", before.name != after.name),
+        ("givenName", before.given_name != after.given_name),
+        ("middleName", before.middle_name != after.middle_name),
+        ("familyName", before.family_name != after.family_name),
+        ("email", before.email != after.email),
+        ("verifiedEmail", before.verified_email != after.verified_email),
+        ("phone", before.phone != after.phone),
+        ("verifiedPhone", before.verified_phone != after.verified_phone),
+        ("picture", before.picture != after.picture),
+        ("status", before.status != after.status),
+        ("customAttributes", before.custom_attributes != after.custom_attributes),
+        ("ssoAppIds", before.sso_app_ids != after.sso_app_ids),
+        ("roleNames", before.role_names != after.role_names),
+        ("userTenants", before.tenants != after.tenants),
+    ] {
+        if changed {
+            fields.push(field);
+        }
+    }
+    record = record.data("fields", fields);
+    if before.status != after.status {
+        record = record.data("status", after.status.as_str());
+    }
+    let added = |from: &[String], to: &[String]| -> Vec<String> {
+        to.iter().filter(|r| !from.contains(r)).cloned().collect()
+    };
+    if before.role_names != after.role_names {
+        record = record
+            .data("rolesAdded", added(&before.role_names, &after.role_names))
+            .data("rolesRemoved", added(&after.role_names, &before.role_names));
+    }
+    let tenant_ids = |u: &User| u.tenants.iter().map(|t| t.tenant_id.clone()).collect::<Vec<_>>();
+    let (old_tenants, new_tenants) = (tenant_ids(before), tenant_ids(after));
+    if old_tenants != new_tenants {
+        record = record
+            .data("tenantsAdded", added(&old_tenants, &new_tenants))
+            .data("tenantsRemoved", added(&new_tenants, &old_tenants));
+    }
+    // Per tenant the user is in after the change: the roles it gained and lost there.
+    let mut tenant_roles = Vec::new();
+    for t in &after.tenants {
+        let old_roles =
+            before.tenants.iter().find(|b| b.tenant_id == t.tenant_id).map_or(&[][..], |b| &b.role_names[..]);
+        let (gained, lost) = (added(old_roles, &t.role_names), added(&t.role_names, old_roles));
+        if !gained.is_empty() || !lost.is_empty() {
+            tenant_roles.push(
+                serde_json::json!({"tenantId": t.tenant_id, "rolesAdded": gained, "rolesRemoved": lost}),
+            );
+        }
+    }
+    if !tenant_roles.is_empty() {
+        record = record.data("tenantRoles", tenant_roles);
+    }
+    record
+}
+
 impl UserService {
     pub fn new(store: SharedStore, clock: SharedClock) -> Self {
         let audit = Audit::disabled(clock.clone());
@@ -167,7 +231,11 @@ impl UserService {
         let update = UserUpdate { change, now_ms: self.clock.now_ms() };
         let saved = self.store.update_user(project, &found.user_id, &update).await?;
         // Tenants before and after: a user leaving a tenant is that tenant's business too.
-        let mut record = user_record(project, actions::USER_MODIFIED, &saved).data("change", kind);
+        let mut record = change_details(
+            user_record(project, actions::USER_MODIFIED, &saved).data("change", kind),
+            &found,
+            &saved,
+        );
         for t in &found.tenants {
             if !record.tenants.contains(&t.tenant_id) {
                 record.tenants.push(t.tenant_id.clone());
@@ -255,7 +323,7 @@ impl UserService {
     pub async fn logout(&self, project: &ProjectId, user: &UserRef) -> Result<()> {
         let found = self.load(project, user).await?;
         self.store.revoke_user_sessions(project, &found.user_id, self.clock.now_ms()).await?;
-        self.audit.record(user_record(project, actions::USER_LOGGED_OUT, &found));
+        self.audit.record(user_record(project, actions::USER_LOGGED_OUT, &found).data("sessions", "all"));
         Ok(())
     }
 

@@ -114,21 +114,76 @@ pub fn record_keyring(text: &str) {
 }
 
 /// Where a server's stdout and stderr go: the log directory when there is one (named after the
-/// test, which is the thread's name), beside the data directory otherwise.
-fn console_paths(data_dir: &Path, run: u64) -> (PathBuf, PathBuf) {
+/// test, which is the thread's name), beside the data directory otherwise. The third path is where
+/// its audit records are dumped (the log directory only: see [`TestServer::dump_audit`]).
+fn console_paths(data_dir: &Path, run: u64) -> (PathBuf, PathBuf, Option<PathBuf>) {
     match test_log_dir() {
         Some(dir) => {
             let test = std::thread::current().name().unwrap_or("server").replace("::", ".");
             (
                 dir.join(format!("api-{test}-{run}.stdout.log")),
                 dir.join(format!("api-{test}-{run}.stderr.log")),
+                Some(dir.join(format!("api-{test}-{run}.{AUDIT_DUMP_SUFFIX}"))),
             )
         }
         None => (
             data_dir.with_extension(format!("stdout-{run}.log")),
             data_dir.with_extension(format!("stderr-{run}.log")),
+            None,
         ),
     }
+}
+
+/// How a server's audit dump ends its name in the log directory (scripts/scan-secrets scans these
+/// besides the `*.log` files).
+pub const AUDIT_DUMP_SUFFIX: &str = "audit.jsonl";
+
+/// The management key a data directory's first start announced: a restart announces none, and
+/// the audit dump of a restarted server needs one.
+static FIRST_KEYS: std::sync::Mutex<std::collections::BTreeMap<PathBuf, String>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// Every audit record of `project` the server at `base_url` answers (newest first), page by page.
+fn search_all_audit(base_url: &str, project: &str, key: &str) -> Result<Vec<Value>, String> {
+    const PAGE: usize = 1000;
+    let url = format!("{base_url}/v1/mgmt/audit/search");
+    let auth = format!("Bearer {project}:{key}");
+    // Called from `Drop`, often on a test's runtime thread, which cannot block on a future: the
+    // search runs on a thread and runtime of its own.
+    let search = move || -> Result<Vec<Value>, String> {
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .map_err(|e| e.to_string())?;
+            let mut all = Vec::new();
+            for page in 0.. {
+                let resp = client
+                    .post(&url)
+                    .header("Authorization", &auth)
+                    .json(&json!({"limit": PAGE, "page": page}))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = resp.status();
+                let text = resp.text().await.map_err(|e| e.to_string())?;
+                if !status.is_success() {
+                    return Err(format!("HTTP {status}: {text}"));
+                }
+                let body: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+                let audits = body["audits"].as_array().cloned().unwrap_or_default();
+                let n = audits.len();
+                all.extend(audits);
+                if n < PAGE {
+                    return Ok(all);
+                }
+            }
+            Ok(all)
+        })
+    };
+    std::thread::spawn(search).join().unwrap_or_else(|_| Err("the audit search panicked".into()))
 }
 
 /// The backend the suite runs on: `IDVAULT_TEST_BACKEND=postgres` runs every server of this
@@ -326,6 +381,9 @@ pub struct TestServer {
     pub ready_path: PathBuf,
     pub stdout_path: PathBuf,
     pub stderr_path: PathBuf,
+    /// Where [`TestServer::dump_audit`] writes (in the log directory only), and the key it
+    /// searches with.
+    audit_dump: Option<(PathBuf, String)>,
 }
 
 impl TestServer {
@@ -344,7 +402,7 @@ impl TestServer {
         let run = rand_suffix();
         // Console output goes to files: kept for diagnostics, and complete up to the moment the
         // ready file appears (a pipe read by a thread might still be behind).
-        let (stdout_path, stderr_path) = console_paths(data_dir, run);
+        let (stdout_path, stderr_path, audit_path) = console_paths(data_dir, run);
         let ready_path = ready_file_for(data_dir);
         let stdout = std::fs::File::create(&stdout_path).unwrap();
         let stderr = std::fs::File::create(&stderr_path).unwrap();
@@ -379,7 +437,18 @@ impl TestServer {
             record_secret("management key", &key);
         }
         record_master_keys(data_dir);
+        let audit_key = {
+            let mut keys = FIRST_KEYS.lock().unwrap_or_else(|p| p.into_inner());
+            match field("managementKey") {
+                Some(key) => {
+                    keys.insert(data_dir.to_owned(), key.clone());
+                    Some(key)
+                }
+                None => keys.get(data_dir).cloned(),
+            }
+        };
         TestServer {
+            audit_dump: audit_path.zip(audit_key),
             base_url: field("url").expect("the ready file names the url"),
             project_id: field("projectId"),
             management_key: field("managementKey"),
@@ -392,8 +461,33 @@ impl TestServer {
         }
     }
 
+    /// With a log directory (scripts/test.sh): writes the audit records of the server's project
+    /// there, one JSON object a line, as the management API's search answers them, so that
+    /// scripts/scan-secrets looks for secrets in them as in the logs. Runs once, while the server
+    /// still runs (before a stop, or the kill of a drop); records its writer still holds (the last
+    /// ~100 ms) are not stored yet and so not dumped. A server without a single project, or whose
+    /// first key no longer works (revoked by the test, or its address locked out by a brute-force
+    /// test), leaves a `.audit-error.log` saying why instead.
+    fn dump_audit(&mut self) {
+        let Some((path, key)) = self.audit_dump.take() else { return };
+        let Some(project) = self.project_id.clone() else { return };
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        let text = match search_all_audit(&self.base_url, &project, &key) {
+            Ok(records) => records.iter().map(|r| format!("{r}\n")).collect::<String>(),
+            Err(why) => {
+                let error_path = path.to_string_lossy().replace(AUDIT_DUMP_SUFFIX, "audit-error.log");
+                let _ = std::fs::write(error_path, format!("audit dump failed: {why}\n"));
+                return;
+            }
+        };
+        let _ = std::fs::write(path, text);
+    }
+
     /// SIGTERM, then wait for a clean exit.
     pub fn stop(mut self) -> std::process::ExitStatus {
+        self.dump_audit();
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let status = wait_with_timeout(&mut self.child, Duration::from_secs(20));
@@ -403,7 +497,8 @@ impl TestServer {
         })
     }
 
-    /// SIGKILL: no chance to flush or checkpoint.
+    /// SIGKILL: no chance to flush or checkpoint (nor to dump the audit records: a restart on the
+    /// same data directory dumps them).
     pub fn kill_hard(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -439,6 +534,7 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        self.dump_audit();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -581,16 +581,19 @@ async fn round_trips(api: &Api, t: &mut Tally) {
         attrs.body
     );
 
-    // A provider token and an outbound app and token with emoji in every text field.
+    // A provider token and an outbound app and token with emoji in every text field. The tokens
+    // are text of their own: the harness records them as secrets, and scripts/scan-secrets would
+    // find them in every audit record naming the user (whose login id is `f`).
+    let secret = format!("token {f}");
     let r = api
-        .put_token(json!({"loginId": login, "provider": "b-idp", "providerUserId": f, "accessToken": f,
-            "refreshToken": f, "expiration": 4102444800i64, "scopes": [f]}))
+        .put_token(json!({"loginId": login, "provider": "b-idp", "providerUserId": f, "accessToken": secret,
+            "refreshToken": secret, "expiration": 4102444800i64, "scopes": [f]}))
         .await;
     ok(&r, "provider token");
     let tok = api.get_token(&login, "b-idp", true).await;
     ok(&tok, "read provider token");
-    assert_eq!(tok.body["accessToken"], f, "{}", tok.body);
-    assert_eq!(tok.body["refreshToken"], f, "{}", tok.body);
+    assert_eq!(tok.body["accessToken"], secret.as_str(), "{}", tok.body);
+    assert_eq!(tok.body["refreshToken"], secret.as_str(), "{}", tok.body);
     assert_eq!(tok.body["providerUserId"], f, "{}", tok.body);
     assert_eq!(tok.body["scopes"], json!([f]), "{}", tok.body);
     // OAuth scopes are space-free by definition.
@@ -608,7 +611,7 @@ async fn round_trips(api: &Api, t: &mut Tally) {
     let r = api
         .post(
             "/v1/mgmt/outbound/app/user/oauthtoken/upload",
-            json!({"appId": "fancy", "userId": user["userId"], "tenantId": f, "accessToken": f, "refreshToken": f,
+            json!({"appId": "fancy", "userId": user["userId"], "tenantId": f, "accessToken": secret, "refreshToken": secret,
                 "scopes": [scope], "externalIdentifier": f, "grantedBy": f, "accessTokenType": f}),
         )
         .await;
@@ -621,7 +624,8 @@ async fn round_trips(api: &Api, t: &mut Tally) {
         .await;
     ok(&got, "outbound token back");
     let tk = &got.body["token"];
-    for field in ["accessToken", "externalIdentifier", "grantedBy", "accessTokenType"] {
+    assert_eq!(tk["accessToken"], secret.as_str(), "{tk}");
+    for field in ["externalIdentifier", "grantedBy", "accessTokenType"] {
         assert_eq!(tk[field], f, "{field}: {tk}");
     }
     assert_eq!(tk["scopes"], json!([scope]), "{tk}");

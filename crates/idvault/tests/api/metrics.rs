@@ -103,6 +103,9 @@ async fn counters_move_with_traffic_and_labels_carry_no_user_data() {
     );
     assert!(text.contains("idvault_db_pool_connections_max{"), "{text}");
     assert_eq!(sample(&text, "idvault_log_lines_dropped_total", &[]), Some(0.0), "{text}");
+    // Lost audit records are counted from the start, so that an alert has a series to watch.
+    assert_eq!(sample(&text, "idvault_audit_records_dropped_total", &[]), Some(0.0), "{text}");
+    assert!(text.contains("# HELP idvault_audit_records_dropped_total"), "{text}");
 
     // No label names the user, the key or a token.
     let key_secret = app.server.management_key.as_deref().unwrap().split('.').nth(1).unwrap().to_owned();

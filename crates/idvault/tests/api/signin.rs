@@ -250,10 +250,12 @@ async fn sign_in_exchange_sessions_and_the_vault() {
         .await
         .assert_error(401, "E064001");
 
-    // The audit trail: three sign-ins and a session refresh by the user, tokens stored by each
-    // sign-in, two reads and a forced refresh by the management key.
+    // The audit trail: three sign-ins, a session refresh and two logouts by the user, tokens
+    // stored by each sign-in, two reads and a forced refresh by the management key, and the two
+    // refreshes of logged-out sessions, refused (by nobody who authenticated).
     let audits = crate::audit::search_until(&app.api, json!({"userIds": [user_id]}), |a| {
         a.iter().filter(|r| r["action"] == "LoginSucceed").count() == 3
+            && a.iter().filter(|r| r["action"] == "LoginFailed").count() == 2
     })
     .await;
     let count = |action: &str| audits.iter().filter(|r| r["action"] == action).count();
@@ -262,10 +264,17 @@ async fn sign_in_exchange_sessions_and_the_vault() {
     assert_eq!(count("ProviderTokenUploaded"), 3);
     assert_eq!(count("ProviderTokenRead"), 2);
     assert_eq!(count("ProviderTokenForcedRefresh"), 1);
+    assert_eq!(count("UserLoggedOut"), 2);
+    assert_eq!(count("LoginFailed"), 2);
     for r in &audits {
-        let by_user = ["LoginSucceed", "RefreshSucceed", "ProviderTokenUploaded"]
-            .contains(&r["action"].as_str().unwrap());
-        let expected = if by_user { "user" } else { "managementKey" };
+        let action = r["action"].as_str().unwrap();
+        let by_user =
+            ["LoginSucceed", "RefreshSucceed", "ProviderTokenUploaded", "UserLoggedOut"].contains(&action);
+        let expected = match action {
+            "LoginFailed" => "",
+            _ if by_user => "user",
+            _ => "managementKey",
+        };
         assert_eq!(r["actorType"], expected, "{r}");
         if by_user {
             assert_eq!(r["actorId"], user_id.as_str());
