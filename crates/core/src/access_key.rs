@@ -11,7 +11,13 @@
 //! JWT: `sub` is the key id, `roles` and `permissions` are project-level, `tenants` maps each
 //! tenant id to its `roles` and `permissions`. A key bound to a user (`userId` at creation) carries
 //! that user's authorization instead, read at each exchange. Roles and tenants deleted since the
-//! key was made are left out, so a deleted role grants nothing.
+//! key was made are left out, so a deleted role grants nothing. The key's own `customClaims` (set
+//! with a management key) are top-level claims; the ones the exchange itself asks for
+//! (`loginOptions.customClaims`, sent by whoever holds the key) go under `nsec`, as Descope puts
+//! every custom claim a client adds, so that a backend never mistakes them for the key's.
+//!
+//! The exchange answers `keyId`, `sessionJwt` and `expiration`, as Descope's does: no refresh JWT
+//! (a machine exchanges its key again instead of refreshing).
 //!
 //! An exchange is refused for a deactivated key, an expired key (`expireTime`, Unix seconds; 0
 //! never expires), a key whose `permittedIps` do not include the client's address, and a key bound
@@ -47,6 +53,9 @@ use crate::user::{UserRef, UserService, UserStatus};
 
 /// Length of an access key id: `K` and 27 alphanumerics, like Descope's.
 pub const KEY_ID_LEN: usize = 28;
+/// Most distinct tenants whose names are read one by one when keys are answered; past this, the
+/// project's tenants are listed once instead.
+const TENANT_NAME_READS: usize = 16;
 /// Most access keys per project.
 pub const MAX_ACCESS_KEYS: u64 = 10_000;
 /// Most ids in one batch call.
@@ -76,15 +85,21 @@ const RESERVED_CLAIMS: &[&str] = &[
     "sid",
     "gen",
     "dsub",
+    // The claims the exchange's caller added (see the module comment).
+    "nsec",
 ];
 
-/// A key's roles in one tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A key's roles in one tenant. The tenant's name is filled in when a key is answered; it is not
+/// stored with the key, so that renaming a tenant shows at once (as for a user's tenants).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyTenant {
     pub tenant_id: String,
     #[serde(default)]
     pub role_names: Vec<String>,
+    /// Empty for a tenant deleted since.
+    #[serde(skip)]
+    pub tenant_name: String,
 }
 
 /// A stored access key: everything but the secret.
@@ -270,10 +285,17 @@ fn json_size(map: &Map<String, Value>) -> usize {
     serde_json::to_string(map).map_or(usize::MAX, |s| s.len())
 }
 
+/// A key's own claims, top-level in its sessions: none may replace a claim the session sets.
 fn validate_custom_claims(field: &'static str, claims: Map<String, Value>) -> Result<Map<String, Value>> {
     if let Some(name) = claims.keys().find(|k| RESERVED_CLAIMS.contains(&k.as_str()) || k.is_empty()) {
         return Err(Error::invalid(field, format!("'{name}' is set by the session itself")));
     }
+    validate_claims_size(field, claims)
+}
+
+/// Claims of any name, bounded in size: those an exchange asks for, which sit under `nsec` where
+/// they cannot replace the session's own.
+fn validate_claims_size(field: &'static str, claims: Map<String, Value>) -> Result<Map<String, Value>> {
     if json_size(&claims) > crate::limits::MAX_CUSTOM_ATTRIBUTES_BYTES {
         return Err(Error::invalid(
             field,
@@ -406,7 +428,7 @@ impl AccessKeyFilter {
 /// What an exchange may ask for (Descope's `loginOptions`).
 #[derive(Debug, Clone, Default)]
 pub struct ExchangeOptions {
-    /// Added to the session's claims (not the reserved ones).
+    /// Put in the session's `nsec` claim: the caller's, not the key's (see the module comment).
     pub custom_claims: Map<String, Value>,
     /// One of the key's tenants, put in the session as `dct`.
     pub selected_tenant: Option<String>,
@@ -489,7 +511,11 @@ impl AccessKeyService {
             if out.iter().any(|o| o.tenant_id == t.tenant_id) {
                 return Err(Error::invalid("keyTenants", format!("tenant '{}' appears twice", t.tenant_id)));
             }
-            out.push(KeyTenant { tenant_id: t.tenant_id, role_names: distinct(t.role_names) });
+            out.push(KeyTenant {
+                tenant_id: t.tenant_id,
+                role_names: distinct(t.role_names),
+                ..KeyTenant::default()
+            });
         }
         Ok(out)
     }
@@ -558,10 +584,14 @@ impl AccessKeyService {
             record = record.user(&key.bound_user_id);
         }
         self.users.audit().record(record);
+        // Stored and recorded: the answer names the tenants, as every answer about a key does.
+        let mut key = key;
+        self.name_tenants(project, std::slice::from_mut(&mut key)).await?;
         Ok(IssuedAccessKey { key, cleartext })
     }
 
-    pub async fn load(&self, project: &ProjectId, id: &str) -> Result<AccessKey> {
+    /// The stored key, its tenants unnamed.
+    async fn fetch(&self, project: &ProjectId, id: &str) -> Result<AccessKey> {
         if id.is_empty() {
             return Err(Error::MissingArgument("id"));
         }
@@ -571,11 +601,53 @@ impl AccessKeyService {
             .ok_or_else(|| Error::NotFound(format!("access key '{id}'")))
     }
 
-    /// The project's keys that match, oldest first.
+    /// The key as answered: its tenants named.
+    pub async fn load(&self, project: &ProjectId, id: &str) -> Result<AccessKey> {
+        let mut key = self.fetch(project, id).await?;
+        self.name_tenants(project, std::slice::from_mut(&mut key)).await?;
+        Ok(key)
+    }
+
+    /// The project's keys that match, oldest first, their tenants named.
     pub async fn search(&self, project: &ProjectId, filter: &AccessKeyFilter) -> Result<Vec<AccessKey>> {
         filter.validate()?;
         let keys = self.store.list_access_keys(project).await?;
-        Ok(keys.into_iter().filter(|k| filter.matches(k)).collect())
+        let mut keys: Vec<AccessKey> = keys.into_iter().filter(|k| filter.matches(k)).collect();
+        self.name_tenants(project, &mut keys).await?;
+        Ok(keys)
+    }
+
+    /// Fills in each key tenant's name as the directory has it now; a tenant deleted since keeps
+    /// an empty name. A few tenants are read one by one, many by listing the project's tenants
+    /// once, so that neither a single load nor a search of many keys costs a read per tenant.
+    async fn name_tenants(&self, project: &ProjectId, keys: &mut [AccessKey]) -> Result<()> {
+        let mut ids: Vec<String> = Vec::new();
+        for t in keys.iter().flat_map(|k| &k.key_tenants) {
+            if !ids.contains(&t.tenant_id) {
+                ids.push(t.tenant_id.clone());
+            }
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut names = std::collections::HashMap::with_capacity(ids.len());
+        if ids.len() <= TENANT_NAME_READS {
+            for id in ids {
+                if let Some(tenant) = self.store.get_tenant(project, &id).await? {
+                    names.insert(id, tenant.name);
+                }
+            }
+        } else {
+            for tenant in self.store.list_tenants(project).await? {
+                if ids.contains(&tenant.id) {
+                    names.insert(tenant.id, tenant.name);
+                }
+            }
+        }
+        for t in keys.iter_mut().flat_map(|k| k.key_tenants.iter_mut()) {
+            t.tenant_name = names.get(&t.tenant_id).cloned().unwrap_or_default();
+        }
+        Ok(())
     }
 
     /// Changes the key's descriptive fields and authorization; answers the stored key.
@@ -585,7 +657,7 @@ impl AccessKeyService {
         id: &str,
         changes: AccessKeyChanges,
     ) -> Result<AccessKey> {
-        let before = self.load(project, id).await?;
+        let before = self.fetch(project, id).await?;
         let mut key = before.clone();
         key.name = validate_name(&changes.name)?;
         if let Some(d) = changes.description {
@@ -667,7 +739,7 @@ impl AccessKeyService {
 
     /// A new secret for the key; the previous one stops working at once.
     pub async fn rotate(&self, project: &ProjectId, id: &str) -> Result<IssuedAccessKey> {
-        let key = self.load(project, id).await?;
+        let key = self.fetch(project, id).await?;
         let cleartext = new_cleartext(&key.id);
         let hash = hash_secret(cleartext.expose_secret());
         if !self.store.replace_access_key_secret(project, id, &hash, self.clock.now_ms()).await? {
@@ -756,7 +828,7 @@ impl AccessKeyService {
             tracing::info!(project = %project, key_id = %key.id, "access key refused from an address it does not permit");
             return Err(Error::Unauthorized("the access key may not be used from this address"));
         }
-        let custom_claims = validate_custom_claims("loginOptions.customClaims", options.custom_claims)?;
+        let custom_claims = validate_claims_size("loginOptions.customClaims", options.custom_claims)?;
         let (roles, permissions, tenants) = self.authorization(project, &key).await?;
         let now_secs = now.div_euclid(1000);
         let ttl = i64::try_from(self.session_ttl.as_secs()).unwrap_or(600);
@@ -765,9 +837,9 @@ impl AccessKeyService {
             // A session never outlives its key.
             exp = exp.min(key.expire_time);
         }
-        let mut claims = Map::new();
-        for (k, v) in key.custom_claims.iter().chain(custom_claims.iter()) {
-            claims.insert(k.clone(), v.clone());
+        let mut claims = key.custom_claims.clone();
+        if !custom_claims.is_empty() {
+            claims.insert("nsec".into(), Value::Object(custom_claims));
         }
         if let Some(tenant) = options.selected_tenant.filter(|t| !t.is_empty()) {
             if !tenants.contains_key(&tenant) {

@@ -7,6 +7,10 @@
 //! Every secret also has a `<key>_file` form (`master_key_file`, `IDVAULT_MASTER_KEY_FILE`...) that
 //! names a file holding it (a trailing newline is ignored): container secrets are files, and a
 //! value in a variable shows in `/proc/<pid>/environ` and in crash reports.
+//!
+//! A misspelt name is refused, with the nearest valid one, rather than ignored: in the file an
+//! unknown key, in the environment an `IDVAULT_*` variable that is neither a setting nor one of
+//! [`OTHER_ENV_VARS`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,9 +27,35 @@ use idvault_core::provider::AllowedHosts;
 
 /// The keys that hold secrets: masked by `config check`, and each has a `<key>_file` form.
 pub const SECRET_KEYS: &[&str] = &["database_url", "master_key", "metrics_token"];
+/// Their `_file` forms, in the same order.
+const SECRET_FILE_KEYS: &[&str] = &["database_url_file", "master_key_file", "metrics_token_file"];
 
 /// What secrets print as.
 const MASK: &str = "********";
+
+/// `IDVAULT_*` variables that are not settings and are accepted in the environment all the same,
+/// each with why. Any other `IDVAULT_*` name that is no setting is refused as a likely typo. A test
+/// (tests/api/config.rs) reads every `IDVAULT_` name the repository mentions and fails on one that
+/// is neither a setting nor listed here, so a new variable cannot make servers refuse to start.
+pub const OTHER_ENV_VARS: &[(&str, &str)] = &[
+    // Read by idvault itself, outside the settings.
+    ("IDVAULT_CONFIG", "names the configuration file (`--config`)"),
+    ("IDVAULT_LOG", "the log filter, `RUST_LOG` syntax (levels per module)"),
+    ("IDVAULT_URL", "`healthcheck --url`"),
+    ("IDVAULT_CLIENT_SECRET", "`provider set`: the provider's client secret"),
+    ("IDVAULT_CLIENT_SECRET_FILE", "`provider set`: a file holding the provider's client secret"),
+    // The test suites' own variables: scripts/test.sh, scripts/crash-test, the SDK suites and the
+    // API fuzzing export them, and every server those suites start inherits their environment.
+    ("IDVAULT_BIN", "test suites: the idvault binary under test"),
+    ("IDVAULT_TEST_BACKEND", "test suites: `sqlite` or `postgres`"),
+    ("IDVAULT_TEST_LOG_DIR", "test suites: where server logs and the secrets used are recorded"),
+    ("IDVAULT_TEST_PG_ADMIN_URL", "test suites: the PostgreSQL server test databases are made on"),
+    ("IDVAULT_KEEP_DATA", "Node SDK suite: keep the servers' data directories"),
+    ("IDVAULT_CRASH_ROUNDS", "scripts/crash-test: rounds of the crash test"),
+    ("IDVAULT_CRASH_WRITE_MS", "scripts/crash-test: how long each round writes"),
+];
+
+const ENV_PREFIX: &str = "IDVAULT_";
 
 /// Log line format on stderr.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -199,11 +229,17 @@ impl std::error::Error for ConfigError {}
 pub struct Loaded {
     pub config: Config,
     figment: Figment,
+    /// The [`OTHER_ENV_VARS`] in the environment, for `config check` to show.
+    other_env: Vec<(&'static str, &'static str)>,
 }
 
 /// Merges defaults < `file` < environment < `flags` (a serializable struct whose unset flags are
-/// skipped) into a [`Config`]. Unknown keys in the file are refused with the nearest valid name.
+/// skipped) into a [`Config`]. Unknown keys in the file and unknown `IDVAULT_*` variables are
+/// refused with the nearest valid name.
 pub fn load(file: Option<&Path>, flags: &impl Serialize) -> Result<Loaded, ConfigError> {
+    let env_names: Vec<String> =
+        std::env::vars_os().map(|(name, _)| name.to_string_lossy().into_owned()).collect();
+    let (mut problems, other_env) = check_env_names(&env_names);
     let mut figment = Figment::new();
     if let Some(path) = file {
         if !path.is_file() {
@@ -211,12 +247,18 @@ pub fn load(file: Option<&Path>, flags: &impl Serialize) -> Result<Loaded, Confi
         }
         figment = figment.merge(SecretFiles(Toml::file_exact(path)));
     }
-    let env_keys = env_keys();
-    let env_keys: Vec<&str> = env_keys.iter().map(String::as_str).collect();
+    let names = names();
     figment = figment
-        .merge(SecretFiles(Env::prefixed("IDVAULT_").only(&env_keys)))
+        .merge(SecretFiles(Env::prefixed(ENV_PREFIX).only(&names)))
         .merge(Named("command-line flag", Serialized::defaults(flags)));
-    let mut config = figment.extract::<Config>().map_err(describe)?;
+    let extracted = figment.extract::<Config>().map_err(describe);
+    if let Err(ConfigError(e)) = &extracted {
+        problems.push(e.clone());
+    }
+    if !problems.is_empty() {
+        return Err(ConfigError(problems.join("\n")));
+    }
+    let mut config = extracted?;
     // An empty variable (`IDVAULT_DATABASE_URL=`) means unset, as it did before the file existed.
     use secrecy::ExposeSecret;
     for secret in [&mut config.database_url, &mut config.master_key, &mut config.metrics_token] {
@@ -224,7 +266,7 @@ pub fn load(file: Option<&Path>, flags: &impl Serialize) -> Result<Loaded, Confi
             *secret = None;
         }
     }
-    Ok(Loaded { config, figment })
+    Ok(Loaded { config, figment, other_env })
 }
 
 /// The configuration file's keys, in the struct's order.
@@ -232,9 +274,57 @@ pub fn keys() -> &'static [&'static str] {
     fields_of::<Config>()
 }
 
-/// Keys read from `IDVAULT_<KEY>`: every key, and the `_file` form of the secrets.
-fn env_keys() -> Vec<String> {
-    keys().iter().map(|k| (*k).to_owned()).chain(SECRET_KEYS.iter().map(|k| format!("{k}_file"))).collect()
+/// Every name a setting may be given under, in the file and (upper case, after `IDVAULT_`) in
+/// the environment: each key, and the `_file` form of the secrets.
+fn names() -> Vec<&'static str> {
+    keys().iter().chain(SECRET_FILE_KEYS).copied().collect()
+}
+
+/// Sorts the environment's `IDVAULT_*` variables: settings (matched as figment's `Env` matches
+/// them: the prefix in any case, the rest case-insensitively) pass, [`OTHER_ENV_VARS`] (matched
+/// exactly, as they are read) are answered, and each other one is a refusal naming the nearest
+/// valid variable. A misspelt variable would otherwise be ignored without a word.
+fn check_env_names(names: &[String]) -> (Vec<String>, Vec<(&'static str, &'static str)>) {
+    let settings = self::names();
+    let mut problems = Vec::new();
+    let mut others = Vec::new();
+    for name in names {
+        let trimmed = name.trim();
+        let Some(rest) = trimmed
+            .get(..ENV_PREFIX.len())
+            .filter(|p| p.eq_ignore_ascii_case(ENV_PREFIX))
+            .and_then(|_| trimmed.get(ENV_PREFIX.len()..))
+        else {
+            continue;
+        };
+        if settings.iter().any(|k| k.eq_ignore_ascii_case(rest.trim())) {
+            continue;
+        }
+        if let Some(other) = OTHER_ENV_VARS.iter().find(|(n, _)| *n == name.as_str()) {
+            others.push(*other);
+            continue;
+        }
+        let candidates: Vec<String> = settings
+            .iter()
+            .map(|k| format!("{ENV_PREFIX}{}", k.to_ascii_uppercase()))
+            .chain(OTHER_ENV_VARS.iter().map(|(n, _)| (*n).to_owned()))
+            .collect();
+        // Compared without the prefix, which every candidate shares, so that the typo's distance
+        // is judged against the length of what differs.
+        let hint = nearest(&rest.to_ascii_uppercase(), candidates.iter().map(|c| &c[ENV_PREFIX.len()..]))
+            .map(|n| format!("{ENV_PREFIX}{n}"));
+        problems.push(refusal("environment variable", name, "", hint.as_deref()));
+    }
+    others.sort_unstable();
+    others.dedup();
+    (problems, others)
+}
+
+/// The refusal of a name that is not valid where it was given, with the nearest valid name when
+/// it is likely a typo: one wording for the file's keys and the environment's variables.
+fn refusal(what: &str, name: &str, place: &str, nearest: Option<&str>) -> String {
+    let hint = nearest.map(|n| format!("; did you mean `{n}`?")).unwrap_or_default();
+    format!("unknown {what} `{name}`{place}{hint}")
 }
 
 /// Turns figment's errors into one line per problem, with a suggestion for a misspelt key.
@@ -245,10 +335,7 @@ fn describe(errors: figment::Error) -> ConfigError {
             let source = e.metadata.as_ref().map(|m| describe_source(m, None));
             let place = source.map(|s| format!(" (in {s})")).unwrap_or_default();
             match &e.kind {
-                figment::error::Kind::UnknownField(key, _) => {
-                    let hint = nearest_key(key).map(|k| format!("; did you mean `{k}`?")).unwrap_or_default();
-                    format!("unknown key `{key}`{place}{hint}")
-                }
+                figment::error::Kind::UnknownField(key, _) => refusal("key", key, &place, nearest_key(key)),
                 _ => {
                     let key = e.path.last().map(|k| format!("`{k}`: ")).unwrap_or_default();
                     format!("invalid configuration: {key}{}{place}", e.kind)
@@ -261,9 +348,13 @@ fn describe(errors: figment::Error) -> ConfigError {
 
 /// The valid key closest to a misspelt one, if any is close enough to be a likely typo.
 pub fn nearest_key(unknown: &str) -> Option<&'static str> {
-    let candidates =
-        keys().iter().copied().chain(["master_key_file", "database_url_file", "metrics_token_file"]);
+    nearest(unknown, names())
+}
+
+/// The candidate closest to `unknown`, if any is close enough to be a likely typo.
+fn nearest<'a>(unknown: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
+        .into_iter()
         .map(|k| (strsim::damerau_levenshtein(unknown, k), k))
         .filter(|(d, k)| *d <= (k.len() / 3).max(2))
         .min_by_key(|(d, _)| *d)
@@ -296,6 +387,10 @@ impl Loaded {
                 None | Some(serde_json::Value::Null) => out.push_str(&format!("# {key} (unset)\n")),
                 Some(value) => out.push_str(&format!("{key} = {value}  # {source}\n")),
             }
+        }
+        // Named, never valued: a client secret may be among them.
+        for (name, why) in &self.other_env {
+            out.push_str(&format!("# {name} is set, not a setting: {why}\n"));
         }
         Ok(out)
     }
@@ -363,8 +458,23 @@ pub fn reference(cli: &clap::Command) -> Result<String, ConfigError> {
         };
         out.push_str(&format!("| `{key}` | {env} | {flag} | {default} | {help} |\n"));
     }
+    out.push_str(OTHER_ENV_HEAD);
+    out.push_str("| variable | why |\n|---|---|\n");
+    for (name, why) in OTHER_ENV_VARS {
+        out.push_str(&format!("| `{name}` | {} |\n", why.replace('|', "\\|")));
+    }
     Ok(out)
 }
+
+const OTHER_ENV_HEAD: &str = "
+## Other `IDVAULT_*` variables
+
+Any other `IDVAULT_*` variable in the environment that is not one of the settings above is
+refused with the nearest valid name (`IDVAULT_LISTN`: did you mean `IDVAULT_LISTEN`?), as an
+unknown key in the file is: a misspelt variable would otherwise be ignored without a word. These
+are not settings and are accepted (`config check` lists those set, never their values):
+
+";
 
 const REFERENCE_HEAD: &str = "# Configuration reference
 
@@ -378,7 +488,7 @@ which wins over the file, which wins over the default. Durations are written as 
 `30days`. Secrets also have a `_file` form (`master_key_file` in the file,
 `IDVAULT_MASTER_KEY_FILE` in the environment) naming a file that holds the value; its trailing
 newline is ignored. `idvault config check` prints the effective configuration with secrets masked
-and refuses unknown keys.
+and refuses unknown keys and unknown `IDVAULT_*` variables.
 
 ```toml
 # /etc/idvault/idvault.toml
@@ -567,6 +677,8 @@ mod tests {
         for secret in SECRET_KEYS {
             assert!(keys().contains(secret), "{secret}");
         }
+        let file_forms: Vec<String> = SECRET_KEYS.iter().map(|k| format!("{k}_file")).collect();
+        assert_eq!(file_forms, SECRET_FILE_KEYS);
         assert!(keys().contains(&"listen") && keys().contains(&"sqlite_mmap_mib"));
     }
 
@@ -575,6 +687,41 @@ mod tests {
         assert_eq!(nearest_key("listn"), Some("listen"));
         assert_eq!(nearest_key("db_pool_sise"), Some("db_pool_size"));
         assert_eq!(nearest_key("completely_different"), None);
+    }
+
+    #[test]
+    fn unknown_idvault_variables_are_refused_with_the_nearest_name() {
+        let names = |list: &[&str]| list.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        let (problems, others) = check_env_names(&names(&[
+            "IDVAULT_LISTEN",
+            "idvault_db_pool_size",
+            "IDVAULT_MASTER_KEY_FILE",
+            "IDVAULT_LOG",
+            "IDVAULT_TEST_BACKEND",
+            "PATH",
+            "IDVAULTISH",
+        ]));
+        assert!(problems.is_empty(), "{problems:?}");
+        let others: Vec<&str> = others.iter().map(|(n, _)| *n).collect();
+        assert_eq!(others, ["IDVAULT_LOG", "IDVAULT_TEST_BACKEND"]);
+
+        let (problems, _) = check_env_names(&names(&[
+            "IDVAULT_LISTN",
+            "IDVAULT_MASTER_KEY_FLE",
+            "IDVAULT_CONFG",
+            "idvault_log",
+            "IDVAULT_SOMETHING_ELSE_ENTIRELY",
+        ]));
+        assert_eq!(
+            problems,
+            [
+                "unknown environment variable `IDVAULT_LISTN`; did you mean `IDVAULT_LISTEN`?",
+                "unknown environment variable `IDVAULT_MASTER_KEY_FLE`; did you mean `IDVAULT_MASTER_KEY_FILE`?",
+                "unknown environment variable `IDVAULT_CONFG`; did you mean `IDVAULT_CONFIG`?",
+                "unknown environment variable `idvault_log`; did you mean `IDVAULT_LOG`?",
+                "unknown environment variable `IDVAULT_SOMETHING_ELSE_ENTIRELY`",
+            ]
+        );
     }
 
     #[test]

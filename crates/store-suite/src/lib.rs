@@ -2200,7 +2200,11 @@ fn access_key(p: &ProjectId, id: &str, created_ms: i64) -> AccessKey {
         name: format!("key {id}"),
         description: "d".into(),
         role_names: vec!["admin".into()],
-        key_tenants: vec![KeyTenant { tenant_id: "t1".into(), role_names: vec!["viewer".into()] }],
+        key_tenants: vec![KeyTenant {
+            tenant_id: "t1".into(),
+            role_names: vec!["viewer".into()],
+            ..KeyTenant::default()
+        }],
         active: true,
         expire_time: 4_102_444_800,
         created_by: "creator".into(),

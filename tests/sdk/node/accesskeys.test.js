@@ -4,9 +4,13 @@
 //
 // What the SDK sends: accessKey.create posts /v1/mgmt/accesskey/create {name, expireTime,
 // roleNames, keyTenants [{tenantId, roleNames}], userId, customClaims, description, permittedIps,
-// customAttributes} and reads {key, cleartext}; exchangeAccessKey posts
-// /v1/auth/accesskey/exchange {loginOptions} with `Bearer <projectId>:<accessKey>` and verifies the
-// `sessionJwt` against the keys at /v2/keys/<projectId>.
+// customAttributes} and reads {key, cleartext}; load and searchAll read `key` / `keys`, whose
+// keyTenants are {tenantId, roleNames, tenantName} as Descope answers them; update posts {id, name,
+// description, roleNames, keyTenants, customClaims, permittedIps, customAttributes} (undefined ones
+// left out: unchanged) and reads `key`. exchangeAccessKey posts /v1/auth/accesskey/exchange
+// {loginOptions} with `Bearer <projectId>:<accessKey>` and verifies the `sessionJwt` against the
+// keys at /v2/keys/<projectId>; the raw answer (accessKey.exchange) is core-js-sdk's
+// ExchangeAccessKeyResponse {keyId, sessionJwt, expiration}: Descope's exchange has no refresh JWT.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -49,12 +53,14 @@ test('create, load, exchange and validateSession carry the roles and tenants', a
 
   const loaded = expectOk(await admin.management.accessKey.load(keyId), 'accessKey.load');
   assert.equal(loaded.id, keyId);
+  assert.deepEqual(loaded.keyTenants, [{ tenantId, roleNames: [role], tenantName: `Tenant ${tenantId}` }]);
   assert.ok(!JSON.stringify(loaded).includes(created.cleartext.slice(keyId.length + 1)), 'no secret on load');
   const found = expectOk(await admin.management.accessKey.searchAll([tenantId]), 'accessKey.searchAll');
   assert.deepEqual(
     found.map((k) => k.id),
     [keyId],
   );
+  assert.equal(found[0].keyTenants[0].tenantName, `Tenant ${tenantId}`);
 
   const exchanged = await machine.exchangeAccessKey(created.cleartext);
   recordSecret('sessionJwt', exchanged.jwt);
@@ -90,4 +96,44 @@ test('deactivated, expired and IP-restricted keys are refused', async () => {
   expectOk(await admin.management.accessKey.delete(keyId), 'accessKey.delete');
   await refused(created.cleartext);
   expectError(await admin.management.accessKey.load(keyId), 'E011406', 404);
+});
+
+test('update changes what it is given, and the exchange answers keyId, sessionJwt and expiration', async () => {
+  const tenantId = `t-${uid()}`;
+  expectOk(await admin.management.tenant.createWithId(tenantId, `Tenant ${tenantId}`), 'tenant.createWithId');
+  const role = `r-${uid()}`;
+  expectOk(await admin.management.role.create(role), 'role.create');
+  const created = await createKey(`upd-${uid()}`, 0, [], [], undefined, { team: 'ops' }, 'first');
+  const keyId = created.key.id;
+
+  const updated = expectOk(
+    await admin.management.accessKey.update(keyId, `upd2-${uid()}`, 'second', [role], [{ tenantId, roleNames: [] }]),
+    'accessKey.update',
+  );
+  assert.equal(updated.description, 'second');
+  assert.deepEqual(updated.roleNames, [role]);
+  assert.deepEqual(updated.keyTenants, [{ tenantId, roleNames: [], tenantName: `Tenant ${tenantId}` }]);
+  assert.deepEqual(updated.customClaims, { team: 'ops' }, 'not sent, unchanged');
+  const again = expectOk(
+    await admin.management.accessKey.update(keyId, updated.name, undefined, undefined, undefined, undefined, [
+      '127.0.0.1',
+    ]),
+    'accessKey.update',
+  );
+  assert.deepEqual(again.permittedIps, ['127.0.0.1']);
+  assert.equal(again.description, 'second', 'not sent, unchanged');
+  assert.deepEqual(again.roleNames, [role]);
+
+  const raw = expectOk(
+    await machine.accessKey.exchange(created.cleartext, { customClaims: { job: 'nightly' }, selectedTenant: tenantId }),
+    'accessKey.exchange',
+  );
+  recordSecret('sessionJwt', raw.sessionJwt);
+  assert.deepEqual(Object.keys(raw).sort(), ['expiration', 'keyId', 'sessionJwt']);
+  assert.equal(raw.keyId, keyId);
+  const validated = await machine.validateSession(raw.sessionJwt);
+  assert.equal(validated.token.exp, raw.expiration);
+  assert.equal(validated.token.team, 'ops');
+  assert.deepEqual(validated.token.nsec, { job: 'nightly' }, "the caller's claims, apart from the key's");
+  assert.equal(validated.token.dct, tenantId);
 });

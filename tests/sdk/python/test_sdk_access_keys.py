@@ -5,16 +5,20 @@ What the SDK sends (descope/management/access_key.py, _access_key_base.py, desco
 - access_key.create: POST /v1/mgmt/accesskey/create {name, expireTime, roleNames, keyTenants
   [{tenantId, roleNames}], userId, customClaims, description, permittedIps, customAttributes}
   (absent ones as null); answers {"key", "cleartext"}.
-- access_key.load: GET /v1/mgmt/accesskey?id= -> {"key"}.
+- access_key.load: GET /v1/mgmt/accesskey?id= -> {"key"}; each of the key's "keyTenants" is
+  {tenantId, roleNames, tenantName} as Descope answers it.
 - access_key.search_all_access_keys: POST /v1/mgmt/accesskey/search {tenantIds, boundUserId,
   creatingUser, customAttributes} -> {"keys"}.
 - access_key.update: POST /v1/mgmt/accesskey/update {id, name[, description, customClaims,
   permittedIps, customAttributes]}.
 - access_key.activate/deactivate/delete/rotate: POST /v1/mgmt/accesskey/<verb> {id}; the batch
   variants POST .../<verb>/batch {ids}. rotate answers {"key", "cleartext"}.
-- exchange_access_key: POST /v1/auth/accesskey/exchange {loginOptions} with
-  `Authorization: Bearer <projectId>:<accessKey>[:<managementKey>]`; reads `sessionJwt` and
-  validates it against the JWKS at /v2/keys/<projectId>.
+- exchange_access_key: POST /v1/auth/accesskey/exchange {loginOptions: {customClaims,
+  selectedTenant}} with `Authorization: Bearer <projectId>:<accessKey>[:<managementKey>]`; reads
+  `sessionJwt` (and `refreshJwt` when there is one: Descope's exchange answers none, nor does
+  idvault's) and validates it against the JWKS at /v2/keys/<projectId>. The claims of
+  loginOptions land under the session's `nsec` claim, as the SDK's own e2e test against Descope
+  expects (tests/e2e/test_access_keys.py); the key's own customClaims are top-level.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from descope import AssociatedTenant, AuthException, DescopeClient
+from descope import AccessKeyLoginOptions, AssociatedTenant, AuthException, DescopeClient
+from descope.common import REFRESH_SESSION_TOKEN_NAME, SESSION_TOKEN_NAME
 
 from idvault_sdk_helpers import assert_refused, new_permission, new_role, new_tenant, record_secret
 
@@ -46,7 +51,7 @@ def _refused(machine, cleartext: str) -> None:
 
 
 def test_create_load_search_update_and_delete(client, uid):
-    tenant = new_tenant(client)
+    tenant = new_tenant(client, name=f"Tenant {uid}")
     role = new_role(client)
     key_id, cleartext = _create(
         client,
@@ -64,7 +69,7 @@ def test_create_load_search_update_and_delete(client, uid):
     assert key["name"] == f"ci-{uid}"
     assert key["status"] == "active"
     assert key["roleNames"] == [role]
-    assert key["keyTenants"] == [{"tenantId": tenant, "roleNames": [role]}]
+    assert key["keyTenants"] == [{"tenantId": tenant, "roleNames": [role], "tenantName": f"Tenant {uid}"}]
     assert key["description"] == "the nightly job"
     assert key["customClaims"] == {"team": "ops"}
     assert key["expireTime"] == 0
@@ -72,6 +77,9 @@ def test_create_load_search_update_and_delete(client, uid):
 
     found = client.mgmt.access_key.search_all_access_keys(tenant_ids=[tenant])["keys"]
     assert [k["id"] for k in found] == [key_id]
+    client.mgmt.tenant.update(tenant, name=f"Renamed {uid}")
+    found = client.mgmt.access_key.search_all_access_keys(tenant_ids=[tenant])["keys"]
+    assert found[0]["keyTenants"][0]["tenantName"] == f"Renamed {uid}", "the tenant's name now"
     found = client.mgmt.access_key.search_all_access_keys(custom_attributes={"owner": uid})["keys"]
     assert [k["id"] for k in found] == [key_id]
     assert client.mgmt.access_key.search_all_access_keys(tenant_ids=[f"none-{uid}"])["keys"] == []
@@ -173,3 +181,28 @@ def test_wrong_and_malformed_keys_are_refused(client, machine, uid):
     with pytest.raises(AuthException) as e:
         client.mgmt.access_key.create(name=f"bad-{uid}", permitted_ips=["not an address"])
     assert_refused(e.value, 400)
+
+
+def test_exchange_answers_a_session_only_and_the_callers_claims_under_nsec(client, machine, idvault_server, uid):
+    """What the SDK's own e2e test asserts against Descope (tests/e2e/test_access_keys.py of the
+    python-sdk): the key's claims top-level, the exchange's under `nsec`, the project id; and no
+    refresh token, since the exchange answers none."""
+    key_id, cleartext = _create(client, f"claims-{uid}", custom_claims={"k1": "v1"}, description="hey")
+    created = client.mgmt.access_key.load(key_id)["key"]
+    assert (created["description"], created["permittedIps"]) == ("hey", [])
+
+    exchanged = machine.exchange_access_key(
+        access_key=cleartext, login_options=AccessKeyLoginOptions(custom_claims={"nsec-k1": "nsec-v1", "k1": "mine"})
+    )
+    token = exchanged[SESSION_TOKEN_NAME]
+    record_secret("sessionJwt", token["jwt"])
+    assert token["k1"] == "v1", "the caller cannot replace the key's claim"
+    assert token["nsec"] == {"nsec-k1": "nsec-v1", "k1": "mine"}
+    assert "nsec-k1" not in token
+    assert exchanged["keyId"] == key_id
+    assert exchanged["projectId"] == idvault_server.project_id
+    assert REFRESH_SESSION_TOKEN_NAME not in exchanged
+
+    plain = machine.exchange_access_key(cleartext)[SESSION_TOKEN_NAME]
+    record_secret("sessionJwt", plain["jwt"])
+    assert "nsec" not in plain

@@ -65,6 +65,7 @@ impl KeyTenantBody {
                 .map(|t| KeyTenant {
                     tenant_id: t.tenant_id.unwrap_or_default(),
                     role_names: t.role_names.unwrap_or_default(),
+                    ..KeyTenant::default()
                 })
                 .collect()
         })
@@ -106,6 +107,8 @@ struct AccessKeyView {
 struct KeyTenantView {
     tenant_id: String,
     role_names: Vec<String>,
+    /// The tenant's name now; empty for a tenant deleted since.
+    tenant_name: String,
 }
 
 impl From<AccessKey> for AccessKeyView {
@@ -122,7 +125,11 @@ impl From<AccessKey> for AccessKeyView {
             key_tenants: k
                 .key_tenants
                 .into_iter()
-                .map(|t| KeyTenantView { tenant_id: t.tenant_id, role_names: t.role_names })
+                .map(|t| KeyTenantView {
+                    tenant_id: t.tenant_id,
+                    role_names: t.role_names,
+                    tenant_name: t.tenant_name,
+                })
                 .collect(),
             created_by: k.created_by,
             bound_user_id: k.bound_user_id,
@@ -572,7 +579,8 @@ impl<S: Send + Sync> FromRequestParts<S> for AccessKeyBearer {
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ExchangeLoginOptions {
-    /// Added to the session's claims (not the ones the session sets itself).
+    /// Put in the session's `nsec` claim, as Descope does with the custom claims a client adds:
+    /// they never replace the key's own claims or the session's.
     #[schema(schema_with = f::custom_claims_opt)]
     custom_claims: Option<Map<String, Value>>,
     /// One of the key's tenants: the session's `dct` claim.
@@ -596,6 +604,7 @@ struct ExchangeResponse {
     session_jwt: String,
     /// Unix seconds: the session's `exp`, never after the key's own expiry.
     expiration: i64,
+    // No refresh JWT: Descope's exchange answers none either; a machine exchanges its key again.
 }
 
 /// Exchanges an access key for a session JWT.

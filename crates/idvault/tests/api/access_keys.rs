@@ -71,7 +71,10 @@ async fn manage_exchange_and_refuse_access_keys() {
     assert!(cleartext.starts_with(&format!("{id}.")), "the cleartext names its key");
     assert_eq!(key["status"], "active");
     assert_eq!(key["roleNames"], json!(["reader"]));
-    assert_eq!(key["keyTenants"], json!([{"tenantId": "t1", "roleNames": ["viewer", "t1-auditor"]}]));
+    assert_eq!(
+        key["keyTenants"],
+        json!([{"tenantId": "t1", "roleNames": ["viewer", "t1-auditor"], "tenantName": "Tenant One"}])
+    );
     assert_eq!(key["customClaims"], json!({"team": "ops"}));
     assert_eq!(key["expireTime"], 0);
     assert!(key["createdTime"].as_i64().unwrap() > 0);
@@ -96,9 +99,13 @@ async fn manage_exchange_and_refuse_access_keys() {
         app.api.post("/v1/mgmt/accesskey/search", json!({"customAttributes": {"env": "prod"}})).await;
     assert_eq!(by_attr.body["keys"].as_array().unwrap().len(), 1);
 
-    // The exchange: a session JWT with the key's authorization, signed by a published key.
+    // The exchange: a session JWT with the key's authorization, signed by a published key. The
+    // answer is Descope's: keyId, sessionJwt, expiration, and no refresh JWT.
     let r = exchange(&app, &cleartext, json!({"loginOptions": {"customClaims": {"job": "nightly"}}})).await;
     assert_eq!(r.status, 200, "{}", r.body);
+    let mut fields: Vec<&str> = r.body.as_object().unwrap().keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["expiration", "keyId", "sessionJwt"]);
     assert_eq!(r.body["keyId"], id.as_str());
     let jwt = r.body["sessionJwt"].as_str().unwrap();
     let c = claims(jwt);
@@ -109,7 +116,11 @@ async fn manage_exchange_and_refuse_access_keys() {
     assert_eq!(c["roles"], json!(["reader"]));
     assert_eq!(c["permissions"], json!(["read"]));
     assert_eq!(c["tenants"], json!({"t1": {"roles": ["viewer", "t1-auditor"], "permissions": ["read"]}}));
-    assert_eq!((c["team"].as_str(), c["job"].as_str()), (Some("ops"), Some("nightly")));
+    // The key's own claims are top-level; the ones the caller asked for are under `nsec`, as
+    // Descope puts a client's claims, so they cannot pass for the key's.
+    assert_eq!(c["team"], "ops");
+    assert_eq!(c["nsec"], json!({"job": "nightly"}));
+    assert!(c.get("job").is_none());
     assert_eq!(r.body["expiration"], c["exp"]);
     let header: Value = serde_json::from_slice(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(jwt.split('.').next().unwrap()).unwrap(),
@@ -117,10 +128,20 @@ async fn manage_exchange_and_refuse_access_keys() {
     .unwrap();
     let jwks = app.api.get(&format!("/v2/keys/{pid}")).await;
     assert!(jwks.body["keys"].as_array().unwrap().iter().any(|k| k["kid"] == header["kid"]));
-    // Custom claims cannot replace the session's own.
-    exchange(&app, &cleartext, json!({"loginOptions": {"customClaims": {"sub": "someone"}}}))
-        .await
-        .assert_error(400, "E011004");
+    // The caller's claims cannot replace the session's own or the key's: under `nsec`, any name.
+    let r = exchange(
+        &app,
+        &cleartext,
+        json!({"loginOptions": {"customClaims": {"sub": "someone", "team": "x"}}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let c = claims(r.body["sessionJwt"].as_str().unwrap());
+    assert_eq!((c["sub"].as_str(), c["team"].as_str()), (Some(id.as_str()), Some("ops")));
+    assert_eq!(c["nsec"], json!({"sub": "someone", "team": "x"}));
+    // Without any, there is no `nsec` claim.
+    let r = exchange(&app, &cleartext, json!({})).await;
+    assert!(claims(r.body["sessionJwt"].as_str().unwrap()).get("nsec").is_none());
 
     // Update: name and the fields given; the rest stays.
     let r = app
@@ -191,10 +212,12 @@ async fn manage_exchange_and_refuse_access_keys() {
         .await
         .assert_error(400, "E011004");
     app.api.post("/v1/mgmt/accesskey/create", json!({"name": ""})).await.assert_error(400, "E011002");
-    app.api
-        .post("/v1/mgmt/accesskey/create", json!({"name": "x", "customClaims": {"roles": []}}))
-        .await
-        .assert_error(400, "E011004");
+    for reserved in ["roles", "nsec"] {
+        app.api
+            .post("/v1/mgmt/accesskey/create", json!({"name": "x", "customClaims": {reserved: []}}))
+            .await
+            .assert_error(400, "E011004");
+    }
     app.api.get("/v1/mgmt/accesskey?id=Knope").await.assert_error(404, "E011406");
 
     // Batches are all or nothing; deleting removes the key for good.
@@ -297,4 +320,71 @@ async fn wrong_access_keys_spend_the_brute_force_budget_and_refused_real_ones_do
     }
     assert_eq!(app.api.post("/v1/mgmt/accesskey/activate", json!({"id": id})).await.status, 200);
     assert_eq!(stale.post("/v1/auth/accesskey/exchange", json!({})).await.status, 200, "not locked out");
+}
+
+/// Each key tenant is answered with the tenant's name as it is now (Descope's `tenantName`): by
+/// create, load, search, update and rotate; a renamed tenant shows its new name, a deleted one an
+/// empty name. Past a few tenants the names come from one listing of the project's tenants
+/// instead of a read per tenant; both ways answer the same.
+#[tokio::test]
+async fn key_tenants_carry_the_tenant_s_current_name() {
+    let app = TestApp::spawn();
+    directory(&app).await;
+    let named = |key: &Value| -> Vec<(String, String)> {
+        key["keyTenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (t["tenantId"].as_str().unwrap().to_owned(), t["tenantName"].as_str().unwrap().to_owned())
+            })
+            .collect()
+    };
+    let pair = |id: &str, name: &str| (id.to_owned(), name.to_owned());
+
+    let r = app
+        .api
+        .post(
+            "/v1/mgmt/accesskey/create",
+            json!({"name": "named", "keyTenants": [{"tenantId": "t1"}, {"tenantId": "acme", "roleNames": ["boss"]}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    record_secret("access key", r.body["cleartext"].as_str().unwrap());
+    let id = r.body["key"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(named(&r.body["key"]), [pair("t1", "Tenant One"), pair("acme", "Acme Inc")]);
+
+    let r = app.api.post("/v1/mgmt/tenant/update", json!({"id": "t1", "name": "Tenant Uno"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let loaded = app.api.get(&format!("/v1/mgmt/accesskey?id={id}")).await;
+    assert_eq!(named(&loaded.body["key"]), [pair("t1", "Tenant Uno"), pair("acme", "Acme Inc")]);
+    let found = app.api.post("/v1/mgmt/accesskey/search", json!({"tenantIds": ["acme"]})).await;
+    assert_eq!(named(&found.body["keys"][0]), [pair("t1", "Tenant Uno"), pair("acme", "Acme Inc")]);
+    let r = app.api.post("/v1/mgmt/accesskey/update", json!({"id": id, "name": "named-2"})).await;
+    assert_eq!(named(&r.body["key"]), [pair("t1", "Tenant Uno"), pair("acme", "Acme Inc")]);
+
+    let r = app.api.post("/v1/mgmt/tenant/delete", json!({"id": "acme"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = app.api.post("/v1/mgmt/accesskey/rotate", json!({"id": id})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    record_secret("access key", r.body["cleartext"].as_str().unwrap());
+    assert_eq!(named(&r.body["key"]), [pair("t1", "Tenant Uno"), pair("acme", "")]);
+
+    // A search over keys with many tenants names them all from one listing.
+    let mut tenants = Vec::new();
+    for i in 0..20 {
+        let tid = format!("many-{i:02}");
+        let r =
+            app.api.post("/v1/mgmt/tenant/create", json!({"id": tid, "name": format!("Many {i:02}")})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        tenants.push(json!({"tenantId": tid}));
+    }
+    let (many_id, _) = create(&app, json!({"name": "many", "keyTenants": tenants})).await;
+    let found = app.api.post("/v1/mgmt/accesskey/search", json!({})).await;
+    let keys = found.body["keys"].as_array().unwrap();
+    assert_eq!(named(&keys[0]), [pair("t1", "Tenant Uno"), pair("acme", "")]);
+    let many = keys.iter().find(|k| k["id"] == many_id.as_str()).unwrap();
+    let expected: Vec<(String, String)> =
+        (0..20).map(|i| pair(&format!("many-{i:02}"), &format!("Many {i:02}"))).collect();
+    assert_eq!(named(many), expected);
 }

@@ -309,3 +309,130 @@ fn the_deployment_examples_are_accepted() {
     assert!(out.status.success(), "{exec}: {}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("https://id.example.com"), "{out:?}");
 }
+
+#[test]
+fn unknown_idvault_variables_are_refused_with_the_nearest_name() {
+    let out = idvault(None, &[("IDVAULT_LISTN", "127.0.0.1:9000")], &["config", "check"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown environment variable `IDVAULT_LISTN`; did you mean `IDVAULT_LISTEN`?"),
+        "{err}"
+    );
+
+    // Along with an unknown key of the file: both are named at once.
+    let dir = TestDir::new();
+    let file = dir.path().join("idvault.toml");
+    std::fs::write(&file, "listn = \"127.0.0.1:9000\"\n").unwrap();
+    let out = idvault(Some(&file), &[("IDVAULT_SESION_TTL", "1h")], &["config", "check"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("did you mean `IDVAULT_SESSION_TTL`?") && err.contains("unknown key `listn`"),
+        "{err}"
+    );
+
+    // `serve` refuses to start on it too, and so does a one-shot command.
+    let (status, err) = start_expecting_refusal(&dir.path().join("data"), &[("IDVAULT_MASTER_KEY_FLE", "x")]);
+    assert!(!status.success());
+    assert!(err.contains("`IDVAULT_MASTER_KEY_FLE`; did you mean `IDVAULT_MASTER_KEY_FILE`?"), "{err}");
+    let out = idvault(None, &[("IDVAULT_URLL", "http://127.0.0.1:1")], &["healthcheck"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `IDVAULT_URL`?"), "{out:?}");
+}
+
+#[test]
+fn idvault_variables_that_are_no_settings_are_accepted_and_listed_by_config_check() {
+    let secret = "client-secret-3f9a";
+    let env =
+        [("IDVAULT_LOG", "info"), ("IDVAULT_CLIENT_SECRET", secret), ("IDVAULT_TEST_BACKEND", "sqlite")];
+    let out = check(None, &env, &[]);
+    assert!(out.contains("# IDVAULT_LOG is set, not a setting: the log filter"), "{out}");
+    assert!(out.contains("# IDVAULT_CLIENT_SECRET is set, not a setting"), "{out}");
+    assert!(out.contains("# IDVAULT_TEST_BACKEND is set, not a setting"), "{out}");
+    assert!(!out.contains(secret) && !out.contains("= \"info\""), "values are not shown:\n{out}");
+    // Settings given in the environment are not listed as others.
+    let out = check(None, &[("IDVAULT_SESSION_TTL", "1h")], &[]);
+    assert!(!out.contains("not a setting"), "{out}");
+
+    // And a server starts with them.
+    let dir = TestDir::new();
+    let server = TestServer::start_with_env(&dir.path().join("data"), &env);
+    assert!(server.stop().success());
+}
+
+/// Every `IDVAULT_*` name the repository mentions (code, scripts, test harnesses, docs) is one
+/// idvault accepts in its environment: a setting, or one of the variables config.rs lists as no
+/// setting. The test suites export their own variables and the servers they start inherit them,
+/// so a new variable missing from that list would make those servers refuse to start. The names
+/// idvault accepts are read from `config reference` (docs/configuration.md): its tables.
+#[test]
+fn every_idvault_variable_the_repository_mentions_is_accepted() {
+    let out = idvault(None, &[], &["config", "reference"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let reference = String::from_utf8(out.stdout).unwrap();
+    let table_rows: String = reference.lines().filter(|l| l.starts_with('|')).collect::<Vec<_>>().join("\n");
+    let accepted = idvault_names(&table_rows);
+    assert!(accepted.contains("IDVAULT_LISTEN") && accepted.contains("IDVAULT_TEST_BACKEND"), "{accepted:?}");
+
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // The files that define and test the refusal mention misspelt names on purpose.
+    let skipped =
+        ["crates/idvault/src/config.rs", "crates/idvault/tests/api/config.rs", "docs/configuration.md"];
+    let mut unknown = Vec::new();
+    let mut files = 0;
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if !["target", "node_modules", ".git", ".venv", "__pycache__"].contains(&name.as_str()) {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let relative = path.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+            if skipped.contains(&relative.as_str()) {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            files += 1;
+            for found in idvault_names(&text) {
+                if !accepted.contains(&found) {
+                    unknown.push(format!("{found} in {relative}"));
+                }
+            }
+        }
+    }
+    assert!(files > 100, "the repository was not walked: {files} files from {}", root.display());
+    assert!(
+        unknown.is_empty(),
+        "IDVAULT_* variables that idvault would refuse in its environment: {unknown:?}\n\
+         Make each a setting, or add it to OTHER_ENV_VARS in crates/idvault/src/config.rs with why."
+    );
+}
+
+/// The `IDVAULT_*` names in a text; a name written as a family (`IDVAULT_CREDENTIAL_FAILURE_*`,
+/// so ending in `_`) is none.
+fn idvault_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while let Some(i) = text[at..].find("IDVAULT_") {
+        let start = at + i;
+        let mut end = start + "IDVAULT_".len();
+        while end < bytes.len()
+            && (bytes[end].is_ascii_uppercase() || bytes[end].is_ascii_digit() || bytes[end] == b'_')
+        {
+            end += 1;
+        }
+        let preceded = start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
+        let name = &text[start..end];
+        if !preceded && !name.ends_with('_') {
+            names.insert(name.to_owned());
+        }
+        at = end;
+    }
+    names
+}
