@@ -251,7 +251,7 @@ fn shell_completions_cover_the_commands_and_flags() {
 /// The deployment examples docs/operations.md installs cannot drift from the code:
 /// deploy/idvault.toml passes `config check`, and every `IDVAULT_*` setting that
 /// deploy/idvault.service gives (commented alternatives included) is a variable idvault reads,
-/// taken as the setting it names. An unknown variable would be ignored silently, not refused.
+/// taken as the setting it names.
 #[test]
 fn the_deployment_examples_are_accepted() {
     let deploy = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
