@@ -204,7 +204,9 @@ def test_force_refresh_through_the_sdk_returns_a_refreshed_token(client, idvault
     )
     assert resp.status_code == 200, resp.text
 
-    login_id = unique_login_id("refresh")
+    # Not "refresh-...": the test OAuth server's refresh tokens are "refresh-<n>", and the secret
+    # scan would find one inside this login id in the audit records.
+    login_id = unique_login_id("forced")
     client.mgmt.user.create(login_id=login_id, verified_email=True)
     grant = httpx.post(f"{oauth_server}/__test/grant", json={"accountId": login_id}, timeout=10.0).json()
     _put_ok(
