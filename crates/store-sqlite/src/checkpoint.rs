@@ -12,7 +12,7 @@
 //! or the readers, and a page rewritten by several commits in between is copied once. Durability
 //! is unchanged: a committed transaction is in the WAL, whether or not it has been copied back.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -51,7 +51,7 @@ impl Checkpointer {
     }
 }
 
-fn attach(conn: &Connection, audit: &PathBuf) -> Result<()> {
+fn attach(conn: &Connection, audit: &Path) -> Result<()> {
     let name = audit.to_string_lossy().into_owned();
     conn.execute("ATTACH DATABASE ?1 AS audit", [name]).map_err(storage_err)?;
     Ok(())
