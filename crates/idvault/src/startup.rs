@@ -192,7 +192,7 @@ pub async fn serve(args: &Config, db: &DbTarget) -> anyhow::Result<()> {
     tracing::info!(%addr, data_dir = %data_dir.display(), "idvault started");
 
     let metrics = MetricsRoute {
-        render: crate::telemetry_metrics::install(&backend, audit_sink.clone())?,
+        render: crate::telemetry_metrics::install(&backend, audit_sink.clone(), state.vault.clone())?,
         token: args.metrics_token.clone().map(Arc::new),
     };
     // A separate metrics address (for the monitoring network) asks no token; the main listener

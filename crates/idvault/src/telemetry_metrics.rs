@@ -24,7 +24,11 @@ const LATENCY_BUCKETS: &[f64] =
 const LOG_LINES_DROPPED: &str = "idvault_log_lines_dropped_total";
 
 /// Installs the process-wide recorder and announces the build; answers the renderer of `/metrics`.
-pub fn install(backend: &Backend, audit: Arc<ChannelSink>) -> anyhow::Result<idvault_api::RenderMetrics> {
+pub fn install(
+    backend: &Backend,
+    audit: Arc<ChannelSink>,
+    vault: idvault_core::vault::VaultService,
+) -> anyhow::Result<idvault_api::RenderMetrics> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Full(idvault_api::observe::REQUEST_DURATION.to_owned()),
@@ -38,8 +42,10 @@ pub fn install(backend: &Backend, audit: Arc<ChannelSink>) -> anyhow::Result<idv
         .set(1.0);
     spawn_upkeep(handle.clone());
     let backend = backend.clone();
+    let circuits_seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
     Ok(Arc::new(move || {
         record_pools(&backend);
+        record_circuits(&vault, &circuits_seen);
         metrics::counter!(LOG_LINES_DROPPED).absolute(crate::telemetry::dropped_lines());
         record_audit_losses(&audit);
         handle.render()
@@ -56,6 +62,30 @@ fn spawn_upkeep(handle: PrometheusHandle) {
             handle.run_upkeep();
         }
     });
+}
+
+/// Provider circuits not closed, by provider and state.
+const PROVIDER_CIRCUITS: &str = "idvault_provider_circuits";
+
+/// The breakers' states when scraped: for each provider, how many projects have its circuit
+/// `open` or `halfOpen` (labelled by provider, not project, to keep the series few). A provider
+/// seen before and closed now reads 0, so that a dashboard sees the circuit close.
+fn record_circuits(
+    vault: &idvault_core::vault::VaultService,
+    seen: &std::sync::Mutex<std::collections::BTreeSet<String>>,
+) {
+    let mut counts: std::collections::BTreeMap<(String, &'static str), f64> = Default::default();
+    for breaker in vault.provider_breakers() {
+        *counts.entry((breaker.provider.to_string(), breaker.state.as_str())).or_default() += 1.0;
+    }
+    let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+    seen.extend(counts.keys().map(|(provider, _)| provider.clone()));
+    for provider in seen.iter() {
+        for state in ["open", "halfOpen"] {
+            let n = counts.get(&(provider.clone(), state)).copied().unwrap_or(0.0);
+            metrics::gauge!(PROVIDER_CIRCUITS, "provider" => provider.clone(), "state" => state).set(n);
+        }
+    }
 }
 
 fn record_pools(backend: &Backend) {
@@ -97,6 +127,10 @@ fn describe() {
     metrics::describe_gauge!("idvault_db_pool_waiting", "Callers waiting for a database connection now");
     metrics::describe_counter!("idvault_db_pool_waits_total", "Reads that found every connection busy");
     metrics::describe_counter!(LOG_LINES_DROPPED, "Log lines dropped because stderr could not keep up");
+    metrics::describe_gauge!(
+        PROVIDER_CIRCUITS,
+        "Projects whose circuit for this provider is open or half-open (refreshes refused or probing)"
+    );
     metrics::describe_gauge!("idvault_build_info", "Version and storage backend of this server");
     metrics::describe_counter!(
         AUDIT_RECORDS_DROPPED,

@@ -632,6 +632,12 @@ async fn the_circuit_opens_after_n_failures_stops_calling_and_recovers_after_the
     assert_eq!(open["consecutiveFailures"], 3);
     assert_eq!(open["projectId"], app.server.project_id.as_deref().unwrap());
     assert!(app.server.stderr().contains("provider circuit opened"), "warned in the log");
+    // And on /metrics, by provider.
+    let metrics = reqwest::get(app.server.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "idvault_provider_circuits{provider=\"flaky\",state=\"open\"} 1"),
+        "{metrics}"
+    );
 
     // After the cool-down one probe goes through; it fails, and the circuit opens again.
     wait_for_circuit(&app, "flaky", "halfOpen", Duration::from_secs(30)).await;
