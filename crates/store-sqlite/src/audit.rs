@@ -249,3 +249,81 @@ impl AuditStore for SqliteStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::SqliteOptions;
+
+    /// A search by user walks the (project, time, user) index over its window and checks the user
+    /// in the index: no full scan, and no index keyed by user first (whose random inserts made
+    /// every record cost a page of its own).
+    #[test]
+    fn a_search_by_user_reads_the_time_index_and_no_index_starts_with_the_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.db");
+        drop(SqliteStore::open(&path, &SqliteOptions::default()).unwrap());
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute("ATTACH DATABASE ?1 AS audit", [crate::audit_path(&path).to_str().unwrap()]).unwrap();
+        let query = AuditQuery {
+            user_ids: vec!["U1".into()],
+            from_ms: 0,
+            to_ms: 1_000,
+            limit: 10,
+            ..Default::default()
+        };
+        let (condition, params) = conditions(&ProjectId::generate(), &query).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN SELECT COUNT(*) FROM audit.audit_events WHERE {condition}"))
+            .unwrap()
+            .query_map(rusqlite::params_from_iter(params.iter()), |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(plan.iter().any(|step| step.contains("audit_events_project_time_user")), "{plan:?}");
+        assert!(!plan.iter().any(|step| step.starts_with("SCAN audit_events")), "{plan:?}");
+        let by_user: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM audit.sqlite_master WHERE type = 'index' AND sql LIKE '%(project_id, user_id%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(by_user, 0);
+    }
+
+    /// An audit file of version 1 (this session's first, with the by-user index) is brought to
+    /// version 2 when the store opens: the by-user index goes, the time index gains the user.
+    #[test]
+    fn a_version_1_audit_file_loses_its_by_user_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        drop(SqliteStore::open(&path, &SqliteOptions::default()).unwrap());
+        let audit = rusqlite::Connection::open(crate::audit_path(&path)).unwrap();
+        audit
+            .execute_batch(
+                "DROP INDEX audit_events_project_time_user;
+                 CREATE INDEX audit_events_project_time ON audit_events(project_id, occurred_ms);
+                 CREATE INDEX audit_events_project_user ON audit_events(project_id, user_id, occurred_ms);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        drop(audit);
+        drop(SqliteStore::open(&path, &SqliteOptions::default()).unwrap());
+        let audit = rusqlite::Connection::open(crate::audit_path(&path)).unwrap();
+        let indexes: Vec<String> = audit
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            indexes,
+            ["audit_events_project_action", "audit_events_project_time_user", "audit_events_time"]
+        );
+        let version: i64 = audit.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, 2);
+    }
+}

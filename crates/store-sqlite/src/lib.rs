@@ -176,7 +176,15 @@ pub fn audit_path(db: &Path) -> PathBuf {
 
 /// The audit file's schema. Its own version (`PRAGMA audit.user_version`) for later changes;
 /// the main database's migrations never touch it except V13, which moved the records across.
-const AUDIT_SCHEMA_VERSION: i64 = 1;
+///
+/// Every index grows at its end: by time, by project and time, by project, action and time. None
+/// is keyed by user first. Version 1 had a (project, user, time) index, and since users come in
+/// any order each record landed on a random page of it: about one 4 KiB page per record written
+/// to the WAL at COMMIT and again at the checkpoint, which was most of what an audit record cost
+/// a token read (docs/benchmarks.md, Step 14). A search by user now reads the (project, time,
+/// user) index over its time window and checks the user there, without visiting the rows of
+/// other users: its cost grows with the records of the window, not with the user's.
+const AUDIT_SCHEMA_VERSION: i64 = 2;
 const AUDIT_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS audit.audit_events (
     id              INTEGER PRIMARY KEY,
@@ -196,10 +204,11 @@ CREATE TABLE IF NOT EXISTS audit.audit_events (
     geo             TEXT NOT NULL,
     data            TEXT NOT NULL
 ) STRICT;
-CREATE INDEX IF NOT EXISTS audit.audit_events_project_time ON audit_events(project_id, occurred_ms);
-CREATE INDEX IF NOT EXISTS audit.audit_events_project_user ON audit_events(project_id, user_id, occurred_ms);
+CREATE INDEX IF NOT EXISTS audit.audit_events_project_time_user ON audit_events(project_id, occurred_ms, user_id);
 CREATE INDEX IF NOT EXISTS audit.audit_events_project_action ON audit_events(project_id, action, occurred_ms);
 CREATE INDEX IF NOT EXISTS audit.audit_events_time ON audit_events(occurred_ms);
+DROP INDEX IF EXISTS audit.audit_events_project_user;
+DROP INDEX IF EXISTS audit.audit_events_project_time;
 ";
 
 /// The writer's page cache for the audit file, in KiB.
