@@ -211,8 +211,8 @@ DROP INDEX IF EXISTS audit.audit_events_project_user;
 DROP INDEX IF EXISTS audit.audit_events_project_time;
 ";
 
-/// The writer's page cache for the audit file, in KiB.
-const AUDIT_WRITER_CACHE_KIB: i64 = 16 * 1024;
+/// Page cache of each connection for the audit file, in KiB.
+const AUDIT_CACHE_KIB: i64 = 2 * 1024;
 
 /// Attaches the audit file of the database at `db` as `audit`. The writer (`create`) makes the
 /// file (mode 0600), puts it in WAL mode with the main file's durability, and creates its schema;
@@ -243,19 +243,12 @@ fn attach_audit(conn: &Connection, db: &Path, opts: &SqliteOptions, create: bool
         conn.execute_batch(AUDIT_SCHEMA).map_err(storage_err)?;
         conn.pragma_update(Some("audit"), "user_version", AUDIT_SCHEMA_VERSION).map_err(storage_err)?;
     }
-    if create {
-        // The writer's inserts land on random pages of the by-user index: its interior pages
-        // (~15 MB at ten million records) should stay in the cache, and the leaves be read from
-        // the mapping rather than copied in by `pread`. Measured on token reads at 1M users, the
-        // writer spent a fifth of its time copying audit pages in with a 2 MiB cache.
-        conn.pragma_update(Some("audit"), "mmap_size", opts.mmap_bytes).map_err(storage_err)?;
-        conn.pragma_update(Some("audit"), "cache_size", -AUDIT_WRITER_CACHE_KIB).map_err(storage_err)?;
-    } else {
-        // Readers search it rarely: no mapping (which every audit batch would make them drop),
-        // a small cache.
-        conn.pragma_update(Some("audit"), "mmap_size", 0).map_err(storage_err)?;
-        conn.pragma_update(Some("audit"), "cache_size", -2048).map_err(storage_err)?;
-    }
+    // Every index of the audit file grows at its end (see AUDIT_SCHEMA), so a writer needs few
+    // pages of it in its cache; readers search it rarely. No mapping for readers (every audit batch
+    // would make them drop it); the writer maps it, as it does the main file.
+    let mmap = if create { opts.mmap_bytes } else { 0 };
+    conn.pragma_update(Some("audit"), "mmap_size", mmap).map_err(storage_err)?;
+    conn.pragma_update(Some("audit"), "cache_size", -AUDIT_CACHE_KIB).map_err(storage_err)?;
     Ok(())
 }
 
