@@ -38,8 +38,7 @@ impl Checkpointer {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(storage_err)?;
-        let audit = crate::audit_path(db);
-        attach(&conn, &audit)?;
+        crate::attach_audit(&conn, db, &crate::SqliteOptions::default(), false)?;
         let (stop, stopped) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("idvault-sqlite-checkpoint".into())
@@ -49,12 +48,6 @@ impl Checkpointer {
             })?;
         Ok(Checkpointer { _stop: stop })
     }
-}
-
-fn attach(conn: &Connection, audit: &Path) -> Result<()> {
-    let name = audit.to_string_lossy().into_owned();
-    conn.execute("ATTACH DATABASE ?1 AS audit", [name]).map_err(storage_err)?;
-    Ok(())
 }
 
 fn run(conn: &Connection, stopped: &mpsc::Receiver<()>) {
